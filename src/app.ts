@@ -1,0 +1,106 @@
+/**
+ * Assembles a running server from a validated config: store, TCP server, logging of what is
+ * active. main.ts adds the process concerns (CLI, signals, exit codes); tests call this directly.
+ */
+import { resolve } from 'node:path';
+import type { Config } from './config/index.js';
+import { parseHostPort } from './config/index.js';
+import type { Logger } from './observability/log.js';
+import { BlobServer } from './server/server.js';
+import { Store } from './storage/store.js';
+import { shutdownCodecs } from './storage/codecs.js';
+import { VERSION } from './version.js';
+
+export interface RunningServer {
+  readonly server: BlobServer;
+  readonly store: Store;
+  readonly port: number;
+  /** Graceful shutdown; resolves when every write is committed and the shards are closed. */
+  close(reason?: string): Promise<void>;
+}
+
+/** Redis' client-query-buffer-limit default bounds one command's bytes; values are bounded apart. */
+const MAX_PENDING_REPLIES = 10_000;
+const INFLIGHT_MAX_BYTES = 256 * 1024 * 1024;
+
+export async function startServer(config: Config, log: Logger, configFile: string | null = null): Promise<RunningServer> {
+  const addr = parseHostPort(config.addr);
+  if (!addr.ok) throw new Error(`addr ${config.addr} is not host:port`);
+  const dataDir = resolve(config.data_dir);
+  const store = Store.open({
+    dataDir,
+    numShards: config.num_shards,
+    asyncWrite: config.async_write,
+    batchSize: config.batch_size,
+    batchTimeoutMs: config.batch_timeout_ms,
+    inflightCapacity: config.inflight_capacity,
+    inflightMaxBytes: INFLIGHT_MAX_BYTES,
+    compression: config.storage_compression.enabled && config.storage_compression.algorithm !== 'none'
+      ? { algorithm: config.storage_compression.algorithm, level: config.storage_compression.level }
+      : null,
+    sqlite: config.sqlite,
+    onWriteFailure: (err, write, shard) => {
+      server.stats.asyncWriteFailures += config.async_write ? 1 : 0;
+      log.error({ err: err.message, shard, op: write.kind }, 'write failed to commit');
+    },
+  });
+  const server = new BlobServer(
+    store,
+    {
+      host: addr.host,
+      port: addr.port,
+      version: REDIS_COMPAT_VERSION,
+      configFile,
+      maxClients: config.maxclients,
+      limits: {
+        maxBulkLen: config.proto_max_bulk_len,
+        maxArgs: config.max_args,
+        maxQueryBuffer: config.client_query_buffer_limit,
+        outputSoftLimit: config.client_output_buffer_limit_soft,
+        outputHardLimit: config.client_output_buffer_limit_hard,
+        maxPendingReplies: MAX_PENDING_REPLIES,
+      },
+    },
+    log,
+  );
+  server.addInfoSection(() => [
+    'blobasaur',
+    [
+      ['blobasaur_version', VERSION],
+      ['data_dir', dataDir],
+      ['shards', store.numShards],
+      ['async_write', config.async_write ? 1 : 0],
+      ['batch_size', config.batch_size],
+      ['batch_timeout_ms', config.batch_timeout_ms],
+      ['inflight_ops', store.inflightOps],
+      ['queue_depths', store.queues.map((q) => q.depth).join(',')],
+      ['overlay_entries', store.queues.reduce((n, q) => n + q.overlay.size, 0)],
+      ['commits', store.queues.reduce((n, q) => n + q.commits, 0)],
+      ['committed_writes', store.queues.reduce((n, q) => n + q.committedOps, 0)],
+      ['failed_writes', store.queues.reduce((n, q) => n + q.failedOps, 0)],
+    ],
+  ]);
+  let port: number;
+  try {
+    port = await server.listen();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  log.info(
+    { addr: `${addr.host}:${port}`, data_dir: dataDir, shards: config.num_shards, async_write: config.async_write },
+    `blobasaur ${VERSION} ready to accept connections`,
+  );
+  return {
+    server,
+    store,
+    port,
+    close: async (reason = 'close') => {
+      await server.close(reason);
+      await shutdownCodecs();
+    },
+  };
+}
+
+/** The Redis version we answer as: clients pick features by it. */
+const REDIS_COMPAT_VERSION = '7.2.0';

@@ -1,0 +1,228 @@
+/** Connection commands that clients send on their own: PING, ECHO, QUIT, SELECT, HELLO, CLIENT. */
+import { ErrorReply, OK, PONG, RespMap, Verbatim, type Reply } from '../protocol/reply.js';
+import { NOT_INTEGER, parseInteger, SYNTAX_ERROR, wrongArity } from './errors.js';
+import { containerHelp } from './help.js';
+import type { ClientState, CommandContext, CommandSpec } from './types.js';
+
+const CONNECTION = { group: 'connection', keys: null } as const;
+
+export const connectionCommands: CommandSpec[] = [
+  {
+    ...CONNECTION,
+    name: 'ping',
+    arity: -1,
+    flags: ['fast'],
+    categories: ['fast', 'connection'],
+    summary: 'Returns the server\'s liveliness response.',
+    since: '1.0.0',
+    handler: (_ctx, args) => {
+      if (args.length > 2) return wrongArity('ping');
+      return args.length === 2 ? args[1] : PONG;
+    },
+  },
+  {
+    ...CONNECTION,
+    name: 'echo',
+    arity: 2,
+    flags: ['fast'],
+    categories: ['fast', 'connection'],
+    summary: 'Returns the given string.',
+    since: '1.0.0',
+    handler: (_ctx, args) => args[1],
+  },
+  {
+    ...CONNECTION,
+    name: 'quit',
+    arity: -1,
+    flags: ['allow_busy', 'no_auth', 'fast'],
+    categories: ['fast', 'connection'],
+    summary: 'Closes the connection.',
+    since: '1.0.0',
+    handler: ({ client }) => {
+      client.closeAfterReply = true;
+      return OK;
+    },
+  },
+  {
+    ...CONNECTION,
+    name: 'select',
+    arity: 2,
+    flags: ['loading', 'stale', 'fast'],
+    categories: ['keyspace', 'fast', 'connection'],
+    summary: 'Changes the selected database.',
+    since: '1.0.0',
+    handler: (_ctx, args) => {
+      const index = parseInteger(args[1]);
+      if (index === null) return NOT_INTEGER;
+      // One database: the blob store has no numbered databases.
+      if (index !== 0) return new ErrorReply('ERR DB index is out of range');
+      return OK;
+    },
+  },
+  {
+    ...CONNECTION,
+    name: 'hello',
+    arity: -1,
+    flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth', 'allow_busy'],
+    categories: ['fast', 'connection'],
+    summary: 'Handshakes with the Redis server.',
+    since: '6.0.0',
+    handler: hello,
+  },
+  {
+    ...CONNECTION,
+    name: 'client',
+    arity: -2,
+    flags: [],
+    categories: ['slow'],
+    summary: 'A container for client connection commands.',
+    since: '2.4.0',
+    handler: () => SYNTAX_ERROR, // never called: the dispatcher routes to a subcommand
+    subcommands: [
+      sub('client|id', 2, 'Returns the unique client ID of the connection.', '5.0.0', ({ client }) => client.id),
+      sub('client|getname', 2, 'Returns the name of the connection.', '2.6.9', ({ client }) =>
+        client.name === '' ? null : client.name,
+      ),
+      sub('client|setname', 3, 'Sets the connection name.', '2.6.9', ({ client }, args) => {
+        const name = args[2].toString('latin1');
+        if (!validClientText(name)) {
+          return new ErrorReply('ERR Client names cannot contain spaces, newlines or special characters.');
+        }
+        client.name = name;
+        return OK;
+      }),
+      sub('client|setinfo', 4, 'Sets information specific to the client or connection.', '7.2.0', ({ client }, args) => {
+        const attr = args[2].toString('latin1').toLowerCase();
+        const value = args[3].toString('latin1');
+        if (attr !== 'lib-name' && attr !== 'lib-ver') {
+          return new ErrorReply(`ERR Unrecognized option '${args[2].toString('latin1')}'`);
+        }
+        if (!validClientText(value)) {
+          return new ErrorReply(`ERR ${attr} cannot contain spaces, newlines or special characters.`);
+        }
+        if (attr === 'lib-name') client.libName = value;
+        else client.libVer = value;
+        return OK;
+      }),
+      sub('client|info', 2, 'Returns information about the connection.', '6.2.0', ({ client }) =>
+        new Verbatim(`${clientLine(client)}\n`),
+      ),
+      sub('client|list', -2, 'Lists open connections.', '2.4.0', clientList),
+      sub('client|help', 2, 'Returns helpful text about the different subcommands.', '5.0.0', (ctx) =>
+        containerHelp(ctx, 'client'),
+      ),
+    ],
+  },
+];
+
+function sub(
+  name: string,
+  arity: number,
+  summary: string,
+  since: string,
+  handler: CommandSpec['handler'],
+): CommandSpec {
+  return { name, arity, flags: ['noscript', 'loading', 'stale'], keys: null, categories: ['slow', 'connection'], group: 'connection', summary, since, handler };
+}
+
+/** HELLO [protover [AUTH username password] [SETNAME clientname]] */
+function hello({ client, server }: CommandContext, args: Buffer[]): Reply {
+  let proto = client.proto;
+  let i = 1;
+  if (args.length > 1) {
+    const v = parseInteger(args[1]);
+    if (v === null) return new ErrorReply('ERR Protocol version is not an integer or out of range');
+    if (v !== 2 && v !== 3) return new ErrorReply('NOPROTO unsupported protocol version');
+    proto = v;
+    i = 2;
+  }
+  let setName: string | null = null;
+  for (; i < args.length; i++) {
+    const opt = args[i].toString('latin1').toLowerCase();
+    const left = args.length - i - 1;
+    if (opt === 'auth' && left >= 2) {
+      // No password is configured yet, so the default user takes any password, as in Redis.
+      i += 2;
+    } else if (opt === 'setname' && left >= 1) {
+      setName = args[++i].toString('latin1');
+      if (!validClientText(setName)) {
+        return new ErrorReply('ERR Client names cannot contain spaces, newlines or special characters.');
+      }
+    } else {
+      return new ErrorReply(`ERR Syntax error in HELLO option '${args[i].toString('latin1')}'`);
+    }
+  }
+  client.proto = proto;
+  if (setName !== null) client.name = setName;
+  return new RespMap([
+    ['server', 'redis'],
+    ['version', server.version],
+    ['proto', proto],
+    ['id', client.id],
+    ['mode', 'standalone'],
+    ['role', 'master'],
+    ['modules', []],
+  ]);
+}
+
+function clientList({ server }: CommandContext, args: Buffer[]): Reply {
+  let ids: Set<number> | null = null;
+  for (let i = 2; i < args.length; i++) {
+    const opt = args[i].toString('latin1').toLowerCase();
+    if (opt === 'type' && i + 1 < args.length) {
+      const type = args[++i].toString('latin1').toLowerCase();
+      if (!['normal', 'master', 'replica', 'pubsub'].includes(type)) {
+        return new ErrorReply(`ERR Unknown client type '${args[i].toString('latin1')}'`);
+      }
+      if (type !== 'normal') ids = new Set();
+    } else if (opt === 'id' && i + 1 < args.length) {
+      ids ??= new Set();
+      for (i++; i < args.length; i++) {
+        const id = parseInteger(args[i]);
+        if (id === null || id <= 0) return new ErrorReply('ERR Invalid client ID');
+        ids.add(id);
+      }
+    } else {
+      return SYNTAX_ERROR;
+    }
+  }
+  let out = '';
+  for (const c of server.clients()) if (ids === null || ids.has(c.id)) out += `${clientLine(c)}\n`;
+  return new Verbatim(out);
+}
+
+/** One CLIENT LIST line, with Redis 7.2's field names and order. */
+export function clientLine(c: ClientState): string {
+  const now = Date.now();
+  return [
+    `id=${c.id}`,
+    `addr=${c.addr}`,
+    `laddr=${c.laddr}`,
+    'fd=-1',
+    `name=${c.name}`,
+    `age=${Math.floor((now - c.createdAt) / 1000)}`,
+    `idle=${Math.floor((now - c.lastInteraction) / 1000)}`,
+    'flags=N',
+    `db=${c.db}`,
+    'sub=0 psub=0 ssub=0 multi=-1',
+    `qbuf=${c.queryBufferBytes}`,
+    'qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0',
+    `omem=${c.outputBytes}`,
+    `tot-mem=${c.queryBufferBytes + c.outputBytes}`,
+    'events=r',
+    `cmd=${c.lastCommand}`,
+    'user=default redir=-1',
+    `resp=${c.proto}`,
+    `lib-name=${c.libName}`,
+    `lib-ver=${c.libVer}`,
+  ].join(' ');
+}
+
+/** Redis allows only printable ASCII without spaces in client names and library info. */
+function validClientText(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}

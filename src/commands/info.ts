@@ -1,0 +1,120 @@
+/** INFO: Redis' sections and field names where a field means the same thing. */
+import { arch, platform, release } from 'node:os';
+import type { CommandContext } from './types.js';
+
+type Fields = ReadonlyArray<readonly [string, string | number]>;
+
+const DEFAULT_SECTIONS = ['server', 'clients', 'memory', 'persistence', 'stats', 'replication', 'cpu', 'keyspace'];
+
+export async function renderInfo(ctx: CommandContext, requested: string[]): Promise<string> {
+  const extra = ctx.server.infoSections();
+  const wanted = new Set<string>();
+  const names = requested.map((r) => r.toLowerCase());
+  if (names.length === 0 || names.includes('default')) DEFAULT_SECTIONS.forEach((s) => wanted.add(s));
+  if (names.includes('all') || names.includes('everything')) {
+    DEFAULT_SECTIONS.forEach((s) => wanted.add(s));
+    extra.forEach(([s]) => wanted.add(s));
+  }
+  for (const n of names) if (!['default', 'all', 'everything'].includes(n)) wanted.add(n);
+  const parts: string[] = [];
+  for (const section of [...DEFAULT_SECTIONS, ...extra.map(([s]) => s)]) {
+    if (!wanted.has(section)) continue;
+    const fields = await sectionFields(ctx, section, extra);
+    if (fields === null) continue;
+    const title = section[0].toUpperCase() + section.slice(1);
+    parts.push(`# ${title}\r\n${fields.map(([k, v]) => `${k}:${v}\r\n`).join('')}`);
+  }
+  return parts.join('\r\n');
+}
+
+async function sectionFields(
+  { server, store }: CommandContext,
+  section: string,
+  extra: ReadonlyArray<readonly [string, Fields]>,
+): Promise<Fields | null> {
+  const now = Date.now();
+  switch (section) {
+    case 'server': {
+      const uptime = Math.floor((now - server.startedAt) / 1000);
+      return [
+        ['redis_version', server.version],
+        ['redis_mode', 'standalone'],
+        ['os', `${platform()} ${release()} ${arch()}`],
+        ['arch_bits', 64],
+        ['process_id', process.pid],
+        ['tcp_port', server.port],
+        ['server_time_usec', now * 1000],
+        ['uptime_in_seconds', uptime],
+        ['uptime_in_days', Math.floor(uptime / 86400)],
+        ['executable', process.argv[1] ?? ''],
+        ['config_file', server.configFile ?? ''],
+        ['blobasaur_version', process.env.npm_package_version ?? server.version],
+        ['node_version', process.versions.node],
+      ];
+    }
+    case 'clients': {
+      let count = 0;
+      for (const _ of server.clients()) count++;
+      return [
+        ['connected_clients', count],
+        ['blocked_clients', 0],
+      ];
+    }
+    case 'memory': {
+      const mem = process.memoryUsage();
+      return [
+        ['used_memory', mem.heapUsed + mem.external],
+        ['used_memory_human', human(mem.heapUsed + mem.external)],
+        ['used_memory_rss', mem.rss],
+        ['used_memory_rss_human', human(mem.rss)],
+        ['maxmemory', 0],
+        ['maxmemory_policy', 'noeviction'],
+      ];
+    }
+    case 'persistence':
+      return [
+        ['loading', 0],
+        ['async_loading', 0],
+        ['rdb_changes_since_last_save', store.inflightOps],
+        ['aof_enabled', 0],
+      ];
+    case 'stats':
+      return [
+        ['total_connections_received', server.stats.totalConnections],
+        ['total_commands_processed', server.stats.totalCommands],
+        ['rejected_connections', server.stats.rejectedConnections],
+        ['total_error_replies', server.stats.errorReplies],
+        ['protocol_errors', server.stats.protocolErrors],
+        ['async_write_failures', server.stats.asyncWriteFailures],
+      ];
+    case 'replication':
+      return [
+        ['role', 'master'],
+        ['connected_slaves', 0],
+      ];
+    case 'cpu': {
+      const cpu = process.cpuUsage();
+      return [
+        ['used_cpu_sys', (cpu.system / 1e6).toFixed(6)],
+        ['used_cpu_user', (cpu.user / 1e6).toFixed(6)],
+      ];
+    }
+    case 'keyspace': {
+      const keys = await store.dbsize();
+      return keys === 0 ? [] : [['db0', `keys=${keys},expires=0,avg_ttl=0`]];
+    }
+    default:
+      return extra.find(([name]) => name === section)?.[1] ?? null;
+  }
+}
+
+function human(bytes: number): string {
+  const units = ['B', 'K', 'M', 'G', 'T'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v}B` : `${v.toFixed(2)}${units[u]}`;
+}

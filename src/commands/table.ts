@@ -1,0 +1,70 @@
+/**
+ * The command table: every command the server knows, in one place. Dispatch, arity checks and
+ * COMMAND output all read it.
+ */
+import { ErrorReply, type Reply } from '../protocol/reply.js';
+import { CorruptValueError } from '../storage/store.js';
+import { connectionCommands } from './connection.js';
+import { unknownCommand, unknownSubcommand, wrongArity } from './errors.js';
+import { hashCommands } from './hash.js';
+import { keyCommands } from './keys.js';
+import { serverCommands } from './server.js';
+import { stringCommands } from './strings.js';
+import { CommandError, type CommandContext, type CommandSpec, type CommandTableView } from './types.js';
+
+export class CommandTable implements CommandTableView {
+  private readonly byName = new Map<string, CommandSpec>();
+
+  constructor(readonly all: readonly CommandSpec[]) {
+    for (const spec of all) {
+      if (this.byName.has(spec.name)) throw new Error(`command ${spec.name} is defined twice`);
+      this.byName.set(spec.name, spec);
+    }
+  }
+
+  lookup(name: string): CommandSpec | undefined {
+    return this.byName.get(name);
+  }
+
+  /** The spec that runs `args` (a subcommand where there is one), or the error Redis gives. */
+  resolve(args: readonly Buffer[]): CommandSpec | ErrorReply {
+    const spec = this.byName.get(args[0].toString('latin1').toLowerCase());
+    if (spec === undefined) return unknownCommand(args);
+    if (spec.subcommands !== undefined && args.length >= 2) {
+      const subName = `${spec.name}|${args[1].toString('latin1').toLowerCase()}`;
+      const sub = spec.subcommands.find((s) => s.name === subName);
+      if (sub === undefined) return unknownSubcommand(args[1], spec.name);
+      return arityFits(sub.arity, args.length) ? sub : wrongArity(sub.name);
+    }
+    return arityFits(spec.arity, args.length) ? spec : wrongArity(spec.name);
+  }
+}
+
+function arityFits(arity: number, count: number): boolean {
+  return arity >= 0 ? count === arity : count >= -arity;
+}
+
+/** Runs a resolved command; failures become error replies, never exceptions. */
+export function run(spec: CommandSpec, ctx: CommandContext, args: Buffer[]): Reply | Promise<Reply> {
+  try {
+    const out = spec.handler(ctx, args);
+    return out instanceof Promise ? out.catch(errorReply) : out;
+  } catch (err) {
+    return errorReply(err);
+  }
+}
+
+function errorReply(err: unknown): ErrorReply {
+  if (err instanceof CommandError) return new ErrorReply(err.message);
+  if (err instanceof CorruptValueError) return new ErrorReply(`ERR ${err.message}`);
+  const message = err instanceof Error ? err.message : String(err);
+  return new ErrorReply(`ERR ${message}`);
+}
+
+export const commandTable = new CommandTable([
+  ...stringCommands,
+  ...keyCommands,
+  ...hashCommands,
+  ...connectionCommands,
+  ...serverCommands,
+]);

@@ -1,0 +1,108 @@
+/**
+ * What a command is: one entry of the command table. Arity checks, COMMAND output and cluster key
+ * routing are all derived from these entries; there is no other list of commands.
+ */
+import type { Reply, ProtocolVersion } from '../protocol/reply.js';
+import type { Store, Ack } from '../storage/store.js';
+
+/** Redis command flags we use; they appear as they are in COMMAND INFO. */
+export type CommandFlag =
+  | 'write'
+  | 'readonly'
+  | 'denyoom'
+  | 'admin'
+  | 'noscript'
+  | 'loading'
+  | 'stale'
+  | 'fast'
+  | 'no_auth'
+  | 'allow_busy'
+  | 'no_multi';
+
+/** Where a command's keys are: Redis' legacy (first, last, step) triple; last -1 means "to the end". */
+export interface KeyPositions {
+  first: number;
+  last: number;
+  step: number;
+}
+
+export interface CommandSpec {
+  /** Lower-case name; subcommands are named as Redis names them ("client|setname"). */
+  readonly name: string;
+  /** Redis arity: N means exactly N words including the name, -N means at least N. */
+  readonly arity: number;
+  readonly flags: readonly CommandFlag[];
+  readonly keys: KeyPositions | null;
+  /** ACL categories without the '@'. */
+  readonly categories: readonly string[];
+  readonly group: string;
+  readonly summary: string;
+  readonly since: string;
+  readonly handler: Handler;
+  readonly subcommands?: readonly CommandSpec[];
+}
+
+export type Handler = (ctx: CommandContext, args: Buffer[]) => Reply | Promise<Reply>;
+
+/** Per-connection state that commands read and change. */
+export interface ClientState {
+  readonly id: number;
+  readonly addr: string;
+  readonly laddr: string;
+  readonly createdAt: number;
+  lastInteraction: number;
+  lastCommand: string;
+  name: string;
+  libName: string;
+  libVer: string;
+  proto: ProtocolVersion;
+  db: number;
+  /** Set by QUIT: close once the replies queued so far are written. */
+  closeAfterReply: boolean;
+  /** Bytes waiting in the query buffer and in unsent replies, for CLIENT LIST. */
+  readonly queryBufferBytes: number;
+  readonly outputBytes: number;
+}
+
+export interface ServerStats {
+  totalConnections: number;
+  totalCommands: number;
+  rejectedConnections: number;
+  protocolErrors: number;
+  errorReplies: number;
+  asyncWriteFailures: number;
+}
+
+/** What commands may know of the server around them. */
+export interface ServerContext {
+  readonly version: string;
+  readonly startedAt: number;
+  readonly port: number;
+  readonly configFile: string | null;
+  readonly commands: CommandTableView;
+  readonly stats: ServerStats;
+  clients(): Iterable<ClientState>;
+  /** Starts a graceful shutdown; resolves when it has begun. */
+  shutdown(reason: string): void;
+  /** Extra INFO sections contributed by subsystems, keyed by section name. */
+  infoSections(): ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, string | number]>]>;
+}
+
+export interface CommandTableView {
+  readonly all: readonly CommandSpec[];
+  lookup(name: string): CommandSpec | undefined;
+}
+
+export interface CommandContext {
+  readonly store: Store;
+  readonly client: ClientState;
+  readonly server: ServerContext;
+}
+
+/** The reply once the writes behind it are acknowledged. */
+export function afterAck(ack: Ack, reply: Reply): Reply | Promise<Reply> {
+  return ack === undefined ? reply : ack.then(() => reply);
+}
+
+/** Thrown by handlers to answer with an error reply; `message` includes the code ("ERR …"). */
+export class CommandError extends Error {}

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+/**
+ * The blobasaur command: parse flags, load the config, start the server, and shut down gracefully
+ * on SIGINT, SIGTERM or SHUTDOWN (a second signal exits at once).
+ */
+import { CliError, ConfigError, HELP_TEXT, loadConfig, parseCli } from './config/index.js';
+import { createLogger } from './observability/log.js';
+import { startServer } from './app.js';
+import { LayoutError } from './storage/layout.js';
+import { VERSION } from './version.js';
+
+async function main(argv: string[]): Promise<number> {
+  let command;
+  let loaded;
+  try {
+    command = parseCli(argv);
+    if (command.kind === 'help') {
+      process.stdout.write(`${HELP_TEXT}\n`);
+      return 0;
+    }
+    if (command.kind === 'version') {
+      process.stdout.write(`blobasaur ${VERSION}\n`);
+      return 0;
+    }
+    loaded = loadConfig({ configPath: command.configPath, overrides: command.overrides });
+  } catch (err) {
+    if (err instanceof CliError || err instanceof ConfigError) {
+      process.stderr.write(`blobasaur: ${err.message}\n`);
+      if (err instanceof CliError) process.stderr.write('Run blobasaur --help for usage.\n');
+      return 2;
+    }
+    throw err;
+  }
+
+  const { config, file, inactive } = loaded;
+  const log = createLogger(config.log_level);
+  log.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
+  for (const key of inactive) log.warn({ key }, `config key "${key}" is accepted but not active yet in this version`);
+
+  let running;
+  try {
+    running = await startServer(config, log, file);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof LayoutError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      process.stderr.write(`blobasaur: ${message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+
+  return await new Promise<number>((resolveExit) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      signals++;
+      if (signals > 1) {
+        log.warn({ signal }, 'second signal: exiting at once');
+        resolveExit(1);
+        return;
+      }
+      void running.close(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    running.server.onShutdown = () => resolveExit(0);
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // pino writes asynchronously; give it a turn to flush before exiting.
+    setImmediate(() => process.exit(code));
+  },
+  (err: unknown) => {
+    process.stderr.write(`blobasaur: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

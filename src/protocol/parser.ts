@@ -1,0 +1,310 @@
+/**
+ * Streaming RESP request parser: multibulk arrays of bulk strings and inline commands.
+ *
+ * Bytes arrive in arbitrary chunks; complete commands come out in order. Large bulk payloads are
+ * collected as a list of chunk slices and joined once, so a 512 MiB value is copied one time, not
+ * once per TCP read. Every limit is checked before memory is committed to it.
+ */
+
+export class ProtocolError extends Error {
+  constructor(detail: string) {
+    super(`Protocol error: ${detail}`);
+  }
+}
+
+export interface ParserLimits {
+  /** Largest bulk string accepted (Redis proto-max-bulk-len). */
+  maxBulkLen: number;
+  /** Largest element count of one multibulk. */
+  maxArgs: number;
+  /** Largest number of bytes one unfinished command may hold (Redis client-query-buffer-limit). */
+  maxQueryBuffer: number;
+}
+
+/** Redis' PROTO_INLINE_MAX_SIZE: the longest inline command or length line. */
+const INLINE_MAX = 64 * 1024;
+const CR = 13;
+const LF = 10;
+/** Bulks at least this big are gathered as chunk slices instead of waiting in the main buffer. */
+const BIG_BULK = 32 * 1024;
+
+export type Args = Buffer[];
+
+export class RequestParser {
+  private buf: Buffer = Buffer.alloc(0);
+  private pos = 0;
+  /** Elements still expected in the current multibulk, or -1 between commands. */
+  private remaining = -1;
+  private args: Args = [];
+  /** A big bulk being gathered: its declared length and the slices received so far. */
+  private bigLen = -1;
+  private bigChunks: Buffer[] = [];
+  private bigGot = 0;
+  private commandBytes = 0;
+
+  constructor(private readonly limits: ParserLimits) {}
+
+  /** Bytes held for commands not yet complete. */
+  get buffered(): number {
+    return this.buf.length - this.pos + this.bigGot;
+  }
+
+  /**
+   * Consumes `chunk` and appends every command it completes to `out`.
+   * Throws ProtocolError on malformed input; the connection must then be closed, since the
+   * stream can no longer be framed.
+   */
+  push(chunk: Buffer, out: Args[]): void {
+    if (this.bigLen >= 0) chunk = this.feedBig(chunk, out);
+    if (chunk.length === 0) return;
+    if (this.pos >= this.buf.length) {
+      this.buf = chunk;
+    } else {
+      this.buf = Buffer.concat([this.buf.subarray(this.pos), chunk]);
+    }
+    this.pos = 0;
+    this.parse(out);
+    if (this.pos >= this.buf.length) {
+      this.buf = EMPTY;
+      this.pos = 0;
+    }
+  }
+
+  private parse(out: Args[]): void {
+    for (;;) {
+      if (this.remaining < 0) {
+        if (this.pos >= this.buf.length) return;
+        if (this.buf[this.pos] === 0x2a /* '*' */) {
+          if (!this.readMultibulkHeader()) return;
+        } else {
+          if (!this.readInline(out)) return;
+        }
+        continue;
+      }
+      if (!this.readBulk(out)) return;
+    }
+  }
+
+  /** Returns false when more bytes are needed. */
+  private readMultibulkHeader(): boolean {
+    const line = this.readLine('too big mbulk count string');
+    if (line === null) return false;
+    const n = parseLength(this.buf, this.pos + 1, line);
+    this.pos = line + 2;
+    if (n === null || n > this.limits.maxArgs) throw new ProtocolError('invalid multibulk length');
+    if (n <= 0) return true; // Redis ignores empty and null multibulks
+    this.remaining = n;
+    this.args = [];
+    this.commandBytes = 0;
+    return true;
+  }
+
+  private readBulk(out: Args[]): boolean {
+    if (this.pos >= this.buf.length) return false;
+    const first = this.buf[this.pos];
+    if (first !== 0x24 /* '$' */) {
+      throw new ProtocolError(`expected '$', got '${String.fromCharCode(first)}'`);
+    }
+    const line = this.readLine('too big bulk count string');
+    if (line === null) return false;
+    const len = parseLength(this.buf, this.pos + 1, line);
+    if (len === null || len < 0 || len > this.limits.maxBulkLen) {
+      throw new ProtocolError('invalid bulk length');
+    }
+    this.chargeQueryBuffer(len);
+    const headerEnd = line + 2;
+    const available = this.buf.length - headerEnd;
+    if (available >= len + 2) {
+      checkCrlf(this.buf, headerEnd + len);
+      // Copy small values out of the shared read buffer so a retained key does not pin 64 KiB.
+      const slice = this.buf.subarray(headerEnd, headerEnd + len);
+      this.args.push(len < 4096 ? Buffer.from(slice) : slice);
+      this.pos = headerEnd + len + 2;
+      this.remaining--;
+      if (this.remaining === 0) this.finish(out);
+      return true;
+    }
+    if (len + 2 >= BIG_BULK) {
+      this.pos = headerEnd;
+      this.bigLen = len;
+      this.bigChunks = [];
+      this.bigGot = 0;
+      const rest = this.buf.subarray(this.pos);
+      this.buf = EMPTY;
+      this.pos = 0;
+      const tail = this.feedBig(rest, out);
+      if (tail.length > 0) {
+        this.buf = tail;
+        this.pos = 0;
+      }
+      return this.bigLen < 0 && this.buf.length > 0;
+    }
+    return false;
+  }
+
+  /** Gathers the payload of a big bulk; returns the bytes that follow it. */
+  private feedBig(chunk: Buffer, out: Args[]): Buffer {
+    const need = this.bigLen + 2 - this.bigGot;
+    if (chunk.length < need) {
+      if (chunk.length > 0) this.bigChunks.push(chunk);
+      this.bigGot += chunk.length;
+      return EMPTY;
+    }
+    this.bigChunks.push(chunk.subarray(0, need));
+    const whole = this.bigChunks.length === 1 ? this.bigChunks[0] : Buffer.concat(this.bigChunks, this.bigLen + 2);
+    checkCrlf(whole, this.bigLen);
+    this.args.push(whole.subarray(0, this.bigLen));
+    this.bigLen = -1;
+    this.bigChunks = [];
+    this.bigGot = 0;
+    this.remaining--;
+    if (this.remaining === 0) this.finish(out);
+    return chunk.subarray(need);
+  }
+
+  private readInline(out: Args[]): boolean {
+    const nl = this.buf.indexOf(LF, this.pos);
+    if (nl < 0) {
+      if (this.buf.length - this.pos > INLINE_MAX) throw new ProtocolError('too big inline request');
+      return false;
+    }
+    let end = nl;
+    if (end > this.pos && this.buf[end - 1] === CR) end--;
+    const args = splitInline(this.buf, this.pos, end);
+    this.pos = nl + 1;
+    if (args === null) throw new ProtocolError('unbalanced quotes in request');
+    if (args.length > 0) out.push(args);
+    return true;
+  }
+
+  /** Index of the CR that ends the line at pos, or null when the line is not complete yet. */
+  private readLine(tooBig: string): number | null {
+    const cr = this.buf.indexOf(CR, this.pos);
+    if (cr < 0 || cr + 1 >= this.buf.length) {
+      if (this.buf.length - this.pos > INLINE_MAX) throw new ProtocolError(tooBig);
+      return null;
+    }
+    if (cr - this.pos > INLINE_MAX) throw new ProtocolError(tooBig);
+    if (this.buf[cr + 1] !== LF) throw new ProtocolError("expected '\\r\\n' after length");
+    return cr;
+  }
+
+  private chargeQueryBuffer(len: number): void {
+    this.commandBytes += len;
+    if (this.commandBytes > this.limits.maxQueryBuffer) {
+      throw new ProtocolError('query buffer limit exceeded');
+    }
+  }
+
+  private finish(out: Args[]): void {
+    out.push(this.args);
+    this.args = [];
+    this.remaining = -1;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function checkCrlf(buf: Buffer, at: number): void {
+  if (buf[at] !== CR || buf[at + 1] !== LF) throw new ProtocolError("expected '\\r\\n' after bulk data");
+}
+
+/** Parses a decimal length between start and end; null when it is not a plain integer. */
+function parseLength(buf: Buffer, start: number, end: number): number | null {
+  if (start >= end || end - start > 11) return null;
+  let i = start;
+  let negative = false;
+  if (buf[i] === 0x2d /* '-' */) {
+    negative = true;
+    i++;
+    if (i === end) return null;
+  }
+  let n = 0;
+  for (; i < end; i++) {
+    const d = buf[i] - 0x30;
+    if (d < 0 || d > 9) return null;
+    n = n * 10 + d;
+  }
+  return negative ? -n : n;
+}
+
+/**
+ * Splits an inline command the way Redis' sdssplitargs does: whitespace separates arguments,
+ * "double quotes" understand \n \r \t \b \a \\ \" and \xHH, 'single quotes' only \'.
+ * Returns null on unbalanced quotes.
+ */
+export function splitInline(buf: Buffer, start: number, end: number): Args | null {
+  const args: Args = [];
+  let i = start;
+  const isSpace = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x0b || c === 0x0c;
+  for (;;) {
+    while (i < end && isSpace(buf[i])) i++;
+    if (i >= end) return args;
+    const cur: number[] = [];
+    let inDouble = false;
+    let inSingle = false;
+    for (;;) {
+      if (inDouble) {
+        if (i >= end) return null;
+        const c = buf[i];
+        if (c === 0x5c /* \ */ && i + 3 < end && buf[i + 1] === 0x78 /* x */ && isHex(buf[i + 2]) && isHex(buf[i + 3])) {
+          cur.push(hexVal(buf[i + 2]) * 16 + hexVal(buf[i + 3]));
+          i += 4;
+        } else if (c === 0x5c && i + 1 < end) {
+          const e = buf[i + 1];
+          cur.push(ESCAPES.get(e) ?? e);
+          i += 2;
+        } else if (c === 0x22 /* " */) {
+          // A closing quote must be followed by a space or the end.
+          if (i + 1 < end && !isSpace(buf[i + 1])) return null;
+          i++;
+          break;
+        } else {
+          cur.push(c);
+          i++;
+        }
+      } else if (inSingle) {
+        if (i >= end) return null;
+        const c = buf[i];
+        if (c === 0x5c && i + 1 < end && buf[i + 1] === 0x27 /* ' */) {
+          cur.push(0x27);
+          i += 2;
+        } else if (c === 0x27) {
+          if (i + 1 < end && !isSpace(buf[i + 1])) return null;
+          i++;
+          break;
+        } else {
+          cur.push(c);
+          i++;
+        }
+      } else {
+        if (i >= end) break;
+        const c = buf[i];
+        if (isSpace(c)) break;
+        if (c === 0x22) inDouble = true;
+        else if (c === 0x27) inSingle = true;
+        else cur.push(c);
+        i++;
+      }
+    }
+    args.push(Buffer.from(cur));
+  }
+}
+
+const ESCAPES = new Map<number, number>([
+  [0x6e, 0x0a], // n
+  [0x72, 0x0d], // r
+  [0x74, 0x09], // t
+  [0x62, 0x08], // b
+  [0x61, 0x07], // a
+]);
+
+function isHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
+}
+
+function hexVal(c: number): number {
+  if (c <= 0x39) return c - 0x30;
+  if (c >= 0x61) return c - 0x61 + 10;
+  return c - 0x41 + 10;
+}

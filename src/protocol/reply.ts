@@ -1,0 +1,183 @@
+/**
+ * Reply values and their RESP2/RESP3 encoding.
+ *
+ * The common shapes are plain JavaScript values so handlers allocate nothing for them:
+ * Buffer and string are bulk strings, number is an integer, null is the null bulk, an array is an
+ * array. The rarer shapes are small classes.
+ */
+
+export class SimpleString {
+  constructor(readonly value: string) {}
+}
+
+/** An error reply; `message` starts with its code, e.g. "ERR wrong number of arguments …". */
+export class ErrorReply {
+  constructor(readonly message: string) {}
+  get code(): string {
+    const space = this.message.indexOf(' ');
+    return space < 0 ? this.message : this.message.slice(0, space);
+  }
+}
+
+/** A map in RESP3; a flat array of alternating keys and values in RESP2. */
+export class RespMap {
+  constructor(readonly entries: ReadonlyArray<readonly [Reply, Reply]>) {}
+}
+
+/** A set in RESP3; an array in RESP2. */
+export class RespSet {
+  constructor(readonly items: readonly Reply[]) {}
+}
+
+/** Verbatim text in RESP3 (INFO, CLIENT INFO); a bulk string in RESP2. */
+export class Verbatim {
+  constructor(readonly text: string) {}
+}
+
+/** The null array (`*-1` in RESP2, `_` in RESP3). */
+export const NULL_ARRAY = Symbol('null-array');
+
+/** Sends nothing: for commands that answer by closing the connection (SHUTDOWN). */
+export const NO_REPLY = Symbol('no-reply');
+
+export type Reply =
+  | null
+  | typeof NO_REPLY
+  | typeof NULL_ARRAY
+  | number
+  | string
+  | Buffer
+  | SimpleString
+  | ErrorReply
+  | RespMap
+  | RespSet
+  | Verbatim
+  | readonly Reply[];
+
+export type ProtocolVersion = 2 | 3;
+
+export const OK = new SimpleString('OK');
+export const PONG = new SimpleString('PONG');
+export const QUEUED = new SimpleString('QUEUED');
+
+const SLAB_SIZE = 64 * 1024;
+/** Bulks at least this big are handed to the socket as they are instead of being copied. */
+const ZERO_COPY_MIN = 16 * 1024;
+const CRLF = Buffer.from('\r\n');
+
+/**
+ * Encodes replies into a slab of memory shared by many small replies, so a pipeline of 10,000
+ * small replies becomes a few large socket writes. Slab regions handed out are never reused.
+ */
+export class ReplyEncoder {
+  private slab = Buffer.allocUnsafe(SLAB_SIZE);
+  private start = 0;
+  private off = 0;
+  private chunks: Buffer[] = [];
+  private chunkBytes = 0;
+
+  /** Bytes encoded and not yet taken. */
+  get pending(): number {
+    return this.chunkBytes + (this.off - this.start);
+  }
+
+  /** Returns what has been encoded since the last call, ready for socket writes. */
+  take(): Buffer[] {
+    this.cutSlab();
+    const out = this.chunks;
+    this.chunks = [];
+    this.chunkBytes = 0;
+    return out;
+  }
+
+  write(reply: Reply, proto: ProtocolVersion): void {
+    if (reply === null) {
+      this.ascii(proto === 3 ? '_\r\n' : '$-1\r\n');
+    } else if (reply instanceof Buffer) {
+      this.bulk(reply);
+    } else if (typeof reply === 'number') {
+      this.ascii(`:${reply}\r\n`);
+    } else if (typeof reply === 'string') {
+      this.bulk(Buffer.from(reply, 'utf8'));
+    } else if (reply instanceof SimpleString) {
+      this.text(`+${reply.value}\r\n`);
+    } else if (reply instanceof ErrorReply) {
+      this.text(`-${reply.message.replace(/[\r\n]+/g, ' ')}\r\n`);
+    } else if (Array.isArray(reply)) {
+      this.ascii(`*${reply.length}\r\n`);
+      for (const item of reply as readonly Reply[]) this.write(item, proto);
+    } else if (reply instanceof RespMap) {
+      this.ascii(proto === 3 ? `%${reply.entries.length}\r\n` : `*${reply.entries.length * 2}\r\n`);
+      for (const [k, v] of reply.entries) {
+        this.write(k, proto);
+        this.write(v, proto);
+      }
+    } else if (reply instanceof RespSet) {
+      this.ascii(`${proto === 3 ? '~' : '*'}${reply.items.length}\r\n`);
+      for (const item of reply.items) this.write(item, proto);
+    } else if (reply instanceof Verbatim) {
+      if (proto === 3) {
+        const body = Buffer.from(`txt:${reply.text}`, 'utf8');
+        this.ascii(`=${body.length}\r\n`);
+        this.raw(body);
+        this.raw(CRLF);
+      } else {
+        this.bulk(Buffer.from(reply.text, 'utf8'));
+      }
+    } else if (reply === NULL_ARRAY) {
+      this.ascii(proto === 3 ? '_\r\n' : '*-1\r\n');
+    }
+  }
+
+  private bulk(data: Buffer): void {
+    this.ascii(`$${data.length}\r\n`);
+    this.raw(data);
+    this.raw(CRLF);
+  }
+
+  private ascii(s: string): void {
+    this.ensure(s.length);
+    this.off += this.slab.write(s, this.off, "latin1");
+  }
+
+  private text(s: string): void {
+    const len = Buffer.byteLength(s, 'utf8');
+    this.ensure(len);
+    this.off += this.slab.write(s, this.off, "utf8");
+  }
+
+  private raw(data: Buffer): void {
+    if (data.length >= ZERO_COPY_MIN) {
+      this.cutSlab();
+      this.chunks.push(data);
+      this.chunkBytes += data.length;
+      return;
+    }
+    this.ensure(data.length);
+    data.copy(this.slab, this.off);
+    this.off += data.length;
+  }
+
+  private ensure(len: number): void {
+    if (this.off + len <= this.slab.length) return;
+    this.cutSlab();
+    this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, len));
+    this.start = 0;
+    this.off = 0;
+  }
+
+  private cutSlab(): void {
+    if (this.off > this.start) {
+      this.chunks.push(this.slab.subarray(this.start, this.off));
+      this.chunkBytes += this.off - this.start;
+      this.start = this.off;
+    }
+  }
+}
+
+/** Encodes one reply to a single buffer; for tests and one-off writes. */
+export function encodeReply(reply: Reply, proto: ProtocolVersion = 2): Buffer {
+  const enc = new ReplyEncoder();
+  enc.write(reply, proto);
+  return Buffer.concat(enc.take());
+}

@@ -1,0 +1,217 @@
+/**
+ * One shard: one SQLite file in WAL mode. Everything here is synchronous SQL; queuing, batching
+ * and read-your-writes live in the write queue above it.
+ *
+ * Plain blobs and namespaced blobs each have one rowid table (DESIGN.md: rowid tables are faster
+ * than WITHOUT ROWID for large rows, and a table per namespace costs milliseconds and disk per
+ * namespace). Times are epoch milliseconds.
+ */
+import Database from 'better-sqlite3';
+import type { Statement } from 'better-sqlite3';
+
+export interface SqliteSettings {
+  synchronous: 'OFF' | 'NORMAL' | 'FULL';
+  cache_size_mb: number;
+  busy_timeout_ms: number;
+  mmap_size_mb: number;
+}
+
+/** A stored row as reads need it: the payload and the codec it was written with. */
+export interface StoredValue {
+  data: Buffer;
+  codec: number;
+}
+
+/** One write as the shard applies it. `ns` null means the plain key space. */
+export type ShardWrite =
+  | { kind: 'set'; ns: Buffer | null; key: Buffer; data: Buffer; codec: number; size: number; now: number; expiresAt: number | null }
+  | { kind: 'del'; ns: Buffer | null; key: Buffer }
+  | { kind: 'flush' };
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS blobs (
+  key        BLOB PRIMARY KEY NOT NULL,
+  data       BLOB NOT NULL,
+  codec      INTEGER NOT NULL DEFAULT 0,
+  size       INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  version    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS blobs_expires_at ON blobs (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ns_blobs (
+  namespace  BLOB NOT NULL,
+  key        BLOB NOT NULL,
+  data       BLOB NOT NULL,
+  codec      INTEGER NOT NULL DEFAULT 0,
+  size       INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  version    INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (namespace, key)
+);
+CREATE INDEX IF NOT EXISTS ns_blobs_expires_at ON ns_blobs (expires_at) WHERE expires_at IS NOT NULL;
+`;
+
+/** An expired row counts as absent, so overwriting it starts a new life: version 0, new created_at. */
+const UPSERT_COLUMNS = `
+  data = excluded.data, codec = excluded.codec, size = excluded.size,
+  updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+  created_at = CASE WHEN expires_at IS NOT NULL AND expires_at <= excluded.updated_at
+                    THEN excluded.created_at ELSE created_at END,
+  version    = CASE WHEN expires_at IS NOT NULL AND expires_at <= excluded.updated_at
+                    THEN 0 ELSE version + 1 END`;
+
+const LIVE = '(expires_at IS NULL OR expires_at > ?)';
+
+export class Shard {
+  private readonly db: Database.Database;
+  private readonly stmt: {
+    get: Statement<[Buffer, number], StoredValue>;
+    exists: Statement<[Buffer, number], number>;
+    nsGet: Statement<[Buffer, Buffer, number], StoredValue>;
+    nsExists: Statement<[Buffer, Buffer, number], number>;
+    set: Statement<[Buffer, Buffer, number, number, number, number, number | null]>;
+    del: Statement<[Buffer]>;
+    nsSet: Statement<[Buffer, Buffer, Buffer, number, number, number, number, number | null]>;
+    nsDel: Statement<[Buffer, Buffer]>;
+    countKeys: Statement<[number], number>;
+    namespaces: Statement<[number], Buffer>;
+    meta: Statement<[Buffer], RowMeta>;
+  };
+
+  constructor(
+    readonly id: number,
+    readonly path: string,
+    sqlite: SqliteSettings,
+  ) {
+    this.db = new Database(path);
+    // auto_vacuum only takes effect before the first table exists, so it comes first.
+    this.db.pragma('auto_vacuum = INCREMENTAL');
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${sqlite.synchronous}`);
+    this.db.pragma(`cache_size = ${-Math.max(1, sqlite.cache_size_mb) * 1024}`);
+    this.db.pragma(`busy_timeout = ${sqlite.busy_timeout_ms}`);
+    this.db.pragma(`mmap_size = ${sqlite.mmap_size_mb * 1024 * 1024}`);
+    this.db.pragma('temp_store = MEMORY');
+    this.db.exec(SCHEMA);
+    const db = this.db;
+    this.stmt = {
+      get: db.prepare(`SELECT data, codec FROM blobs WHERE key = ? AND ${LIVE}`),
+      exists: db.prepare<[Buffer, number], number>(`SELECT 1 FROM blobs WHERE key = ? AND ${LIVE}`).pluck(),
+      nsGet: db.prepare(`SELECT data, codec FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`),
+      nsExists: db.prepare<[Buffer, Buffer, number], number>(`SELECT 1 FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).pluck(),
+      set: db.prepare(
+        `INSERT INTO blobs (key, data, codec, size, created_at, updated_at, expires_at, version)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 0)
+         ON CONFLICT (key) DO UPDATE SET ${UPSERT_COLUMNS}`,
+      ),
+      del: db.prepare('DELETE FROM blobs WHERE key = ?'),
+      nsSet: db.prepare(
+        `INSERT INTO ns_blobs (namespace, key, data, codec, size, created_at, updated_at, expires_at, version)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
+         ON CONFLICT (namespace, key) DO UPDATE SET ${UPSERT_COLUMNS}`,
+      ),
+      nsDel: db.prepare('DELETE FROM ns_blobs WHERE namespace = ? AND key = ?'),
+      countKeys: db.prepare<[number], number>(`SELECT count(*) FROM blobs WHERE ${LIVE}`).pluck(),
+      namespaces: db.prepare<[number], Buffer>(`SELECT DISTINCT namespace FROM ns_blobs WHERE ${LIVE}`).pluck(),
+      meta: db.prepare('SELECT created_at, updated_at, expires_at, version FROM blobs WHERE key = ?'),
+    };
+  }
+
+  get(key: Buffer, now: number): StoredValue | undefined {
+    return this.stmt.get.get(key, now);
+  }
+
+  exists(key: Buffer, now: number): boolean {
+    return this.stmt.exists.get(key, now) !== undefined;
+  }
+
+  nsGet(ns: Buffer, key: Buffer, now: number): StoredValue | undefined {
+    return this.stmt.nsGet.get(ns, key, now);
+  }
+
+  nsExists(ns: Buffer, key: Buffer, now: number): boolean {
+    return this.stmt.nsExists.get(ns, key, now) !== undefined;
+  }
+
+  /** Metadata of a plain key, expired or not; for tests and introspection. */
+  meta(key: Buffer): RowMeta | undefined {
+    return this.stmt.meta.get(key);
+  }
+
+  countKeys(now: number): number {
+    return this.stmt.countKeys.get(now) ?? 0;
+  }
+
+  namespaces(now: number): Buffer[] {
+    return this.stmt.namespaces.all(now);
+  }
+
+  /**
+   * Applies groups of writes in one transaction. Each group is a savepoint: a group that fails is
+   * rolled back alone and reported in the returned array (index = group), the others commit.
+   * Throws if the commit itself fails, in which case nothing was written.
+   */
+  applyGroups(groups: readonly (readonly ShardWrite[])[]): (Error | null)[] {
+    const results: (Error | null)[] = [];
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      for (const group of groups) {
+        this.db.exec('SAVEPOINT grp');
+        try {
+          for (const w of group) this.apply(w);
+          this.db.exec('RELEASE grp');
+          results.push(null);
+        } catch (err) {
+          this.db.exec('ROLLBACK TO grp');
+          this.db.exec('RELEASE grp');
+          results.push(err instanceof Error ? err : new Error(String(err)));
+        }
+      }
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+    return results;
+  }
+
+  private apply(w: ShardWrite): void {
+    switch (w.kind) {
+      case 'set':
+        if (w.ns === null) this.stmt.set.run(w.key, w.data, w.codec, w.size, w.now, w.now, w.expiresAt);
+        else this.stmt.nsSet.run(w.ns, w.key, w.data, w.codec, w.size, w.now, w.now, w.expiresAt);
+        return;
+      case 'del':
+        if (w.ns === null) this.stmt.del.run(w.key);
+        else this.stmt.nsDel.run(w.ns, w.key);
+        return;
+      case 'flush':
+        this.db.exec('DELETE FROM blobs; DELETE FROM ns_blobs;');
+        return;
+    }
+  }
+
+  /** Moves the WAL into the main file; called at shutdown so the next start reads one file. */
+  checkpoint(): void {
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
+  integrityCheck(): string {
+    return String(this.db.pragma('integrity_check', { simple: true }));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+export interface RowMeta {
+  created_at: number;
+  updated_at: number;
+  expires_at: number | null;
+  version: number;
+}

@@ -1,0 +1,222 @@
+/**
+ * The store: routes each key to its shard, answers reads from the overlay of pending writes first
+ * and SQLite second, and hands writes to the shard's write queue.
+ *
+ * Write methods apply their effect at once (visible to every later read) and return an Ack: a
+ * promise settled by the commit in sync mode, undefined in async mode where the write is
+ * acknowledged as soon as it is queued.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { CodecError, decode, encode, type CompressionSettings } from './codecs.js';
+import { ShardRing } from './mpchash.js';
+import { Shard, type SqliteSettings, type StoredValue } from './shard.js';
+import { InflightBudget, WriteQueue, type PendingWrite } from './write-queue.js';
+import { checkLayout } from './layout.js';
+
+export type Ack = Promise<void> | undefined;
+
+export interface StoreOptions {
+  dataDir: string;
+  numShards: number;
+  asyncWrite: boolean;
+  batchSize: number;
+  batchTimeoutMs: number;
+  inflightCapacity: number;
+  /** Bytes of pending values that make new writes wait, as inflightCapacity does for their count. */
+  inflightMaxBytes: number;
+  compression: CompressionSettings | null;
+  sqlite: SqliteSettings;
+  onWriteFailure: (err: Error, write: PendingWrite, shard: number) => void;
+}
+
+/** A stored value that could not be decoded; the message names the key. */
+export class CorruptValueError extends Error {}
+
+export class Store {
+  private readonly ring: ShardRing;
+  readonly queues: WriteQueue[];
+  private readonly budget: InflightBudget;
+  private closed = false;
+
+  private constructor(private readonly opts: StoreOptions) {
+    this.ring = new ShardRing(opts.numShards);
+    this.budget = new InflightBudget(opts.inflightCapacity, opts.inflightMaxBytes);
+    this.queues = [];
+    for (let id = 0; id < opts.numShards; id++) {
+      const shard = new Shard(id, join(opts.dataDir, `shard-${id}.db`), opts.sqlite);
+      this.queues.push(
+        new WriteQueue(shard, this.budget, {
+          batchSize: opts.batchSize,
+          batchTimeoutMs: opts.batchTimeoutMs,
+          onFailure: (err, write) => opts.onWriteFailure(err, write, id),
+        }),
+      );
+    }
+  }
+
+  /** Opens (creating if needed) the data directory; refuses a directory made with another shard count. */
+  static open(opts: StoreOptions): Store {
+    mkdirSync(opts.dataDir, { recursive: true });
+    checkLayout(opts.dataDir, opts.numShards);
+    return new Store(opts);
+  }
+
+  get numShards(): number {
+    return this.queues.length;
+  }
+
+  shardOf(key: Buffer): number {
+    return this.ring.shardOf(key);
+  }
+
+  /** False while the inflight budget is spent; writers then wait on waitForRoom(). */
+  get hasRoom(): boolean {
+    return this.budget.hasRoom;
+  }
+
+  waitForRoom(): Promise<void> {
+    return this.budget.waitForRoom();
+  }
+
+  get inflightOps(): number {
+    return this.budget.ops;
+  }
+
+  get(key: Buffer): Buffer | null | Promise<Buffer> {
+    return this.read(null, key);
+  }
+
+  exists(key: Buffer): boolean {
+    return this.has(null, key);
+  }
+
+  set(key: Buffer, value: Buffer, expiresAt: number | null = null): Ack {
+    return this.write(null, key, value, expiresAt);
+  }
+
+  delete(key: Buffer): Ack {
+    return this.remove(null, key);
+  }
+
+  hget(ns: Buffer, field: Buffer): Buffer | null | Promise<Buffer> {
+    return this.read(ns, field);
+  }
+
+  hexists(ns: Buffer, field: Buffer): boolean {
+    return this.has(ns, field);
+  }
+
+  hset(ns: Buffer, field: Buffer, value: Buffer, expiresAt: number | null = null): Ack {
+    return this.write(ns, field, value, expiresAt);
+  }
+
+  hdelete(ns: Buffer, field: Buffer): Ack {
+    return this.remove(ns, field);
+  }
+
+  /** Empties every shard (FLUSHDB / FLUSHALL). */
+  flushAll(): Ack {
+    return joinAcks(this.queues.map((q) => q.push({ kind: 'flush' }, !this.opts.asyncWrite)));
+  }
+
+  /** Live plain keys plus live namespaces (a namespace counts once, like a Redis hash). */
+  async dbsize(): Promise<number> {
+    await this.drain();
+    const now = Date.now();
+    let keys = 0;
+    const namespaces = new Set<string>();
+    for (const q of this.queues) {
+      keys += q.shard.countKeys(now);
+      for (const ns of q.shard.namespaces(now)) namespaces.add(ns.toString('latin1'));
+    }
+    return keys + namespaces.size;
+  }
+
+  /** Resolves once every write executed so far has committed or failed. */
+  async drain(): Promise<void> {
+    await Promise.all(this.queues.map((q) => q.drain()));
+  }
+
+  /** Drains every queue, checkpoints the WAL into each file and closes them. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.drain();
+    this.closed = true;
+    for (const q of this.queues) {
+      q.shard.checkpoint();
+      q.shard.close();
+    }
+  }
+
+  private queueFor(key: Buffer): WriteQueue {
+    return this.queues[this.ring.shardOf(key)];
+  }
+
+  private read(ns: Buffer | null, key: Buffer): Buffer | null | Promise<Buffer> {
+    const q = this.queueFor(key);
+    const now = Date.now();
+    const pending = q.overlay.lookup(ns, key, now);
+    if (pending !== undefined) return pending.value;
+    const row = ns === null ? q.shard.get(key, now) : q.shard.nsGet(ns, key, now);
+    if (row === undefined) return null;
+    return decodeRow(row, ns, key);
+  }
+
+  private has(ns: Buffer | null, key: Buffer): boolean {
+    const q = this.queueFor(key);
+    const now = Date.now();
+    const pending = q.overlay.lookup(ns, key, now);
+    if (pending !== undefined) return pending.value !== null;
+    return ns === null ? q.shard.exists(key, now) : q.shard.nsExists(ns, key, now);
+  }
+
+  private write(ns: Buffer | null, key: Buffer, value: Buffer, expiresAt: number | null): Ack {
+    const write: PendingWrite = {
+      kind: 'set',
+      ns,
+      key,
+      value,
+      encoded: encode(value, this.opts.compression),
+      now: Date.now(),
+      expiresAt,
+    };
+    return this.queueFor(key).push(write, !this.opts.asyncWrite);
+  }
+
+  private remove(ns: Buffer | null, key: Buffer): Ack {
+    return this.queueFor(key).push({ kind: 'del', ns, key }, !this.opts.asyncWrite);
+  }
+}
+
+/** One Ack for many: undefined when none of them waits. */
+export function joinAcks(acks: Ack[]): Ack {
+  const waiting = acks.filter((a): a is Promise<void> => a !== undefined);
+  if (waiting.length === 0) return undefined;
+  if (waiting.length === 1) return waiting[0];
+  return Promise.all(waiting).then(() => undefined);
+}
+
+function decodeRow(row: StoredValue, ns: Buffer | null, key: Buffer): Buffer | Promise<Buffer> {
+  const fail = (err: unknown): never => {
+    const what = ns === null ? `key '${printable(key)}'` : `field '${printable(key)}' of '${printable(ns)}'`;
+    const why = err instanceof CodecError || err instanceof Error ? err.message : String(err);
+    throw new CorruptValueError(`stored value of ${what} cannot be decoded: ${why}`);
+  };
+  if (row.codec === 0) return row.data;
+  try {
+    const out = decode(row.codec, row.data);
+    return out instanceof Promise ? out.catch(fail) : out;
+  } catch (err) {
+    return fail(err);
+  }
+}
+
+/** A key as an error message can show it: printable ASCII kept, the rest escaped, long keys cut. */
+export function printable(key: Buffer): string {
+  let s = '';
+  for (const c of key.subarray(0, 128)) {
+    s += c >= 0x20 && c < 0x7f && c !== 0x27 && c !== 0x5c ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`;
+  }
+  return key.length > 128 ? `${s}…` : s;
+}

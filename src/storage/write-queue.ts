@@ -1,0 +1,280 @@
+/**
+ * The write path of one shard: a queue of executed-but-uncommitted writes, their overlay, and the
+ * group commit that drains them.
+ *
+ * Every write that arrives during one turn of the event loop (from any connection) is committed by
+ * one SQLite COMMIT at the end of that turn (setImmediate runs after the poll phase that delivered
+ * the socket data). Inside that transaction, writes are grouped `batchSize` at a time into
+ * savepoints: a group is the unit that succeeds or fails together. With `batchTimeoutMs` > 0, a
+ * queue shorter than `batchSize` waits up to that long for company before committing.
+ */
+import type { Encoded } from './codecs.js';
+import { Overlay } from './overlay.js';
+import type { Shard, ShardWrite } from './shard.js';
+
+export type PendingWrite =
+  | {
+      kind: 'set';
+      ns: Buffer | null;
+      key: Buffer;
+      value: Buffer;
+      encoded: Encoded | Promise<Encoded>;
+      now: number;
+      expiresAt: number | null;
+    }
+  | { kind: 'del'; ns: Buffer | null; key: Buffer }
+  | { kind: 'flush' };
+
+/** Settles a writer waiting for its commit (sync mode); absent in async mode. */
+type Settle = (err: Error | null) => void;
+
+interface Queued {
+  seq: number;
+  write: PendingWrite;
+  bytes: number;
+  settle: Settle | undefined;
+}
+
+/** Store-wide bound on writes executed and not yet committed (inflight_capacity). */
+export class InflightBudget {
+  ops = 0;
+  bytes = 0;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    readonly maxOps: number,
+    readonly maxBytes: number,
+  ) {}
+
+  get hasRoom(): boolean {
+    // One write is always admitted when nothing is in flight, however big it is.
+    return this.ops === 0 || (this.ops < this.maxOps && this.bytes < this.maxBytes);
+  }
+
+  waitForRoom(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  take(bytes: number): void {
+    this.ops++;
+    this.bytes += bytes;
+  }
+
+  release(ops: number, bytes: number): void {
+    this.ops -= ops;
+    this.bytes -= bytes;
+    while (this.waiters.length > 0 && this.hasRoom) this.waiters.shift()!();
+  }
+}
+
+export interface WriteQueueOptions {
+  batchSize: number;
+  batchTimeoutMs: number;
+  /** Called for every write that failed to commit; in async mode nobody else hears of it. */
+  onFailure: (err: Error, write: PendingWrite) => void;
+  /** Called after every commit attempt, for metrics. */
+  onCommit?: (ops: number, millis: number, ok: boolean) => void;
+}
+
+/** Caps one COMMIT so a burst cannot stall the event loop for long. */
+const MAX_OPS_PER_COMMIT = 4096;
+const MAX_BYTES_PER_COMMIT = 64 * 1024 * 1024;
+
+export class WriteQueue {
+  readonly overlay = new Overlay();
+  private queue: Queued[] = [];
+  private head = 0;
+  private seq = 0;
+  private scheduled = false;
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+  private drainWaiters: (() => void)[] = [];
+  commits = 0;
+  committedOps = 0;
+  failedOps = 0;
+
+  constructor(
+    readonly shard: Shard,
+    private readonly budget: InflightBudget,
+    private readonly opts: WriteQueueOptions,
+  ) {}
+
+  /** Writes executed and not yet committed. */
+  get depth(): number {
+    return this.queue.length - this.head;
+  }
+
+  /**
+   * Executes a write: the overlay shows it to every read from now on, and it is queued for commit.
+   * With `wantAck`, returns a promise settled by its commit; otherwise undefined.
+   */
+  push(write: PendingWrite, wantAck: boolean): Promise<void> | undefined {
+    const seq = ++this.seq;
+    if (write.kind === 'flush') this.overlay.putBarrier(seq);
+    else if (write.kind === 'set') this.overlay.put(write.ns, write.key, write.value, write.expiresAt, seq);
+    else this.overlay.put(write.ns, write.key, null, null, seq);
+    const bytes = write.kind === 'set' ? write.value.length + write.key.length : 0;
+    this.budget.take(bytes);
+    const item: Queued = { seq, write, bytes, settle: undefined };
+    let ack: Promise<void> | undefined;
+    if (wantAck) {
+      ack = new Promise<void>((resolve, reject) => {
+        item.settle = (err) => (err === null ? resolve() : reject(err));
+      });
+    }
+    this.queue.push(item);
+    this.schedule();
+    return ack;
+  }
+
+  /** Resolves once everything queued so far has been committed or has failed. */
+  drain(): Promise<void> {
+    if (this.depth === 0 && !this.busy) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.busy) return;
+    if (this.opts.batchTimeoutMs === 0 || this.depth >= this.opts.batchSize) {
+      if (this.timer !== null) {
+        clearTimeout(this.timer);
+        this.timer = null;
+      }
+      this.scheduled = true;
+      setImmediate(this.flush);
+    } else if (this.timer === null) {
+      this.timer = setTimeout(this.flush, this.opts.batchTimeoutMs);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.busy || this.depth === 0) return;
+    const batch = this.take();
+    const pending = batch.filter((q) => q.write.kind === 'set' && q.write.encoded instanceof Promise);
+    if (pending.length === 0) {
+      this.commit(batch, new Map());
+      this.afterCommit();
+      return;
+    }
+    // Large values are still being compressed off-thread; commit once they all are, keeping order.
+    this.busy = true;
+    const encodings = new Map<Queued, Encoded | Error>();
+    void Promise.all(
+      pending.map(async (q) => {
+        try {
+          encodings.set(q, await (q.write as { encoded: Promise<Encoded> }).encoded);
+        } catch (err) {
+          encodings.set(q, err instanceof Error ? err : new Error(String(err)));
+        }
+      }),
+    ).then(() => {
+      this.busy = false;
+      this.commit(batch, encodings);
+      this.afterCommit();
+    });
+  };
+
+  private take(): Queued[] {
+    let end = this.head;
+    let bytes = 0;
+    while (end < this.queue.length && end - this.head < MAX_OPS_PER_COMMIT && bytes < MAX_BYTES_PER_COMMIT) {
+      bytes += this.queue[end].bytes;
+      end++;
+    }
+    const batch = this.queue.slice(this.head, end);
+    this.head = end;
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    return batch;
+  }
+
+  private commit(batch: Queued[], encodings: Map<Queued, Encoded | Error>): void {
+    const errors = new Array<Error | null>(batch.length).fill(null);
+    const groups: ShardWrite[][] = [];
+    const groupMembers: number[][] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const q = batch[i];
+      const write = toShardWrite(q, encodings.get(q));
+      if (write instanceof Error) {
+        errors[i] = write;
+        continue;
+      }
+      const last = groups.length - 1;
+      if (last < 0 || groups[last].length >= this.opts.batchSize) {
+        groups.push([write]);
+        groupMembers.push([i]);
+      } else {
+        groups[last].push(write);
+        groupMembers[last].push(i);
+      }
+    }
+    const started = performance.now();
+    let ok = true;
+    try {
+      const results = groups.length > 0 ? this.shard.applyGroups(groups) : [];
+      results.forEach((err, g) => {
+        if (err !== null) for (const i of groupMembers[g]) errors[i] = err;
+      });
+    } catch (err) {
+      ok = false;
+      const e = err instanceof Error ? err : new Error(String(err));
+      for (const members of groupMembers) for (const i of members) errors[i] = e;
+    }
+    this.commits++;
+    this.opts.onCommit?.(batch.length, performance.now() - started, ok);
+    let bytes = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const q = batch[i];
+      const w = q.write;
+      if (w.kind === 'flush') this.overlay.releaseBarrier(q.seq);
+      else this.overlay.release(w.ns, w.key, q.seq);
+      bytes += q.bytes;
+      const err = errors[i];
+      if (err === null) {
+        this.committedOps++;
+      } else {
+        this.failedOps++;
+        this.opts.onFailure(err, w);
+      }
+      q.settle?.(err);
+    }
+    this.budget.release(batch.length, bytes);
+  }
+
+  private afterCommit(): void {
+    if (this.depth > 0) {
+      this.schedule();
+    } else if (this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+}
+
+function toShardWrite(q: Queued, encoding: Encoded | Error | undefined): ShardWrite | Error {
+  const w = q.write;
+  if (w.kind !== 'set') return w;
+  const enc = encoding ?? (w.encoded as Encoded);
+  if (enc instanceof Error) return enc;
+  return {
+    kind: 'set',
+    ns: w.ns,
+    key: w.key,
+    data: enc.payload,
+    codec: enc.codec,
+    size: w.value.length,
+    now: w.now,
+    expiresAt: w.expiresAt,
+  };
+}
