@@ -13,6 +13,7 @@ export const connectionCommands: CommandSpec[] = [
     arity: -1,
     flags: ['fast'],
     categories: ['fast', 'connection'],
+    tips: ['request_policy:all_shards', 'response_policy:all_succeeded'],
     summary: 'Returns the server\'s liveliness response.',
     since: '1.0.0',
     handler: (_ctx, args) => {

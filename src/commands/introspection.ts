@@ -13,7 +13,7 @@ export function commandInfo(spec: CommandSpec): Reply {
     k?.last ?? 0,
     k?.step ?? 0,
     new RespSet(spec.categories.map((c) => new SimpleString(`@${c}`))),
-    new RespSet([]),
+    new RespSet(spec.tips ?? []),
     k === null ? [] : [keySpec(spec)],
     (spec.subcommands ?? []).map(commandInfo),
   ];
@@ -21,9 +21,8 @@ export function commandInfo(spec: CommandSpec): Reply {
 
 function keySpec(spec: CommandSpec): Reply {
   const k = spec.keys!;
-  const access = spec.flags.includes('write') ? ['RW', 'UPDATE'] : ['RO', 'ACCESS'];
   return new RespMap([
-    ['flags', new RespSet(access.map((f) => new SimpleString(f)))],
+    ['flags', new RespSet(k.flags.map((f) => new SimpleString(f)))],
     ['begin_search', new RespMap([['type', 'index'], ['spec', new RespMap([['index', k.first]])]])],
     [
       'find_keys',

@@ -24,6 +24,8 @@ export interface KeyPositions {
   first: number;
   last: number;
   step: number;
+  /** Redis 7 key-spec flags, as COMMAND INFO shows them (e.g. RO access, RW update, RM delete). */
+  flags: readonly string[];
 }
 
 export interface CommandSpec {
@@ -35,6 +37,8 @@ export interface CommandSpec {
   readonly keys: KeyPositions | null;
   /** ACL categories without the '@'. */
   readonly categories: readonly string[];
+  /** Redis 7 command tips (request_policy … for multi-key commands). */
+  readonly tips?: readonly string[];
   readonly group: string;
   readonly summary: string;
   readonly since: string;

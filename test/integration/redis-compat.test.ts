@@ -1,0 +1,171 @@
+/**
+ * The same commands against our server and a real redis-server, compared byte for byte.
+ * Every script runs on an empty keyspace on both sides.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { RawClient, resp } from '../helpers/raw.js';
+import { startOurs, startRedis, type RedisServer, type TestServer } from '../helpers/servers.js';
+
+type Cmd = (string | Buffer)[];
+
+const SCRIPTS: Record<string, Cmd[]> = {
+  'strings': [
+    ['SET', 'k', 'v'],
+    ['GET', 'k'],
+    ['GET', 'missing'],
+    ['SET', 'k', 'v2'],
+    ['GET', 'k'],
+    ['SET', 'empty', ''],
+    ['GET', 'empty'],
+    ['get', 'k'],
+    ['GET'],
+    ['GET', 'a', 'b'],
+    ['SET', 'k'],
+  ],
+  'del and exists': [
+    ['SET', 'a', '1'],
+    ['SET', 'b', '2'],
+    ['EXISTS', 'a'],
+    ['EXISTS', 'a', 'a', 'b', 'nope'],
+    ['DEL', 'a', 'a', 'nope'],
+    ['EXISTS', 'a'],
+    ['DEL', 'nope'],
+    ['DEL', 'b'],
+    ['GET', 'b'],
+    ['DEL'],
+    ['EXISTS'],
+  ],
+  'hashes': [
+    ['HSET', 'h', 'f', 'v'],
+    ['HSET', 'h', 'f', 'v2', 'g', 'w', 'x', 'y'],
+    ['HGET', 'h', 'f'],
+    ['HGET', 'h', 'missing'],
+    ['HGET', 'nohash', 'f'],
+    ['HEXISTS', 'h', 'g'],
+    ['HEXISTS', 'h', 'zz'],
+    ['HDEL', 'h', 'f', 'f', 'zz'],
+    ['HGET', 'h', 'f'],
+    ['HSET', 'h', 'f'],
+    ['HSET', 'h', 'f', 'v', 'odd'],
+    ['HDEL', 'h'],
+    ['HGET', 'h'],
+    ['HEXISTS', 'h', 'a', 'b'],
+  ],
+  'connection': [
+    ['PING'],
+    ['PING', 'hello'],
+    ['PING', 'a', 'b'],
+    ['ECHO', 'x y'],
+    ['ECHO'],
+    ['SELECT', '0'],
+    ['SELECT', 'abc'],
+    ['SELECT', '-1'],
+    ['CLIENT'],
+    ['CLIENT', 'FOO'],
+    ['CLIENT', 'GETNAME'],
+    ['CLIENT', 'SETNAME', 'a b'],
+    ['CLIENT', 'SETNAME', 'worker-1'],
+    ['CLIENT', 'GETNAME'],
+    ['CLIENT', 'SETNAME', ''],
+    ['CLIENT', 'GETNAME'],
+    ['CLIENT', 'SETNAME'],
+    ['HELLO', '4'],
+    ['HELLO', 'abc'],
+    ['HELLO', '2', 'BOGUS'],
+  ],
+  'server': [
+    ['SET', 'a', '1'],
+    ['HSET', 'h', 'f', 'v', 'g', 'w'],
+    ['DBSIZE'],
+    ['FLUSHDB', 'BOGUS'],
+    ['FLUSHDB', 'ASYNC', 'x'],
+    ['FLUSHDB'],
+    ['DBSIZE'],
+    ['GET', 'a'],
+    ['SET', 'a', '1'],
+    ['FLUSHALL', 'SYNC'],
+    ['EXISTS', 'a'],
+    ['DBSIZE', 'x'],
+    ['COMMAND', 'INFO', 'get', 'nosuchcommand', 'hget', 'hexists', 'hset', 'hdel', 'exists', 'del'],
+    ['COMMAND', 'FOO'],
+  ],
+  'unknown commands': [
+    ['FOO'],
+    ['FOO', 'bar', 'baz'],
+    ['foo', 'x'.repeat(200)],
+    ['FOO', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'aa', 'bb', 'cc', 'dd', 'ee', 'ff', 'gg', 'hh', 'ii', 'jj', 'kk', 'll'],
+  ],
+  'resp3': [
+    ['HELLO', '3', 'SETNAME', 'r3'],
+    ['GET', 'missing'],
+    ['HGET', 'h', 'missing'],
+    ['SET', 'k', 'v'],
+    ['GET', 'k'],
+    ['CLIENT', 'GETNAME'],
+    ['COMMAND', 'INFO', 'nosuchcommand'],
+    ['COMMAND', 'DOCS', 'nosuchcommand'],
+    ['HELLO', '2'],
+    ['GET', 'missing'],
+  ],
+};
+
+/** Replies that legitimately differ (ids, versions) are masked before comparison. */
+function normalize(reply: string): string {
+  return reply
+    .replace(/\$\d+\r\nversion\r\n\$\d+\r\n[0-9.]+\r\n/, '$N\r\nversion\r\n$N\r\nX\r\n')
+    .replace(/\r\nid\r\n:\d+\r\n/, '\r\nid\r\n:N\r\n');
+}
+
+async function runScript(port: number, cmds: Cmd[]): Promise<string[]> {
+  const c = await RawClient.connect(port);
+  try {
+    c.write(resp('FLUSHALL'));
+    await c.reply();
+    const out: string[] = [];
+    for (const cmd of cmds) {
+      c.write(resp(...cmd));
+      out.push(normalize(await c.reply()));
+    }
+    return out;
+  } finally {
+    c.destroy();
+  }
+}
+
+describe('replies match redis-server', () => {
+  let ours: TestServer;
+  let redis: RedisServer;
+  before(async () => {
+    ours = await startOurs();
+    redis = await startRedis();
+  });
+  after(async () => {
+    await ours.close();
+    await redis.stop();
+  });
+
+  for (const [name, cmds] of Object.entries(SCRIPTS)) {
+    it(name, async () => {
+      const expected = await runScript(redis.port, cmds);
+      const actual = await runScript(ours.port, cmds);
+      for (let i = 0; i < cmds.length; i++) {
+        assert.equal(actual[i], expected[i], `reply to ${cmds[i].join(' ').slice(0, 60)}`);
+      }
+    });
+  }
+
+  it('inline commands', async () => {
+    const script = 'PING\r\nSET a "hello world"\r\nGET a\r\nECHO \'it\\\'s\'\r\n\r\nGET "\\x41\\x42"\nEXISTS a\n';
+    const get = async (port: number): Promise<string[]> => {
+      const c = await RawClient.connect(port);
+      c.write(resp('FLUSHALL'));
+      await c.reply();
+      c.write(script);
+      const r = await c.replies(6);
+      c.destroy();
+      return r;
+    };
+    assert.deepEqual(await get(ours.port), await get(redis.port));
+  });
+});
