@@ -27,6 +27,14 @@ const CR = 13;
 const LF = 10;
 /** Bulks at least this big are gathered as chunk slices instead of waiting in the main buffer. */
 const BIG_BULK = 32 * 1024;
+/**
+ * Slices of a big bulk smaller than this are copied into a staging buffer instead of being kept as
+ * separate Buffer objects, so a client dribbling a big value a few bytes per read cannot make the
+ * server hold far more memory (one object per read) than the bytes it has sent.
+ */
+const SMALL_SLICE = 4096;
+/** Size of one staging buffer (never more than the bytes the bulk still needs). */
+const STAGE_SIZE = 64 * 1024;
 
 export type Args = Buffer[];
 
@@ -40,6 +48,9 @@ export class RequestParser {
   private bigLen = -1;
   private bigChunks: Buffer[] = [];
   private bigGot = 0;
+  /** Staging buffer collecting small slices of the big bulk, and how much of it is filled. */
+  private stage: Buffer | null = null;
+  private stageLen = 0;
   private commandBytes = 0;
 
   constructor(private readonly limits: ParserLimits) {}
@@ -111,11 +122,14 @@ export class RequestParser {
     if (len === null || len < 0 || len > this.limits.maxBulkLen) {
       throw new ProtocolError('invalid bulk length');
     }
-    this.chargeQueryBuffer(len);
+    // Checked on every attempt but charged only once the bulk is consumed: this header is parsed
+    // again on each push while a small bulk waits for its bytes.
+    this.checkQueryBuffer(len);
     const headerEnd = line + 2;
     const available = this.buf.length - headerEnd;
     if (available >= len + 2) {
       checkCrlf(this.buf, headerEnd + len);
+      this.commandBytes += len;
       // Copy small values out of the shared read buffer so a retained key does not pin 64 KiB.
       const slice = this.buf.subarray(headerEnd, headerEnd + len);
       this.args.push(len < 4096 ? Buffer.from(slice) : slice);
@@ -125,10 +139,13 @@ export class RequestParser {
       return true;
     }
     if (len + 2 >= BIG_BULK) {
+      this.commandBytes += len;
       this.pos = headerEnd;
       this.bigLen = len;
       this.bigChunks = [];
       this.bigGot = 0;
+      this.stage = null;
+      this.stageLen = 0;
       const rest = this.buf.subarray(this.pos);
       this.buf = EMPTY;
       this.pos = 0;
@@ -146,11 +163,11 @@ export class RequestParser {
   private feedBig(chunk: Buffer, out: Args[]): Buffer {
     const need = this.bigLen + 2 - this.bigGot;
     if (chunk.length < need) {
-      if (chunk.length > 0) this.bigChunks.push(chunk);
-      this.bigGot += chunk.length;
+      if (chunk.length > 0) this.gather(chunk);
       return EMPTY;
     }
-    this.bigChunks.push(chunk.subarray(0, need));
+    this.gather(chunk.subarray(0, need));
+    this.flushStage();
     const whole = this.bigChunks.length === 1 ? this.bigChunks[0] : Buffer.concat(this.bigChunks, this.bigLen + 2);
     checkCrlf(whole, this.bigLen);
     this.args.push(whole.subarray(0, this.bigLen));
@@ -160,6 +177,29 @@ export class RequestParser {
     this.remaining--;
     if (this.remaining === 0) this.finish(out);
     return chunk.subarray(need);
+  }
+
+  /** Adds part of the big bulk's payload; `part` never exceeds what the bulk still needs. */
+  private gather(part: Buffer): void {
+    if (part.length >= SMALL_SLICE) {
+      this.flushStage();
+      this.bigChunks.push(part);
+    } else {
+      if (this.stage === null || this.stageLen + part.length > this.stage.length) {
+        this.flushStage();
+        this.stage = Buffer.allocUnsafe(Math.min(STAGE_SIZE, this.bigLen + 2 - this.bigGot));
+        this.stageLen = 0;
+      }
+      part.copy(this.stage, this.stageLen);
+      this.stageLen += part.length;
+    }
+    this.bigGot += part.length;
+  }
+
+  private flushStage(): void {
+    if (this.stage !== null && this.stageLen > 0) this.bigChunks.push(this.stage.subarray(0, this.stageLen));
+    this.stage = null;
+    this.stageLen = 0;
   }
 
   private readInline(out: Args[]): boolean {
@@ -189,9 +229,8 @@ export class RequestParser {
     return cr;
   }
 
-  private chargeQueryBuffer(len: number): void {
-    this.commandBytes += len;
-    if (this.commandBytes > this.limits.maxQueryBuffer) {
+  private checkQueryBuffer(len: number): void {
+    if (this.commandBytes + len > this.limits.maxQueryBuffer) {
       throw new ProtocolError('query buffer limit exceeded');
     }
   }
@@ -280,7 +319,8 @@ export function splitInline(buf: Buffer, start: number, end: number): Args | nul
       } else {
         if (i >= end) break;
         const c = buf[i];
-        if (isSpace(c)) break;
+        // Unlike the blanks skipped between arguments, only these end an unquoted argument.
+        if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) break;
         if (c === 0x22) inDouble = true;
         else if (c === 0x27) inSingle = true;
         else cur.push(c);

@@ -2,6 +2,7 @@
 // unref'd while idle, so an idle pool never keeps the process alive.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { share } from './codec-copy.js';
 
 export type JobRequest =
   | { id: number; op: 'compress'; level: number; input: Uint8Array }
@@ -31,14 +32,15 @@ const compressQueue: Job[] = [];
 let nextId = 0;
 
 /**
- * Runs one zstd job off the event loop. The input is copied into the worker (structured clone):
- * the caller's buffer stays usable, which transferring it would not allow.
+ * Runs one zstd job off the event loop. The input is copied for the worker (see share()) rather
+ * than transferred: transferring would detach the caller's buffer, which it still uses.
  */
 export function runZstd(job: JobInput & { op: 'decompress' }, input: Uint8Array): Promise<Buffer>;
 export function runZstd(job: JobInput, input: Uint8Array): Promise<Buffer | null>;
-export function runZstd(job: JobInput, input: Uint8Array): Promise<Buffer | null> {
+export async function runZstd(job: JobInput, input: Uint8Array): Promise<Buffer | null> {
+  const shared = await share(input);
   return new Promise((resolve, reject) => {
-    const req: JobRequest = { ...job, id: nextId++, input };
+    const req: JobRequest = { ...job, id: nextId++, input: shared };
     (job.op === 'decompress' ? decompressQueue : compressQueue).push({ req, resolve, reject });
     pump();
   });

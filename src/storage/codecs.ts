@@ -7,6 +7,7 @@
 // codec-pool.ts workers (zstd, whose binding is sync-only), never on the event loop.
 import zlib from 'node:zlib';
 import { compress as lz4Compress, compressSync as lz4CompressSync, uncompress as lz4Uncompress, uncompressSync as lz4UncompressSync } from 'lz4-napi';
+import { gather } from './codec-copy.js';
 import { PoolError, runZstd, shutdownPool } from './codec-pool.js';
 import { zstdCompress, zstdContentSize, zstdDecompress } from './codec-zstd.js';
 
@@ -37,7 +38,8 @@ const MIN_COMPRESS_BYTES = 64;
 const MAX_VALUE_BYTES = 512 * 1024 * 1024;
 // Decoding runs at 300 MB/s (brotli, gzip) to 3 GB/s (lz4): 32 KiB of output is at most ~100 µs.
 const INLINE_DECODE_BYTES = 32 * KiB;
-// zlib's 16 KiB default means one event-loop callback per 16 KiB of output on big values.
+// Output per libuv job for zlib (its default, 16 KiB, means an event-loop callback per 16 KiB).
+// Small enough that other thread-pool work gets a turn between the jobs of a huge value.
 const ASYNC_CHUNK_BYTES = 1024 * KiB;
 
 /**
@@ -94,13 +96,15 @@ function compressInline(value: Buffer, { algorithm, level }: CompressionSettings
 function compressAsync(value: Buffer, { algorithm, level }: CompressionSettings): Promise<Buffer | null> {
   switch (algorithm) {
     case 'gzip':
-      return zlibAsync<zlib.ZlibOptions>(zlib.gzip, value, { level, chunkSize: ASYNC_CHUNK_BYTES });
+      return notSmallerAsNull(zlibRun(zlib.createGzip({ level, chunkSize: ASYNC_CHUNK_BYTES }), value, value.length - 1));
     case 'zstd':
       return runZstd({ op: 'compress', level }, value);
     case 'lz4':
       return lz4Compress(value);
-    case 'brotli':
-      return zlibAsync<zlib.BrotliOptions>(zlib.brotliCompress, value, { ...brotliOptions(value.length, level), chunkSize: ASYNC_CHUNK_BYTES });
+    case 'brotli': {
+      const stream = zlib.createBrotliCompress({ ...brotliOptions(value.length, level), chunkSize: ASYNC_CHUNK_BYTES });
+      return notSmallerAsNull(zlibRun(stream, value, value.length - 1));
+    }
     case 'none':
       return Promise.resolve(null);
   }
@@ -138,12 +142,12 @@ function gunzip(payload: Buffer): Buffer | Promise<Buffer> {
   // corrupt payload cannot inflate past it.
   const size = payload.readUInt32LE(payload.length - 4);
   checkSize(size, 'gzip');
-  const options: zlib.ZlibOptions = { maxOutputLength: Math.max(1, size) };
   if (size <= INLINE_DECODE_BYTES && payload.length <= INLINE_DECODE_BYTES) {
-    return checkLength(inline(() => zlib.gunzipSync(payload, options)), size, 'gzip');
+    return checkLength(inline(() => zlib.gunzipSync(payload, { maxOutputLength: Math.max(1, size) })), size, 'gzip');
   }
-  options.chunkSize = Math.max(zlib.constants.Z_MIN_CHUNK, Math.min(size, ASYNC_CHUNK_BYTES));
-  return corruptOnReject(zlibAsync<zlib.ZlibOptions>(zlib.gunzip, payload, options)).then((out) => checkLength(out, size, 'gzip'));
+  // Room for the whole value in one output buffer: it comes back as is, with no concatenation copy.
+  const stream = zlib.createGunzip({ chunkSize: Math.max(zlib.constants.Z_MIN_CHUNK, size + 1) });
+  return corruptOnReject(zlibRun(stream, payload, size)).then((out) => checkLength(out, size, 'gzip'));
 }
 
 function unzstd(payload: Buffer): Buffer | Promise<Buffer> {
@@ -174,7 +178,7 @@ function unbrotli(payload: Buffer): Buffer | Promise<Buffer> {
       if (!isTooLarge(err)) throw corrupt(err);
     }
   }
-  return corruptOnReject(zlibAsync<zlib.BrotliOptions>(zlib.brotliDecompress, payload, { maxOutputLength: MAX_VALUE_BYTES, chunkSize: ASYNC_CHUNK_BYTES }));
+  return corruptOnReject(zlibRun(zlib.createBrotliDecompress({ chunkSize: ASYNC_CHUNK_BYTES }), payload, MAX_VALUE_BYTES));
 }
 
 /** Stops worker threads (if any were started). Coding still works afterwards; workers restart. */
@@ -182,10 +186,37 @@ export function shutdownCodecs(): Promise<void> {
   return shutdownPool();
 }
 
-type ZlibCall<O> = (buf: Buffer, options: O, callback: (err: Error | null, out: Buffer) => void) => void;
+class OutputTooLarge extends Error {}
 
-function zlibAsync<O>(fn: ZlibCall<O>, buf: Buffer, options: O): Promise<Buffer> {
-  return new Promise((resolve, reject) => fn(buf, options, (err, out) => (err === null ? resolve(out) : reject(err))));
+/**
+ * Runs `input` through a zlib stream on libuv's pool. Rejects with OutputTooLarge as soon as the
+ * output passes `maxOutput`, which also stops the work. zlib.gzip() and friends would do most of
+ * this, but they concatenate the output in one synchronous copy (256 MiB: ~1 s of blocked loop).
+ */
+function zlibRun(stream: zlib.Gzip | zlib.Gunzip | zlib.BrotliCompress | zlib.BrotliDecompress, input: Buffer, maxOutput: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    stream.on('data', (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > maxOutput) {
+        stream.destroy();
+        reject(new OutputTooLarge(`output exceeds ${maxOutput} bytes`));
+      } else {
+        chunks.push(chunk);
+      }
+    });
+    stream.on('error', reject);
+    stream.on('end', () => resolve(gather(chunks, total)));
+    stream.end(input);
+  });
+}
+
+function notSmallerAsNull(p: Promise<Buffer>): Promise<Buffer | null> {
+  return p.catch((err: unknown) => {
+    if (err instanceof OutputTooLarge) return null;
+    throw err;
+  });
 }
 
 function checkSize(size: number, what: string): void {
