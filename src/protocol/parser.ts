@@ -197,7 +197,11 @@ export class RequestParser {
   }
 
   private flushStage(): void {
-    if (this.stage !== null && this.stageLen > 0) this.bigChunks.push(this.stage.subarray(0, this.stageLen));
+    if (this.stage !== null && this.stageLen > 0) {
+      const used = this.stage.subarray(0, this.stageLen);
+      // A mostly empty stage is copied out so its unused space is not held until the bulk ends.
+      this.bigChunks.push(this.stageLen * 2 < this.stage.length ? Buffer.from(used) : used);
+    }
     this.stage = null;
     this.stageLen = 0;
   }

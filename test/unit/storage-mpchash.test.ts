@@ -1,0 +1,127 @@
+/**
+ * Placement is the on-disk format: these answers were taken from the implementation and must
+ * never change. A failure here means existing data would be looked up on the wrong shard.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { murmur3, ShardRing } from '../../src/storage/mpchash.js';
+
+const latin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+test('murmur3 matches MurmurHash3_x86_32 reference vectors', () => {
+  const cases: [Buffer, number, number][] = [
+    [latin1(''), 0, 0],
+    [latin1(''), 1, 0x514e28b7],
+    [latin1(''), 0xffffffff, 0x81f16f39],
+    [latin1('hello'), 0, 0x248bfa47],
+    [latin1('test'), 0, 0xba6bd213],
+    [latin1('Hello, world!'), 1234, 0xfaf6cdb3],
+    [latin1('The quick brown fox jumps over the lazy dog'), 0x9747b28c, 0x2fa826cd],
+    [latin1('aaaa'), 0x9747b28c, 0x5a97808a],
+    [latin1('a'), 0x9747b28c, 0x7fa09ea6],
+    [Buffer.from([0xff, 0xff, 0xff, 0xff]), 0, 0x76293b50],
+    [Buffer.from([0x21, 0x43, 0x65, 0x87]), 0, 0xf55b516b],
+    [Buffer.from([0x21, 0x43, 0x65, 0x87]), 0x5082edee, 0x2362f9de],
+    [Buffer.from([0x21, 0x43, 0x65]), 0, 0x7e4a8634],
+    [Buffer.from([0x21, 0x43]), 0, 0xa0f7b07a],
+    [Buffer.from([0x21]), 0, 0x72661cf4],
+    [Buffer.from([0, 0, 0, 0]), 0, 0x2362f9de],
+    [Buffer.from([0, 0, 0]), 0, 0x85f0b427],
+    [Buffer.from([0, 0]), 0, 0x30f4c306],
+    [Buffer.from([0]), 0, 0x514e28b7],
+  ];
+  for (const [data, seed, want] of cases) {
+    assert.equal(murmur3(data, seed), want, `murmur3(${data.toString('hex')}, 0x${seed.toString(16)})`);
+  }
+});
+
+test('murmur3 hashes a subarray by its own bytes, not its backing buffer', () => {
+  const backing = latin1('xxhelloyy');
+  assert.equal(murmur3(backing.subarray(2, 7), 0), 0x248bfa47);
+});
+
+test('placement is pinned for 4 and 8 shards', () => {
+  // [key, shard with 4 shards, shard with 8 shards]
+  const pins: [Buffer, number, number][] = [
+    [latin1(''), 1, 1],
+    [latin1('a'), 1, 5],
+    [latin1('b'), 2, 2],
+    [latin1('z'), 1, 4],
+    [latin1('A'), 1, 7],
+    [latin1('user:1'), 0, 5],
+    [latin1('user:2'), 1, 1],
+    [latin1('user:1000'), 1, 6],
+    [latin1('session:abc'), 3, 3],
+    [latin1('foo'), 3, 4],
+    [latin1('bar'), 3, 3],
+    [latin1('hello'), 2, 4],
+    [latin1('hello world'), 2, 2],
+    [latin1('\x00'), 2, 2],
+    [latin1('\x00\xff'), 3, 3],
+    [latin1('\xff\xff\xff\xff'), 2, 2],
+    [latin1('key:0'), 1, 1],
+    [latin1('key:99999'), 0, 5],
+    [latin1('{tag}x'), 2, 4],
+    [Buffer.from('日本語', 'utf8'), 2, 4],
+    [latin1('K'.repeat(1024)), 3, 3],
+    [latin1('x'.repeat(1024)), 2, 5],
+  ];
+  const r4 = new ShardRing(4);
+  const r8 = new ShardRing(8);
+  const got = pins.map(([k]) => [r4.shardOf(k), r8.shardOf(k)]);
+  assert.deepEqual(
+    got,
+    pins.map(([, s4, s8]) => [s4, s8]),
+  );
+});
+
+test('a single shard owns everything; invalid shard counts are refused', () => {
+  const r1 = new ShardRing(1);
+  for (const k of ['', 'a', 'user:1']) assert.equal(r1.shardOf(latin1(k)), 0);
+  for (const bad of [0, -1, 1.5, 65536, Number.NaN]) {
+    assert.throws(() => new ShardRing(bad), RangeError);
+  }
+  assert.equal(new ShardRing(65535).shardCount, 65535);
+});
+
+test('100,000 keys spread over 8 shards within ±10% of the mean', () => {
+  const ring = new ShardRing(8);
+  const counts = new Array<number>(8).fill(0);
+  const n = 100_000;
+  for (let i = 0; i < n; i++) counts[ring.shardOf(latin1(`key:${i}`))]++;
+  const mean = n / 8;
+  assert.equal(
+    counts.reduce((a, b) => a + b, 0),
+    n,
+  );
+  for (const [shard, c] of counts.entries()) {
+    assert.ok(c >= mean * 0.9 && c <= mean * 1.1, `shard ${shard} holds ${c} keys, mean ${mean}: ${counts.join(',')}`);
+  }
+});
+
+test('growing 8 → 9 shards moves about 1/9 of the keys, all to the new shard', () => {
+  const r8 = new ShardRing(8);
+  const r9 = new ShardRing(9);
+  const n = 100_000;
+  let moved = 0;
+  for (let i = 0; i < n; i++) {
+    const k = latin1(`key:${i}`);
+    const before = r8.shardOf(k);
+    const after = r9.shardOf(k);
+    if (before !== after) {
+      moved++;
+      assert.equal(after, 8, `key:${i} moved from ${before} to ${after}, not to the new shard`);
+    }
+  }
+  const share = moved / n;
+  assert.ok(share > 0.05 && share < 0.2, `moved ${moved} of ${n} (${(share * 100).toFixed(1)}%)`);
+});
+
+test('placement is deterministic across ring instances', () => {
+  const a = new ShardRing(8);
+  const b = new ShardRing(8);
+  for (let i = 0; i < 1000; i++) {
+    const k = latin1(`det:${i}`);
+    assert.equal(a.shardOf(k), b.shardOf(k));
+  }
+});
