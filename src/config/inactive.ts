@@ -15,7 +15,6 @@ export const INACTIVE_KEYS: readonly string[] = [
   'tls_key_file',
   'tls_ca_cert_file',
   'tls_auth_clients',
-  'maxclients',
   'timeout',
 ];
 
