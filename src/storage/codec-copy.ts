@@ -21,7 +21,10 @@ export async function share(input: Uint8Array): Promise<Uint8Array> {
 
 /** Concatenation of `chunks` (total bytes `total`), yielding to the loop after each slice. */
 export async function gather(chunks: readonly Buffer[], total: number): Promise<Buffer> {
-  if (chunks.length === 1) return chunks[0];
+  const only = chunks.length === 1 ? chunks[0] : undefined;
+  // A lone chunk is used as is, unless it would pin a mostly empty output buffer (zlib hands out
+  // views of its chunkSize-sized buffers); copying it then costs under one slice.
+  if (only !== undefined && only.length >= only.buffer.byteLength / 2) return only;
   const out = Buffer.allocUnsafe(total);
   let offset = 0;
   let sinceYield = 0;

@@ -1,14 +1,12 @@
-// A few worker threads for zstd work on large values. Workers start on first use and are
-// unref'd while idle, so an idle pool never keeps the process alive.
+// A few worker threads for zstd work on large values (zstd-napi has no async API). Workers start
+// on first use and are unref'd while idle, so an idle pool never keeps the process alive.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { share } from './codec-copy.js';
 
-export type JobRequest =
-  | { id: number; op: 'compress'; level: number; input: Uint8Array }
-  | { id: number; op: 'decompress'; size: number; input: Uint8Array };
-export type JobReply = { id: number; output: Uint8Array | null } | { id: number; error: string };
-type JobInput = { op: 'compress'; level: number } | { op: 'decompress'; size: number };
+export type ZstdTask = { op: 'compress'; level: number } | { op: 'decompress'; size: number };
+export type JobRequest = ZstdTask & { input: Uint8Array };
+export type JobReply = { output: Uint8Array | null } | { error: string };
 
 /** The pool failed the job (worker died, shutdown, input not sendable), not the codec. */
 export class PoolError extends Error {
@@ -16,7 +14,8 @@ export class PoolError extends Error {
 }
 
 interface Job {
-  req: JobRequest;
+  task: ZstdTask;
+  input: Uint8Array;
   resolve: (out: Buffer | null) => void;
   reject: (err: Error) => void;
 }
@@ -25,23 +24,20 @@ interface Job {
 const POOL_SIZE = Math.min(4, Math.max(2, availableParallelism()));
 const workers = new Set<Worker>();
 const idle: Worker[] = [];
-const running = new Map<Worker, Job>();
+const running = new Map<Worker, Job>(); // one job per worker at a time
 // Reads wait on decompression, so it goes ahead of queued compressions.
 const decompressQueue: Job[] = [];
 const compressQueue: Job[] = [];
-let nextId = 0;
 
 /**
  * Runs one zstd job off the event loop. The input is copied for the worker (see share()) rather
  * than transferred: transferring would detach the caller's buffer, which it still uses.
  */
-export function runZstd(job: JobInput & { op: 'decompress' }, input: Uint8Array): Promise<Buffer>;
-export function runZstd(job: JobInput, input: Uint8Array): Promise<Buffer | null>;
-export async function runZstd(job: JobInput, input: Uint8Array): Promise<Buffer | null> {
-  const shared = await share(input);
+export function runZstd(task: ZstdTask & { op: 'decompress' }, input: Uint8Array): Promise<Buffer>;
+export function runZstd(task: ZstdTask, input: Uint8Array): Promise<Buffer | null>;
+export function runZstd(task: ZstdTask, input: Uint8Array): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
-    const req: JobRequest = { ...job, id: nextId++, input: shared };
-    (job.op === 'decompress' ? decompressQueue : compressQueue).push({ req, resolve, reject });
+    (task.op === 'decompress' ? decompressQueue : compressQueue).push({ task, input, resolve, reject });
     pump();
   });
 }
@@ -53,17 +49,32 @@ function pump(): void {
     const worker = idle.pop() ?? (workers.size < POOL_SIZE ? spawn() : undefined);
     if (worker === undefined) return;
     const job = queue.shift() as Job;
-    try {
-      worker.postMessage(job.req);
-    } catch (err) {
-      // e.g. out of memory while cloning a huge input; the worker itself is fine.
-      idle.push(worker);
-      job.reject(new PoolError(`cannot send value to codec worker: ${err instanceof Error ? err.message : String(err)}`));
-      continue;
-    }
     running.set(worker, job);
     worker.ref();
+    void send(worker, job);
   }
+}
+
+async function send(worker: Worker, job: Job): Promise<void> {
+  try {
+    // Copied only once a worker is free, so a queue of huge values is not held twice over.
+    const input = await share(job.input);
+    if (running.get(worker) !== job) return; // shut down meanwhile
+    const req: JobRequest = { ...job.task, input };
+    worker.postMessage(req);
+  } catch (err) {
+    // Out of memory for the copy, typically; the worker itself is fine.
+    if (running.get(worker) !== job) return;
+    release(worker);
+    job.reject(new PoolError(`cannot pass value to codec worker: ${err instanceof Error ? err.message : String(err)}`));
+    pump();
+  }
+}
+
+function release(worker: Worker): void {
+  running.delete(worker);
+  worker.unref();
+  idle.push(worker);
 }
 
 function spawn(): Worker {
@@ -71,9 +82,7 @@ function spawn(): Worker {
   workers.add(worker);
   worker.on('message', (reply: JobReply) => {
     const job = running.get(worker);
-    running.delete(worker);
-    worker.unref();
-    idle.push(worker);
+    release(worker);
     if (job !== undefined) {
       if ('error' in reply) job.reject(new Error(reply.error));
       else job.resolve(reply.output === null ? null : Buffer.from(reply.output.buffer, reply.output.byteOffset, reply.output.byteLength));
@@ -89,7 +98,7 @@ function spawn(): Worker {
     pump(); // spawns a replacement if work is queued
   };
   worker.on('error', lost);
-  worker.on('exit', (code) => lost(new Error(`codec worker exited with code ${code}`)));
+  worker.on('exit', (code) => lost(new Error(`exit code ${code}`)));
   return worker;
 }
 

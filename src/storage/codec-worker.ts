@@ -11,9 +11,9 @@ port.on('message', (req: JobRequest) => {
   try {
     const output =
       req.op === 'compress' ? zstdCompress(req.input, req.level, true) : zstdDecompress(req.input, req.size, true);
-    reply = { id: req.id, output };
+    reply = { output };
   } catch (err) {
-    reply = { id: req.id, error: err instanceof Error ? err.message : String(err) };
+    reply = { error: err instanceof Error ? err.message : String(err) };
   }
   // Outputs own their (never shared) ArrayBuffer (own = true): hand the memory over, don't copy it.
   const transfer = 'output' in reply && reply.output !== null ? [reply.output.buffer as ArrayBuffer] : [];

@@ -30,7 +30,8 @@ export function checkLayout(dataDir: string, numShards: number): void {
   } catch (err) {
     throw new LayoutError(`${path} is not valid JSON (${(err as Error).message}); it records the shard count of ${dataDir}`);
   }
-  if (layout.format !== FORMAT || !Number.isInteger(layout.num_shards)) {
+  // JSON.parse accepts `null`, numbers and arrays too: anything but an object is not a layout.
+  if (typeof layout !== 'object' || layout === null || layout.format !== FORMAT || !Number.isInteger(layout.num_shards)) {
     throw new LayoutError(`${path} has an unknown format; this version of blobasaur writes format ${FORMAT}`);
   }
   if (layout.num_shards !== numShards) {

@@ -166,6 +166,10 @@ export class Shard {
           this.db.exec('RELEASE grp');
           results.push(null);
         } catch (err) {
+          // Some errors (RAISE(ROLLBACK), SQLITE_FULL, I/O errors) make SQLite roll back the whole
+          // transaction: there is no savepoint left to return to, and every group is lost. Report
+          // the real reason rather than "no such savepoint".
+          if (!this.db.inTransaction) throw err;
           this.db.exec('ROLLBACK TO grp');
           this.db.exec('RELEASE grp');
           results.push(err instanceof Error ? err : new Error(String(err)));

@@ -37,7 +37,8 @@ export class Store {
   private readonly ring: ShardRing;
   readonly queues: WriteQueue[];
   private readonly budget: InflightBudget;
-  private closed = false;
+  /** Set by the first close(), so concurrent calls share one shutdown instead of closing twice. */
+  private closing: Promise<void> | null = null;
 
   private constructor(private readonly opts: StoreOptions) {
     this.ring = new ShardRing(opts.numShards);
@@ -139,14 +140,17 @@ export class Store {
   }
 
   /** Drains every queue, checkpoints the WAL into each file and closes them. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.drain();
-    this.closed = true;
-    for (const q of this.queues) {
-      q.shard.checkpoint();
-      q.shard.close();
-    }
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // drain() waits for the writes made before it; repeat for any made while it waited.
+      do await this.drain();
+      while (this.queues.some((q) => q.depth > 0));
+      for (const q of this.queues) {
+        q.shard.checkpoint();
+        q.shard.close();
+      }
+    })();
+    return this.closing;
   }
 
   private queueFor(key: Buffer): WriteQueue {

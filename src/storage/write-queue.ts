@@ -51,7 +51,9 @@ export class InflightBudget {
     return this.ops === 0 || (this.ops < this.maxOps && this.bytes < this.maxBytes);
   }
 
+  /** Resolves when there is room: at once if there is some now (a waiter on an idle budget would never wake). */
   waitForRoom(): Promise<void> {
+    if (this.hasRoom) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -85,10 +87,13 @@ export class WriteQueue {
   private queue: Queued[] = [];
   private head = 0;
   private seq = 0;
+  /** Every write up to this seq has committed or failed (batches commit in seq order). */
+  private settledSeq = 0;
   private scheduled = false;
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
-  private drainWaiters: (() => void)[] = [];
+  /** drain() callers, in call order and so by nondecreasing target seq. */
+  private drainWaiters: { upTo: number; resolve: () => void }[] = [];
   commits = 0;
   committedOps = 0;
   failedOps = 0;
@@ -99,8 +104,13 @@ export class WriteQueue {
     private readonly opts: WriteQueueOptions,
   ) {}
 
-  /** Writes executed and not yet committed. */
+  /** Writes executed and not yet committed, including a batch waiting for its encodings. */
   get depth(): number {
+    return this.seq - this.settledSeq;
+  }
+
+  /** Writes queued and not yet taken into a commit. */
+  private get queued(): number {
     return this.queue.length - this.head;
   }
 
@@ -129,13 +139,22 @@ export class WriteQueue {
 
   /** Resolves once everything queued so far has been committed or has failed. */
   drain(): Promise<void> {
-    if (this.depth === 0 && !this.busy) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+    // Waits for the writes pushed so far only: under steady load the queue may never be empty.
+    const upTo = this.seq;
+    if (this.settledSeq >= upTo) return Promise.resolve();
+    // Whoever drains (shutdown, DBSIZE) should not sit out a long batch_timeout_ms.
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+    return new Promise((resolve) => this.drainWaiters.push({ upTo, resolve }));
   }
 
   private schedule(): void {
     if (this.scheduled || this.busy) return;
-    if (this.opts.batchTimeoutMs === 0 || this.depth >= this.opts.batchSize) {
+    if (this.opts.batchTimeoutMs === 0 || this.queued >= this.opts.batchSize) {
       if (this.timer !== null) {
         clearTimeout(this.timer);
         this.timer = null;
@@ -153,7 +172,7 @@ export class WriteQueue {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.busy || this.depth === 0) return;
+    if (this.busy || this.queued === 0) return;
     const batch = this.take();
     const pending = batch.filter((q) => q.write.kind === 'set' && q.write.encoded instanceof Promise);
     if (pending.length === 0) {
@@ -248,17 +267,15 @@ export class WriteQueue {
       }
       q.settle?.(err);
     }
+    if (batch.length > 0) this.settledSeq = batch[batch.length - 1].seq;
     this.budget.release(batch.length, bytes);
   }
 
   private afterCommit(): void {
-    if (this.depth > 0) {
-      this.schedule();
-    } else if (this.drainWaiters.length > 0) {
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const w of waiters) w();
-    }
+    if (this.queued > 0) this.schedule();
+    let n = 0;
+    while (n < this.drainWaiters.length && this.drainWaiters[n].upTo <= this.settledSeq) n++;
+    if (n > 0) for (const w of this.drainWaiters.splice(0, n)) w.resolve();
   }
 }
 
