@@ -212,9 +212,6 @@ export class RequestParser {
       if (this.buf.length - this.pos > INLINE_MAX) throw new ProtocolError('too big inline request');
       return false;
     }
-    // The same limit when the newline is already here, so that whether a long line is accepted
-    // does not depend on how the bytes happened to be split into reads.
-    if (nl - this.pos > INLINE_MAX) throw new ProtocolError('too big inline request');
     let end = nl;
     if (end > this.pos && this.buf[end - 1] === CR) end--;
     const args = splitInline(this.buf, this.pos, end);
