@@ -78,6 +78,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       ['commits', store.queues.reduce((n, q) => n + q.commits, 0)],
       ['committed_writes', store.queues.reduce((n, q) => n + q.committedOps, 0)],
       ['failed_writes', store.queues.reduce((n, q) => n + q.failedOps, 0)],
+      ...storageFields(store, config),
     ],
   ]);
   let port: number;
@@ -100,6 +101,19 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       await shutdownCodecs();
     },
   };
+}
+
+/** Compression and the bytes it saves; a scan of every shard's table headers, not of the values. */
+function storageFields(store: Store, config: Config): [string, string | number][] {
+  const c = config.storage_compression;
+  const t = store.byteTotals();
+  return [
+    ['compression', c.enabled && c.algorithm !== 'none' ? `${c.algorithm}:${c.level}` : 'none'],
+    ['stored_values', t.rows],
+    ['logical_bytes', t.logical],
+    ['stored_bytes', t.stored],
+    ['compression_ratio', t.stored === 0 ? '1.00' : (t.logical / t.stored).toFixed(2)],
+  ];
 }
 
 /** The Redis version we answer as: clients pick features by it. */

@@ -35,7 +35,11 @@ async function main(argv: string[]): Promise<number> {
   const { config, file, inactive } = loaded;
   const log = createLogger(config.log_level);
   log.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
-  for (const key of inactive) log.warn({ key }, `config key "${key}" is accepted but not active yet in this version`);
+  for (const key of inactive) {
+    // output_compression belongs to upstream's HTTP API, which this server does not have.
+    const why = key === 'output_compression' ? 'has no effect: there is no HTTP data API to compress' : 'is accepted but not active yet in this version';
+    log.warn({ key }, `config key "${key}" ${why}`);
+  }
 
   let running;
   try {

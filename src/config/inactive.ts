@@ -5,7 +5,6 @@
  */
 export const INACTIVE_KEYS: readonly string[] = [
   'output_compression',
-  'storage_compression',
   'cluster',
   'metrics',
   'requirepass',

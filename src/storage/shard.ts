@@ -28,28 +28,30 @@ export type ShardWrite =
   | { kind: 'del'; ns: Buffer | null; key: Buffer }
   | { kind: 'flush' };
 
+// Small columns come before `data`: a large value spills into overflow pages, and a column stored
+// after it could only be read by walking that chain.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS blobs (
   key        BLOB PRIMARY KEY NOT NULL,
-  data       BLOB NOT NULL,
-  codec      INTEGER NOT NULL DEFAULT 0,
-  size       INTEGER NOT NULL,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
-  expires_at INTEGER,
-  version    INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS blobs_expires_at ON blobs (expires_at) WHERE expires_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS ns_blobs (
-  namespace  BLOB NOT NULL,
-  key        BLOB NOT NULL,
-  data       BLOB NOT NULL,
   codec      INTEGER NOT NULL DEFAULT 0,
   size       INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
   expires_at INTEGER,
   version    INTEGER NOT NULL DEFAULT 0,
+  data       BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS blobs_expires_at ON blobs (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ns_blobs (
+  namespace  BLOB NOT NULL,
+  key        BLOB NOT NULL,
+  codec      INTEGER NOT NULL DEFAULT 0,
+  size       INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  version    INTEGER NOT NULL DEFAULT 0,
+  data       BLOB NOT NULL,
   PRIMARY KEY (namespace, key)
 );
 CREATE INDEX IF NOT EXISTS ns_blobs_expires_at ON ns_blobs (expires_at) WHERE expires_at IS NOT NULL;
@@ -80,7 +82,11 @@ export class Shard {
     countKeys: Statement<[number], number>;
     namespaces: Statement<[number], Buffer>;
     meta: Statement<[Buffer], RowMeta>;
+    totals: Statement<[], ByteTotals>;
   };
+
+  /** Transaction control, prepared once: exec() would parse the SQL on every commit. */
+  private readonly tx: Record<'begin' | 'savepoint' | 'release' | 'rollbackTo' | 'commit' | 'rollback', Statement>;
 
   constructor(
     readonly id: number,
@@ -98,6 +104,14 @@ export class Shard {
     this.db.pragma('temp_store = MEMORY');
     this.db.exec(SCHEMA);
     const db = this.db;
+    this.tx = {
+      begin: db.prepare('BEGIN IMMEDIATE'),
+      savepoint: db.prepare('SAVEPOINT grp'),
+      release: db.prepare('RELEASE grp'),
+      rollbackTo: db.prepare('ROLLBACK TO grp'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
+    };
     this.stmt = {
       get: db.prepare(`SELECT data, codec FROM blobs WHERE key = ? AND ${LIVE}`),
       exists: db.prepare<[Buffer, number], number>(`SELECT 1 FROM blobs WHERE key = ? AND ${LIVE}`).pluck(),
@@ -118,6 +132,11 @@ export class Shard {
       countKeys: db.prepare<[number], number>(`SELECT count(*) FROM blobs WHERE ${LIVE}`).pluck(),
       namespaces: db.prepare<[number], Buffer>(`SELECT DISTINCT namespace FROM ns_blobs WHERE ${LIVE}`).pluck(),
       meta: db.prepare('SELECT created_at, updated_at, expires_at, version FROM blobs WHERE key = ?'),
+      // length(data) reads the record header only, so this walks the tables without their payloads.
+      totals: db.prepare(
+        `SELECT count(*) AS rows, coalesce(sum(size), 0) AS logical, coalesce(sum(length(data)), 0) AS stored
+         FROM (SELECT size, data FROM blobs UNION ALL SELECT size, data FROM ns_blobs)`,
+      ),
     };
   }
 
@@ -142,6 +161,11 @@ export class Shard {
     return this.stmt.meta.get(key);
   }
 
+  /** Rows, bytes as clients wrote them, and bytes as stored (after compression); committed rows only. */
+  byteTotals(): ByteTotals {
+    return this.stmt.totals.get() ?? { rows: 0, logical: 0, stored: 0 };
+  }
+
   countKeys(now: number): number {
     return this.stmt.countKeys.get(now) ?? 0;
   }
@@ -157,31 +181,40 @@ export class Shard {
    */
   applyGroups(groups: readonly (readonly ShardWrite[])[]): (Error | null)[] {
     const results: (Error | null)[] = [];
-    this.db.exec('BEGIN IMMEDIATE');
+    const tx = this.tx;
+    tx.begin.run();
     try {
       for (const group of groups) {
-        this.db.exec('SAVEPOINT grp');
+        // A single statement is already atomic on its own (a failed one is undone by SQLite
+        // without ending the transaction), so only groups of several statements need a
+        // savepoint: several writes, or a flush (two DELETEs: if the second failed unguarded,
+        // the first would commit and half the shard would be flushed).
+        const guarded = group.length > 1 || group[0].kind === 'flush';
+        if (guarded) tx.savepoint.run();
         try {
           for (const w of group) this.apply(w);
-          this.db.exec('RELEASE grp');
+          if (guarded) tx.release.run();
           results.push(null);
         } catch (err) {
           // Some errors (RAISE(ROLLBACK), SQLITE_FULL, I/O errors) make SQLite roll back the whole
           // transaction: there is no savepoint left to return to, and every group is lost. Report
           // the real reason rather than "no such savepoint".
           if (!this.db.inTransaction) throw err;
-          this.db.exec('ROLLBACK TO grp');
-          this.db.exec('RELEASE grp');
+          if (guarded) {
+            tx.rollbackTo.run();
+            tx.release.run();
+          }
           results.push(err instanceof Error ? err : new Error(String(err)));
         }
       }
-      this.db.exec('COMMIT');
+      tx.commit.run();
     } catch (err) {
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      if (this.db.inTransaction) tx.rollback.run();
       throw err;
     }
     return results;
   }
+
 
   private apply(w: ShardWrite): void {
     switch (w.kind) {
@@ -211,6 +244,12 @@ export class Shard {
   close(): void {
     this.db.close();
   }
+}
+
+export interface ByteTotals {
+  rows: number;
+  logical: number;
+  stored: number;
 }
 
 export interface RowMeta {

@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CodecError, decode, encode, type CompressionSettings } from './codecs.js';
 import { ShardRing } from './mpchash.js';
-import { Shard, type SqliteSettings, type StoredValue } from './shard.js';
+import { Shard, type ByteTotals, type SqliteSettings, type StoredValue } from './shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite } from './write-queue.js';
 import { checkLayout } from './layout.js';
 
@@ -132,6 +132,18 @@ export class Store {
       for (const ns of q.shard.namespaces(now)) namespaces.add(ns.toString('latin1'));
     }
     return keys + namespaces.size;
+  }
+
+  /** Logical and stored bytes of every committed row, summed over the shards. */
+  byteTotals(): ByteTotals {
+    const total: ByteTotals = { rows: 0, logical: 0, stored: 0 };
+    for (const q of this.queues) {
+      const t = q.shard.byteTotals();
+      total.rows += t.rows;
+      total.logical += t.logical;
+      total.stored += t.stored;
+    }
+    return total;
   }
 
   /** Resolves once every write executed so far has committed or failed. */
