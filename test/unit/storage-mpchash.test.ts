@@ -75,6 +75,28 @@ test('placement is pinned for 4 and 8 shards', () => {
   );
 });
 
+test('placement of 100,000 keys is pinned: per-shard counts and a fingerprint of every answer', () => {
+  // [shard count, keys per shard, murmur3 of the 100,000 shard ids as bytes]
+  const pins: [number, number[], number][] = [
+    [4, [24820, 23997, 25981, 25202], 0x4253cccc],
+    [8, [12338, 11869, 13138, 12750, 13126, 13129, 11958, 11692], 0xbeba5fcd],
+    [9, [10956, 10562, 11422, 11371, 11689, 11433, 10740, 10571, 11256], 0x567006e7],
+    [16, [6242, 6110, 6055, 6522, 6544, 6376, 6314, 6120, 6395, 6650, 6175, 6215, 6098, 6099, 5578, 6507], 0xc3be7e52],
+  ];
+  for (const [n, counts, fingerprint] of pins) {
+    const ring = new ShardRing(n);
+    const got = new Array<number>(n).fill(0);
+    const placements = new Uint8Array(100_000);
+    for (let i = 0; i < placements.length; i++) {
+      const s = ring.shardOf(latin1(`key:${i}`));
+      got[s]++;
+      placements[i] = s;
+    }
+    assert.deepEqual(got, counts, `${n} shards`);
+    assert.equal(murmur3(placements, 0), fingerprint, `${n} shards`);
+  }
+});
+
 test('a single shard owns everything; invalid shard counts are refused', () => {
   const r1 = new ShardRing(1);
   for (const k of ['', 'a', 'user:1']) assert.equal(r1.shardOf(latin1(k)), 0);
