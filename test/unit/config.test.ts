@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { ConfigError, loadConfig, type LoadedConfig } from '../../src/config/load.js';
@@ -394,4 +394,14 @@ test('every key in the schema has a description', () => {
   }
   walk(configSchema.shape.storage_compression.unwrap().in.shape, 'storage_compression.');
   assert.deepEqual(missing, []);
+});
+
+test("the README's example config loads as written", () => {
+  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+  const block = /```toml\n([\s\S]*?)```/.exec(readme);
+  assert.ok(block !== null, 'README has a toml block');
+  const { config } = load(block[1]);
+  assert.equal(config.addr, '0.0.0.0:6379');
+  assert.equal(config.sqlite.synchronous, 'NORMAL');
+  assert.equal(config.maxclients, 10000);
 });
