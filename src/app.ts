@@ -39,6 +39,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       ? { algorithm: config.storage_compression.algorithm, level: config.storage_compression.level }
       : null,
     sqlite: config.sqlite,
+    maxValueBytes: config.proto_max_bulk_len,
     onWriteFailure: (err, write, shard) => {
       server.stats.asyncWriteFailures += config.async_write ? 1 : 0;
       log.error({ err: err.message, shard, op: write.kind }, 'write failed to commit');

@@ -1,45 +1,247 @@
-/** Commands on keys of any kind: DEL and EXISTS. */
-import type { Ack } from '../storage/store.js';
-import { joinAcks } from '../storage/store.js';
-import { afterAck, type CommandSpec } from './types.js';
+/**
+ * Commands on keys of any kind. A name can be a plain blob, a namespace (which Redis clients see as
+ * a hash), or both at once, since the two live side by side: DEL deletes both and counts each,
+ * EXISTS counts each, TYPE answers "string" when there is a blob.
+ */
+import { ErrorReply, OK, SimpleString } from '../protocol/reply.js';
+import { keyType, namespaceExists, randomKey, scanStep, SCAN_START, type ScanPosition } from '../storage/keyspace.js';
+import { joinAcks, type Ack, type Store } from '../storage/store.js';
+import { CursorRegistry } from './cursors.js';
+import { SYNTAX_ERROR, NOT_INTEGER, parseInteger } from './errors.js';
+import { globMatch } from './glob.js';
+import { afterAck, type CommandSpec, type Handler } from './types.js';
+
+const GENERIC = { group: 'generic' } as const;
+const MULTI_KEY_TIPS = ['request_policy:multi_shard', 'response_policy:agg_sum'];
+
+/** DEL and UNLINK: each name's blob and namespace are deleted, each counted. */
+const del: Handler = ({ store }, args) => {
+  let removed = 0;
+  const acks: Ack[] = [];
+  // One at a time, so `DEL k k` counts k once: the first delete hides it from the second.
+  for (let i = 1; i < args.length; i++) {
+    if (store.exists(args[i])) {
+      removed++;
+      acks.push(store.delete(args[i]));
+    }
+    if (namespaceExists(store, args[i])) {
+      removed++;
+      acks.push(store.deleteNamespace(args[i]));
+    }
+  }
+  return afterAck(joinAcks(acks), removed);
+};
+
+/** EXISTS and TOUCH (there is no access time to touch). */
+const exists: Handler = ({ store }, args) => {
+  let found = 0;
+  for (let i = 1; i < args.length; i++) {
+    if (store.exists(args[i])) found++;
+    if (namespaceExists(store, args[i])) found++;
+  }
+  return found;
+};
+
+const scanCursors = new WeakMap<Store, CursorRegistry<ScanPosition>>();
+
+function cursorsOf(store: Store): CursorRegistry<ScanPosition> {
+  let reg = scanCursors.get(store);
+  if (reg === undefined) {
+    reg = new CursorRegistry();
+    scanCursors.set(store, reg);
+  }
+  return reg;
+}
+
+/** SCAN cursor [MATCH pattern] [COUNT count] [TYPE type] */
+const scan: Handler = ({ store }, args) => {
+  let pattern: Buffer | null = null;
+  let count = 10;
+  let type: string | null = null;
+  for (let i = 2; i < args.length; i++) {
+    const opt = args[i].toString('latin1').toLowerCase();
+    if (i + 1 >= args.length) return SYNTAX_ERROR;
+    if (opt === 'match') pattern = args[++i];
+    else if (opt === 'count') {
+      const n = parseInteger(args[++i]);
+      if (n === null) return NOT_INTEGER;
+      if (n < 1) return SYNTAX_ERROR;
+      count = n;
+    } else if (opt === 'type') type = args[++i].toString('latin1').toLowerCase();
+    else return SYNTAX_ERROR;
+  }
+  const cursors = cursorsOf(store);
+  const pos = cursors.load(args[1].toString('latin1'), SCAN_START);
+  if (pos === undefined) return new ErrorReply('ERR invalid cursor');
+  const types = { strings: type === null || type === 'string', hashes: type === null || type === 'hash' };
+  const { keys, next } = scanStep(store, pos, Math.min(count, 100_000), types);
+  const matched = pattern === null ? keys : keys.filter((k) => globMatch(pattern, k));
+  return [cursors.save(next), matched];
+};
+
+/** KEYS pattern: every matching key, gathered by scanning to the end. */
+const keys: Handler = ({ store }, args) => {
+  const out: Buffer[] = [];
+  const all = args[1].length === 1 && args[1][0] === 0x2a;
+  let pos: ScanPosition | null = SCAN_START;
+  while (pos !== null) {
+    const step = scanStep(store, pos, 1000, { strings: true, hashes: true });
+    for (const k of step.keys) if (all || globMatch(args[1], k)) out.push(k);
+    pos = step.next;
+  }
+  // A namespace spread over several shards is met once per shard; KEYS lists it once.
+  const seen = new Set<string>();
+  return out.filter((k) => {
+    const id = k.toString('latin1');
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+};
+
+/** RENAME / RENAMENX for plain blobs: the value and its expiry move; the copy lands first. */
+function rename(nx: boolean): Handler {
+  return ({ store }, args) => {
+    const [, src, dst] = args;
+    const q = store.queueOf(src);
+    const now = Date.now();
+    const pending = q.overlay.lookup(null, src, now);
+    let value;
+    let expiresAt: number | null;
+    if (pending !== undefined) {
+      if (pending.value === null) return NO_SUCH_KEY;
+      value = pending.value;
+      expiresAt = pending.expiresAt;
+    } else {
+      const row = q.shard.getWithExpiry(src, now);
+      if (row === undefined) return NO_SUCH_KEY;
+      value = store.decode(row, src);
+      expiresAt = row.expires_at;
+    }
+    if (src.equals(dst)) return nx ? 0 : OK;
+    if (nx && store.exists(dst)) return 0;
+    return afterAck(store.move(src, dst, value, expiresAt), nx ? 1 : OK);
+  };
+}
+
+const NO_SUCH_KEY = new ErrorReply('ERR no such key');
 
 export const keyCommands: CommandSpec[] = [
   {
+    ...GENERIC,
     name: 'del',
     arity: -2,
     flags: ['write'],
     keys: { first: 1, last: -1, step: 1, flags: ['RM', 'delete'] },
     categories: ['keyspace', 'write', 'slow'],
-    tips: ['request_policy:multi_shard', 'response_policy:agg_sum'],
-    group: 'generic',
+    tips: MULTI_KEY_TIPS,
     summary: 'Deletes one or more keys.',
     since: '1.0.0',
-    handler: ({ store }, args) => {
-      // Checked one by one, so `DEL k k` counts k once: the first delete hides it from the second.
-      let removed = 0;
-      const acks: Ack[] = [];
-      for (let i = 1; i < args.length; i++) {
-        if (!store.exists(args[i])) continue;
-        removed++;
-        acks.push(store.delete(args[i]));
-      }
-      return afterAck(joinAcks(acks), removed);
-    },
+    handler: del,
   },
   {
+    ...GENERIC,
+    name: 'unlink',
+    arity: -2,
+    flags: ['write', 'fast'],
+    keys: { first: 1, last: -1, step: 1, flags: ['RM', 'delete'] },
+    categories: ['keyspace', 'write', 'fast'],
+    tips: MULTI_KEY_TIPS,
+    summary: 'Asynchronously deletes one or more keys.',
+    since: '4.0.0',
+    handler: del,
+  },
+  {
+    ...GENERIC,
     name: 'exists',
     arity: -2,
     flags: ['readonly', 'fast'],
     keys: { first: 1, last: -1, step: 1, flags: ['RO'] },
     categories: ['keyspace', 'read', 'fast'],
-    tips: ['request_policy:multi_shard', 'response_policy:agg_sum'],
-    group: 'generic',
+    tips: MULTI_KEY_TIPS,
     summary: 'Determines whether one or more keys exist.',
     since: '1.0.0',
-    handler: ({ store }, args) => {
-      let found = 0;
-      for (let i = 1; i < args.length; i++) if (store.exists(args[i])) found++;
-      return found;
-    },
+    handler: exists,
+  },
+  {
+    ...GENERIC,
+    name: 'touch',
+    arity: -2,
+    flags: ['readonly', 'fast'],
+    keys: { first: 1, last: -1, step: 1, flags: ['RO'] },
+    categories: ['keyspace', 'read', 'fast'],
+    tips: MULTI_KEY_TIPS,
+    summary: 'Returns the number of existing keys out of those specified after updating the time they were last accessed.',
+    since: '3.2.1',
+    handler: exists,
+  },
+  {
+    ...GENERIC,
+    name: 'type',
+    arity: 2,
+    flags: ['readonly', 'fast'],
+    keys: { first: 1, last: 1, step: 1, flags: ['RO'] },
+    categories: ['keyspace', 'read', 'fast'],
+    summary: 'Determines the type of value stored at a key.',
+    since: '1.0.0',
+    handler: ({ store }, args) => new SimpleString(keyType(store, args[1])),
+  },
+  {
+    ...GENERIC,
+    name: 'rename',
+    arity: 3,
+    flags: ['write'],
+    keys: { first: 1, last: 2, step: 1, flags: ['RW', 'access', 'delete'] },
+    categories: ['keyspace', 'write', 'slow'],
+    summary: 'Renames a key and overwrites the destination.',
+    since: '1.0.0',
+    handler: rename(false),
+  },
+  {
+    ...GENERIC,
+    name: 'renamenx',
+    arity: 3,
+    flags: ['write', 'fast'],
+    keys: { first: 1, last: 2, step: 1, flags: ['RW', 'access', 'delete'] },
+    categories: ['keyspace', 'write', 'fast'],
+    summary: 'Renames a key only when the target key name doesn\'t exist.',
+    since: '1.0.0',
+    handler: rename(true),
+  },
+  {
+    ...GENERIC,
+    name: 'scan',
+    arity: -2,
+    flags: ['readonly'],
+    keys: null,
+    categories: ['keyspace', 'read', 'slow'],
+    tips: ['nondeterministic_output', 'request_policy:special'],
+    summary: 'Iterates over the key names in the database.',
+    since: '2.8.0',
+    handler: scan,
+  },
+  {
+    ...GENERIC,
+    name: 'keys',
+    arity: 2,
+    flags: ['readonly'],
+    keys: null,
+    categories: ['keyspace', 'read', 'slow', 'dangerous'],
+    tips: ['request_policy:all_shards', 'nondeterministic_output_order'],
+    summary: 'Returns all key names that match a pattern.',
+    since: '1.0.0',
+    handler: keys,
+  },
+  {
+    ...GENERIC,
+    name: 'randomkey',
+    arity: 1,
+    flags: ['readonly'],
+    keys: null,
+    categories: ['keyspace', 'read', 'slow'],
+    tips: ['request_policy:all_shards', 'nondeterministic_output'],
+    summary: 'Returns a random key name from the database.',
+    since: '1.0.0',
+    handler: ({ store }) => randomKey(store),
   },
 ];

@@ -1,28 +1,45 @@
 /**
  * The pending-write overlay: what writes that executed but have not committed yet did to each key.
  * Reads consult it before SQLite so every read sees every write executed before it, in sync and
- * async mode alike. A pending delete is a tombstone (value null) that hides the committed row, and
- * a pending FLUSH is a barrier that hides every committed row of the shard.
+ * async mode alike. A pending delete is a tombstone (value null) that hides the committed row; a
+ * pending namespace delete hides every committed field of that namespace; a pending FLUSH hides
+ * every committed row of the shard.
+ *
+ * A value may be a promise: a read-modify-write (APPEND, RENAME of a compressed value) whose input
+ * is still being decoded off-thread. Reads then answer with the promise; order is kept because
+ * the entry is in place before the next command runs.
  */
 
+export type PendingValue = Buffer | Promise<Buffer>;
+
 export interface OverlayEntry {
+  readonly key: Buffer;
   /** The logical (uncompressed) value, or null for a pending delete. */
-  value: Buffer | null;
-  expiresAt: number | null;
+  readonly value: PendingValue | null;
+  readonly expiresAt: number | null;
   /** Sequence number of the newest write that produced this entry. */
-  seq: number;
+  readonly seq: number;
 }
 
-const HIDDEN: OverlayEntry = Object.freeze({ value: null, expiresAt: null, seq: -1 });
+const HIDDEN: OverlayEntry = Object.freeze({ key: Buffer.alloc(0), value: null, expiresAt: null, seq: -1 });
 
 export class Overlay {
   private readonly plain = new Map<string, OverlayEntry>();
-  private readonly nested = new Map<string, OverlayEntry>();
+  /** Namespace → field → entry, so one namespace's pending fields can be listed. */
+  private readonly nested = new Map<string, Map<string, OverlayEntry>>();
+  private nestedCount = 0;
+  /** Namespace → sequence number of a pending delete of the whole namespace. */
+  private readonly nsBarriers = new Map<string, number>();
   /** Sequence number of a pending flush, or -1. */
   private barrier = -1;
 
   get size(): number {
-    return this.plain.size + this.nested.size;
+    return this.plain.size + this.nestedCount;
+  }
+
+  /** True when nothing is pending at all: reads can skip the overlay entirely. */
+  get empty(): boolean {
+    return this.plain.size === 0 && this.nestedCount === 0 && this.nsBarriers.size === 0 && this.barrier < 0;
   }
 
   /**
@@ -30,34 +47,92 @@ export class Overlay {
    * committed row is still the truth. An entry past its expiry reads as a tombstone.
    */
   lookup(ns: Buffer | null, key: Buffer, now: number): OverlayEntry | undefined {
-    if (this.plain.size + this.nested.size > 0) {
-      const entry = ns === null ? this.plain.get(key.toString('latin1')) : this.nested.get(nestedId(ns, key));
-      if (entry !== undefined) {
-        return entry.expiresAt !== null && entry.expiresAt <= now ? HIDDEN : entry;
-      }
+    if (this.empty) return undefined;
+    let entry: OverlayEntry | undefined;
+    if (ns === null) {
+      entry = this.plain.size > 0 ? this.plain.get(key.toString('latin1')) : undefined;
+    } else {
+      const nsId = ns.toString('latin1');
+      entry = this.nested.get(nsId)?.get(key.toString('latin1'));
+      if (entry === undefined && this.nsBarriers.has(nsId)) return HIDDEN;
     }
+    if (entry !== undefined) return expired(entry, now) ? HIDDEN : entry;
     return this.barrier >= 0 ? HIDDEN : undefined;
   }
 
+  /** Whether committed rows of this namespace (or of the whole shard) are hidden by a pending delete. */
+  hidesCommitted(ns: Buffer | null): boolean {
+    if (this.barrier >= 0) return true;
+    return ns !== null && this.nsBarriers.has(ns.toString('latin1'));
+  }
+
+  /** Pending entries (live or tombstones) of one namespace, or of the plain key space. */
+  pending(ns: Buffer | null): Iterable<OverlayEntry> {
+    if (ns === null) return this.plain.values();
+    return this.nested.get(ns.toString('latin1'))?.values() ?? [];
+  }
+
+  /** Namespaces with pending field writes, as buffers. */
+  *pendingNamespaces(): Iterable<Buffer> {
+    for (const id of this.nested.keys()) yield Buffer.from(id, 'latin1');
+  }
+
   /** Records a pending set (value) or delete (null). */
-  put(ns: Buffer | null, key: Buffer, value: Buffer | null, expiresAt: number | null, seq: number): void {
-    const entry: OverlayEntry = { value, expiresAt, seq };
-    if (ns === null) this.plain.set(key.toString('latin1'), entry);
-    else this.nested.set(nestedId(ns, key), entry);
+  put(ns: Buffer | null, key: Buffer, value: PendingValue | null, expiresAt: number | null, seq: number): void {
+    const entry: OverlayEntry = { key, value, expiresAt, seq };
+    if (ns === null) {
+      this.plain.set(key.toString('latin1'), entry);
+      return;
+    }
+    const nsId = ns.toString('latin1');
+    let fields = this.nested.get(nsId);
+    if (fields === undefined) {
+      fields = new Map();
+      this.nested.set(nsId, fields);
+    }
+    const before = fields.size;
+    fields.set(key.toString('latin1'), entry);
+    this.nestedCount += fields.size - before;
+  }
+
+  /** Records a pending delete of a whole namespace: its committed and pending fields are gone. */
+  putNamespaceBarrier(ns: Buffer, seq: number): void {
+    const nsId = ns.toString('latin1');
+    const fields = this.nested.get(nsId);
+    if (fields !== undefined) {
+      this.nestedCount -= fields.size;
+      this.nested.delete(nsId);
+    }
+    this.nsBarriers.set(nsId, seq);
   }
 
   /** Records a pending flush: everything committed or pending before it is gone. */
   putBarrier(seq: number): void {
     this.plain.clear();
     this.nested.clear();
+    this.nsBarriers.clear();
+    this.nestedCount = 0;
     this.barrier = seq;
   }
 
   /** Forgets the write `seq` once it has committed or failed, unless a newer write replaced it. */
   release(ns: Buffer | null, key: Buffer, seq: number): void {
-    const map = ns === null ? this.plain : this.nested;
-    const id = ns === null ? key.toString('latin1') : nestedId(ns, key);
-    if (map.get(id)?.seq === seq) map.delete(id);
+    const id = key.toString('latin1');
+    if (ns === null) {
+      if (this.plain.get(id)?.seq === seq) this.plain.delete(id);
+      return;
+    }
+    const nsId = ns.toString('latin1');
+    const fields = this.nested.get(nsId);
+    if (fields?.get(id)?.seq !== seq) return;
+    fields.delete(id);
+    this.nestedCount--;
+    if (fields.size === 0) this.nested.delete(nsId);
+  }
+
+  releaseNamespaceBarrier(ns: Buffer, seq: number): void {
+    const nsId = ns.toString('latin1');
+    if (this.nsBarriers.get(nsId) === seq) this.nsBarriers.delete(nsId);
   }
 
   releaseBarrier(seq: number): void {
@@ -65,7 +140,6 @@ export class Overlay {
   }
 }
 
-/** A collision-free map key for (namespace, key): the namespace length keeps the boundary. */
-function nestedId(ns: Buffer, key: Buffer): string {
-  return `${ns.length}:${ns.toString('latin1')}${key.toString('latin1')}`;
+export function expired(entry: { expiresAt: number | null }, now: number): boolean {
+  return entry.expiresAt !== null && entry.expiresAt <= now;
 }

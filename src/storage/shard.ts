@@ -26,6 +26,7 @@ export interface StoredValue {
 export type ShardWrite =
   | { kind: 'set'; ns: Buffer | null; key: Buffer; data: Buffer; codec: number; size: number; now: number; expiresAt: number | null }
   | { kind: 'del'; ns: Buffer | null; key: Buffer }
+  | { kind: 'delns'; ns: Buffer }
   | { kind: 'flush' };
 
 // Small columns come before `data`: a large value spills into overflow pages, and a column stored
@@ -79,6 +80,7 @@ export class Shard {
     del: Statement<[Buffer]>;
     nsSet: Statement<[Buffer, Buffer, Buffer, number, number, number, number, number | null]>;
     nsDel: Statement<[Buffer, Buffer]>;
+    nsDrop: Statement<[Buffer]>;
     countKeys: Statement<[number], number>;
     namespaces: Statement<[number], Buffer>;
     meta: Statement<[Buffer], RowMeta>;
@@ -129,6 +131,7 @@ export class Shard {
          ON CONFLICT (namespace, key) DO UPDATE SET ${UPSERT_COLUMNS}`,
       ),
       nsDel: db.prepare('DELETE FROM ns_blobs WHERE namespace = ? AND key = ?'),
+      nsDrop: db.prepare('DELETE FROM ns_blobs WHERE namespace = ?'),
       countKeys: db.prepare<[number], number>(`SELECT count(*) FROM blobs WHERE ${LIVE}`).pluck(),
       namespaces: db.prepare<[number], Buffer>(`SELECT DISTINCT namespace FROM ns_blobs WHERE ${LIVE}`).pluck(),
       meta: db.prepare('SELECT created_at, updated_at, expires_at, version FROM blobs WHERE key = ?'),
@@ -164,6 +167,74 @@ export class Shard {
   /** Rows, bytes as clients wrote them, and bytes as stored (after compression); committed rows only. */
   byteTotals(): ByteTotals {
     return this.stmt.totals.get() ?? { rows: 0, logical: 0, stored: 0 };
+  }
+
+  // Keyspace reads (SCAN, namespaces as hashes, sizes). Prepared on first use: most servers never
+  // run most of them, and start-up should not pay for them.
+  private readonly lazy = new Map<string, Statement>();
+
+  private prep<R>(sql: string): Statement<unknown[], R> {
+    let stmt = this.lazy.get(sql);
+    if (stmt === undefined) {
+      stmt = this.db.prepare(sql);
+      this.lazy.set(sql, stmt);
+    }
+    return stmt as Statement<unknown[], R>;
+  }
+
+  /** A plain key's row with its expiry, for commands that carry the TTL along (RENAME). */
+  getWithExpiry(key: Buffer, now: number): (StoredValue & { expires_at: number | null }) | undefined {
+    return this.prep<StoredValue & { expires_at: number | null }>(
+      `SELECT data, codec, expires_at FROM blobs WHERE key = ? AND ${LIVE}`,
+    ).get(key, now);
+  }
+
+  /** The logical size of a value without reading it (the size column precedes the data). */
+  size(ns: Buffer | null, key: Buffer, now: number): number | undefined {
+    if (ns === null) return this.prep<number>(`SELECT size FROM blobs WHERE key = ? AND ${LIVE}`).pluck().get(key, now);
+    return this.prep<number>(`SELECT size FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).pluck().get(ns, key, now);
+  }
+
+  /** Up to `limit` live plain keys after `after` (null: from the start), in key order. */
+  scanKeys(after: Buffer | null, limit: number, now: number): Buffer[] {
+    if (after === null) return this.prep<Buffer>(`SELECT key FROM blobs WHERE ${LIVE} ORDER BY key LIMIT ?`).pluck().all(now, limit);
+    return this.prep<Buffer>(`SELECT key FROM blobs WHERE key > ? AND ${LIVE} ORDER BY key LIMIT ?`).pluck().all(after, now, limit);
+  }
+
+  /** Up to `limit` namespaces with a live field after `after`, in order. */
+  scanNamespaces(after: Buffer | null, limit: number, now: number): Buffer[] {
+    if (after === null) {
+      return this.prep<Buffer>(`SELECT DISTINCT namespace FROM ns_blobs WHERE ${LIVE} ORDER BY namespace LIMIT ?`).pluck().all(now, limit);
+    }
+    return this.prep<Buffer>(
+      `SELECT DISTINCT namespace FROM ns_blobs WHERE namespace > ? AND ${LIVE} ORDER BY namespace LIMIT ?`,
+    ).pluck().all(after, now, limit);
+  }
+
+  /** Live fields of a namespace in this shard, in order; `after` continues a scan. */
+  nsFields(ns: Buffer, after: Buffer | null, limit: number, now: number): FieldRow[] {
+    if (after === null) {
+      return this.prep<FieldRow>(
+        `SELECT key, data, codec FROM ns_blobs WHERE namespace = ? AND ${LIVE} ORDER BY key LIMIT ?`,
+      ).all(ns, now, limit);
+    }
+    return this.prep<FieldRow>(
+      `SELECT key, data, codec FROM ns_blobs WHERE namespace = ? AND key > ? AND ${LIVE} ORDER BY key LIMIT ?`,
+    ).all(ns, after, now, limit);
+  }
+
+  /** Live field names of a namespace in this shard, without their values. */
+  nsFieldNames(ns: Buffer, now: number): IterableIterator<Buffer> {
+    return this.prep<Buffer>(`SELECT key FROM ns_blobs WHERE namespace = ? AND ${LIVE}`).pluck().iterate(ns, now);
+  }
+
+  /** A live plain key near a random row, or undefined when the table has none. */
+  randomKey(now: number): Buffer | undefined {
+    const max = this.prep<number | null>('SELECT max(rowid) FROM blobs').pluck().get();
+    if (max === null || max === undefined) return undefined;
+    const from = 1 + Math.floor(Math.random() * max);
+    const stmt = this.prep<Buffer>(`SELECT key FROM blobs WHERE rowid >= ? AND ${LIVE} ORDER BY rowid LIMIT 1`).pluck();
+    return stmt.get(from, now) ?? stmt.get(0, now);
   }
 
   countKeys(now: number): number {
@@ -226,6 +297,9 @@ export class Shard {
         if (w.ns === null) this.stmt.del.run(w.key);
         else this.stmt.nsDel.run(w.ns, w.key);
         return;
+      case 'delns':
+        this.stmt.nsDrop.run(w.ns);
+        return;
       case 'flush':
         this.db.exec('DELETE FROM blobs; DELETE FROM ns_blobs;');
         return;
@@ -244,6 +318,66 @@ export class Shard {
   close(): void {
     this.db.close();
   }
+
+  // ---- operations (observability/, tools/) ------------------------------------------------------
+
+  /** Page size, pages in the file and free pages among them. */
+  pageStats(): PageStats {
+    return {
+      pageSize: Number(this.db.pragma('page_size', { simple: true })),
+      pageCount: Number(this.db.pragma('page_count', { simple: true })),
+      freelistCount: Number(this.db.pragma('freelist_count', { simple: true })),
+      autoVacuum: Number(this.db.pragma('auto_vacuum', { simple: true })),
+    };
+  }
+
+  /** Health: a read of each table, and taking (then releasing) the write lock. */
+  probe(): { readable: boolean; writable: boolean; error: string | null } {
+    let readable = false;
+    let writable = false;
+    try {
+      this.db.prepare('SELECT count(*) FROM (SELECT 1 FROM blobs LIMIT 1)').get();
+      this.db.prepare('SELECT count(*) FROM (SELECT 1 FROM ns_blobs LIMIT 1)').get();
+      readable = true;
+      if (this.db.inTransaction) return { readable, writable: true, error: null };
+      this.tx.begin.run();
+      this.tx.rollback.run();
+      writable = !this.db.readonly;
+      return { readable, writable, error: writable ? null : 'opened read-only' };
+    } catch (err) {
+      return { readable, writable, error: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  /**
+   * Online backup into `file` (SQLite's backup API). Copies in steps between event-loop turns;
+   * writes through this connection meanwhile are applied to the copy too, so it is a consistent
+   * snapshot of the shard as of the last step.
+   */
+  async backup(file: string): Promise<void> {
+    await this.db.backup(file);
+  }
+
+  /** PRAGMA incremental_vacuum(pages): returns the pages freed (0 unless auto_vacuum is INCREMENTAL). */
+  incrementalVacuum(pages: number): number {
+    if (pages <= 0 || this.db.inTransaction) return 0;
+    const before = Number(this.db.pragma('freelist_count', { simple: true }));
+    if (before === 0) return 0;
+    this.db.pragma(`incremental_vacuum(${Math.floor(pages)})`);
+    return before - Number(this.db.pragma('freelist_count', { simple: true }));
+  }
+}
+
+export interface PageStats {
+  pageSize: number;
+  pageCount: number;
+  freelistCount: number;
+  /** 0 none, 1 full, 2 incremental. */
+  autoVacuum: number;
+}
+
+export interface FieldRow extends StoredValue {
+  key: Buffer;
 }
 
 export interface ByteTotals {

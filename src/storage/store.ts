@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { CodecError, decode, encode, type CompressionSettings } from './codecs.js';
 import { ShardRing } from './mpchash.js';
 import { Shard, type ByteTotals, type SqliteSettings, type StoredValue } from './shard.js';
-import { InflightBudget, WriteQueue, type PendingWrite } from './write-queue.js';
+import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
+import type { PendingValue } from './overlay.js';
 import { checkLayout } from './layout.js';
 
 export type Ack = Promise<void> | undefined;
@@ -27,6 +28,8 @@ export interface StoreOptions {
   inflightMaxBytes: number;
   compression: CompressionSettings | null;
   sqlite: SqliteSettings;
+  /** Largest value a command may build (APPEND, SETRANGE): the server's proto_max_bulk_len. */
+  maxValueBytes?: number;
   onWriteFailure: (err: Error, write: PendingWrite, shard: number) => void;
 }
 
@@ -51,6 +54,7 @@ export class Store {
           batchSize: opts.batchSize,
           batchTimeoutMs: opts.batchTimeoutMs,
           onFailure: (err, write) => opts.onWriteFailure(err, write, id),
+          onCommit: (ops, millis, ok) => this.commitObserver?.(id, ops, millis, ok),
         }),
       );
     }
@@ -61,6 +65,10 @@ export class Store {
     mkdirSync(opts.dataDir, { recursive: true });
     checkLayout(opts.dataDir, opts.numShards);
     return new Store(opts);
+  }
+
+  get maxValueBytes(): number {
+    return this.opts.maxValueBytes ?? 512 * 1024 * 1024;
   }
 
   get numShards(): number {
@@ -92,12 +100,24 @@ export class Store {
     return this.has(null, key);
   }
 
-  set(key: Buffer, value: Buffer, expiresAt: number | null = null): Ack {
+  set(key: Buffer, value: PendingValue, expiresAt: number | null = null): Ack {
     return this.write(null, key, value, expiresAt);
   }
 
   delete(key: Buffer): Ack {
     return this.remove(null, key);
+  }
+
+  /**
+   * Writes `value` under `key` for RENAME: the copy is committed before the source's delete, even
+   * across shards, so a crash in between leaves both rather than neither. Returns the ack of both.
+   */
+  move(src: Buffer, dst: Buffer, value: PendingValue, expiresAt: number | null): Ack {
+    const copied = this.queueOf(dst).push(this.setWrite(null, dst, value, expiresAt), true)!;
+    copied.catch(() => {}); // a failed copy is reported through the delete that waits for it
+    // Even within one shard the delete waits: a failed copy must fail the delete too.
+    const removed = this.queueOf(src).push({ kind: 'del', ns: null, key: src, after: copied }, !this.opts.asyncWrite);
+    return this.opts.asyncWrite ? undefined : joinAcks([copied, removed]);
   }
 
   hget(ns: Buffer, field: Buffer): Buffer | null | Promise<Buffer> {
@@ -108,7 +128,7 @@ export class Store {
     return this.has(ns, field);
   }
 
-  hset(ns: Buffer, field: Buffer, value: Buffer, expiresAt: number | null = null): Ack {
+  hset(ns: Buffer, field: Buffer, value: PendingValue, expiresAt: number | null = null): Ack {
     return this.write(ns, field, value, expiresAt);
   }
 
@@ -165,12 +185,14 @@ export class Store {
     return this.closing;
   }
 
-  private queueFor(key: Buffer): WriteQueue {
+  /** The write queue (and with it the shard and overlay) that owns `key`. */
+  queueOf(key: Buffer): WriteQueue {
     return this.queues[this.ring.shardOf(key)];
   }
 
-  private read(ns: Buffer | null, key: Buffer): Buffer | null | Promise<Buffer> {
-    const q = this.queueFor(key);
+  /** A key's value as reads see it: pending writes first, then the committed row. */
+  read(ns: Buffer | null, key: Buffer): PendingValue | null {
+    const q = this.queueOf(key);
     const now = Date.now();
     const pending = q.overlay.lookup(ns, key, now);
     if (pending !== undefined) return pending.value;
@@ -179,29 +201,87 @@ export class Store {
     return decodeRow(row, ns, key);
   }
 
+  /** Decodes a committed plain row as reads do (errors name the key). */
+  decode(row: StoredValue, key: Buffer): Buffer | Promise<Buffer> {
+    return decodeRow(row, null, key);
+  }
+
+  /** The logical size of a value without reading it. */
+  size(ns: Buffer | null, key: Buffer): number | Promise<number> {
+    const q = this.queueOf(key);
+    const now = Date.now();
+    const pending = q.overlay.lookup(ns, key, now);
+    if (pending !== undefined) {
+      const v = pending.value;
+      return v === null ? 0 : v instanceof Promise ? v.then((b) => b.length) : v.length;
+    }
+    return q.shard.size(ns, key, now) ?? 0;
+  }
+
   private has(ns: Buffer | null, key: Buffer): boolean {
-    const q = this.queueFor(key);
+    const q = this.queueOf(key);
     const now = Date.now();
     const pending = q.overlay.lookup(ns, key, now);
     if (pending !== undefined) return pending.value !== null;
     return ns === null ? q.shard.exists(key, now) : q.shard.nsExists(ns, key, now);
   }
 
-  private write(ns: Buffer | null, key: Buffer, value: Buffer, expiresAt: number | null): Ack {
-    const write: PendingWrite = {
-      kind: 'set',
-      ns,
-      key,
-      value,
-      encoded: encode(value, this.opts.compression),
-      now: Date.now(),
-      expiresAt,
-    };
-    return this.queueFor(key).push(write, !this.opts.asyncWrite);
+  private write(ns: Buffer | null, key: Buffer, value: PendingValue, expiresAt: number | null): Ack {
+    return this.queueOf(key).push(this.setWrite(ns, key, value, expiresAt), !this.opts.asyncWrite);
+  }
+
+  private setWrite(ns: Buffer | null, key: Buffer, value: PendingValue, expiresAt: number | null): PendingWrite {
+    const compression = this.opts.compression;
+    let encoded: PendingWrite & { kind: 'set' } extends { encoded: infer E } ? E : never;
+    if (value instanceof Promise) {
+      // Whoever reads the overlay sees the promise; a rejection nobody reads must not crash.
+      value.catch(() => {});
+      encoded = value.then(async (v): Promise<SizedEncoded> => ({ ...(await encode(v, compression)), size: v.length }));
+    } else {
+      encoded = encode(value, compression);
+    }
+    return { kind: 'set', ns, key, value, encoded, now: Date.now(), expiresAt };
   }
 
   private remove(ns: Buffer | null, key: Buffer): Ack {
-    return this.queueFor(key).push({ kind: 'del', ns, key }, !this.opts.asyncWrite);
+    return this.queueOf(key).push({ kind: 'del', ns, key }, !this.opts.asyncWrite);
+  }
+
+  /** Deletes every field of a namespace, on every shard (DEL of a namespace). */
+  deleteNamespace(ns: Buffer): Ack {
+    return joinAcks(this.queues.map((q) => q.push({ kind: 'delns', ns }, !this.opts.asyncWrite)));
+  }
+
+  // ---- operations (observability/, tools/) ------------------------------------------------------
+
+  /** Told of every commit attempt (shard, writes, milliseconds, ok); set by the metrics. */
+  commitObserver: ((shard: number, ops: number, millis: number, ok: boolean) => void) | null = null;
+
+  get dataDir(): string {
+    return this.opts.dataDir;
+  }
+
+  /**
+   * Online backup of every shard into `dir` (which must exist), one shard after another, each a
+   * consistent snapshot (SQLite's backup API on the shard's own connection: writes committed while
+   * it runs are carried into the copy). Returns the files written, in shard order.
+   */
+  async backup(dir: string, onShard?: (shard: number) => void): Promise<string[]> {
+    const files: string[] = [];
+    for (const q of this.queues) {
+      const file = join(dir, `shard-${q.shard.id}.db`);
+      await q.shard.backup(file);
+      files.push(file);
+      onShard?.(q.shard.id);
+    }
+    return files;
+  }
+
+  /** Frees up to `pages` free pages of each shard (auto_vacuum = INCREMENTAL); pages freed in total. */
+  incrementalVacuum(pages: number): number {
+    let freed = 0;
+    for (const q of this.queues) freed += q.shard.incrementalVacuum(pages);
+    return freed;
   }
 }
 
@@ -213,7 +293,7 @@ export function joinAcks(acks: Ack[]): Ack {
   return Promise.all(waiting).then(() => undefined);
 }
 
-function decodeRow(row: StoredValue, ns: Buffer | null, key: Buffer): Buffer | Promise<Buffer> {
+export function decodeRow(row: StoredValue, ns: Buffer | null, key: Buffer): Buffer | Promise<Buffer> {
   const fail = (err: unknown): never => {
     const what = ns === null ? `key '${printable(key)}'` : `field '${printable(key)}' of '${printable(ns)}'`;
     const why = err instanceof CodecError || err instanceof Error ? err.message : String(err);

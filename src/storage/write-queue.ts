@@ -9,7 +9,7 @@
  * queue shorter than `batchSize` waits up to that long for company before committing.
  */
 import type { Encoded } from './codecs.js';
-import { Overlay } from './overlay.js';
+import { Overlay, type PendingValue } from './overlay.js';
 import type { Shard, ShardWrite } from './shard.js';
 
 export type PendingWrite =
@@ -17,13 +17,33 @@ export type PendingWrite =
       kind: 'set';
       ns: Buffer | null;
       key: Buffer;
-      value: Buffer;
-      encoded: Encoded | Promise<Encoded>;
+      /** A promise when the value is computed from another value still being decoded. */
+      value: PendingValue;
+      /** For a promised value, the encoding carries the logical size too. */
+      encoded: Encoded | Promise<Encoded> | Promise<SizedEncoded>;
       now: number;
       expiresAt: number | null;
     }
-  | { kind: 'del'; ns: Buffer | null; key: Buffer }
+  | {
+      kind: 'del';
+      ns: Buffer | null;
+      key: Buffer;
+      /** Commit only after this settles, and fail if it rejects (RENAME: the copy lands first). */
+      after?: Promise<void>;
+    }
+  | { kind: 'delns'; ns: Buffer }
   | { kind: 'flush' };
+
+/** What a queued write waits for before it can be committed, if anything. */
+function awaited(w: PendingWrite): Promise<unknown> | undefined {
+  if (w.kind === 'set') return w.encoded instanceof Promise ? w.encoded : undefined;
+  if (w.kind === 'del') return w.after;
+  return undefined;
+}
+
+export interface SizedEncoded extends Encoded {
+  size: number;
+}
 
 /** Settles a writer waiting for its commit (sync mode); absent in async mode. */
 type Settle = (err: Error | null) => void;
@@ -121,9 +141,11 @@ export class WriteQueue {
   push(write: PendingWrite, wantAck: boolean): Promise<void> | undefined {
     const seq = ++this.seq;
     if (write.kind === 'flush') this.overlay.putBarrier(seq);
+    else if (write.kind === 'delns') this.overlay.putNamespaceBarrier(write.ns, seq);
     else if (write.kind === 'set') this.overlay.put(write.ns, write.key, write.value, write.expiresAt, seq);
     else this.overlay.put(write.ns, write.key, null, null, seq);
-    const bytes = write.kind === 'set' ? write.value.length + write.key.length : 0;
+    // A promised value is not in memory yet; its source row is counted when it arrives.
+    const bytes = write.kind === 'set' ? (write.value instanceof Promise ? 0 : write.value.length) + write.key.length : 0;
     this.budget.take(bytes);
     const item: Queued = { seq, write, bytes, settle: undefined };
     let ack: Promise<void> | undefined;
@@ -174,19 +196,21 @@ export class WriteQueue {
     }
     if (this.busy || this.queued === 0) return;
     const batch = this.take();
-    const pending = batch.filter((q) => q.write.kind === 'set' && q.write.encoded instanceof Promise);
+    const pending = batch.filter((q) => awaited(q.write) !== undefined);
     if (pending.length === 0) {
       this.commit(batch, new Map());
       this.afterCommit();
       return;
     }
-    // Large values are still being compressed off-thread; commit once they all are, keeping order.
+    // Large values are still being compressed off-thread (or a delete waits for the copy it
+    // follows); commit once they all are, keeping order.
     this.busy = true;
-    const encodings = new Map<Queued, Encoded | Error>();
+    const encodings = new Map<Queued, Encoded | Error | null>();
     void Promise.all(
       pending.map(async (q) => {
         try {
-          encodings.set(q, await (q.write as { encoded: Promise<Encoded> }).encoded);
+          const done = await awaited(q.write);
+          encodings.set(q, q.write.kind === 'set' ? (done as Encoded) : null);
         } catch (err) {
           encodings.set(q, err instanceof Error ? err : new Error(String(err)));
         }
@@ -202,6 +226,9 @@ export class WriteQueue {
     let end = this.head;
     let bytes = 0;
     while (end < this.queue.length && end - this.head < MAX_OPS_PER_COMMIT && bytes < MAX_BYTES_PER_COMMIT) {
+      // A write that waits for another shard's commit (RENAME's delete) starts a batch of its own:
+      // what is queued before it commits without waiting, so two shards can never wait on each other.
+      if (end > this.head && this.queue[end].write.kind === 'del' && (this.queue[end].write as { after?: unknown }).after) break;
       bytes += this.queue[end].bytes;
       end++;
     }
@@ -217,7 +244,7 @@ export class WriteQueue {
     return batch;
   }
 
-  private commit(batch: Queued[], encodings: Map<Queued, Encoded | Error>): void {
+  private commit(batch: Queued[], encodings: Map<Queued, Encoded | Error | null>): void {
     const errors = new Array<Error | null>(batch.length).fill(null);
     const groups: ShardWrite[][] = [];
     const groupMembers: number[][] = [];
@@ -256,6 +283,7 @@ export class WriteQueue {
       const q = batch[i];
       const w = q.write;
       if (w.kind === 'flush') this.overlay.releaseBarrier(q.seq);
+      else if (w.kind === 'delns') this.overlay.releaseNamespaceBarrier(w.ns, q.seq);
       else this.overlay.release(w.ns, w.key, q.seq);
       bytes += q.bytes;
       const err = errors[i];
@@ -279,18 +307,19 @@ export class WriteQueue {
   }
 }
 
-function toShardWrite(q: Queued, encoding: Encoded | Error | undefined): ShardWrite | Error {
+function toShardWrite(q: Queued, encoding: Encoded | Error | null | undefined): ShardWrite | Error {
   const w = q.write;
+  if (encoding instanceof Error) return encoding;
+  if (w.kind === 'del') return { kind: 'del', ns: w.ns, key: w.key };
   if (w.kind !== 'set') return w;
   const enc = encoding ?? (w.encoded as Encoded);
-  if (enc instanceof Error) return enc;
   return {
     kind: 'set',
     ns: w.ns,
     key: w.key,
     data: enc.payload,
     codec: enc.codec,
-    size: w.value.length,
+    size: w.value instanceof Promise ? (enc as SizedEncoded).size : w.value.length,
     now: w.now,
     expiresAt: w.expiresAt,
   };

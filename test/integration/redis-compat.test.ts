@@ -5,9 +5,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RawClient, resp } from '../helpers/raw.js';
+import { runScript, type Cmd } from '../helpers/compare.js';
 import { startOurs, startRedis, type RedisServer, type TestServer } from '../helpers/servers.js';
 
-type Cmd = (string | Buffer)[];
 
 const SCRIPTS: Record<string, Cmd[]> = {
   'strings': [
@@ -51,6 +51,10 @@ const SCRIPTS: Record<string, Cmd[]> = {
     ['HDEL', 'h'],
     ['HGET', 'h'],
     ['HEXISTS', 'h', 'a', 'b'],
+    ['EXISTS', 'h'],
+    ['DEL', 'h'],
+    ['HGET', 'h', 'g'],
+    ['EXISTS', 'h'],
   ],
   'connection': [
     ['PING'],
@@ -109,29 +113,6 @@ const SCRIPTS: Record<string, Cmd[]> = {
     ['GET', 'missing'],
   ],
 };
-
-/** Replies that legitimately differ (ids, versions) are masked before comparison. */
-function normalize(reply: string): string {
-  return reply
-    .replace(/\$\d+\r\nversion\r\n\$\d+\r\n[0-9.]+\r\n/, '$N\r\nversion\r\n$N\r\nX\r\n')
-    .replace(/\r\nid\r\n:\d+\r\n/, '\r\nid\r\n:N\r\n');
-}
-
-async function runScript(port: number, cmds: Cmd[]): Promise<string[]> {
-  const c = await RawClient.connect(port);
-  try {
-    c.write(resp('FLUSHALL'));
-    await c.reply();
-    const out: string[] = [];
-    for (const cmd of cmds) {
-      c.write(resp(...cmd));
-      out.push(normalize(await c.reply()));
-    }
-    return out;
-  } finally {
-    c.destroy();
-  }
-}
 
 describe('replies match redis-server', () => {
   let ours: TestServer;

@@ -17,11 +17,11 @@ test('put then lookup returns the pending value and its seq', () => {
   o.put(null, b('k'), b('v1'), null, 1);
   assert.equal(o.size, 1);
   const e = o.lookup(null, b('k'), NOW);
-  assert.deepEqual(e, { value: b('v1'), expiresAt: null, seq: 1 });
+  assert.deepEqual(e, { key: b('k'), value: b('v1'), expiresAt: null, seq: 1 });
   // A newer write replaces the entry.
   o.put(null, b('k'), b('v2'), null, 2);
   assert.equal(o.size, 1);
-  assert.deepEqual(o.lookup(null, b('k'), NOW), { value: b('v2'), expiresAt: null, seq: 2 });
+  assert.deepEqual(o.lookup(null, b('k'), NOW), { key: b('k'), value: b('v2'), expiresAt: null, seq: 2 });
   // Other keys stay unknown.
   assert.equal(o.lookup(null, b('other'), NOW), undefined);
 });
@@ -29,7 +29,7 @@ test('put then lookup returns the pending value and its seq', () => {
 test('a tombstone is an entry with a null value', () => {
   const o = new Overlay();
   o.put(null, b('k'), null, null, 7);
-  assert.deepEqual(o.lookup(null, b('k'), NOW), { value: null, expiresAt: null, seq: 7 });
+  assert.deepEqual(o.lookup(null, b('k'), NOW), { key: b('k'), value: null, expiresAt: null, seq: 7 });
 });
 
 test('an expired entry reads as absent (a tombstone), a live one as itself', () => {
@@ -39,7 +39,7 @@ test('an expired entry reads as absent (a tombstone), a live one as itself', () 
   o.put(null, b('future'), b('v'), NOW + 1, 3);
   assert.equal(o.lookup(null, b('past'), NOW)?.value, null);
   assert.equal(o.lookup(null, b('edge'), NOW)?.value, null);
-  assert.deepEqual(o.lookup(null, b('future'), NOW), { value: b('v'), expiresAt: NOW + 1, seq: 3 });
+  assert.deepEqual(o.lookup(null, b('future'), NOW), { key: b('future'), value: b('v'), expiresAt: NOW + 1, seq: 3 });
   // The expired entry is not undefined: it must hide the committed row.
   assert.notEqual(o.lookup(null, b('past'), NOW), undefined);
 });
@@ -146,4 +146,25 @@ test('binary keys with high bytes and NULs are exact', () => {
   assert.equal(o.lookup(null, k2, NOW), undefined);
   assert.deepEqual(o.lookup(null, k3, NOW)?.value, b('3'));
   assert.equal(o.lookup(null, Buffer.from([0xff]), NOW), undefined);
+});
+
+test('a namespace barrier hides committed fields of that namespace only, until released', () => {
+  const o = new Overlay();
+  o.put(b('ns'), b('f'), b('before'), null, 1);
+  o.putNamespaceBarrier(b('ns'), 2);
+  assert.equal(o.lookup(b('ns'), b('f'), NOW)?.value, null, 'pending field before the delete is gone');
+  assert.equal(o.lookup(b('ns'), b('committed'), NOW)?.value, null, 'committed fields are hidden');
+  assert.equal(o.lookup(b('other'), b('f'), NOW), undefined, 'other namespaces are untouched');
+  assert.equal(o.hidesCommitted(b('ns')), true);
+  o.put(b('ns'), b('g'), b('after'), null, 3);
+  assert.deepEqual([...o.pending(b('ns'))].map((e) => e.key.toString()), ['g']);
+  o.releaseNamespaceBarrier(b('ns'), 1);
+  assert.equal(o.hidesCommitted(b('ns')), true, 'an older seq does not release it');
+  o.releaseNamespaceBarrier(b('ns'), 2);
+  assert.equal(o.hidesCommitted(b('ns')), false);
+  assert.equal(o.lookup(b('ns'), b('committed'), NOW), undefined);
+  assert.equal(o.size, 1);
+  o.release(b('ns'), b('g'), 3);
+  assert.equal(o.size, 0);
+  assert.equal(o.empty, true);
 });

@@ -1,0 +1,44 @@
+/** Runs command scripts against a server over a raw socket, for byte-for-byte comparison with Redis. */
+import { RawClient, replyEnd, resp } from './raw.js';
+
+export type Cmd = (string | Buffer)[];
+
+/** Replies that legitimately differ (ids, versions) are masked before comparison. */
+export function normalize(reply: string): string {
+  return reply
+    .replace(/\$\d+\r\nversion\r\n\$\d+\r\n[0-9.]+\r\n/, '$N\r\nversion\r\n$N\r\nX\r\n')
+    .replace(/\r\nid\r\n:\d+\r\n/, '\r\nid\r\n:N\r\n');
+}
+
+/** An array reply with its elements sorted, for commands whose order Redis leaves unspecified. */
+export function sortedArray(reply: string): string {
+  const buf = Buffer.from(reply, 'latin1');
+  const head = buf.indexOf('\r\n');
+  if (buf[0] !== 0x2a || Number(buf.subarray(1, head).toString()) <= 0) return reply;
+  const items: string[] = [];
+  let p = head + 2;
+  while (p < buf.length) {
+    const end = replyEnd(buf, p);
+    items.push(buf.subarray(p, end).toString('latin1'));
+    p = end;
+  }
+  return buf.subarray(0, head + 2).toString('latin1') + items.sort().join('');
+}
+
+/** Runs `cmds` on an emptied keyspace; commands listed in `unordered` get their array replies sorted. */
+export async function runScript(port: number, cmds: Cmd[], unordered: ReadonlySet<string> = new Set()): Promise<string[]> {
+  const c = await RawClient.connect(port);
+  try {
+    c.write(resp('FLUSHALL'));
+    await c.reply();
+    const out: string[] = [];
+    for (const cmd of cmds) {
+      c.write(resp(...cmd));
+      const reply = normalize(await c.reply());
+      out.push(unordered.has(String(cmd[0]).toLowerCase()) ? sortedArray(reply) : reply);
+    }
+    return out;
+  } finally {
+    c.destroy();
+  }
+}
