@@ -97,6 +97,10 @@ const sqliteSchema = z.strictObject({
   cache_size_mb: int(0).default(64).describe('SQLite page cache per shard, in MiB'),
   busy_timeout_ms: int(0).default(5000).describe('how long SQLite waits on a locked database, in ms'),
   mmap_size_mb: int(0).default(0).describe('SQLite mmap_size per shard, in MiB (0 = off)'),
+  locking_mode: z
+    .enum(['NORMAL', 'EXCLUSIVE'])
+    .default('NORMAL')
+    .describe('SQLite locking_mode: EXCLUSIVE roughly halves per-operation cost but locks other processes out of the shard files'),
 });
 
 const slotRangeSchema = z

@@ -191,3 +191,33 @@ describe('write path', () => {
     }
   });
 });
+
+describe('sqlite locking_mode', () => {
+  it('EXCLUSIVE serves and persists, and keeps other processes out while the server runs', async () => {
+    const dataDir = join(tempDir(), 'data');
+    const settings = { data_dir: dataDir, num_shards: 2, sqlite: { locking_mode: 'EXCLUSIVE' } };
+    let s = await startOurs(settings);
+    let r = client(s.port);
+    try {
+      const p = r.pipeline();
+      for (let i = 0; i < 200; i++) p.set(`x:${i}`, `v${i}`);
+      await p.exec();
+      assert.equal(await r.get('x:199'), 'v199');
+      const outsider = new Database(join(dataDir, 'shard-0.db'), { timeout: 0 });
+      assert.throws(() => outsider.prepare('SELECT count(*) FROM blobs').get(), /database is locked/);
+      outsider.close();
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+    s = await startOurs(settings);
+    r = client(s.port);
+    try {
+      assert.equal(await r.dbsize(), 200);
+      assert.equal(await r.get('x:7'), 'v7');
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+  });
+});

@@ -48,7 +48,7 @@ const DEFAULTS = {
   inflight_capacity: 10000,
   output_compression: false,
   storage_compression: { enabled: false, algorithm: 'zstd', level: 3 },
-  sqlite: { synchronous: 'NORMAL', cache_size_mb: 64, busy_timeout_ms: 5000, mmap_size_mb: 0 },
+  sqlite: { synchronous: 'NORMAL', cache_size_mb: 64, busy_timeout_ms: 5000, mmap_size_mb: 0, locking_mode: 'NORMAL' },
   cluster: {
     enabled: false,
     node_id: 'node-1',
@@ -151,7 +151,7 @@ end = 16383
       { start: 8192, end: 16383 },
     ],
   });
-  assert.deepEqual(inactive, ['output_compression', 'cluster']);
+  assert.deepEqual(inactive, ['output_compression']);
 });
 
 test('compression level defaults per algorithm', () => {
@@ -372,10 +372,11 @@ test('an override hides an invalid file value for the same key', () => {
 test('inactive keys are detected only when set', () => {
   assert.deepEqual(inactiveKeysSet({}), []);
   assert.deepEqual(inactiveKeysSet({ num_shards: 4, sqlite: {} }), []);
-  assert.deepEqual(inactiveKeysSet({ metrics: {}, cluster: { enabled: false } }), ['cluster', 'metrics']);
+  // output_compression stays listed for good (it has no effect); metrics is active, so not listed.
+  assert.deepEqual(inactiveKeysSet({ metrics: {}, output_compression: true }), ['output_compression']);
   assert.deepEqual(inactiveKeysSet(null), []);
-  const { inactive } = load('num_shards = 2\n[metrics]\n');
-  assert.deepEqual(inactive, ['metrics']);
+  const { inactive } = load('num_shards = 2\noutput_compression = true\n[metrics]\n');
+  assert.deepEqual(inactive, ['output_compression']);
   // The list shrinks as features land; every entry must stay a real key of the schema.
   const top = Object.keys(configSchema.shape);
   for (const key of INACTIVE_KEYS) assert.ok(top.includes(key.split('.')[0]), `${key} is not a config key`);
