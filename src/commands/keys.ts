@@ -109,8 +109,9 @@ function rename(nx: boolean): Handler {
     let value;
     let expiresAt: number | null;
     if (pending !== undefined) {
-      if (pending.value === null) return NO_SUCH_KEY;
-      value = pending.value;
+      const pendingValue = store.valueOf(q, null, pending);
+      if (pendingValue === null) return NO_SUCH_KEY;
+      value = pendingValue;
       expiresAt = pending.expiresAt;
     } else {
       const row = q.shard.getWithExpiry(src, now);

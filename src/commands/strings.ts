@@ -2,7 +2,8 @@
 import { ErrorReply, OK, type Reply } from '../protocol/reply.js';
 import type { PendingValue } from '../storage/overlay.js';
 import { joinAcks, type Ack } from '../storage/store.js';
-import { NOT_INTEGER, parseInteger, SYNTAX_ERROR, wrongArity } from './errors.js';
+import { NOT_INTEGER, parseInteger, wrongArity } from './errors.js';
+import { set } from './expiry.js';
 import { afterAck, type CommandSpec, type Handler } from './types.js';
 
 const STRING = { group: 'string' } as const;
@@ -113,11 +114,7 @@ export const stringCommands: CommandSpec[] = [
     categories: ['write', 'string', 'slow'],
     summary: 'Sets the string value of a key, ignoring its type. The key is created if it doesn\'t exist.',
     since: '1.0.0',
-    handler: ({ store }, args) => {
-      // Options (EX, PX, NX, XX, GET, KEEPTTL …) are not supported yet; say so as Redis would.
-      if (args.length > 3) return SYNTAX_ERROR;
-      return afterAck(store.set(args[1], args[2]), OK);
-    },
+    handler: set,
   },
   {
     ...STRING,

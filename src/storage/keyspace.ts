@@ -42,7 +42,9 @@ export function namespaceFields(store: Store, ns: Buffer, withValues: boolean): 
         }
       }
     }
-    for (const e of pending.values()) if (live(e, now)) out.push({ field: e.key, value: withValues ? e.value : null });
+    for (const e of pending.values()) {
+      if (live(e, now)) out.push({ field: e.key, value: withValues ? store.valueOf(q, ns, e) : null });
+    }
   }
   return out;
 }
@@ -165,7 +167,7 @@ export function fieldScanStep(
     for (const e of pending.values()) {
       if (!live(e, now)) continue;
       if ((after === null || Buffer.compare(e.key, after) > 0) && (upper === null || Buffer.compare(e.key, upper) <= 0)) {
-        fields.push({ field: e.key, value: e.value });
+        fields.push({ field: e.key, value: store.valueOf(q, ns, e) });
       }
     }
     cur = upper !== null ? { shard: cur.shard, after: upper } : cur.shard + 1 < store.numShards ? { shard: cur.shard + 1, after: null } : null;

@@ -38,8 +38,8 @@ export function checkLayout(dataDir: string, numShards: number): void {
     throw new LayoutError(
       `data_dir ${dataDir} holds ${layout.num_shards} shards but num_shards is ${numShards}. ` +
         `Start with num_shards = ${layout.num_shards} (or --shards ${layout.num_shards}); ` +
-        'a key is placed by the shard count, so changing it needs a migration of the data, ' +
-        'which this version cannot do yet.',
+        'a key is placed by the shard count, so changing it moves data: stop the server and run ' +
+        `blobasaur migrate --data-dir ${dataDir} --to-shards ${numShards}.`,
     );
   }
 }

@@ -12,10 +12,13 @@
 
 export type PendingValue = Buffer | Promise<Buffer>;
 
+/** The value of an entry whose pending write changes only the expiry: read the committed row. */
+export const KEEP = Symbol('keep-committed-value');
+
 export interface OverlayEntry {
   readonly key: Buffer;
-  /** The logical (uncompressed) value, or null for a pending delete. */
-  readonly value: PendingValue | null;
+  /** The logical (uncompressed) value, null for a pending delete, KEEP for an expiry change. */
+  readonly value: PendingValue | null | typeof KEEP;
   readonly expiresAt: number | null;
   /** Sequence number of the newest write that produced this entry. */
   readonly seq: number;
@@ -78,7 +81,7 @@ export class Overlay {
   }
 
   /** Records a pending set (value) or delete (null). */
-  put(ns: Buffer | null, key: Buffer, value: PendingValue | null, expiresAt: number | null, seq: number): void {
+  put(ns: Buffer | null, key: Buffer, value: PendingValue | null | typeof KEEP, expiresAt: number | null, seq: number): void {
     const entry: OverlayEntry = { key, value, expiresAt, seq };
     if (ns === null) {
       this.plain.set(key.toString('latin1'), entry);

@@ -30,6 +30,8 @@ export type ShardWrite =
   | { kind: 'set'; ns: Buffer | null; key: Buffer; data: Buffer; codec: number; size: number; now: number; expiresAt: number | null }
   | { kind: 'del'; ns: Buffer | null; key: Buffer }
   | { kind: 'delns'; ns: Buffer }
+  | { kind: 'expire'; ns: Buffer | null; key: Buffer; expiresAt: number | null }
+  | { kind: 'sweep'; now: number; limit: number }
   | { kind: 'flush' };
 
 // Small columns come before `data`: a large value spills into overflow pages, and a column stored
@@ -72,6 +74,9 @@ const UPSERT_COLUMNS = `
 
 const LIVE = '(expires_at IS NULL OR expires_at > ?)';
 
+/** Free pages returned to the file system after each sweep step that deleted something (256 KiB at 4 KiB pages: more than a step of ordinary rows frees). */
+const SWEEP_VACUUM_PAGES = 64;
+
 export class Shard {
   private readonly db: Database.Database;
   private readonly stmt: {
@@ -89,6 +94,10 @@ export class Shard {
     meta: Statement<[Buffer], RowMeta>;
     totals: Statement<[], ByteTotals>;
   };
+
+  /** Expired rows deleted by sweeps, and whether the last sweep hit its limit (more are waiting). */
+  sweptRows = 0;
+  lastSweepFull = false;
 
   /** Transaction control, prepared once: exec() would parse the SQL on every commit. */
   private readonly tx: Record<'begin' | 'savepoint' | 'release' | 'rollbackTo' | 'commit' | 'rollback', Statement>;
@@ -192,6 +201,38 @@ export class Shard {
     return this.prep<StoredValue & { expires_at: number | null }>(
       `SELECT data, codec, expires_at FROM blobs WHERE key = ? AND ${LIVE}`,
     ).get(key, now);
+  }
+
+  /** A row whatever its expiry: the overlay has already decided the key is live (KEEP entries). */
+  getAny(ns: Buffer | null, key: Buffer): StoredValue | undefined {
+    if (ns === null) return this.prep<StoredValue>('SELECT data, codec FROM blobs WHERE key = ?').get(key);
+    return this.prep<StoredValue>('SELECT data, codec FROM ns_blobs WHERE namespace = ? AND key = ?').get(ns, key);
+  }
+
+  sizeAny(ns: Buffer | null, key: Buffer): number | undefined {
+    if (ns === null) return this.prep<number>('SELECT size FROM blobs WHERE key = ?').pluck().get(key);
+    return this.prep<number>('SELECT size FROM ns_blobs WHERE namespace = ? AND key = ?').pluck().get(ns, key);
+  }
+
+  /** The expiry of a live row: null for none, undefined when there is no live row. */
+  expiry(ns: Buffer | null, key: Buffer, now: number): number | null | undefined {
+    const row =
+      ns === null
+        ? this.prep<{ e: number | null }>(`SELECT expires_at AS e FROM blobs WHERE key = ? AND ${LIVE}`).get(key, now)
+        : this.prep<{ e: number | null }>(`SELECT expires_at AS e FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).get(ns, key, now);
+    return row === undefined ? undefined : row.e;
+  }
+
+  /** Whether any row has expired and waits for the sweeper (an index lookup on each table). */
+  hasExpired(now: number): boolean {
+    const q = (table: string): boolean =>
+      this.prep(`SELECT 1 FROM ${table} WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1`).get(now) !== undefined;
+    return q('blobs') || q('ns_blobs');
+  }
+
+  /** Live rows carrying an expiry (INFO keyspace `expires`). */
+  countExpiring(now: number): number {
+    return this.prep<number>(`SELECT count(*) FROM blobs WHERE expires_at IS NOT NULL AND expires_at > ?`).pluck().get(now) ?? 0;
   }
 
   /** The logical size of a value without reading it (the size column precedes the data). */
@@ -305,6 +346,25 @@ export class Shard {
       case 'delns':
         this.stmt.nsDrop.run(w.ns);
         return;
+      case 'sweep': {
+        // The partial indexes on expires_at make each step a short range scan, not a table scan.
+        const plain = this.prep(
+          'DELETE FROM blobs WHERE rowid IN (SELECT rowid FROM blobs WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)',
+        ).run(w.now, w.limit).changes;
+        const nested = this.prep(
+          'DELETE FROM ns_blobs WHERE rowid IN (SELECT rowid FROM ns_blobs WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)',
+        ).run(w.now, w.limit).changes;
+        this.sweptRows += plain + nested;
+        this.lastSweepFull = plain === w.limit || nested === w.limit;
+        // Give the pages back in step with the deletes, a bounded amount per step, so a mass
+        // expiry shrinks the files without one long stall.
+        if (plain + nested > 0) this.db.pragma(`incremental_vacuum(${SWEEP_VACUUM_PAGES})`);
+        return;
+      }
+      case 'expire':
+        if (w.ns === null) this.prep('UPDATE blobs SET expires_at = ? WHERE key = ?').run(w.expiresAt, w.key);
+        else this.prep('UPDATE ns_blobs SET expires_at = ? WHERE namespace = ? AND key = ?').run(w.expiresAt, w.ns, w.key);
+        return;
       case 'flush':
         this.db.exec('DELETE FROM blobs; DELETE FROM ns_blobs;');
         return;
@@ -368,7 +428,9 @@ export class Shard {
    * snapshot of the shard as of the last step.
    */
   async backup(file: string): Promise<void> {
-    await this.db.backup(file);
+    // better-sqlite3 reports a source it could not lock as a finished backup of 0 pages.
+    const done = await this.db.backup(file);
+    if (done.totalPages === 0) throw new Error(`backup of ${this.path} copied no pages (source locked?)`);
   }
 
   /** PRAGMA incremental_vacuum(pages): returns the pages freed (0 unless auto_vacuum is INCREMENTAL). */

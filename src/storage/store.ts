@@ -12,7 +12,7 @@ import { CodecError, decode, encode, type CompressionSettings } from './codecs.j
 import { ShardRing } from './mpchash.js';
 import { Shard, type ByteTotals, type SqliteSettings, type StoredValue } from './shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
-import type { PendingValue } from './overlay.js';
+import { KEEP, type OverlayEntry, type PendingValue } from './overlay.js';
 import { checkLayout } from './layout.js';
 
 export type Ack = Promise<void> | undefined;
@@ -28,10 +28,15 @@ export interface StoreOptions {
   inflightMaxBytes: number;
   compression: CompressionSettings | null;
   sqlite: SqliteSettings;
+  /** How often expired rows are swept (default 100 ms); 0 turns the sweeper off. */
+  sweepIntervalMs?: number;
   /** Largest value a command may build (APPEND, SETRANGE): the server's proto_max_bulk_len. */
   maxValueBytes?: number;
   onWriteFailure: (err: Error, write: PendingWrite, shard: number) => void;
 }
+
+/** Pause between sweep steps while expired rows keep coming. */
+const SWEEP_PAUSE_MS = 2;
 
 /** A stored value that could not be decoded; the message names the key. */
 export class CorruptValueError extends Error {}
@@ -64,7 +69,9 @@ export class Store {
   static open(opts: StoreOptions): Store {
     mkdirSync(opts.dataDir, { recursive: true });
     checkLayout(opts.dataDir, opts.numShards);
-    return new Store(opts);
+    const store = new Store(opts);
+    if (opts.sweepIntervalMs !== 0) store.startSweeper(opts.sweepIntervalMs);
+    return store;
   }
 
   get maxValueBytes(): number {
@@ -173,6 +180,8 @@ export class Store {
 
   /** Drains every queue, checkpoints the WAL into each file and closes them. */
   close(): Promise<void> {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
     this.closing ??= (async () => {
       // drain() waits for the writes made before it; repeat for any made while it waited.
       do await this.drain();
@@ -195,7 +204,7 @@ export class Store {
     const q = this.queueOf(key);
     const now = Date.now();
     const pending = q.overlay.lookup(ns, key, now);
-    if (pending !== undefined) return pending.value;
+    if (pending !== undefined) return this.valueOf(q, ns, pending);
     const row = ns === null ? q.shard.get(key, now) : q.shard.nsGet(ns, key, now);
     if (row === undefined) return null;
     return decodeRow(row, ns, key);
@@ -206,6 +215,73 @@ export class Store {
     return decodeRow(row, null, key);
   }
 
+  /** The value an overlay entry stands for; KEEP (a pending expiry change) means the committed row's. */
+  valueOf(q: WriteQueue, ns: Buffer | null, entry: OverlayEntry): PendingValue | null {
+    if (entry.value !== KEEP) return entry.value;
+    const row = q.shard.getAny(ns, entry.key);
+    return row === undefined ? null : decodeRow(row, ns, entry.key);
+  }
+
+  /** Expiry of a live key: epoch ms, null for none, undefined when the key does not exist. */
+  expiryOf(ns: Buffer | null, key: Buffer): number | null | undefined {
+    const q = this.queueOf(key);
+    const now = Date.now();
+    const pending = q.overlay.lookup(ns, key, now);
+    if (pending !== undefined) return pending.value === null ? undefined : pending.expiresAt;
+    return q.shard.expiry(ns, key, now);
+  }
+
+  /**
+   * Sets a live key's expiry (null: persist). A time already past deletes the key, as in Redis.
+   * The caller checks that the key exists.
+   */
+  expireAt(ns: Buffer | null, key: Buffer, at: number | null): Ack {
+    if (at !== null && at <= Date.now()) return this.remove(ns, key);
+    return this.queueOf(key).push({ kind: 'expire', ns, key, expiresAt: at }, !this.opts.asyncWrite);
+  }
+
+  /**
+   * Starts the background sweep of expired rows: every `intervalMs`, each shard deletes up to
+   * `limit` of them through its write queue (in order with the writes around it), and goes again
+   * after a short pause while a step comes back full.
+   */
+  startSweeper(intervalMs = 100, limit = 25): void {
+    if (this.sweeper !== null) return;
+    const tick = (): void => {
+      const now = Date.now();
+      for (const q of this.queues) {
+        // An idle shard costs one indexed lookup, not a transaction.
+        if (this.sweeping.has(q) || !q.shard.hasExpired(now)) continue;
+        this.sweeping.add(q);
+        const done = q.push({ kind: 'sweep', now, limit }, true)!;
+        void done
+          .catch(() => {})
+          .then(() => {
+            this.sweeping.delete(q);
+            // More are waiting: go again soon, but leave the event loop to clients in between,
+            // so a mass expiry is a stream of short steps rather than one long stall.
+            if (q.shard.lastSweepFull && this.sweeper !== null) setTimeout(tick, SWEEP_PAUSE_MS).unref();
+          });
+      }
+    };
+    this.sweeper = setInterval(tick, intervalMs);
+    this.sweeper.unref();
+  }
+
+  private sweeper: NodeJS.Timeout | null = null;
+  private readonly sweeping = new Set<WriteQueue>();
+
+  /** Expired rows the sweeper has deleted since start. */
+  get sweptRows(): number {
+    return this.queues.reduce((n, q) => n + q.shard.sweptRows, 0);
+  }
+
+  /** Live keys with an expiry, over all shards (INFO keyspace); committed rows only. */
+  countExpiring(): number {
+    const now = Date.now();
+    return this.queues.reduce((n, q) => n + q.shard.countExpiring(now), 0);
+  }
+
   /** The logical size of a value without reading it. */
   size(ns: Buffer | null, key: Buffer): number | Promise<number> {
     const q = this.queueOf(key);
@@ -213,6 +289,7 @@ export class Store {
     const pending = q.overlay.lookup(ns, key, now);
     if (pending !== undefined) {
       const v = pending.value;
+      if (v === KEEP) return q.shard.sizeAny(ns, key) ?? 0;
       return v === null ? 0 : v instanceof Promise ? v.then((b) => b.length) : v.length;
     }
     return q.shard.size(ns, key, now) ?? 0;

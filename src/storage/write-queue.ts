@@ -9,7 +9,7 @@
  * queue shorter than `batchSize` waits up to that long for company before committing.
  */
 import type { Encoded } from './codecs.js';
-import { Overlay, type PendingValue } from './overlay.js';
+import { KEEP, Overlay, type PendingValue } from './overlay.js';
 import type { Shard, ShardWrite } from './shard.js';
 
 export type PendingWrite =
@@ -32,6 +32,10 @@ export type PendingWrite =
       after?: Promise<void>;
     }
   | { kind: 'delns'; ns: Buffer }
+  /** A new expiry for an existing key; the value stays as it is (pending or committed). */
+  | { kind: 'expire'; ns: Buffer | null; key: Buffer; expiresAt: number | null }
+  /** Deletes up to `limit` rows expired at `now`: queued, so it commits in order with the writes around it. */
+  | { kind: 'sweep'; now: number; limit: number }
   | { kind: 'flush' };
 
 /** What a queued write waits for before it can be committed, if anything. */
@@ -140,9 +144,15 @@ export class WriteQueue {
    */
   push(write: PendingWrite, wantAck: boolean): Promise<void> | undefined {
     const seq = ++this.seq;
-    if (write.kind === 'flush') this.overlay.putBarrier(seq);
+    if (write.kind === 'sweep') {
+      // Touches only rows every read already treats as absent: nothing for the overlay to show.
+    } else if (write.kind === 'flush') this.overlay.putBarrier(seq);
     else if (write.kind === 'delns') this.overlay.putNamespaceBarrier(write.ns, seq);
     else if (write.kind === 'set') this.overlay.put(write.ns, write.key, write.value, write.expiresAt, seq);
+    else if (write.kind === 'expire') {
+      const before = this.overlay.lookup(write.ns, write.key, Date.now());
+      this.overlay.put(write.ns, write.key, before?.value ?? KEEP, write.expiresAt, seq);
+    }
     else this.overlay.put(write.ns, write.key, null, null, seq);
     // A promised value is not in memory yet; its source row is counted when it arrives.
     const bytes = write.kind === 'set' ? (write.value instanceof Promise ? 0 : write.value.length) + write.key.length : 0;
@@ -282,7 +292,9 @@ export class WriteQueue {
     for (let i = 0; i < batch.length; i++) {
       const q = batch[i];
       const w = q.write;
-      if (w.kind === 'flush') this.overlay.releaseBarrier(q.seq);
+      if (w.kind === 'sweep') {
+        // nothing in the overlay to release
+      } else if (w.kind === 'flush') this.overlay.releaseBarrier(q.seq);
       else if (w.kind === 'delns') this.overlay.releaseNamespaceBarrier(w.ns, q.seq);
       else this.overlay.release(w.ns, w.key, q.seq);
       bytes += q.bytes;

@@ -336,3 +336,34 @@ describe('keyspace commands see pending writes and honour expiry', () => {
     }
   });
 });
+
+describe('multi-key commands under cluster routing', () => {
+  it('keys of one command must share a slot (CROSSSLOT), hash tags make them', async () => {
+    const { freePort } = await import('../helpers/servers.js');
+    const s = await startOurs({
+      cluster: { enabled: true, node_id: 'solo', port: await freePort(), slot_ranges: [{ start: 0, end: 16383 }] },
+    });
+    const raw = await RawClient.connect(s.port);
+    const ask = async (...args: string[]): Promise<string> => {
+      raw.write(resp(...args));
+      return raw.reply();
+    };
+    const CROSS = "-CROSSSLOT Keys in request don't hash to the same slot\r\n";
+    try {
+      assert.equal(await ask('MSET', 'a', '1', 'b', '2'), CROSS);
+      assert.equal(await ask('MSETNX', 'a', '1', 'b', '2'), CROSS);
+      assert.equal(await ask('MGET', 'a', 'b'), CROSS);
+      assert.equal(await ask('RENAME', 'a', 'b'), CROSS);
+      assert.equal(await ask('EXISTS', 'a', 'b'), CROSS);
+      assert.equal(await ask('DEL', 'a', 'b'), CROSS);
+      assert.equal(await ask('MSET', '{u}a', '1', '{u}b', '2'), '+OK\r\n');
+      assert.equal(await ask('MGET', '{u}a', '{u}b'), '*2\r\n$1\r\n1\r\n$1\r\n2\r\n');
+      assert.equal(await ask('RENAME', '{u}a', '{u}c'), '+OK\r\n');
+      assert.equal(await ask('EXISTS', '{u}a', '{u}b', '{u}c'), ':2\r\n');
+      assert.equal(await ask('SCAN', '0', 'COUNT', '100').then((r) => r.startsWith('*2\r\n$1\r\n0\r\n*2\r\n')), true);
+    } finally {
+      raw.destroy();
+      await s.close();
+    }
+  });
+});
