@@ -1,0 +1,94 @@
+/**
+ * Cluster routing of one command. Which arguments are keys comes only from the command table
+ * (`CommandSpec.keys`); the slot of those keys decides whether this node runs the command, sends
+ * the client elsewhere (-MOVED), or cannot serve it (-CLUSTERDOWN, -CROSSSLOT).
+ */
+import { ErrorReply } from '../protocol/reply.js';
+import type { CommandSpec } from '../commands/types.js';
+import { keySlot } from './slots.js';
+import type { ClusterState } from './state.js';
+
+export const CROSSSLOT = new ErrorReply("CROSSSLOT Keys in request don't hash to the same slot");
+export const SLOT_NOT_SERVED = new ErrorReply('CLUSTERDOWN Hash slot not served');
+
+/** The key arguments at the spec's (first, last, step) positions. */
+export function keyArgs(spec: CommandSpec, args: readonly Buffer[]): Buffer[] {
+  const k = spec.keys;
+  if (k === null || k.first <= 0 || k.step <= 0) return [];
+  const last = Math.min(k.last < 0 ? args.length + k.last : k.last, args.length - 1);
+  const out: Buffer[] = [];
+  for (let i = k.first; i <= last; i += k.step) out.push(args[i]);
+  return out;
+}
+
+/**
+ * The fields of a namespaced (hash-group) command, for `namespace_routing = "field"`. They are
+ * derived from the spec, not from a list of names: the fields start right after the namespace
+ * key; an arity of -4 or lower means field/value pairs to the end (HSET, HMSET), -3 on a `fast`
+ * command a list of fields to the end (HDEL, HMGET), a fixed arity of 3 or more one field (HGET,
+ * HSETNX). Anything else acts on the whole namespace and routes by it: no argument after the
+ * namespace (HGETALL, HLEN, HRANDFIELD) or a variadic command that is not `fast` (HSCAN's
+ * arguments are a cursor and options). The table has no explicit field positions; if a hash
+ * command ever breaks these rules, give KeyPositions a field spec instead of adding cases here.
+ */
+export function fieldArgs(spec: CommandSpec, args: readonly Buffer[]): Buffer[] | null {
+  const k = spec.keys;
+  if (k === null || spec.group !== 'hash' || k.first !== k.last) return null;
+  const first = k.first + 1;
+  const a = spec.arity;
+  let step: number;
+  let last: number;
+  if (a <= -4) {
+    step = 2;
+    last = args.length - 1;
+  } else if (a === -3 && spec.flags.includes('fast')) {
+    step = 1;
+    last = args.length - 1;
+  } else if (a >= first + 1) {
+    step = 1;
+    last = first;
+  } else {
+    return null;
+  }
+  const out: Buffer[] = [];
+  for (let i = first; i <= last && i < args.length; i += step) out.push(args[i]);
+  return out.length > 0 ? out : null;
+}
+
+/** The arguments whose slot decides where the command runs. */
+export function routingKeys(spec: CommandSpec, args: readonly Buffer[], mode: 'namespace' | 'field'): Buffer[] {
+  if (mode === 'field') {
+    const fields = fieldArgs(spec, args);
+    if (fields !== null) return fields;
+  }
+  return keyArgs(spec, args);
+}
+
+/** The slot all routing keys share; -1 when the command has no keys, -2 when they differ. */
+export function commandSlot(spec: CommandSpec, args: readonly Buffer[], mode: 'namespace' | 'field'): number {
+  const keys = routingKeys(spec, args, mode);
+  let slot = -1;
+  for (const key of keys) {
+    const s = keySlot(key);
+    if (slot === -1) slot = s;
+    else if (s !== slot) return -2;
+  }
+  return slot;
+}
+
+/**
+ * null when this node runs the command; otherwise the error that redirects or refuses it. The
+ * checks run in Redis' order (getNodeByQuery): the first key's slot must be served (else
+ * -CLUSTERDOWN), every later key must share it (else -CROSSSLOT), then -MOVED if it is not ours.
+ */
+export function routeCommand(cluster: ClusterState, spec: CommandSpec, args: readonly Buffer[]): ErrorReply | null {
+  if (spec.keys === null) return null;
+  const keys = routingKeys(spec, args, cluster.namespaceRouting);
+  if (keys.length === 0) return null;
+  const slot = keySlot(keys[0]);
+  const r = cluster.route(slot);
+  if (r.kind === 'down') return SLOT_NOT_SERVED;
+  for (let i = 1; i < keys.length; i++) if (keySlot(keys[i]) !== slot) return CROSSSLOT;
+  if (r.kind === 'self') return null;
+  return new ErrorReply(`MOVED ${slot} ${r.node.host === '' ? '127.0.0.1' : r.node.host}:${r.node.port}`);
+}

@@ -1,0 +1,194 @@
+/** Cluster routing from the command table's key positions, slot ownership and failure flags. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { commandTable } from '../../src/commands/table.js';
+import type { CommandSpec } from '../../src/commands/types.js';
+import { parseMessage } from '../../src/cluster/gossip.js';
+import { commandSlot, fieldArgs, keyArgs, routeCommand } from '../../src/cluster/routing.js';
+import { configSlots, formatRanges, keySlot, slotsToRanges } from '../../src/cluster/slots.js';
+import { ClusterState, nodeIdFor, type NodeRecord } from '../../src/cluster/state.js';
+import { createLogger } from '../../src/observability/log.js';
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
+
+const log = createLogger('silent', false);
+const b = (...xs: string[]): Buffer[] => xs.map((x) => Buffer.from(x));
+
+function spec(name: string): CommandSpec {
+  const s = commandTable.lookup(name);
+  assert.ok(s, name);
+  return s;
+}
+
+function state(slots: [number, number][], opts: { mode?: 'namespace' | 'field'; now?: () => number; timeout?: number } = {}): ClusterState {
+  return new ClusterState({
+    name: 'me',
+    host: '127.0.0.1',
+    port: 7000,
+    busPort: 17000,
+    slots: configSlots(slots.map(([start, end]) => ({ start, end })), []),
+    nodeTimeoutMs: opts.timeout ?? 1000,
+    namespaceRouting: opts.mode ?? 'namespace',
+    log,
+    ...(opts.now === undefined ? {} : { now: opts.now }),
+  });
+}
+
+function peer(name: string, port: number, slots: [number, number][], inc = 1, ver = 0): NodeRecord {
+  return { id: nodeIdFor(name), name, host: '127.0.0.1', port, busPort: port + 10000, slots, inc, ver };
+}
+
+test('slots: CRC16 with hash tags, as Redis computes them', () => {
+  assert.equal(keySlot('foo'), 12182);
+  assert.equal(keySlot('a'), 15495);
+  assert.equal(keySlot('{user1}.following'), keySlot('{user1}.followers'));
+  assert.equal(keySlot('{}x'), keySlot(Buffer.from('{}x')));
+  assert.deepEqual(slotsToRanges(configSlots([{ start: 0, end: 5 }, { start: 10, end: 10 }], [6, 16383])), [[0, 6], [10, 10], [16383, 16383]]);
+  assert.equal(formatRanges([[0, 5460], [9000, 9000]]), '0-5460 9000');
+});
+
+test('node ids: 40 hex characters, pinned so they never change between versions', () => {
+  assert.equal(nodeIdFor('node-1'), '36e18dff4b26a0f2c69eb6da1b61a55b8a257442');
+  assert.equal(nodeIdFor('node-2'), 'aa02580e4b2b57847941693b5e2fdf7ded037e70');
+  assert.match(nodeIdFor('ü'), /^[0-9a-f]{40}$/);
+});
+
+test('key positions come from the command table', () => {
+  assert.deepEqual(keyArgs(spec('get'), b('get', 'k')), b('k'));
+  assert.deepEqual(keyArgs(spec('del'), b('del', 'a', 'b', 'c')), b('a', 'b', 'c'));
+  assert.deepEqual(keyArgs(spec('hset'), b('hset', 'ns', 'f', 'v')), b('ns'));
+  assert.deepEqual(keyArgs(spec('ping'), b('ping')), []);
+  // Field mode: fields follow the namespace; pairs for HSET, a list for HDEL, one for HGET.
+  assert.deepEqual(fieldArgs(spec('hset'), b('hset', 'ns', 'f1', 'v1', 'f2', 'v2')), b('f1', 'f2'));
+  assert.deepEqual(fieldArgs(spec('hdel'), b('hdel', 'ns', 'f1', 'f2')), b('f1', 'f2'));
+  assert.deepEqual(fieldArgs(spec('hget'), b('hget', 'ns', 'f')), b('f'));
+  assert.deepEqual(fieldArgs(spec('hexists'), b('hexists', 'ns', 'f')), b('f'));
+  assert.equal(fieldArgs(spec('get'), b('get', 'k')), null);
+  // Whole-namespace commands have no field: they route by the namespace.
+  for (const [name, ...rest] of [['hgetall'], ['hlen'], ['hscan', '0', 'COUNT', '5'], ['hrandfield', '2']]) {
+    if (commandTable.lookup(name) !== undefined) assert.equal(fieldArgs(spec(name), b(name, 'ns', ...rest)), null, name);
+  }
+  if (commandTable.lookup('hmget') !== undefined) assert.deepEqual(fieldArgs(spec('hmget'), b('hmget', 'ns', 'a', 'b')), b('a', 'b'));
+  if (commandTable.lookup('hsetnx') !== undefined) assert.deepEqual(fieldArgs(spec('hsetnx'), b('hsetnx', 'ns', 'a', 'v')), b('a'));
+  // Every command with keys in the table yields at least one key for a minimal valid call.
+  for (const s of commandTable.all) {
+    if (s.keys === null) continue;
+    const args = [Buffer.from(s.name), ...Array.from({ length: Math.abs(s.arity) - 1 }, (_, i) => Buffer.from(`a${i}`))];
+    assert.ok(keyArgs(s, args).length > 0, s.name);
+  }
+});
+
+test('commandSlot: same slot, different slots, no keys', () => {
+  assert.equal(commandSlot(spec('del'), b('del', '{t}a', '{t}b'), 'namespace'), keySlot('t'));
+  assert.equal(commandSlot(spec('del'), b('del', 'a', 'b'), 'namespace'), -2);
+  assert.equal(commandSlot(spec('ping'), b('ping'), 'namespace'), -1);
+  assert.equal(commandSlot(spec('hget'), b('hget', 'ns', 'foo'), 'namespace'), keySlot('ns'));
+  assert.equal(commandSlot(spec('hget'), b('hget', 'ns', 'foo'), 'field'), keySlot('foo'));
+  assert.equal(commandSlot(spec('hset'), b('hset', 'ns', 'a', '1', 'b', '2'), 'field'), -2);
+});
+
+test('routeCommand: self, MOVED, CROSSSLOT, CLUSTERDOWN', () => {
+  const s = state([[0, 8191]]);
+  s.merge(peer('other', 7001, [[8192, 10000]]), true);
+  const route = (...args: string[]) => routeCommand(s, spec(args[0]), b(...args))?.message ?? null;
+  assert.equal(route('get', 'b'), null); // slot 3300
+  assert.equal(route('get', 'ns'), 'MOVED 9937 127.0.0.1:7001');
+  assert.equal(route('get', '{b}foo'), null);
+  assert.equal(route('get', 'a'), 'CLUSTERDOWN Hash slot not served'); // 15495: nobody
+  assert.equal(route('del', 'a', 'b'), 'CLUSTERDOWN Hash slot not served'); // first key first, as Redis
+  assert.equal(route('del', 'b', 'a'), "CROSSSLOT Keys in request don't hash to the same slot");
+  assert.equal(route('ping'), null);
+  assert.equal(route('hset', 'b', 'a', 'x'), null); // routed by the namespace "b"
+  const f = state([[0, 8191]], { mode: 'field' });
+  assert.equal(routeCommand(f, spec('hset'), b('hset', 'b', 'a', 'x'))?.message, 'CLUSTERDOWN Hash slot not served');
+  assert.equal(routeCommand(f, spec('hset'), b('hset', 'a', 'b', 'x')), null);
+});
+
+test('failure flags follow silence; a message brings the node back', () => {
+  let now = 1_000_000;
+  const s = state([[0, 100]], { now: () => now, timeout: 1000 });
+  s.merge(peer('p', 7001, [[101, 16383]]), true);
+  assert.equal(s.summary().state, 'ok');
+  assert.equal(state([[0, 16382]]).summary().state, 'fail');
+  now += 400;
+  s.checkFailures();
+  assert.equal(s.node(nodeIdFor('p'))!.pfail, false);
+  now += 200;
+  s.checkFailures();
+  assert.equal(s.node(nodeIdFor('p'))!.pfail, true);
+  now += 500;
+  s.checkFailures();
+  const p = s.node(nodeIdFor('p'))!;
+  assert.equal(p.failed, true);
+  assert.deepEqual(s.route(200), { kind: 'down', why: 'failed' });
+  assert.equal(s.summary().fail, 16283);
+  s.merge(peer('p', 7001, [[101, 16383]]), true);
+  assert.equal(p.failed, false);
+  assert.equal(s.route(200).kind, 'moved');
+});
+
+test('two nodes claiming one slot: detected, shown, never routed', () => {
+  const s = state([[0, 10]]);
+  s.merge(peer('x', 7001, [[5, 20]]), true);
+  s.merge(peer('y', 7002, [[21, 16383]]), true);
+  assert.deepEqual([...s.slotConflicts().keys()], [5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(s.route(5), { kind: 'down', why: 'conflict' });
+  assert.deepEqual(s.route(4), { kind: 'self' });
+  assert.equal(s.route(11).kind, 'moved');
+  assert.equal(s.summary().state, 'fail');
+  // x restarts without the overlap (a newer incarnation): resolved.
+  s.merge(peer('x', 7001, [[11, 20]], 2), false);
+  assert.equal(s.slotConflicts().size, 0);
+  assert.equal(s.summary().state, 'ok');
+});
+
+test('a slot conflict is logged once, with the slots and the nodes', () => {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+      done();
+    },
+  });
+  const s = new ClusterState({
+    name: 'me', host: '127.0.0.1', port: 7000, busPort: 17000, slots: configSlots([{ start: 0, end: 10 }], []),
+    nodeTimeoutMs: 1000, namespaceRouting: 'namespace', log: pino({ level: 'info' }, sink),
+  });
+  s.merge(peer('x', 7001, [[5, 20]]), true);
+  s.merge(peer('x', 7001, [[5, 20]]), true);
+  const errors = lines.filter((l) => l.level === 50);
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0].conflicts, '5-10 (me, x)');
+  assert.match(String(errors[0].msg), /slot ownership conflict/);
+});
+
+test('third-party gossip only replaces older incarnations', () => {
+  const s = state([[0, 10]]);
+  s.merge(peer('x', 7001, [[11, 20]], 5, 1), true);
+  s.merge(peer('x', 9999, [[11, 30]], 5, 0), false);
+  assert.equal(s.node(nodeIdFor('x'))!.port, 7001);
+  s.merge(peer('x', 9999, [[11, 30]], 6, 0), false);
+  assert.equal(s.node(nodeIdFor('x'))!.port, 9999);
+});
+
+test('gossip message validation rejects anything malformed', () => {
+  const good = { t: 'ping', from: peer('a', 1, [[0, 1]]), nodes: [peer('b', 2, [])] };
+  assert.ok(parseMessage(good));
+  const bad: unknown[] = [
+    null,
+    42,
+    [],
+    { ...good, t: 'hello' },
+    { ...good, from: { ...good.from, id: 'x'.repeat(40) } },
+    { ...good, from: { ...good.from, port: 70000 } },
+    { ...good, from: { ...good.from, slots: [[5, 1]] } },
+    { ...good, from: { ...good.from, slots: [[0, 16384]] } },
+    { ...good, from: { ...good.from, slots: 'all' } },
+    { ...good, from: { ...good.from, host: 'a b' } },
+    { ...good, nodes: [{}] },
+    { ...good, nodes: 'x' },
+    { ...good, seen: 5 },
+    { ...good, from: { ...good.from, inc: -1 } },
+  ];
+  for (const m of bad) assert.equal(parseMessage(m), null, JSON.stringify(m));
+});
