@@ -1,10 +1,15 @@
 /** INFO: Redis' sections and field names where a field means the same thing. */
 import { arch, platform, release } from 'node:os';
+import { opsStats } from '../observability/metrics.js';
+import { VERSION } from '../version.js';
 import type { CommandContext } from './types.js';
 
 type Fields = ReadonlyArray<readonly [string, string | number]>;
 
-const DEFAULT_SECTIONS = ['server', 'clients', 'memory', 'persistence', 'stats', 'replication', 'cpu', 'keyspace'];
+/** Redis 7's default sections, in its order. */
+const DEFAULT_SECTIONS = ['server', 'clients', 'memory', 'persistence', 'stats', 'replication', 'cpu', 'errorstats', 'cluster', 'keyspace'];
+/** Every built-in section in Redis' order; `all` adds commandstats to the defaults. */
+const ALL_SECTIONS = ['server', 'clients', 'memory', 'persistence', 'stats', 'replication', 'cpu', 'commandstats', 'errorstats', 'cluster', 'keyspace'];
 
 export async function renderInfo(ctx: CommandContext, requested: string[]): Promise<string> {
   const extra = ctx.server.infoSections();
@@ -12,12 +17,12 @@ export async function renderInfo(ctx: CommandContext, requested: string[]): Prom
   const names = requested.map((r) => r.toLowerCase());
   if (names.length === 0 || names.includes('default')) DEFAULT_SECTIONS.forEach((s) => wanted.add(s));
   if (names.includes('all') || names.includes('everything')) {
-    DEFAULT_SECTIONS.forEach((s) => wanted.add(s));
+    ALL_SECTIONS.forEach((s) => wanted.add(s));
     extra.forEach(([s]) => wanted.add(s));
   }
   for (const n of names) if (!['default', 'all', 'everything'].includes(n)) wanted.add(n);
   const parts: string[] = [];
-  for (const section of [...DEFAULT_SECTIONS, ...extra.map(([s]) => s)]) {
+  for (const section of [...ALL_SECTIONS, ...extra.map(([s]) => s)]) {
     if (!wanted.has(section)) continue;
     const fields = await sectionFields(ctx, section, extra);
     if (fields === null) continue;
@@ -48,7 +53,7 @@ async function sectionFields(
         ['uptime_in_days', Math.floor(uptime / 86400)],
         ['executable', process.argv[1] ?? ''],
         ['config_file', server.configFile ?? ''],
-        ['blobasaur_version', process.env.npm_package_version ?? server.version],
+        ['blobasaur_version', VERSION],
         ['node_version', process.versions.node],
       ];
     }
@@ -71,19 +76,28 @@ async function sectionFields(
         ['maxmemory_policy', 'noeviction'],
       ];
     }
-    case 'persistence':
+    case 'persistence': {
+      // Every write is durable at its commit; SAVE/BGSAVE make a backup copy (docs/operations.md).
+      const ops = opsStats(server);
+      const save = ops.save;
       return [
         ['loading', 0],
         ['async_loading', 0],
-        ['rdb_changes_since_last_save', store.inflightOps],
+        ['rdb_changes_since_last_save', ops.writeCommands - save.changesAtLastSave],
+        ['rdb_bgsave_in_progress', save.inProgress === null ? 0 : 1],
+        ['rdb_last_save_time', Math.floor(save.lastSaveMs / 1000)],
+        ['rdb_last_bgsave_status', save.lastStatus],
+        ['rdb_last_bgsave_time_sec', save.lastDurationMs < 0 ? -1 : Math.round(save.lastDurationMs / 1000)],
         ['aof_enabled', 0],
       ];
+    }
     case 'stats':
       return [
         ['total_connections_received', server.stats.totalConnections],
         ['total_commands_processed', server.stats.totalCommands],
         ['rejected_connections', server.stats.rejectedConnections],
         ['total_error_replies', server.stats.errorReplies],
+        ['expired_keys', store.sweptRows],
         ['protocol_errors', server.stats.protocolErrors],
         ['async_write_failures', server.stats.asyncWriteFailures],
       ];
@@ -99,9 +113,21 @@ async function sectionFields(
         ['used_cpu_user', (cpu.user / 1e6).toFixed(6)],
       ];
     }
+    case 'commandstats':
+      return [...opsStats(server).commands]
+        .filter(([, c]) => c.calls > 0)
+        .map(([name, c]) => [
+          `cmdstat_${name}`,
+          `calls=${c.calls},usec=${c.usec},usec_per_call=${(c.usec / c.calls).toFixed(2)},rejected_calls=0,failed_calls=${c.failed}`,
+        ]);
+    case 'errorstats':
+      return [...opsStats(server).errors].map(([kind, n]) => [`errorstat_${kind}`, `count=${n}`]);
+    case 'cluster':
+      return [['cluster_enabled', server.cluster === undefined ? 0 : 1]];
     case 'keyspace': {
       const keys = await store.dbsize();
-      return keys === 0 ? [] : [['db0', `keys=${keys},expires=0,avg_ttl=0`]];
+      // dbsize() drained the queues, so the committed rows are the whole truth here.
+      return keys === 0 ? [] : [['db0', `keys=${keys},expires=${store.countExpiring()},avg_ttl=0`]];
     }
     default:
       return extra.find(([name]) => name === section)?.[1] ?? null;

@@ -1,9 +1,11 @@
-/** Server commands: COMMAND, INFO, DBSIZE, FLUSHDB, FLUSHALL, SHUTDOWN. */
-import { ErrorReply, NO_REPLY, OK, RespMap, Verbatim } from '../protocol/reply.js';
+/** Server commands: COMMAND, INFO, DBSIZE, FLUSHDB, FLUSHALL, SHUTDOWN, SAVE, BGSAVE, LASTSAVE. */
+import { ErrorReply, NO_REPLY, OK, RespMap, SimpleString, Verbatim } from '../protocol/reply.js';
 import { SYNTAX_ERROR } from './errors.js';
 import { containerHelp } from './help.js';
 import { commandDocs, commandInfo } from './introspection.js';
 import { renderInfo } from './info.js';
+import { opsStats } from '../observability/metrics.js';
+import { startSave } from '../tools/backup.js';
 import { afterAck, type CommandContext, type CommandSpec } from './types.js';
 
 const SERVER = { group: 'server', keys: null } as const;
@@ -85,6 +87,57 @@ export const serverCommands: CommandSpec[] = [
     },
   },
 ];
+
+/** SAVE, BGSAVE and LASTSAVE: an online backup of every shard into <data_dir>/backup (docs/operations.md). */
+const saveCommands: CommandSpec[] = [
+  {
+    ...SERVER,
+    name: 'save',
+    arity: 1,
+    flags: ['admin', 'noscript', 'no_multi'],
+    categories: ['admin', 'slow', 'dangerous'],
+    summary: 'Synchronously saves the database(s) to disk.',
+    since: '1.0.0',
+    handler: async ({ server, store }) => {
+      if (opsStats(server).save.inProgress !== null) return new ErrorReply('ERR Background save already in progress');
+      await startSave(server, store);
+      return OK;
+    },
+  },
+  {
+    ...SERVER,
+    name: 'bgsave',
+    arity: -1,
+    flags: ['admin', 'noscript'],
+    categories: ['admin', 'slow', 'dangerous'],
+    summary: 'Asynchronously saves the database(s) to disk.',
+    since: '1.0.0',
+    handler: ({ server, store }, args) => {
+      if (args.length > 2 || (args.length === 2 && args[1].toString('latin1').toLowerCase() !== 'schedule')) return SYNTAX_ERROR;
+      const running = opsStats(server).save.inProgress;
+      if (running !== null) {
+        if (args.length === 1) return new ErrorReply('ERR Background save already in progress');
+        // SCHEDULE: run another save once this one ends.
+        void running.catch(() => {}).then(() => startSave(server, store).catch(() => {}));
+        return new SimpleString('Background saving scheduled');
+      }
+      // The outcome shows in INFO persistence (rdb_last_bgsave_status) and LASTSAVE.
+      startSave(server, store).catch(() => {});
+      return new SimpleString('Background saving started');
+    },
+  },
+  {
+    ...SERVER,
+    name: 'lastsave',
+    arity: 1,
+    flags: ['loading', 'stale', 'fast'],
+    categories: ['admin', 'fast', 'dangerous'],
+    summary: 'Returns the Unix timestamp of the last successful save to disk.',
+    since: '1.0.0',
+    handler: ({ server }) => Math.floor(opsStats(server).save.lastSaveMs / 1000),
+  },
+];
+serverCommands.push(...saveCommands);
 
 function flush(name: 'flushdb' | 'flushall', summary: string): CommandSpec {
   return {

@@ -1,0 +1,181 @@
+/**
+ * The operator subcommands: `blobasaur backup|vacuum|migrate …`. Each works on a data directory
+ * given with --data-dir, or the data_dir of the config (--config FILE, else ./config.toml, else the
+ * default ./blob_data). Progress goes to stderr: one updating line on a terminal, plain lines
+ * otherwise; the result goes to stdout.
+ */
+import { resolve } from 'node:path';
+import { loadConfig } from '../config/index.js';
+import { backupDataDir } from './backup.js';
+import { migrateDataDir, MigrateError, type MigrateProgress } from './migrate.js';
+import { vacuumDataDir } from './vacuum.js';
+
+export const TOOL_COMMANDS = ['backup', 'vacuum', 'migrate'] as const;
+export type ToolCommand = (typeof TOOL_COMMANDS)[number];
+
+export function isToolCommand(word: string | undefined): word is ToolCommand {
+  return word !== undefined && (TOOL_COMMANDS as readonly string[]).includes(word);
+}
+
+const USAGE: Record<ToolCommand, string> = {
+  backup: `Usage: blobasaur backup --to DIR [--data-dir DIR | --config FILE] [--no-verify]
+  Online backup of every shard (the server may be running and taking writes) into DIR, which must
+  be new or empty: shard files, blobasaur.json and manifest.json. Restore: start a server on DIR.`,
+  vacuum: `Usage: blobasaur vacuum [--data-dir DIR | --config FILE] [--mode incremental|full] [--budget-mb N]
+  incremental (default): returns free pages to the file system, at most N MiB per shard; safe
+  while the server runs. full: rewrites every shard file (stop the server first).`,
+  migrate: `Usage: blobasaur migrate --to-shards M [--data-dir DIR | --config FILE] [--batch N]
+  With the server stopped, changes the shard count to M, moving only the keys whose shard changes
+  (N rows per transaction, default 1000). Resumable: if interrupted, run the same command again.`,
+};
+
+/** Appended to `blobasaur --help`. */
+export const TOOLS_HELP = `Operator subcommands (blobasaur <subcommand> --help for each):
+  blobasaur backup --to DIR [--data-dir DIR]        online backup of every shard
+  blobasaur vacuum [--data-dir DIR] [--mode incremental|full] [--budget-mb N]
+  blobasaur migrate --to-shards M [--data-dir DIR]  change the shard count (server stopped)`;
+
+class UsageError extends Error {}
+
+interface Parsed {
+  flags: Map<string, string>;
+  switches: Set<string>;
+}
+
+function parseArgs(cmd: ToolCommand, argv: string[], valued: string[], switches: string[]): Parsed {
+  const out: Parsed = { flags: new Map(), switches: new Set() };
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i];
+    let value: string | undefined;
+    const eq = arg.indexOf('=');
+    if (arg.startsWith('--') && eq > 0) {
+      value = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    }
+    if (switches.includes(arg)) {
+      out.switches.add(arg);
+      continue;
+    }
+    if (!valued.includes(arg)) throw new UsageError(`blobasaur ${cmd}: unknown option ${argv[i]}`);
+    value ??= argv[++i];
+    if (value === undefined) throw new UsageError(`blobasaur ${cmd}: ${arg} needs a value`);
+    out.flags.set(arg, value);
+  }
+  return out;
+}
+
+function dataDirOf(p: Parsed): string {
+  const dir = p.flags.get('--data-dir');
+  if (dir !== undefined) return resolve(dir);
+  const { config } = loadConfig({ configPath: p.flags.get('--config') });
+  return resolve(config.data_dir);
+}
+
+function positiveInt(cmd: ToolCommand, flag: string, value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`blobasaur ${cmd}: ${flag} must be a positive integer, got "${value}"`);
+  return Number(value);
+}
+
+/** A progress line: rewritten in place on a terminal, at most one a second otherwise. */
+function progressWriter(): { line: (text: string, force?: boolean) => void; end: () => void } {
+  const tty = process.stderr.isTTY === true;
+  let last = 0;
+  let shown = false;
+  return {
+    line: (text, force = false) => {
+      const now = Date.now();
+      if (!force && shown && now - last < (tty ? 100 : 1000)) return;
+      last = now;
+      shown = true;
+      process.stderr.write(tty ? `\r\x1b[K${text}` : `${text}\n`);
+    },
+    end: () => {
+      if (tty && shown) process.stderr.write('\n');
+    },
+  };
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${USAGE[cmd]}\n`);
+    return 0;
+  }
+  try {
+    switch (cmd) {
+      case 'backup': {
+        const p = parseArgs(cmd, argv, ['--to', '--data-dir', '--config'], ['--no-verify']);
+        const to = p.flags.get('--to');
+        if (to === undefined) throw new UsageError('blobasaur backup: --to DIR is required');
+        const dataDir = dataDirOf(p);
+        const bar = progressWriter();
+        const manifest = await backupDataDir(dataDir, to, {
+          verify: !p.switches.has('--no-verify'),
+          progress: (shard, of, bytes) => bar.line(`backup: shard ${shard + 1}/${of} copied (${mib(bytes)})`, true),
+        });
+        bar.end();
+        const bytes = manifest.shards.reduce((n, s) => n + s.bytes, 0);
+        const rows = manifest.shards.every((s) => s.rows !== null) ? `${manifest.shards.reduce((n, s) => n + (s.rows ?? 0), 0)} rows, ` : '';
+        process.stdout.write(
+          `backup of ${dataDir} complete: ${manifest.num_shards} shards, ${rows}${mib(bytes)} in ${resolve(to)} ` +
+            `(integrity ${manifest.shards.every((s) => s.integrity === 'ok') ? 'ok' : 'not checked'})\n`,
+        );
+        return 0;
+      }
+      case 'vacuum': {
+        const p = parseArgs(cmd, argv, ['--data-dir', '--config', '--mode', '--budget-mb'], []);
+        const mode = p.flags.get('--mode') ?? 'incremental';
+        if (mode !== 'incremental' && mode !== 'full') throw new UsageError(`blobasaur vacuum: --mode must be incremental or full, got "${mode}"`);
+        const budget = p.flags.get('--budget-mb');
+        const budgetBytes = budget === undefined ? null : positiveInt(cmd, '--budget-mb', budget) * 1048576;
+        const dataDir = dataDirOf(p);
+        const results = vacuumDataDir(dataDir, mode, budgetBytes, (r) => {
+          const note = mode === 'incremental' && r.autoVacuum !== 'incremental' ? ' (auto_vacuum is off for this file: use --mode full)' : '';
+          process.stdout.write(
+            `shard ${r.shard}: ${mib(r.bytesBefore)} -> ${mib(r.bytesAfter)}, free pages ${r.freePagesBefore} -> ${r.freePagesAfter}${note}\n`,
+          );
+        });
+        const before = results.reduce((n, r) => n + r.bytesBefore, 0);
+        const after = results.reduce((n, r) => n + r.bytesAfter, 0);
+        process.stdout.write(`vacuum (${mode}) of ${dataDir}: ${mib(before)} -> ${mib(after)}, ${mib(before - after)} returned\n`);
+        return 0;
+      }
+      case 'migrate': {
+        const p = parseArgs(cmd, argv, ['--data-dir', '--config', '--to-shards', '--batch'], []);
+        const to = p.flags.get('--to-shards');
+        if (to === undefined) throw new UsageError('blobasaur migrate: --to-shards M is required');
+        const batch = p.flags.get('--batch');
+        const dataDir = dataDirOf(p);
+        const bar = progressWriter();
+        const show = (pr: MigrateProgress): void => {
+          const pct = pr.total === 0 ? 100 : Math.min(100, Math.floor((pr.scanned * 100) / pr.total));
+          if (pr.phase === 'move') bar.line(`migrate: shard ${pr.source + 1}/${pr.sources}, ${pr.scanned}/${pr.total} rows scanned (${pct}%), ${pr.moved} moved`);
+          else if (pr.phase === 'verify') bar.line(`migrate: verifying placement and counts`, true);
+        };
+        const r = migrateDataDir(dataDir, positiveInt(cmd, '--to-shards', to), {
+          batch: batch === undefined ? undefined : positiveInt(cmd, '--batch', batch),
+          progress: show,
+        });
+        bar.end();
+        if (r.nothingToDo) process.stdout.write(`${dataDir} already has ${r.to} shards: nothing to do\n`);
+        else {
+          process.stdout.write(
+            `migrated ${dataDir} from ${r.from} to ${r.to} shards${r.resumed ? ' (resumed)' : ''}: ${r.rows} rows verified, ${r.moved} moved in this run\n`,
+          );
+        }
+        return 0;
+      }
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n${USAGE[cmd]}\n`);
+      return 2;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`blobasaur ${cmd}: ${err instanceof MigrateError ? '' : 'failed: '}${message}\n`);
+    return 1;
+  }
+}

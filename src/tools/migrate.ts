@@ -1,0 +1,300 @@
+/**
+ * `blobasaur migrate --data-dir D --to-shards M` (server stopped): changes the shard count of a
+ * data directory by moving only the rows whose shard changes.
+ *
+ * Resumable by construction. A row moves in two commits: first it is written (INSERT OR REPLACE,
+ * the same bytes and metadata) into its new shard, then deleted from the old one. A kill between
+ * the two leaves the row in both files with identical contents; the next run copies it again
+ * (a no-op) and deletes it. Nothing else writes while the server is stopped, so a row present
+ * twice can only be such a copy. `migrate.json` records the source and target counts and the row
+ * count before the first move; while it exists the server refuses to start on the directory. The
+ * end: every row is checked to sit in its home shard (so none is duplicated), the total must equal
+ * the count before, and only then is the new count written to blobasaur.json.
+ */
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { LAYOUT_FILE } from '../storage/layout.js';
+import { ShardRing } from '../storage/mpchash.js';
+import { Shard } from '../storage/shard.js';
+import { readShardCount } from './vacuum.js';
+
+export const MIGRATE_STATE_FILE = 'migrate.json';
+
+export interface MigrateState {
+  format: 1;
+  from: number;
+  to: number;
+  rows_before: number;
+  started_at: string;
+  /** Source shards fully scanned (an optimisation: a resumed run skips them). */
+  done_sources: number[];
+}
+
+export interface MigrateProgress {
+  phase: 'move' | 'verify' | 'done';
+  source: number;
+  sources: number;
+  scanned: number;
+  moved: number;
+  total: number;
+}
+
+export interface MigrateResult {
+  from: number;
+  to: number;
+  rows: number;
+  moved: number;
+  resumed: boolean;
+  nothingToDo: boolean;
+}
+
+export class MigrateError extends Error {}
+
+const TABLES = {
+  blobs: {
+    columns: 'key, codec, size, created_at, updated_at, expires_at, version, data',
+    params: '?, ?, ?, ?, ?, ?, ?, ?',
+  },
+  ns_blobs: {
+    columns: 'namespace, key, codec, size, created_at, updated_at, expires_at, version, data',
+    params: '?, ?, ?, ?, ?, ?, ?, ?, ?',
+  },
+} as const;
+type Table = keyof typeof TABLES;
+
+const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
+
+function shardPath(dataDir: string, id: number): string {
+  return join(dataDir, `shard-${id}.db`);
+}
+
+function writeJsonAtomic(path: string, value: unknown): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(tmp, path);
+}
+
+export function readMigrateState(dataDir: string): MigrateState | null {
+  const path = join(dataDir, MIGRATE_STATE_FILE);
+  if (!existsSync(path)) return null;
+  return JSON.parse(readFileSync(path, 'utf8')) as MigrateState;
+}
+
+/**
+ * Opens a shard file for the migration and holds its lock until closed (locking_mode EXCLUSIVE):
+ * a running server has the file open and makes this fail, and no server can open it meanwhile.
+ */
+function openRaw(path: string): Database.Database {
+  const db = new Database(path, { fileMustExist: true });
+  try {
+    db.pragma('busy_timeout = 500');
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.exec('BEGIN EXCLUSIVE; COMMIT');
+  } catch (err) {
+    db.close();
+    if (String((err as { code?: unknown }).code).startsWith('SQLITE_BUSY')) {
+      throw new MigrateError(`${path} is in use by another process (is the server running?); stop the server before migrating`);
+    }
+    throw err;
+  }
+  return db;
+}
+
+/** Refuses a shard with tables this version does not know how to move (a newer schema). */
+function checkTables(db: Database.Database, path: string): void {
+  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[];
+  const unknown = tables.filter((t) => !Object.hasOwn(TABLES, t));
+  if (unknown.length > 0) throw new MigrateError(`${path} has tables this version cannot migrate: ${unknown.join(', ')}`);
+}
+
+function countRows(db: Database.Database): number {
+  return Number(db.prepare('SELECT count(*) FROM blobs').pluck().get()) + Number(db.prepare('SELECT count(*) FROM ns_blobs').pluck().get());
+}
+
+/** Creates a shard file with the server's schema and pragmas (auto_vacuum first), then closes it. */
+function createShardFile(path: string, id: number): void {
+  new Shard(id, path, { synchronous: 'NORMAL', cache_size_mb: 16, busy_timeout_ms: 5000, mmap_size_mb: 0 }).close();
+}
+
+function removeShardFiles(dataDir: string, id: number): void {
+  const p = shardPath(dataDir, id);
+  for (const f of [p, `${p}-wal`, `${p}-shm`]) rmSync(f, { force: true });
+}
+
+export function migrateDataDir(
+  dataDir: string,
+  toShards: number,
+  opts: { batch?: number; progress?: (p: MigrateProgress) => void } = {},
+): MigrateResult {
+  const batch = Math.max(1, opts.batch ?? 1000);
+  const progress = opts.progress ?? (() => {});
+  if (!Number.isInteger(toShards) || toShards < 1 || toShards > 1024) throw new MigrateError('--to-shards must be an integer 1..1024');
+  const recorded = readShardCount(dataDir);
+  let state = readMigrateState(dataDir);
+  const resumed = state !== null;
+  const statePath = join(dataDir, MIGRATE_STATE_FILE);
+
+  if (state !== null) {
+    if (state.to !== toShards) {
+      throw new MigrateError(
+        `a migration from ${state.from} to ${state.to} shards is in progress in ${dataDir}; run it again with --to-shards ${state.to} to finish it`,
+      );
+    }
+    if (recorded === state.to) {
+      // Killed after the new count was recorded: only the clean-up is left.
+      for (let id = state.to; id < state.from; id++) removeShardFiles(dataDir, id);
+      rmSync(statePath, { force: true });
+      return { from: state.from, to: state.to, rows: state.rows_before, moved: 0, resumed, nothingToDo: false };
+    }
+    if (recorded !== state.from) throw new MigrateError(`${MIGRATE_STATE_FILE} says ${state.from} shards but ${LAYOUT_FILE} says ${recorded}`);
+  } else {
+    if (recorded === toShards) return { from: recorded, to: toShards, rows: 0, moved: 0, resumed, nothingToDo: true };
+    for (let id = 0; id < recorded; id++) {
+      if (!existsSync(shardPath(dataDir, id))) throw new MigrateError(`${shardPath(dataDir, id)} is missing`);
+    }
+    let rowsBefore = 0;
+    for (let id = 0; id < recorded; id++) {
+      const db = openRaw(shardPath(dataDir, id));
+      try {
+        checkTables(db, shardPath(dataDir, id));
+        rowsBefore += countRows(db);
+      } finally {
+        db.close();
+      }
+    }
+    // A leftover file beyond the recorded count would be mistaken for migrated data.
+    for (let id = recorded; id < toShards; id++) {
+      const p = shardPath(dataDir, id);
+      if (!existsSync(p)) continue;
+      const db = openRaw(p);
+      let rows = 0;
+      try {
+        const hasTable = db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'blobs'").pluck().get() !== 0;
+        rows = hasTable ? countRows(db) : 0;
+      } finally {
+        db.close();
+      }
+      if (rows > 0) throw new MigrateError(`${p} already holds ${rows} rows but is not one of the ${recorded} shards; move it away first`);
+    }
+    state = { format: 1, from: recorded, to: toShards, rows_before: rowsBefore, started_at: new Date().toISOString(), done_sources: [] };
+    writeJsonAtomic(statePath, state);
+  }
+
+  const st: MigrateState = state;
+  const total = Math.max(st.from, st.to);
+  // New shards get the server's schema; idempotent, so a kill while creating one is harmless.
+  for (let id = st.from; id < st.to; id++) createShardFile(shardPath(dataDir, id), id);
+  const dbs: (Database.Database | null)[] = [];
+  for (let id = 0; id < total; id++) dbs.push(existsSync(shardPath(dataDir, id)) ? openRaw(shardPath(dataDir, id)) : null);
+  const ring = new ShardRing(st.to);
+  let moved = 0;
+  let scanned = 0;
+  try {
+    for (let source = 0; source < st.from; source++) {
+      const src = dbs[source];
+      if (src === null || st.done_sources.includes(source)) continue;
+      for (const table of Object.keys(TABLES) as Table[]) {
+        moveTable(src, source, table, dbs, ring, batch, (n, m) => {
+          scanned += n;
+          moved += m;
+          progress({ phase: 'move', source, sources: st.from, scanned, moved, total: st.rows_before });
+        });
+      }
+      st.done_sources.push(source);
+      writeJsonAtomic(statePath, st);
+    }
+
+    progress({ phase: 'verify', source: st.from, sources: st.from, scanned, moved, total: st.rows_before });
+    let rows = 0;
+    for (let id = 0; id < total; id++) {
+      const db = dbs[id];
+      if (db === null) continue;
+      const n = countRows(db);
+      if (id >= st.to) {
+        if (n !== 0) throw new MigrateError(`shard ${id} still holds ${n} rows after the move`);
+        continue;
+      }
+      rows += n;
+      for (const table of Object.keys(TABLES) as Table[]) {
+        const keys = db.prepare<[], Buffer>(`SELECT key FROM ${table}`).pluck().iterate();
+        for (const key of keys) {
+          const home = ring.shardOf(key);
+          if (home !== id) throw new MigrateError(`a row of ${table} in shard ${id} belongs to shard ${home}`);
+        }
+      }
+    }
+    if (rows !== st.rows_before) throw new MigrateError(`row count check failed: ${rows} rows after, ${st.rows_before} before`);
+    for (const db of dbs) db?.pragma('wal_checkpoint(TRUNCATE)');
+  } finally {
+    for (const db of dbs) db?.close();
+  }
+  // The point of no return: the directory now has the new count.
+  writeJsonAtomic(join(dataDir, LAYOUT_FILE), { format: 1, num_shards: st.to });
+  for (let id = st.to; id < st.from; id++) removeShardFiles(dataDir, id);
+  rmSync(statePath, { force: true });
+  progress({ phase: 'done', source: st.from, sources: st.from, scanned, moved, total: st.rows_before });
+  return { from: st.from, to: st.to, rows: st.rows_before, moved, resumed, nothingToDo: false };
+}
+
+/** Moves the rows of one table of one source shard whose home is elsewhere, `batch` rows per step. */
+function moveTable(
+  src: Database.Database,
+  source: number,
+  table: Table,
+  dbs: (Database.Database | null)[],
+  ring: ShardRing,
+  batch: number,
+  step: (scanned: number, moved: number) => void,
+): void {
+  const { columns, params } = TABLES[table];
+  const scan = src.prepare<[number, number], { rowid: number; key: Buffer; size: number }>(
+    `SELECT rowid, key, size FROM ${table} WHERE rowid > ? ORDER BY rowid LIMIT ?`,
+  );
+  const read = src.prepare(`SELECT ${columns} FROM ${table} WHERE rowid = ?`).raw();
+  const del = src.prepare(`DELETE FROM ${table} WHERE rowid = ?`);
+  const inserts = new Map<number, Database.Statement>();
+  const insertInto = (t: number): Database.Statement => {
+    let s = inserts.get(t);
+    if (s === undefined) {
+      s = dbs[t]!.prepare(`INSERT OR REPLACE INTO ${table} (${columns}) VALUES (${params})`);
+      inserts.set(t, s);
+    }
+    return s;
+  };
+  let after = 0;
+  for (;;) {
+    const rows = scan.all(after, batch);
+    if (rows.length === 0) return;
+    // Cut the chunk where its values pass MAX_CHUNK_BYTES (one row always fits).
+    let bytes = 0;
+    let n = 0;
+    while (n < rows.length && (n === 0 || bytes + rows[n].size <= MAX_CHUNK_BYTES)) bytes += rows[n++].size;
+    const chunk = rows.slice(0, n);
+    const byTarget = new Map<number, number[]>();
+    for (const row of chunk) {
+      const home = ring.shardOf(row.key);
+      if (home === source) continue;
+      let list = byTarget.get(home);
+      if (list === undefined) byTarget.set(home, (list = []));
+      list.push(row.rowid);
+    }
+    // 1. Copy into each new home and commit there.
+    for (const [target, rowids] of byTarget) {
+      const db = dbs[target]!;
+      const ins = insertInto(target);
+      db.transaction(() => {
+        for (const rowid of rowids) ins.run(...(read.get(rowid) as unknown[]));
+      })();
+    }
+    // 2. Only then delete from the source: a kill between 1 and 2 leaves identical copies.
+    let movedHere = 0;
+    src.transaction(() => {
+      for (const rowids of byTarget.values()) for (const rowid of rowids) movedHere += del.run(rowid).changes;
+    })();
+    after = chunk[chunk.length - 1].rowid;
+    step(chunk.length, movedHere);
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Giving free pages back to the file system.
+ *
+ * Shards are created with auto_vacuum = INCREMENTAL: deleted rows leave free pages that
+ * `PRAGMA incremental_vacuum(N)` returns to the OS without rewriting the file. The server does
+ * that a little at a time (startAutoVacuum); `blobasaur vacuum` does it on demand, or rewrites
+ * every file (`--mode full`, which also converts shards made before auto_vacuum was set).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Logger } from '../observability/log.js';
+import { LAYOUT_FILE } from '../storage/layout.js';
+import type { Store } from '../storage/store.js';
+import { shardFileBytes } from '../observability/metrics.js';
+
+/** The server's background incremental vacuum: every interval, each shard frees at most `pagesPerRun`. */
+export interface AutoVacuumOptions {
+  intervalMs: number;
+  /** A shard with fewer free pages than this is left alone (a little slack saves re-growing). */
+  minFreePages: number;
+  pagesPerRun: number;
+}
+
+export const AUTO_VACUUM_DEFAULTS: AutoVacuumOptions = { intervalMs: 60_000, minFreePages: 1024, pagesPerRun: 2048 };
+
+export function startAutoVacuum(store: Store, log: Logger, opts: AutoVacuumOptions = AUTO_VACUUM_DEFAULTS): () => void {
+  const timer = setInterval(() => {
+    try {
+      for (const q of store.queues) {
+        const p = q.shard.pageStats();
+        if (p.autoVacuum !== 2 || p.freelistCount < opts.minFreePages) continue;
+        const freed = q.shard.incrementalVacuum(Math.min(p.freelistCount, opts.pagesPerRun));
+        if (freed > 0) log.debug({ shard: q.shard.id, pages: freed, bytes: freed * p.pageSize }, 'incremental vacuum');
+      }
+    } catch (err) {
+      // The store closes under us at shutdown; anything else is worth a line, not a crash.
+      const message = err instanceof Error ? err.message : String(err);
+      if (/not open/.test(message)) clearInterval(timer);
+      else log.warn({ err: message }, 'incremental vacuum failed');
+    }
+  }, opts.intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+export interface VacuumResult {
+  shard: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  freePagesBefore: number;
+  freePagesAfter: number;
+  autoVacuum: string;
+}
+
+const AUTO_VACUUM_NAMES = ['none', 'full', 'incremental'];
+
+/** Reads the shard count a data directory records. */
+export function readShardCount(dataDir: string): number {
+  const path = join(dataDir, LAYOUT_FILE);
+  if (!existsSync(path)) throw new Error(`${dataDir} has no ${LAYOUT_FILE}: not a blobasaur data directory`);
+  const layout = JSON.parse(readFileSync(path, 'utf8')) as { format?: number; num_shards?: number };
+  if (layout.format !== 1 || !Number.isInteger(layout.num_shards) || (layout.num_shards as number) < 1) {
+    throw new Error(`${path} has an unknown format`);
+  }
+  return layout.num_shards as number;
+}
+
+/**
+ * Vacuums every shard of a data directory. Incremental: frees free pages, at most `budgetBytes`
+ * per shard, in transactions of 4 MiB so a running server waits only briefly for the write lock.
+ * Full: VACUUM rewrites each file (holds its write lock throughout: stop the server first) and
+ * switches it to auto_vacuum = INCREMENTAL.
+ */
+export function vacuumDataDir(
+  dataDir: string,
+  mode: 'incremental' | 'full',
+  budgetBytes: number | null,
+  progress: (r: VacuumResult) => void = () => {},
+): VacuumResult[] {
+  const shards = readShardCount(dataDir);
+  const results: VacuumResult[] = [];
+  for (let id = 0; id < shards; id++) {
+    const path = join(dataDir, `shard-${id}.db`);
+    if (!existsSync(path)) throw new Error(`${path} is missing`);
+    const db = new Database(path, { fileMustExist: true });
+    try {
+      if (mode === 'full') {
+        // VACUUM holds the write lock throughout: refuse a file a running server has open.
+        db.pragma('busy_timeout = 500');
+        db.pragma('locking_mode = EXCLUSIVE');
+        try {
+          db.pragma('journal_mode = WAL');
+          db.exec('BEGIN EXCLUSIVE; COMMIT');
+        } catch (err) {
+          if (String((err as { code?: unknown }).code).startsWith('SQLITE_BUSY')) {
+            throw new Error(`${path} is in use by another process (is the server running?); stop the server before a full vacuum`);
+          }
+          throw err;
+        }
+      }
+      db.pragma('busy_timeout = 2000');
+      try {
+        db.pragma('journal_mode = WAL');
+      } catch (err) {
+        if (String((err as { code?: unknown }).code).startsWith('SQLITE_BUSY')) {
+          throw new Error(`${path} is locked by another process: a server running with [sqlite] locking_mode = "EXCLUSIVE" (stop it first), or a migration`);
+        }
+        throw err;
+      }
+      const pageSize = Number(db.pragma('page_size', { simple: true }));
+      const freeBefore = Number(db.pragma('freelist_count', { simple: true }));
+      // PASSIVE never waits for (or blocks) a running server; with the server stopped it completes.
+      const checkpoint = mode === 'full' ? 'wal_checkpoint(TRUNCATE)' : 'wal_checkpoint(PASSIVE)';
+      db.pragma(checkpoint);
+      const bytesBefore = shardFileBytes(path);
+      if (mode === 'full') {
+        db.pragma('auto_vacuum = INCREMENTAL');
+        db.exec('VACUUM');
+      } else {
+        if (Number(db.pragma('auto_vacuum', { simple: true })) !== 2) {
+          // Free pages of a shard without incremental auto_vacuum can only be reclaimed by a rewrite.
+        } else {
+          let budgetPages = budgetBytes === null ? Number.MAX_SAFE_INTEGER : Math.floor(budgetBytes / pageSize);
+          const step = Math.max(1, Math.floor((4 * 1024 * 1024) / pageSize));
+          while (budgetPages > 0) {
+            const free = Number(db.pragma('freelist_count', { simple: true }));
+            if (free === 0) break;
+            const n = Math.min(free, step, budgetPages);
+            db.pragma(`incremental_vacuum(${n})`);
+            budgetPages -= n;
+          }
+        }
+      }
+      db.pragma(checkpoint);
+      const r: VacuumResult = {
+        shard: id,
+        bytesBefore,
+        bytesAfter: shardFileBytes(path),
+        freePagesBefore: freeBefore,
+        freePagesAfter: Number(db.pragma('freelist_count', { simple: true })),
+        autoVacuum: AUTO_VACUUM_NAMES[Number(db.pragma('auto_vacuum', { simple: true }))] ?? 'unknown',
+      };
+      results.push(r);
+      progress(r);
+    } finally {
+      db.close();
+    }
+  }
+  return results;
+}

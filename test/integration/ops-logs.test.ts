@@ -1,0 +1,81 @@
+/**
+ * Start-up logs of the real CLI: JSON lines when stdout is not a terminal (effective config with
+ * secrets masked, data layout, listening addresses), readable lines on a terminal.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { VERSION } from '../../src/version.js';
+import { redisCli } from '../helpers/cli.js';
+import { MAIN_JS, freePort, spawnOurs, tempDir, waitForPort } from '../helpers/servers.js';
+
+async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('start-up logs', () => {
+  it('JSON lines: effective config with the password masked, data layout, listening addresses', async () => {
+    const dir = tempDir('blobasaur-ops-logs-');
+    const metricsPort = await freePort();
+    const config = join(dir, 'config.toml');
+    writeFileSync(config, `requirepass = "s3cret-pw"\nnum_shards = 3\n[metrics]\nenabled = true\naddr = "127.0.0.1:${metricsPort}"\n`);
+    const child = await spawnOurs(['--config', config, '--data-dir', join(dir, 'data')]);
+    try {
+      await until(() => child.output().includes('ready to accept connections'), 'the ready line');
+      const lines = child
+        .output()
+        .split('\n')
+        .filter((l) => l.length > 0)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const byMsg = (msg: string): Record<string, unknown> => {
+        const found = lines.find((l) => l.msg === msg);
+        assert.ok(found !== undefined, `a "${msg}" line in ${child.output()}`);
+        return found;
+      };
+      assert.equal(child.output().includes('s3cret-pw'), false, 'the password never appears');
+      const effective = byMsg('effective configuration').config as Record<string, unknown>;
+      assert.equal(effective.requirepass, '***');
+      assert.equal(effective.num_shards, 3);
+      assert.equal(effective.data_dir, join(dir, 'data'));
+      assert.deepEqual(effective.metrics, { enabled: true, addr: `127.0.0.1:${metricsPort}` });
+      const layout = byMsg('data layout').layout as { shards: number; files: { file: string; bytes: number }[] };
+      assert.equal(layout.shards, 3);
+      assert.deepEqual(layout.files.map((f) => f.file), [0, 1, 2].map((i) => join(dir, 'data', `shard-${i}.db`)));
+      assert.equal(byMsg('metrics endpoint serving /metrics and /health').metrics_addr, `127.0.0.1:${metricsPort}`);
+      assert.equal(byMsg(`blobasaur ${VERSION} ready to accept connections`).addr, `127.0.0.1:${child.port}`);
+      for (const l of lines) assert.equal(typeof l.time, 'number');
+    } finally {
+      child.proc.kill('SIGTERM');
+      assert.equal(await child.exited, 0);
+    }
+  });
+
+  it('readable lines on a terminal', async () => {
+    const port = await freePort();
+    const dir = tempDir('blobasaur-ops-logs-tty-');
+    // script(1) gives the server a pseudo-terminal as stdout.
+    const cmd = `${process.execPath} ${MAIN_JS} --addr 127.0.0.1:${port} --data-dir ${join(dir, 'data')}`;
+    const proc = spawn('script', ['-qfc', cmd, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve));
+    try {
+      await waitForPort(port);
+      await until(() => out.includes('ready to accept connections'), 'the ready line');
+      // pino-pretty: "[HH:MM:SS.mmm] INFO (pid): message" and indented fields, not JSON.
+      // Colours depend on the environment (NO_COLOR, TERM=dumb), so the escape codes are optional.
+      const c = '(?:\\x1b\\[\\d+m)?';
+      assert.match(out, new RegExp(`\\[\\d\\d:\\d\\d:\\d\\d\\.\\d\\d\\d\\] ${c}INFO${c} \\(\\d+\\): ${c}blobasaur ${VERSION.replace(/\./g, '\\.')} ready to accept connections`));
+      assert.equal(/^\{"level"/m.test(out), false);
+    } finally {
+      await redisCli(port, ['SHUTDOWN']).catch(() => '');
+      assert.equal(await exited, 0);
+    }
+  });
+});
