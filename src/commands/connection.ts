@@ -1,12 +1,27 @@
-/** Connection commands that clients send on their own: PING, ECHO, QUIT, SELECT, HELLO, CLIENT. */
+/** Connection commands that clients send on their own: AUTH, PING, ECHO, QUIT, SELECT, HELLO, CLIENT. */
 import { ErrorReply, OK, PONG, RespMap, Verbatim, type Reply } from '../protocol/reply.js';
+import { AUTH_WITHOUT_PASSWORD_TEXT, HELLO_NOAUTH_TEXT, WRONGPASS_TEXT } from '../server/security.js';
 import { NOT_INTEGER, parseInteger, SYNTAX_ERROR, wrongArity } from './errors.js';
 import { containerHelp } from './help.js';
 import type { ClientState, CommandContext, CommandSpec } from './types.js';
 
 const CONNECTION = { group: 'connection', keys: null } as const;
 
+const WRONGPASS = new ErrorReply(WRONGPASS_TEXT);
+const DEFAULT_USER = Buffer.from('default');
+
 export const connectionCommands: CommandSpec[] = [
+  {
+    ...CONNECTION,
+    name: 'auth',
+    arity: -2,
+    // no_auth: the one command table flag that lets a command run before the client authenticates.
+    flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth', 'allow_busy'],
+    categories: ['fast', 'connection'],
+    summary: 'Authenticates the connection.',
+    since: '1.0.0',
+    handler: auth,
+  },
   {
     ...CONNECTION,
     name: 'ping',
@@ -35,7 +50,7 @@ export const connectionCommands: CommandSpec[] = [
     ...CONNECTION,
     name: 'quit',
     arity: -1,
-    flags: ['allow_busy', 'no_auth', 'fast'],
+    flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth', 'allow_busy'],
     categories: ['fast', 'connection'],
     summary: 'Closes the connection.',
     since: '1.0.0',
@@ -126,6 +141,16 @@ function sub(
   return { name, arity, flags: ['noscript', 'loading', 'stale'], keys: null, categories: ['slow', 'connection'], group: 'connection', summary, since, handler };
 }
 
+/** AUTH [username] password: "default" is the only user; a failure leaves the client as it was. */
+function auth({ client, server }: CommandContext, args: Buffer[]): Reply {
+  if (args.length > 3) return SYNTAX_ERROR;
+  if (args.length === 2 && !server.auth.required) return new ErrorReply(AUTH_WITHOUT_PASSWORD_TEXT);
+  const user = args.length === 3 ? args[1] : DEFAULT_USER;
+  if (!server.auth.verify(user, args[args.length - 1])) return WRONGPASS;
+  client.authenticated = true;
+  return OK;
+}
+
 /** HELLO [protover [AUTH username password] [SETNAME clientname]] */
 function hello({ client, server }: CommandContext, args: Buffer[]): Reply {
   let proto = client.proto;
@@ -142,7 +167,9 @@ function hello({ client, server }: CommandContext, args: Buffer[]): Reply {
     const opt = args[i].toString('latin1').toLowerCase();
     const left = args.length - i - 1;
     if (opt === 'auth' && left >= 2) {
-      // No password is configured yet, so the default user takes any password, as in Redis.
+      // As in Redis, a good AUTH takes effect here even if a later option is refused.
+      if (!server.auth.verify(args[i + 1], args[i + 2])) return WRONGPASS;
+      client.authenticated = true;
       i += 2;
     } else if (opt === 'setname' && left >= 1) {
       setName = args[++i].toString('latin1');
@@ -153,6 +180,7 @@ function hello({ client, server }: CommandContext, args: Buffer[]): Reply {
       return new ErrorReply(`ERR Syntax error in HELLO option '${args[i].toString('latin1')}'`);
     }
   }
+  if (!client.authenticated) return new ErrorReply(HELLO_NOAUTH_TEXT);
   client.proto = proto;
   if (setName !== null) client.name = setName;
   return new RespMap([

@@ -60,6 +60,19 @@ export class RequestParser {
     return this.buf.length - this.pos + this.bigGot;
   }
 
+  /** Declared element count of the multibulk being read, or 0 between commands. */
+  get pendingArgs(): number {
+    return this.remaining < 0 ? 0 : this.args.length + this.remaining;
+  }
+
+  /** Declared length of the bulk being read, or -1 when no bulk header has been read yet. */
+  get pendingBulkLen(): number {
+    if (this.bigLen >= 0) return this.bigLen;
+    if (this.remaining <= 0 || this.pos >= this.buf.length || this.buf[this.pos] !== 0x24 /* '$' */) return -1;
+    const cr = this.buf.indexOf(CR, this.pos);
+    return cr < 0 ? -1 : (parseLength(this.buf, this.pos + 1, cr) ?? -1);
+  }
+
   /**
    * Consumes `chunk` and appends every command it completes to `out`.
    * Throws ProtocolError on malformed input; the connection must then be closed, since the

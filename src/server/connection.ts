@@ -6,6 +6,14 @@
  * replies wait behind it. Reading from the socket pauses while this client has too much in flight
  * — unsent output, unsettled replies, or commands waiting for the store to have room — so one
  * client cannot grow the server's memory without bound.
+ *
+ * Output limits: while the client's backlog (encoded but unsent replies, plus finished replies
+ * parked behind an unfinished one) is over the soft limit, its commands stop executing and its
+ * socket stops being read, so the backlog stays under soft + one reply. Replies computed off the
+ * event loop (decompressed reads, at most maxPendingReads of them) can still land after the pause;
+ * when one takes a backlog already over the soft limit past the hard limit, and the client then
+ * reads nothing for OUTPUT_GRACE_MS, it is disconnected. A client that keeps reading is never cut
+ * off, and a single reply larger than the hard limit is still delivered.
  */
 import type { Socket } from 'node:net';
 import { ProtocolError, RequestParser, type Args, type ParserLimits } from '../protocol/parser.js';
@@ -13,18 +21,61 @@ import { ErrorReply, NO_REPLY, ReplyEncoder, type ProtocolVersion, type Reply } 
 import { commandTable, run } from '../commands/table.js';
 import type { ClientState, CommandContext, ServerContext } from '../commands/types.js';
 import type { Store } from '../storage/store.js';
+import { NOAUTH_TEXT } from './security.js';
 
 export interface ConnectionLimits extends ParserLimits {
-  /** Unsent reply bytes above which the client's commands stop executing until the socket drains. */
+  /** Backlog bytes above which the client's commands stop executing and its socket stops being read. */
   outputSoftLimit: number;
-  /** Unsent reply bytes above which the client is disconnected. */
+  /** Backlog bytes above which a client already over the soft limit is disconnected. */
   outputHardLimit: number;
   /** Replies waiting for a commit above which the client's commands stop executing. */
   maxPendingReplies: number;
+  /**
+   * Replies of non-write commands still being computed off the event loop (decompression) above
+   * which the client's commands stop executing: their sizes are unknown until they finish.
+   */
+  maxPendingReads: number;
 }
+
+export interface ConnectionHooks {
+  onClose(c: Connection): void;
+  onProtocolError(c: Connection, err: ProtocolError): void;
+  /** The client went over the hard output limit and is being disconnected. */
+  onOutputLimit(c: Connection, backlog: number): void;
+}
+
+/**
+ * Before AUTH, Redis 7 refuses multibulks of more than 10 elements and bulks over 16 KiB, so an
+ * unauthenticated peer cannot make the server buffer much. Our parser reads ahead, so the check
+ * runs once the commands already read have run (an AUTH among them counts first).
+ */
+const UNAUTH_MAX_ARGS = 10;
+const UNAUTH_MAX_BULK = 16 * 1024;
+
+const NOAUTH = new ErrorReply(NOAUTH_TEXT);
+
+/** How long an ended connection waits for the peer to close its side before it is destroyed. */
+const CLOSE_LINGER_MS = 2000;
+
+/** How long a client over the hard output limit has to read something before it is disconnected. */
+export const OUTPUT_GRACE_MS = 500;
 
 interface Slot {
   reply: Reply | undefined;
+  /** Bytes the reply holds while it waits for the slots before it. */
+  size: number;
+}
+
+/** Approximate bytes a reply holds in memory (its payloads; small framing ignored). */
+function replySize(reply: Reply): number {
+  if (reply instanceof Buffer) return reply.length;
+  if (typeof reply === 'string') return reply.length;
+  if (Array.isArray(reply)) {
+    let n = 0;
+    for (const item of reply as readonly Reply[]) n += item instanceof Buffer ? item.length : 16;
+    return n;
+  }
+  return 16;
 }
 
 export class Connection implements ClientState {
@@ -36,6 +87,7 @@ export class Connection implements ClientState {
   libVer = '';
   proto: ProtocolVersion = 2;
   db = 0;
+  authenticated: boolean;
   closeAfterReply = false;
   readonly addr: string;
   readonly laddr: string;
@@ -47,14 +99,29 @@ export class Connection implements ClientState {
   private inboxHead = 0;
   private readonly slots: Slot[] = [];
   private slotsHead = 0;
+  /** Bytes of finished replies parked in slots behind an unfinished one. */
+  private heldBytes = 0;
+  /** Non-write commands whose replies are still being computed. */
+  private pendingReads = 0;
   private waitingForRoom = false;
-  private waitingForDrain = false;
+  /** Commands stopped because the backlog is over the soft limit; resumed on drain or settle. */
+  private blockedOnOutput = false;
   private flushQueued = false;
   private closed = false;
+  /** Set once the socket has been ended (QUIT, protocol error, shutdown). */
+  private ending = false;
   /** Set when no more commands will be read (protocol error, QUIT, shutdown). */
   private stopReading = false;
   /** A protocol error to answer once the commands read before it are answered. */
   private pendingError: ErrorReply | null = null;
+  /** socket.writableLength at the last idle check, to notice a client reading its replies. */
+  private lastWritable = 0;
+  /** Bytes the socket has handed to the kernel: grows only while the client reads. */
+  private flushedBytes = 0;
+  /** Set while a client over the hard output limit is being given OUTPUT_GRACE_MS to read. */
+  private limitTimer: NodeJS.Timeout | null = null;
+  /** Set while an ended connection waits for its peer to close. */
+  private lingerTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly id: number,
@@ -62,20 +129,20 @@ export class Connection implements ClientState {
     store: Store,
     server: ServerContext,
     private readonly limits: ConnectionLimits,
-    private readonly onClose: (c: Connection) => void,
-    private readonly onProtocolError: (c: Connection, err: ProtocolError) => void,
+    private readonly hooks: ConnectionHooks,
   ) {
     this.parser = new RequestParser(limits);
     this.addr = `${socket.remoteAddress}:${socket.remotePort}`;
     this.laddr = `${socket.localAddress}:${socket.localPort}`;
+    this.authenticated = !server.auth.required;
     this.ctx = { store, client: this, server };
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
-      this.closed = true;
-      this.onClose(this);
+      this.markClosed();
+      this.hooks.onClose(this);
     });
   }
 
@@ -85,6 +152,11 @@ export class Connection implements ClientState {
 
   get outputBytes(): number {
     return this.encoder.pending + this.socket.writableLength;
+  }
+
+  /** Output the client owes us reading: unsent bytes plus finished replies parked in slots. */
+  get backlog(): number {
+    return this.outputBytes + this.heldBytes;
   }
 
   /** Replies still owed to this client. */
@@ -100,6 +172,7 @@ export class Connection implements ClientState {
 
   /** Closes at once, replies or not. */
   destroy(): void {
+    this.markClosed();
     this.socket.destroy();
   }
 
@@ -110,6 +183,31 @@ export class Connection implements ClientState {
     this.maybeEnd();
   }
 
+  /**
+   * Whether the client has been idle for more than `timeoutMs`: it sent nothing and read none of
+   * its replies for that long. A client waiting on its own commands (a commit) is not idle.
+   */
+  idleLongerThan(timeoutMs: number, now: number): boolean {
+    const writable = this.socket.writableLength;
+    if (writable < this.lastWritable) this.lastInteraction = now;
+    this.lastWritable = writable;
+    if (this.pendingReplies > 0 || this.waitingForRoom || this.pendingReads > 0) return false;
+    return now - this.lastInteraction > timeoutMs;
+  }
+
+  private markClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    // Nothing more will run or be sent: let go of what this client was holding.
+    this.inbox = [];
+    this.inboxHead = 0;
+    this.encoder.take();
+    if (this.limitTimer !== null) clearTimeout(this.limitTimer);
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    this.limitTimer = null;
+    this.lingerTimer = null;
+  }
+
   private readonly onData = (chunk: Buffer): void => {
     if (this.stopReading) return;
     this.lastInteraction = Date.now();
@@ -118,45 +216,92 @@ export class Connection implements ClientState {
       this.parser.push(chunk, parsed);
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
-      // Answer everything read before the bad bytes, then the error, then close: the stream
-      // can no longer be framed.
-      this.stop();
-      this.onProtocolError(this, err);
-      this.pendingError = new ErrorReply(`ERR ${err.message}`);
+      this.failProtocol(err);
     }
     if (parsed !== this.inbox) {
       this.inbox = parsed;
       this.inboxHead = 0;
     }
     this.pump();
+    if (!this.authenticated && !this.stopReading && this.inboxHead >= this.inbox.length) this.checkUnauthenticated();
   };
 
-  private readonly onDrain = (): void => {
-    if (!this.waitingForDrain) return;
-    this.waitingForDrain = false;
+  /**
+   * Answer everything read before the bad bytes, then the error, then close: the stream can no
+   * longer be framed.
+   */
+  private failProtocol(err: ProtocolError): void {
+    this.stop();
+    this.hooks.onProtocolError(this, err);
+    this.pendingError = new ErrorReply(`ERR ${err.message}`);
+  }
+
+  /** Redis' limits on what an unauthenticated client may send, with its error texts. */
+  private checkUnauthenticated(): void {
+    const declared = this.parser.pendingArgs;
+    if (declared === 0) return;
+    let error: ProtocolError | null = null;
+    if (declared > UNAUTH_MAX_ARGS) error = new ProtocolError('unauthenticated multibulk length');
+    else if (this.parser.pendingBulkLen > UNAUTH_MAX_BULK) error = new ProtocolError('unauthenticated bulk length');
+    if (error === null) return;
+    this.failProtocol(error);
     this.pump();
+  }
+
+  /**
+   * A complete command read before AUTH ran that Redis would have refused while reading it: it and
+   * everything after it are dropped, and the protocol error is answered after the replies before it.
+   */
+  private oversizedBeforeAuth(args: Args): boolean {
+    let error: ProtocolError | null = null;
+    if (args.length > UNAUTH_MAX_ARGS) error = new ProtocolError('unauthenticated multibulk length');
+    else if (args.some((a) => a.length > UNAUTH_MAX_BULK)) error = new ProtocolError('unauthenticated bulk length');
+    if (error === null) return false;
+    this.inbox.length = this.inboxHead;
+    // It comes before any parse error found further on in the same read, so it is the one answered.
+    if (this.pendingError === null) this.failProtocol(error);
+    else this.pendingError = new ErrorReply(`ERR ${error.message}`);
+    return true;
+  }
+
+  private readonly onDrain = (): void => {
+    this.lastInteraction = Date.now();
+    if (this.blockedOnOutput) this.pump();
   };
 
   /** Executes queued commands until the inbox is empty or something asks to wait. */
   private pump(): void {
+    this.blockedOnOutput = false;
     while (this.inboxHead < this.inbox.length && !this.closed && !this.closeAfterReply) {
-      if (this.waitingForRoom || this.waitingForDrain) break;
+      if (this.waitingForRoom) break;
       if (this.pendingReplies >= this.limits.maxPendingReplies) break;
-      if (this.outputBytes > this.limits.outputSoftLimit) {
+      if (this.pendingReads >= this.limits.maxPendingReads) break;
+      if (this.backlog > this.limits.outputSoftLimit) {
         this.flushOutput();
-        if (this.socket.writableLength > this.limits.outputSoftLimit) {
-          this.waitingForDrain = true;
+        // Resumed by 'drain' once the socket's buffer empties, or by settleSlots when parked
+        // replies move out. Below the socket's own high-water mark no 'drain' comes, so a backlog
+        // that small does not block.
+        if (this.backlog > this.limits.outputSoftLimit && (this.socket.writableNeedDrain || this.heldBytes > 0)) {
+          this.blockedOnOutput = true;
           break;
         }
       }
       const args = this.inbox[this.inboxHead];
+      if (!this.authenticated && this.oversizedBeforeAuth(args)) break;
       const spec = commandTable.resolve(args);
       if (spec instanceof ErrorReply) {
         this.inboxHead++;
-        this.deliver(spec);
+        this.deliver(spec, false);
         continue;
       }
-      if (spec.flags.includes('write') && !this.ctx.store.hasRoom) {
+      // The command table's no_auth flag (AUTH, HELLO, QUIT) is the only way past this gate.
+      if (!this.authenticated && !spec.flags.includes('no_auth')) {
+        this.inboxHead++;
+        this.deliver(NOAUTH, false);
+        continue;
+      }
+      const isWrite = spec.flags.includes('write');
+      if (isWrite && !this.ctx.store.hasRoom) {
         // The overlay is full: this write (and everything after it) waits for commits.
         this.waitingForRoom = true;
         void this.ctx.store.waitForRoom().then(() => {
@@ -168,13 +313,14 @@ export class Connection implements ClientState {
       this.inboxHead++;
       this.lastCommand = spec.name;
       this.ctx.server.stats.totalCommands++;
-      this.deliver(run(spec, this.ctx, args));
+      this.deliver(run(spec, this.ctx, args), !isWrite);
     }
+    if (this.closed) return;
     if (this.inboxHead >= this.inbox.length) {
       this.inbox = [];
       this.inboxHead = 0;
       if (this.pendingError !== null && !this.closeAfterReply) {
-        this.deliver(this.pendingError);
+        this.deliver(this.pendingError, false);
         this.pendingError = null;
         this.closeAfterReply = true;
       } else if (!this.stopReading && this.socket.isPaused()) {
@@ -187,38 +333,71 @@ export class Connection implements ClientState {
     this.maybeEnd();
   }
 
-  private deliver(result: Reply | Promise<Reply>): void {
+  private deliver(result: Reply | Promise<Reply>, isRead: boolean): void {
     if (!(result instanceof Promise)) {
-      if (this.pendingReplies === 0) this.encode(result);
-      else this.slots.push({ reply: result });
+      if (this.pendingReplies === 0) {
+        this.encode(result);
+      } else {
+        const size = replySize(result);
+        this.heldBytes += size;
+        this.slots.push({ reply: result, size });
+      }
       return;
     }
-    const slot: Slot = { reply: undefined };
+    const slot: Slot = { reply: undefined, size: 0 };
     this.slots.push(slot);
+    if (isRead) this.pendingReads++;
     void result.then((reply) => {
+      if (isRead) this.pendingReads--;
       slot.reply = reply;
+      slot.size = replySize(reply);
+      this.heldBytes += slot.size;
       this.settleSlots();
     });
   }
 
   private settleSlots(): void {
-    const wasFull = this.pendingReplies >= this.limits.maxPendingReplies;
+    if (this.closed) return;
     while (this.slotsHead < this.slots.length && this.slots[this.slotsHead].reply !== undefined) {
-      this.encode(this.slots[this.slotsHead].reply!);
+      const slot = this.slots[this.slotsHead];
+      this.heldBytes -= slot.size;
+      this.encode(slot.reply!);
       this.slotsHead++;
+      if (this.closed) return;
     }
     if (this.slotsHead === this.slots.length) {
       this.slots.length = 0;
       this.slotsHead = 0;
     }
-    if (wasFull && this.inboxHead < this.inbox.length) this.pump();
+    // Whatever stopped the pump (too many pending replies or reads, a parked backlog) may be gone.
+    if (this.inboxHead < this.inbox.length) this.pump();
     this.queueFlush();
   }
 
   private encode(reply: Reply): void {
-    if (reply === NO_REPLY) return;
+    if (reply === NO_REPLY || this.closed) return;
     if (reply instanceof ErrorReply) this.ctx.server.stats.errorReplies++;
+    const before = this.backlog;
     this.encoder.write(reply, this.proto);
+    // Already over the soft limit, and this reply takes it past the hard one.
+    if (before > this.limits.outputSoftLimit && this.backlog > this.limits.outputHardLimit) this.watchOutputLimit();
+  }
+
+  /** Disconnects the client if it stays over the hard limit without reading for OUTPUT_GRACE_MS. */
+  private watchOutputLimit(): void {
+    if (this.limitTimer !== null || this.closed) return;
+    const flushedAtStart = this.flushedBytes;
+    this.limitTimer = setTimeout(() => {
+      this.limitTimer = null;
+      if (this.closed || this.backlog <= this.limits.outputHardLimit) return;
+      if (this.flushedBytes === flushedAtStart) {
+        this.hooks.onOutputLimit(this, this.backlog);
+        this.destroy();
+      } else {
+        this.watchOutputLimit();
+      }
+    }, OUTPUT_GRACE_MS);
+    this.limitTimer.unref();
   }
 
   /** Replies settled by one commit leave in one corked write. */
@@ -234,23 +413,32 @@ export class Connection implements ClientState {
 
   private flushOutput(): void {
     if (this.encoder.pending === 0 || this.closed) return;
+    const bytes = this.encoder.pending;
     const chunks = this.encoder.take();
+    const written = (err?: Error | null): void => {
+      if (!err) this.flushedBytes += bytes;
+    };
     if (chunks.length === 1) {
-      this.socket.write(chunks[0]);
+      this.socket.write(chunks[0], written);
     } else {
       this.socket.cork();
-      for (const c of chunks) this.socket.write(c);
+      for (let i = 0; i < chunks.length - 1; i++) this.socket.write(chunks[i]);
+      this.socket.write(chunks[chunks.length - 1], written);
       this.socket.uncork();
-    }
-    if (this.socket.writableLength > this.limits.outputHardLimit) {
-      // The client reads its replies far slower than it sends commands: Redis' hard limit.
-      this.socket.destroy();
     }
   }
 
   private maybeEnd(): void {
-    if (!this.closeAfterReply || this.closed || this.pendingReplies > 0) return;
+    if (!this.closeAfterReply || this.closed || this.ending || this.pendingReplies > 0) return;
+    this.ending = true;
+    this.stopReading = true;
     this.flushOutput();
     this.socket.end();
+    // Read and drop whatever the peer still sends, so that its FIN (or reset) is seen and the socket
+    // closes: a paused socket would never notice the peer leaving. A peer that keeps its side open is
+    // cut off after a short linger.
+    this.socket.resume();
+    this.lingerTimer = setTimeout(() => this.socket.destroy(), CLOSE_LINGER_MS);
+    this.lingerTimer.unref();
   }
 }

@@ -1,13 +1,16 @@
 /**
- * The TCP server: accepts connections, keeps the client registry, and runs graceful shutdown.
+ * The TCP (and optional TLS) server: accepts connections, decides who may stay (maxclients,
+ * protected mode), keeps the client registry, closes idle clients, and runs graceful shutdown.
  */
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import type { ProtocolError } from '../protocol/parser.js';
 import { commandTable } from '../commands/table.js';
 import type { ClientState, ServerContext, ServerStats } from '../commands/types.js';
 import type { Store } from '../storage/store.js';
-import { Connection, type ConnectionLimits } from './connection.js';
+import { Connection, type ConnectionHooks, type ConnectionLimits } from './connection.js';
+import { DENIED_LINE, MAXCLIENTS_LINE, PasswordAuthenticator, protectedModeRefuses } from './security.js';
 
 export interface ServerOptions {
   host: string;
@@ -16,7 +19,20 @@ export interface ServerOptions {
   configFile: string | null;
   limits: ConnectionLimits;
   maxClients: number;
+  /** Clients must AUTH with this password first; null: no password. */
+  requirepass?: string | null;
+  /** Refuse non-loopback peers while no password is set (Redis' protected-mode). Default true. */
+  protectedMode?: boolean;
+  /** Close clients idle for more than this many seconds; 0 never. */
+  idleTimeoutSec?: number;
+  /** A second, TLS listener on this port with these options (from tls.ts); null: none. */
+  tls?: { port: number; options: TlsOptions } | null;
 }
+
+const WARN_INTERVAL_MS = 10_000;
+
+/** A refused socket gets this long to take its error line before it is closed outright. */
+const REJECT_LINGER_MS = 2000;
 
 type InfoSection = readonly [string, ReadonlyArray<readonly [string, string | number]>];
 
@@ -31,7 +47,14 @@ export class BlobServer implements ServerContext {
     errorReplies: 0,
     asyncWriteFailures: 0,
   };
+  readonly auth: PasswordAuthenticator;
   private readonly net: NetServer;
+  private readonly tls: TlsServer | null = null;
+  private boundTlsPort = 0;
+  private idleTimer: NodeJS.Timeout | null = null;
+  /** Per kind of warning: when it was last logged and how many were left out since. */
+  private readonly throttled = new Map<string, { at: number; skipped: number }>();
+  private readonly hooks: ConnectionHooks;
   private readonly connections = new Map<number, Connection>();
   private nextId = 1;
   private shuttingDown: Promise<void> | null = null;
@@ -45,7 +68,21 @@ export class BlobServer implements ServerContext {
     private readonly opts: ServerOptions,
     private readonly log: Logger,
   ) {
+    this.auth = new PasswordAuthenticator(opts.requirepass);
     this.net = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    if (opts.tls) {
+      this.tls = createTlsServer(opts.tls.options, (socket) => this.accept(socket));
+      this.tls.on('tlsClientError', (err, socket) => {
+        this.log.debug({ client: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message }, 'TLS handshake failed');
+      });
+    }
+    this.hooks = {
+      onClose: (c) => this.connections.delete(c.id),
+      onProtocolError: (c, err) => this.protocolError(c, err),
+      onOutputLimit: (c, backlog) => {
+        this.warnThrottled('output', { client: c.addr, id: c.id, backlog }, 'client closed: over the output buffer hard limit and not reading');
+      },
+    };
   }
 
   get version(): string {
@@ -56,20 +93,33 @@ export class BlobServer implements ServerContext {
     return this.boundPort;
   }
 
+  /** The TLS listener's port, 0 when TLS is off. */
+  get tlsPort(): number {
+    return this.boundTlsPort;
+  }
+
   get configFile(): string | null {
     return this.opts.configFile;
   }
 
-  listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.net.once('error', reject);
-      this.net.listen({ host: this.opts.host, port: this.opts.port }, () => {
-        this.net.off('error', reject);
-        const address = this.net.address();
-        this.boundPort = typeof address === 'object' && address !== null ? address.port : this.opts.port;
-        resolve(this.boundPort);
-      });
-    });
+  /** Starts the listeners; resolves with the plain port once every listener is bound. */
+  async listen(): Promise<number> {
+    this.boundPort = await listenOn(this.net, this.opts.host, this.opts.port);
+    if (this.tls !== null && this.opts.tls) {
+      try {
+        this.boundTlsPort = await listenOn(this.tls, this.opts.host, this.opts.tls.port);
+      } catch (err) {
+        this.net.close();
+        throw err;
+      }
+    }
+    const timeout = this.opts.idleTimeoutSec ?? 0;
+    if (timeout > 0) {
+      // Redis checks each client about once a second; so do we, a little more often.
+      this.idleTimer = setInterval(() => this.closeIdle(timeout * 1000), Math.min(500, timeout * 1000));
+      this.idleTimer.unref();
+    }
+    return this.boundPort;
   }
 
   clients(): Iterable<ClientState> {
@@ -100,6 +150,8 @@ export class BlobServer implements ServerContext {
   private async doClose(reason: string): Promise<void> {
     this.log.info({ reason }, 'shutting down: draining writes');
     this.net.close();
+    this.tls?.close();
+    if (this.idleTimer !== null) clearInterval(this.idleTimer);
     for (const c of this.connections.values()) c.stop();
     await this.store.drain();
     // Replies to writes that just committed leave before the sockets close.
@@ -119,24 +171,72 @@ export class BlobServer implements ServerContext {
     }
     if (this.connections.size >= this.opts.maxClients) {
       this.stats.rejectedConnections++;
-      socket.end('-ERR max number of clients reached\r\n');
+      reject(socket, MAXCLIENTS_LINE);
+      return;
+    }
+    if (protectedModeRefuses(this.opts.protectedMode ?? true, this.auth.required, socket.remoteAddress)) {
+      this.stats.rejectedConnections++;
+      this.warnThrottled(
+        'denied',
+        { client: `${socket.remoteAddress}:${socket.remotePort}` },
+        'protected mode: refused a non-loopback client (set requirepass, or protected_mode = false)',
+      );
+      reject(socket, DENIED_LINE);
       return;
     }
     const id = this.nextId++;
-    const conn = new Connection(
-      id,
-      socket,
-      this.store,
-      this,
-      this.opts.limits,
-      (c) => this.connections.delete(c.id),
-      (c, err) => this.protocolError(c, err),
-    );
+    const conn = new Connection(id, socket, this.store, this, this.opts.limits, this.hooks);
     this.connections.set(id, conn);
+  }
+
+  private closeIdle(timeoutMs: number): void {
+    const now = Date.now();
+    for (const c of this.connections.values()) {
+      // As Redis: silently, no reply.
+      if (c.idleLongerThan(timeoutMs, now)) c.destroy();
+    }
   }
 
   private protocolError(c: Connection, err: ProtocolError): void {
     this.stats.protocolErrors++;
-    this.log.warn({ client: c.addr, id: c.id }, err.message);
+    this.warnThrottled('protocol', { client: c.addr, id: c.id }, err.message);
   }
+
+  /**
+   * Warnings that any peer can cause (protocol errors, refusals) are logged at most once per
+   * WARN_INTERVAL_MS each, with the number left out since, so hostile traffic cannot flood the log.
+   */
+  private warnThrottled(kind: string, fields: Record<string, unknown>, message: string): void {
+    const now = Date.now();
+    const t = this.throttled.get(kind);
+    if (t !== undefined && now - t.at < WARN_INTERVAL_MS) {
+      t.skipped++;
+      return;
+    }
+    this.log.warn(t !== undefined && t.skipped > 0 ? { ...fields, similar_not_logged: t.skipped } : fields, message);
+    this.throttled.set(kind, { at: now, skipped: 0 });
+  }
+}
+
+function listenOn(server: NetServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      const address = server.address();
+      resolve(typeof address === 'object' && address !== null ? address.port : port);
+    });
+  });
+}
+
+/**
+ * Writes Redis' one-line refusal and closes. Input is read and dropped meanwhile, so a peer that
+ * already sent commands still gets the line rather than a reset; a peer that never closes its side
+ * is cut off after REJECT_LINGER_MS.
+ */
+function reject(socket: Socket, line: string): void {
+  socket.on('error', () => socket.destroy());
+  socket.resume();
+  socket.end(line);
+  setTimeout(() => socket.destroy(), REJECT_LINGER_MS).unref();
 }
