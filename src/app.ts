@@ -6,7 +6,14 @@ import { resolve } from 'node:path';
 import type { Config } from './config/index.js';
 import { parseHostPort } from './config/index.js';
 import type { Logger } from './observability/log.js';
+import { startMetricsServer, type MetricsServer } from './observability/http.js';
+import { createMetrics, shardFileBytes } from './observability/metrics.js';
+import { dataLayout } from './observability/startup.js';
+import { startAutoVacuum } from './tools/vacuum.js';
 import { BlobServer } from './server/server.js';
+import { Cluster } from './cluster/index.js';
+import type { ServerContext } from './commands/types.js';
+import { tlsServerOptions } from './server/tls.js';
 import { Store } from './storage/store.js';
 import { shutdownCodecs } from './storage/codecs.js';
 import { VERSION } from './version.js';
@@ -15,18 +22,24 @@ export interface RunningServer {
   readonly server: BlobServer;
   readonly store: Store;
   readonly port: number;
+  /** Port of the /metrics and /health endpoint; null when [metrics] is not enabled. */
+  readonly metricsPort: number | null;
   /** Graceful shutdown; resolves when every write is committed and the shards are closed. */
   close(reason?: string): Promise<void>;
 }
 
 /** Redis' client-query-buffer-limit default bounds one command's bytes; values are bounded apart. */
 const MAX_PENDING_REPLIES = 10_000;
+/** Reads whose replies are computed off the event loop (decompression) in flight per client. */
+const MAX_PENDING_READS = 8;
 const INFLIGHT_MAX_BYTES = 256 * 1024 * 1024;
 
 export async function startServer(config: Config, log: Logger, configFile: string | null = null): Promise<RunningServer> {
   const addr = parseHostPort(config.addr);
   if (!addr.ok) throw new Error(`addr ${config.addr} is not host:port`);
   const dataDir = resolve(config.data_dir);
+  // Before the store opens: a TLS file problem stops the start with nothing to clean up.
+  const tlsOptions = tlsServerOptions(config);
   const store = Store.open({
     dataDir,
     numShards: config.num_shards,
@@ -53,6 +66,10 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       version: REDIS_COMPAT_VERSION,
       configFile,
       maxClients: config.maxclients,
+      requirepass: config.requirepass ?? null,
+      protectedMode: config.protected_mode,
+      idleTimeoutSec: config.timeout,
+      tls: tlsOptions === null ? null : { port: config.tls_port, options: tlsOptions },
       limits: {
         maxBulkLen: config.proto_max_bulk_len,
         maxArgs: config.max_args,
@@ -60,6 +77,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
         outputSoftLimit: config.client_output_buffer_limit_soft,
         outputHardLimit: config.client_output_buffer_limit_hard,
         maxPendingReplies: MAX_PENDING_REPLIES,
+        maxPendingReads: MAX_PENDING_READS,
       },
     },
     log,
@@ -79,9 +97,18 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       ['commits', store.queues.reduce((n, q) => n + q.commits, 0)],
       ['committed_writes', store.queues.reduce((n, q) => n + q.committedOps, 0)],
       ['failed_writes', store.queues.reduce((n, q) => n + q.failedOps, 0)],
+      ['avg_commit_batch', avgBatch(store)],
+      ['shard_file_bytes', store.queues.map((q) => shardFileBytes(q.shard.path)).join(',')],
+      ['shard_free_pages', store.queues.map((q) => q.shard.pageStats().freelistCount).join(',')],
       ...storageFields(store, config),
     ],
   ]);
+  // Cluster routing is in place before the port opens; gossip starts once it is open.
+  const cluster = config.cluster.enabled ? new Cluster(config, log) : null;
+  if (cluster !== null) {
+    (server as ServerContext).cluster = cluster.state;
+    server.addInfoSection(() => ['gossip', cluster.infoFields()]);
+  }
   let port: number;
   try {
     port = await server.listen();
@@ -89,19 +116,63 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     await store.close();
     throw err;
   }
+  if (cluster !== null) {
+    try {
+      await cluster.start(port);
+    } catch (err) {
+      await cluster.stop();
+      await server.close('cluster bus failed to start');
+      throw err;
+    }
+  }
+  let metrics: MetricsServer | null = null;
+  if (config.metrics.enabled) {
+    const maddr = parseHostPort(config.metrics.addr);
+    if (!maddr.ok) throw new Error(`metrics.addr ${config.metrics.addr} is not host:port`);
+    try {
+      metrics = await startMetricsServer(maddr.host, maddr.port, createMetrics(server, store), store, server);
+    } catch (err) {
+      await cluster?.stop();
+      await server.close('metrics endpoint failed to start');
+      throw err;
+    }
+    log.info({ metrics_addr: `${maddr.host}:${metrics.port}` }, 'metrics endpoint serving /metrics and /health');
+  }
+  const stopAutoVacuum = startAutoVacuum(store, log);
+  log.info({ data_dir: dataDir, layout: dataLayout(store) }, 'data layout');
   log.info(
-    { addr: `${addr.host}:${port}`, data_dir: dataDir, shards: config.num_shards, async_write: config.async_write },
+    {
+      addr: `${addr.host}:${port}`,
+      ...(server.tlsPort > 0 ? { tls_addr: `${addr.host}:${server.tlsPort}` } : {}),
+      data_dir: dataDir,
+      shards: config.num_shards,
+      async_write: config.async_write,
+    },
     `blobasaur ${VERSION} ready to accept connections`,
   );
+  if (!server.auth.required && config.protected_mode) {
+    log.info('protected mode: no requirepass, so only clients on 127.0.0.1 or ::1 are accepted');
+  }
   return {
     server,
     store,
     port,
+    metricsPort: metrics?.port ?? null,
     close: async (reason = 'close') => {
+      await cluster?.stop();
+      stopAutoVacuum();
+      await metrics?.close();
       await server.close(reason);
       await shutdownCodecs();
     },
   };
+}
+
+/** Writes per commit, averaged over every commit so far. */
+function avgBatch(store: Store): string {
+  const commits = store.queues.reduce((n, q) => n + q.commits, 0);
+  const ops = store.queues.reduce((n, q) => n + q.committedOps + q.failedOps, 0);
+  return commits === 0 ? '0.00' : (ops / commits).toFixed(2);
 }
 
 /** Compression and the bytes it saves; a scan of every shard's table headers, not of the values. */

@@ -5,17 +5,22 @@
  */
 import { CliError, ConfigError, HELP_TEXT, loadConfig, parseCli } from './config/index.js';
 import { createLogger } from './observability/log.js';
+import { maskSecrets, refuseMidMigration } from './observability/startup.js';
+import { isToolCommand, runTool, TOOLS_HELP } from './tools/cli.js';
 import { startServer } from './app.js';
 import { LayoutError } from './storage/layout.js';
+import { TlsSetupError } from './server/tls.js';
 import { VERSION } from './version.js';
 
 async function main(argv: string[]): Promise<number> {
+  // Operator subcommands (blobasaur backup|vacuum|migrate …) come before the server's flags.
+  if (isToolCommand(argv[0])) return runTool(argv[0], argv.slice(1));
   let command;
   let loaded;
   try {
     command = parseCli(argv);
     if (command.kind === 'help') {
-      process.stdout.write(`${HELP_TEXT}\n`);
+      process.stdout.write(`${HELP_TEXT}\n\n${TOOLS_HELP}\n`);
       return 0;
     }
     if (command.kind === 'version') {
@@ -35,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
   const { config, file, inactive } = loaded;
   const log = createLogger(config.log_level);
   log.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
+  log.info({ config: maskSecrets(config) }, 'effective configuration');
   for (const key of inactive) {
     // output_compression belongs to upstream's HTTP API, which this server does not have.
     const why = key === 'output_compression' ? 'has no effect: there is no HTTP data API to compress' : 'is accepted but not active yet in this version';
@@ -43,10 +49,11 @@ async function main(argv: string[]): Promise<number> {
 
   let running;
   try {
+    refuseMidMigration(config.data_dir);
     running = await startServer(config, log, file);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    if (err instanceof LayoutError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    if (err instanceof LayoutError || err instanceof TlsSetupError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       process.stderr.write(`blobasaur: ${message}\n`);
       return 1;
     }

@@ -3,13 +3,18 @@
  * COMMAND output all read it.
  */
 import { ErrorReply, type Reply } from '../protocol/reply.js';
+import { recordCommand } from '../observability/metrics.js';
 import { CorruptValueError } from '../storage/store.js';
+import { routeCommand } from '../cluster/routing.js';
+import { clusterCommands } from './cluster.js';
 import { connectionCommands } from './connection.js';
 import { unknownCommand, unknownSubcommand, wrongArity } from './errors.js';
 import { hashCommands } from './hash.js';
 import { keyCommands } from './keys.js';
 import { serverCommands } from './server.js';
 import { stringCommands } from './strings.js';
+import { expiryCommands } from './expiry.js';
+import { hashExpiryCommands } from './hash-expiry.js';
 import { CommandError, type CommandContext, type CommandSpec, type CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -46,12 +51,24 @@ function arityFits(arity: number, count: number): boolean {
 
 /** Runs a resolved command; failures become error replies, never exceptions. */
 export function run(spec: CommandSpec, ctx: CommandContext, args: Buffer[]): Reply | Promise<Reply> {
+  const started = performance.now();
+  let out: Reply | Promise<Reply>;
+  // Cluster mode: the spec's key positions decide whether this node runs it (-MOVED, -CROSSSLOT…).
+  const redirect = ctx.server.cluster === undefined ? null : routeCommand(ctx.server.cluster, spec, args);
   try {
-    const out = spec.handler(ctx, args);
-    return out instanceof Promise ? out.catch(errorReply) : out;
+    out = redirect ?? spec.handler(ctx, args);
   } catch (err) {
-    return errorReply(err);
+    out = errorReply(err);
   }
+  // Counted when the reply is ready: a Promise result (a write waiting for its commit) when it settles.
+  if (out instanceof Promise) {
+    return out.catch(errorReply).then((reply) => {
+      recordCommand(ctx.server, spec.name, spec.flags.includes('write'), started, reply instanceof ErrorReply ? reply.code : null);
+      return reply;
+    });
+  }
+  recordCommand(ctx.server, spec.name, spec.flags.includes('write'), started, out instanceof ErrorReply ? out.code : null);
+  return out;
 }
 
 function errorReply(err: unknown): ErrorReply {
@@ -63,8 +80,11 @@ function errorReply(err: unknown): ErrorReply {
 
 export const commandTable = new CommandTable([
   ...stringCommands,
+  ...expiryCommands,
   ...keyCommands,
   ...hashCommands,
+  ...hashExpiryCommands,
   ...connectionCommands,
   ...serverCommands,
+  ...clusterCommands,
 ]);

@@ -4,6 +4,7 @@
  */
 import type { Reply, ProtocolVersion } from '../protocol/reply.js';
 import type { Store, Ack } from '../storage/store.js';
+import type { ClusterState } from '../cluster/state.js';
 
 /** Redis command flags we use; they appear as they are in COMMAND INFO. */
 export type CommandFlag =
@@ -61,6 +62,8 @@ export interface ClientState {
   libVer: string;
   proto: ProtocolVersion;
   db: number;
+  /** False until AUTH or HELLO … AUTH succeeds when requirepass is set; true otherwise. */
+  authenticated: boolean;
   /** Set by QUIT: close once the replies queued so far are written. */
   closeAfterReply: boolean;
   /** Bytes waiting in the query buffer and in unsent replies, for CLIENT LIST. */
@@ -77,9 +80,18 @@ export interface ServerStats {
   asyncWriteFailures: number;
 }
 
+/** The password check behind AUTH and HELLO … AUTH (requirepass). */
+export interface Authenticator {
+  /** True when clients must authenticate before running commands without the no_auth flag. */
+  readonly required: boolean;
+  /** Whether the username/password pair is valid; the password comparison takes constant time. */
+  verify(username: Buffer, password: Buffer): boolean;
+}
+
 /** What commands may know of the server around them. */
 export interface ServerContext {
   readonly version: string;
+  readonly auth: Authenticator;
   readonly startedAt: number;
   readonly port: number;
   readonly configFile: string | null;
@@ -90,6 +102,8 @@ export interface ServerContext {
   shutdown(reason: string): void;
   /** Extra INFO sections contributed by subsystems, keyed by section name. */
   infoSections(): ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, string | number]>]>;
+  /** Present when `[cluster] enabled`: key commands are routed by it and CLUSTER answers from it. */
+  cluster?: ClusterState;
 }
 
 export interface CommandTableView {

@@ -5,16 +5,6 @@
  */
 export const INACTIVE_KEYS: readonly string[] = [
   'output_compression',
-  'cluster',
-  'metrics',
-  'requirepass',
-  'protected_mode',
-  'tls_port',
-  'tls_cert_file',
-  'tls_key_file',
-  'tls_ca_cert_file',
-  'tls_auth_clients',
-  'timeout',
 ];
 
 function isTable(value: unknown): value is Record<string, unknown> {
