@@ -1,4 +1,6 @@
 /** Runs command scripts against a server over a raw socket, for byte-for-byte comparison with Redis. */
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
 import { RawClient, replyEnd, resp } from './raw.js';
 
 export type Cmd = (string | Buffer)[];
@@ -40,5 +42,26 @@ export async function runScript(port: number, cmds: Cmd[], unordered: ReadonlySe
     return out;
   } finally {
     c.destroy();
+  }
+}
+
+/**
+ * Registers one test per script: the same commands against our server and redis-server, compared
+ * reply by reply. `ports` is read when the tests run (the servers start in a `before` hook).
+ */
+export function itMatchesRedis(
+  ports: () => { ours: number; redis: number },
+  scripts: Record<string, Cmd[]>,
+  unordered: ReadonlySet<string> = new Set(),
+): void {
+  for (const [name, cmds] of Object.entries(scripts)) {
+    it(`${name}: replies match redis-server`, async () => {
+      const { ours, redis } = ports();
+      const expected = await runScript(redis, cmds, unordered);
+      const actual = await runScript(ours, cmds, unordered);
+      for (let i = 0; i < cmds.length; i++) {
+        assert.equal(actual[i], expected[i], `reply to ${cmds[i].map(String).join(' ').slice(0, 60)}`);
+      }
+    });
   }
 }

@@ -2,7 +2,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { runScript, type Cmd } from '../helpers/compare.js';
+import { itMatchesRedis, type Cmd } from '../helpers/compare.js';
 import { startOurs, startRedis, type RedisServer, type TestServer } from '../helpers/servers.js';
 
 const FAR = '4102444800'; // 2100-01-01, seconds
@@ -115,27 +115,20 @@ describe('expiry', () => {
     await redis.stop();
   });
 
-  for (const [name, cmds] of Object.entries(SCRIPTS)) {
-    it(`${name}: replies match redis-server`, async () => {
-      const expected = await runScript(redis.port, cmds);
-      const actual = await runScript(ours.port, cmds);
-      for (let i = 0; i < cmds.length; i++) {
-        assert.equal(actual[i], expected[i], `reply to ${cmds[i].map(String).join(' ')}`);
-      }
-    });
-  }
+  itMatchesRedis(() => ({ ours: ours.port, redis: redis.port }), SCRIPTS);
 
   for (const async_write of [false, true]) {
     it(`${async_write ? 'async' : 'sync'}: an entry is absent from the millisecond it expires, pending or committed`, async () => {
       const s = await startOurs({ async_write, batch_size: 1000, batch_timeout_ms: async_write ? 200 : 0 });
       const r = new Redis({ port: s.port, host: '127.0.0.1' });
       try {
-        const at = Date.now() + 150;
+        // Wide enough that a loaded machine still reads the key before it expires.
+        const at = Date.now() + 1000;
         await r.set('soon', 'v', 'PXAT', at);
         await r.set('later', 'v', 'PX', 60_000);
         assert.equal(await r.get('soon'), 'v');
         const ttl = await r.pttl('soon');
-        assert.ok(ttl > 0 && ttl <= 150, `pttl ${ttl}`);
+        assert.ok(ttl > 0 && ttl <= 1000, `pttl ${ttl}`);
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, at - Date.now()) + 5));
         assert.equal(await r.get('soon'), null);
         assert.equal(await r.exists('soon'), 0);
@@ -251,7 +244,9 @@ describe('hash-field expiry (Redis 7.4 commands, HSETEX as in Redis 8)', () => {
       assert.deepEqual(await call('HEXPIREAT', 'h', FAR, 'GT', 'FIELDS', 1, 'a'), [0]);
       assert.deepEqual(await call('HEXPIREAT', 'h', FAR, 'LT', 'FIELDS', 1, 'a'), [1]);
       assert.deepEqual(await call('HPERSIST', 'h', 'FIELDS', 3, 'a', 'a', 'zz'), [1, -1, -2]);
-      assert.deepEqual(await call('HTTL', 'h', 'FIELDS', 2, 'a', 'b'), [-1, Math.floor((Number(FAR) * 1000 - Date.now() + 500) / 1000)]);
+      const [noTtl, secondsLeft] = (await call('HTTL', 'h', 'FIELDS', 2, 'a', 'b')) as number[];
+      assert.equal(noTtl, -1);
+      assert.ok(Math.abs(secondsLeft - (Number(FAR) - Date.now() / 1000)) <= 1, `httl ${secondsLeft}`);
       const pttl = (await call('HPEXPIRE', 'h', 100_000, 'FIELDS', 1, 'c')) as number[];
       assert.deepEqual(pttl, [1]);
       const [left] = (await call('HPTTL', 'h', 'FIELDS', 1, 'c')) as number[];

@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { runScript, type Cmd } from '../helpers/compare.js';
+import { itMatchesRedis, type Cmd } from '../helpers/compare.js';
 import { RawClient, resp } from '../helpers/raw.js';
 import { startOurs, startRedis, type RedisServer, type TestServer } from '../helpers/servers.js';
 
@@ -133,15 +133,7 @@ describe('keyspace commands', () => {
     await redis.stop();
   });
 
-  for (const [name, cmds] of Object.entries(SCRIPTS)) {
-    it(`${name}: replies match redis-server`, async () => {
-      const expected = await runScript(redis.port, cmds, UNORDERED);
-      const actual = await runScript(ours.port, cmds, UNORDERED);
-      for (let i = 0; i < cmds.length; i++) {
-        assert.equal(actual[i], expected[i], `reply to ${cmds[i].map(String).join(' ').slice(0, 60)}`);
-      }
-    });
-  }
+  itMatchesRedis(() => ({ ours: ours.port, redis: redis.port }), SCRIPTS, UNORDERED);
 
   it('HGETALL is a map in RESP3, HRANDFIELD counts behave as in Redis', async () => {
     for (const port of [ours.port, redis.port]) {

@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RawClient, resp } from '../helpers/raw.js';
-import { runScript, type Cmd } from '../helpers/compare.js';
+import { itMatchesRedis, type Cmd } from '../helpers/compare.js';
 import { startOurs, startRedis, type RedisServer, type TestServer } from '../helpers/servers.js';
 
 
@@ -126,15 +126,7 @@ describe('replies match redis-server', () => {
     await redis.stop();
   });
 
-  for (const [name, cmds] of Object.entries(SCRIPTS)) {
-    it(name, async () => {
-      const expected = await runScript(redis.port, cmds);
-      const actual = await runScript(ours.port, cmds);
-      for (let i = 0; i < cmds.length; i++) {
-        assert.equal(actual[i], expected[i], `reply to ${cmds[i].join(' ').slice(0, 60)}`);
-      }
-    });
-  }
+  itMatchesRedis(() => ({ ours: ours.port, redis: redis.port }), SCRIPTS);
 
   it('inline commands', async () => {
     const script = 'PING\r\nSET a "hello world"\r\nGET a\r\nECHO \'it\\\'s\'\r\n\r\nGET "\\x41\\x42"\nEXISTS a\n';
