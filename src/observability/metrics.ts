@@ -94,6 +94,13 @@ export function recordCommand(server: object, name: string, write: boolean, star
   }
 }
 
+/** Counts an error reply to a command that never ran (unknown command, wrong arity, NOAUTH), as Redis' errorstats do. */
+export function recordRejected(server: object, errorCode: string): void {
+  const stats = opsStats(server);
+  stats.errors.set(errorCode, (stats.errors.get(errorCode) ?? 0) + 1);
+  stats.prom?.errors.labels('(rejected)', errorCode).inc();
+}
+
 /** Bytes of a shard's files on disk (database plus WAL). */
 export function shardFileBytes(path: string): number {
   let total = 0;

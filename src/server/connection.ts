@@ -19,6 +19,7 @@ import type { Socket } from 'node:net';
 import { ProtocolError, RequestParser, type Args, type ParserLimits } from '../protocol/parser.js';
 import { ErrorReply, NO_REPLY, ReplyEncoder, type ProtocolVersion, type Reply } from '../protocol/reply.js';
 import { commandTable, run } from '../commands/table.js';
+import { recordRejected } from '../observability/metrics.js';
 import type { ClientState, CommandContext, ServerContext } from '../commands/types.js';
 import type { Store } from '../storage/store.js';
 import { NOAUTH_TEXT } from './security.js';
@@ -291,12 +292,14 @@ export class Connection implements ClientState {
       const spec = commandTable.resolve(args);
       if (spec instanceof ErrorReply) {
         this.inboxHead++;
+        recordRejected(this.ctx.server, spec.code);
         this.deliver(spec, false);
         continue;
       }
       // The command table's no_auth flag (AUTH, HELLO, QUIT) is the only way past this gate.
       if (!this.authenticated && !spec.flags.includes('no_auth')) {
         this.inboxHead++;
+        recordRejected(this.ctx.server, NOAUTH.code);
         this.deliver(NOAUTH, false);
         continue;
       }
