@@ -6,48 +6,20 @@
 //
 // Starts our server (dist/, so run `npm ci` or `npm run build` first) on 127.0.0.1 with a fresh
 // data directory, measures a reader alone, then the same reader with the writer running.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { root, startBlobasaur } from './lib.mjs';
 
 const { values: opts } = parseArgs({
   options: { seconds: { type: 'string', default: '8' }, out: { type: 'string', default: 'docs/compression-latency.md' } },
 });
 const SECONDS = Number(opts.seconds);
-const root = new URL('..', import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), 'blobasaur-clat-'));
-
-const port = await new Promise((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const p = s.address().port;
-    s.close(() => resolve(p));
-  });
-});
-writeFileSync(join(dir, 'config.toml'), `log_level = "warn"\n[storage_compression]\nenabled = true\nalgorithm = "brotli"\nlevel = 9\n`);
-const server = spawn(process.execPath, [join(root, 'dist/src/main.js'), '--config', join(dir, 'config.toml'), '--addr', `127.0.0.1:${port}`, '--data-dir', join(dir, 'data')], { stdio: 'inherit' });
-const cleanup = () => {
-  server.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-};
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
+const { port, stop: cleanup } = await startBlobasaur(`log_level = "warn"\n[storage_compression]\nenabled = true\nalgorithm = "brotli"\nlevel = 9\n`, 'blobasaur-clat-');
 
 try {
-  for (let i = 0; ; i++) {
-    const up = await new Promise((resolve) => {
-      const s = createConnection(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    if (up) break;
-    if (i > 100) throw new Error('server did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
   const reader = new Redis({ port, host: '127.0.0.1' });
   const writer = new Redis({ port, host: '127.0.0.1' });
   for (let i = 0; i < 1000; i++) await reader.set(`small:${i}`, 'x'.repeat(100));

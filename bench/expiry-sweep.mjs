@@ -4,52 +4,24 @@
 // shard files' size before and after (the sweeper returns pages to the file system as it goes).
 //
 //   node bench/expiry-sweep.mjs [--keys 100000] [--out docs/expiry-sweep.md | -]
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { root, startBlobasaur } from './lib.mjs';
 
 const { values: opts } = parseArgs({
   options: { keys: { type: 'string', default: '100000' }, out: { type: 'string', default: 'docs/expiry-sweep.md' } },
 });
 const KEYS = Number(opts.keys);
-const root = new URL('..', import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), 'blobasaur-sweep-'));
-const dataDir = join(dir, 'data');
-const port = await new Promise((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const p = s.address().port;
-    s.close(() => resolve(p));
-  });
-});
-writeFileSync(join(dir, 'config.toml'), 'log_level = "warn"\nasync_write = true\nbatch_size = 500\nbatch_timeout_ms = 5\n');
-const server = spawn(process.execPath, [join(root, 'dist/src/main.js'), '--config', join(dir, 'config.toml'), '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir], { stdio: 'inherit' });
-const cleanup = () => {
-  server.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-};
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
+const { port, dataDir, stop: cleanup } = await startBlobasaur('log_level = "warn"\nasync_write = true\nbatch_size = 500\nbatch_timeout_ms = 5\n', 'blobasaur-sweep-');
 const filesBytes = () =>
   readdirSync(dataDir)
     .filter((f) => /^shard-\d+\.db(-wal)?$/.test(f))
     .reduce((n, f) => n + statSync(join(dataDir, f)).size, 0);
 
 try {
-  for (let i = 0; ; i++) {
-    const up = await new Promise((resolve) => {
-      const s = createConnection(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
-      s.on('error', () => resolve(false));
-    });
-    if (up) break;
-    if (i > 100) throw new Error('server did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
   const writer = new Redis({ port, host: '127.0.0.1' });
   const reader = new Redis({ port, host: '127.0.0.1' });
   for (let i = 0; i < 1000; i++) await reader.set(`live:${i}`, 'x'.repeat(100));
