@@ -28,6 +28,12 @@ describe('maxclients', () => {
     const outputs: string[] = [];
     for (const port of [redis.port, ours.port]) {
       const a = await RawClient.connect(port);
+      // Earlier probes (the port wait in the helpers) may not have been noticed as gone yet.
+      for (let i = 0; i < 100; i++) {
+        a.write(resp('INFO', 'clients'));
+        if (/connected_clients:1\r\n/.test(await a.reply())) break;
+        await sleep(20);
+      }
       const b = await RawClient.connect(port);
       a.write(resp('PING'));
       b.write(resp('PING'));
