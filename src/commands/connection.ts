@@ -188,7 +188,7 @@ function hello({ client, server }: CommandContext, args: Buffer[]): Reply {
     ['version', server.version],
     ['proto', proto],
     ['id', client.id],
-    ['mode', 'standalone'],
+    ['mode', server.cluster === undefined ? 'standalone' : 'cluster'],
     ['role', 'master'],
     ['modules', []],
   ]);

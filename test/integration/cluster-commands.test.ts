@@ -94,6 +94,11 @@ describe('CLUSTER commands against redis-server --cluster-enabled', () => {
     return { theirs: out[0].map(normalized), mine: out[1] };
   }
 
+  it('HELLO says mode cluster, as redis-server in cluster mode does', async () => {
+    const { theirs, mine } = await both([['HELLO', '2']]);
+    for (const reply of [theirs[0], mine[0]]) assert.ok(reply.includes('$4\r\nmode\r\n$7\r\ncluster\r\n'), reply);
+  });
+
   it('node ids are 40 hex characters, stable for a node_id', async () => {
     assert.match(ourId, /^[0-9a-f]{40}$/);
     const again = await startOurs({ cluster: { enabled: true, node_id: 'node-a', port: 0 } });
