@@ -5,7 +5,7 @@
 import { ErrorReply, OK } from '../protocol/reply.js';
 import type { Ack, Store } from '../storage/store.js';
 import { NOT_INTEGER, SYNTAX_ERROR } from './errors.js';
-import { afterAck, type CommandSpec, type Handler } from './types.js';
+import { afterAck, oneKey, type CommandSpec, type Handler } from './types.js';
 
 /** Redis keeps expiries in a signed 64-bit millisecond count; so do we, within what a double holds exactly. */
 const MAX_MS = Number.MAX_SAFE_INTEGER;
@@ -188,8 +188,6 @@ const persist: Handler = ({ store }, args) => {
   return afterAck(store.expireAt(null, args[1], null), 1);
 };
 
-const ONE_KEY = (flags: string[]) => ({ first: 1, last: 1, step: 1, flags });
-
 function spec(
   name: string,
   arity: number,
@@ -204,7 +202,7 @@ function spec(
     name,
     arity,
     flags: write ? ['write', 'fast'] : ['readonly', 'fast'],
-    keys: ONE_KEY(keyFlags),
+    keys: oneKey(keyFlags),
     categories: write ? ['keyspace', 'write', 'fast'] : ['keyspace', 'read', 'fast'],
     group,
     summary,

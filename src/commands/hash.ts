@@ -10,11 +10,9 @@ import { CursorRegistry } from './cursors.js';
 import { NOT_INTEGER, parseInteger, SYNTAX_ERROR, wrongArity } from './errors.js';
 import { globMatch } from './glob.js';
 import { ErrorReply } from '../protocol/reply.js';
-import { afterAck, type CommandContext, type CommandSpec, type Handler } from './types.js';
+import { afterAck, arrayReply, oneKey, type CommandContext, type CommandSpec, type Handler } from './types.js';
 
 const HASH = { group: 'hash' } as const;
-const ONE_KEY = (flags: string[]) => ({ first: 1, last: 1, step: 1, flags });
-
 function hsetPairs(store: Store, args: Buffer[], from: number): { added: number; ack: Ack } {
   const ns = args[1];
   let added = 0;
@@ -113,7 +111,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hset',
     arity: -4,
     flags: ['write', 'denyoom', 'fast'],
-    keys: ONE_KEY(['RW', 'update']),
+    keys: oneKey(['RW', 'update']),
     categories: ['write', 'hash', 'fast'],
     summary: 'Creates or modifies the value of a field in a hash.',
     since: '2.0.0',
@@ -128,7 +126,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hmset',
     arity: -4,
     flags: ['write', 'denyoom', 'fast'],
-    keys: ONE_KEY(['RW', 'update']),
+    keys: oneKey(['RW', 'update']),
     categories: ['write', 'hash', 'fast'],
     summary: 'Sets the values of multiple fields.',
     since: '2.0.0',
@@ -142,7 +140,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hsetnx',
     arity: 4,
     flags: ['write', 'denyoom', 'fast'],
-    keys: ONE_KEY(['RW', 'insert']),
+    keys: oneKey(['RW', 'insert']),
     categories: ['write', 'hash', 'fast'],
     summary: 'Sets the value of a field in a hash only when the field doesn\'t exist.',
     since: '2.0.0',
@@ -156,7 +154,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hget',
     arity: 3,
     flags: ['readonly', 'fast'],
-    keys: ONE_KEY(['RO', 'access']),
+    keys: oneKey(['RO', 'access']),
     categories: ['read', 'hash', 'fast'],
     summary: 'Returns the value of a field in a hash.',
     since: '2.0.0',
@@ -167,13 +165,13 @@ export const hashCommands: CommandSpec[] = [
     name: 'hmget',
     arity: -3,
     flags: ['readonly', 'fast'],
-    keys: ONE_KEY(['RO', 'access']),
+    keys: oneKey(['RO', 'access']),
     categories: ['read', 'hash', 'fast'],
     summary: 'Returns the values of all fields in a hash.',
     since: '2.0.0',
     handler: ({ store }, args) => {
       const values = args.slice(2).map((f) => store.hget(args[1], f));
-      return values.some((v) => v instanceof Promise) ? Promise.all(values) : (values as Reply[]);
+      return arrayReply(values);
     },
   },
   {
@@ -181,7 +179,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hdel',
     arity: -3,
     flags: ['write', 'fast'],
-    keys: ONE_KEY(['RW', 'delete']),
+    keys: oneKey(['RW', 'delete']),
     categories: ['write', 'hash', 'fast'],
     summary: 'Deletes one or more fields and their values from a hash.',
     since: '2.0.0',
@@ -202,7 +200,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hexists',
     arity: 3,
     flags: ['readonly', 'fast'],
-    keys: ONE_KEY(['RO']),
+    keys: oneKey(['RO']),
     categories: ['read', 'hash', 'fast'],
     summary: 'Determines whether a field exists in a hash.',
     since: '2.0.0',
@@ -213,7 +211,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hstrlen',
     arity: 3,
     flags: ['readonly', 'fast'],
-    keys: ONE_KEY(['RO']),
+    keys: oneKey(['RO']),
     categories: ['read', 'hash', 'fast'],
     summary: 'Returns the length of the value of a field.',
     since: '3.2.0',
@@ -224,7 +222,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hlen',
     arity: 2,
     flags: ['readonly', 'fast'],
-    keys: ONE_KEY(['RO']),
+    keys: oneKey(['RO']),
     categories: ['read', 'hash', 'fast'],
     summary: 'Returns the number of fields in a hash.',
     since: '2.0.0',
@@ -235,7 +233,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hkeys',
     arity: 2,
     flags: ['readonly'],
-    keys: ONE_KEY(['RO', 'access']),
+    keys: oneKey(['RO', 'access']),
     categories: ['read', 'hash', 'slow'],
     tips: ['nondeterministic_output_order'],
     summary: 'Returns all fields in a hash.',
@@ -247,7 +245,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hvals',
     arity: 2,
     flags: ['readonly'],
-    keys: ONE_KEY(['RO', 'access']),
+    keys: oneKey(['RO', 'access']),
     categories: ['read', 'hash', 'slow'],
     tips: ['nondeterministic_output_order'],
     summary: 'Returns all values in a hash.',
@@ -259,7 +257,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hgetall',
     arity: 2,
     flags: ['readonly'],
-    keys: ONE_KEY(['RO', 'access']),
+    keys: oneKey(['RO', 'access']),
     categories: ['read', 'hash', 'slow'],
     tips: ['nondeterministic_output_order'],
     summary: 'Returns all fields and values in a hash.',
@@ -271,7 +269,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hscan',
     arity: -3,
     flags: ['readonly'],
-    keys: ONE_KEY(['RO', 'access']),
+    keys: oneKey(['RO', 'access']),
     categories: ['read', 'hash', 'slow'],
     tips: ['nondeterministic_output'],
     summary: 'Iterates over fields and values of a hash.',
@@ -283,7 +281,7 @@ export const hashCommands: CommandSpec[] = [
     name: 'hrandfield',
     arity: -2,
     flags: ['readonly'],
-    keys: ONE_KEY(['RO', 'access']),
+    keys: oneKey(['RO', 'access']),
     categories: ['read', 'hash', 'slow'],
     tips: ['nondeterministic_output'],
     summary: 'Returns one or more random fields from a hash.',

@@ -4,11 +4,9 @@ import type { PendingValue } from '../storage/overlay.js';
 import { joinAcks, type Ack } from '../storage/store.js';
 import { NOT_INTEGER, parseInteger, wrongArity } from './errors.js';
 import { set } from './expiry.js';
-import { afterAck, type CommandSpec, type Handler } from './types.js';
+import { afterAck, arrayReply, oneKey, type CommandSpec, type Handler } from './types.js';
 
 const STRING = { group: 'string' } as const;
-const ONE_KEY = (flags: string[]) => ({ first: 1, last: 1, step: 1, flags });
-
 /** Applies `f` to a value that may still be decoding; a promise stays a promise. */
 function mapValue<T>(value: PendingValue | null, f: (v: Buffer | null) => T): T | Promise<T> {
   return value instanceof Promise ? value.then(f) : f(value);
@@ -79,7 +77,7 @@ function afterAckValue(ack: Ack, next: PendingValue): Reply | Promise<Reply> {
 
 const mget: Handler = ({ store }, args) => {
   const values = args.slice(1).map((k) => store.get(k));
-  return values.some((v) => v instanceof Promise) ? Promise.all(values) : (values as Reply[]);
+  return arrayReply(values);
 };
 
 function mset(nx: boolean): Handler {
@@ -99,7 +97,7 @@ export const stringCommands: CommandSpec[] = [
     name: 'get',
     arity: 2,
     flags: ['readonly', 'fast'],
-    keys: ONE_KEY(['RO', 'access']),
+    keys: oneKey(['RO', 'access']),
     categories: ['read', 'string', 'fast'],
     summary: 'Returns the string value of a key.',
     since: '1.0.0',
@@ -110,7 +108,7 @@ export const stringCommands: CommandSpec[] = [
     name: 'set',
     arity: -3,
     flags: ['write', 'denyoom'],
-    keys: ONE_KEY(['OW', 'update']),
+    keys: oneKey(['OW', 'update']),
     categories: ['write', 'string', 'slow'],
     summary: 'Sets the string value of a key, ignoring its type. The key is created if it doesn\'t exist.',
     since: '1.0.0',
@@ -157,7 +155,7 @@ export const stringCommands: CommandSpec[] = [
     name: 'strlen',
     arity: 2,
     flags: ['readonly', 'fast'],
-    keys: ONE_KEY(['RO']),
+    keys: oneKey(['RO']),
     categories: ['read', 'string', 'fast'],
     summary: 'Returns the length of a string value.',
     since: '2.2.0',
@@ -168,7 +166,7 @@ export const stringCommands: CommandSpec[] = [
     name: 'getrange',
     arity: 4,
     flags: ['readonly'],
-    keys: ONE_KEY(['RO', 'access']),
+    keys: oneKey(['RO', 'access']),
     categories: ['read', 'string', 'slow'],
     summary: 'Returns a substring of the string stored at a key.',
     since: '2.4.0',
@@ -179,7 +177,7 @@ export const stringCommands: CommandSpec[] = [
     name: 'setrange',
     arity: 4,
     flags: ['write', 'denyoom'],
-    keys: ONE_KEY(['RW', 'update']),
+    keys: oneKey(['RW', 'update']),
     categories: ['write', 'string', 'slow'],
     summary: 'Overwrites a part of a string value with another by an offset. Creates the key if it doesn\'t exist.',
     since: '2.2.0',
@@ -190,7 +188,7 @@ export const stringCommands: CommandSpec[] = [
     name: 'append',
     arity: 3,
     flags: ['write', 'denyoom', 'fast'],
-    keys: ONE_KEY(['RW', 'insert']),
+    keys: oneKey(['RW', 'insert']),
     categories: ['write', 'string', 'fast'],
     summary: 'Appends a string to the value of a key. Creates the key if it doesn\'t exist.',
     since: '2.0.0',

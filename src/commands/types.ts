@@ -117,6 +117,16 @@ export interface CommandContext {
   readonly server: ServerContext;
 }
 
+/** Key positions of a command whose only key is its first argument. */
+export function oneKey(flags: readonly string[]): KeyPositions {
+  return { first: 1, last: 1, step: 1, flags };
+}
+
+/** An array reply whose elements may still be decoding: synchronous when none is. */
+export function arrayReply(values: readonly (Reply | Promise<Reply>)[]): Reply | Promise<Reply> {
+  return values.some((v) => v instanceof Promise) ? Promise.all(values) : (values as Reply[]);
+}
+
 /** The reply once the writes behind it are acknowledged. */
 export function afterAck(ack: Ack, reply: Reply): Reply | Promise<Reply> {
   return ack === undefined ? reply : ack.then(() => reply);
