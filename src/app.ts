@@ -57,6 +57,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       server.stats.asyncWriteFailures += config.async_write ? 1 : 0;
       log.error({ err: err.message, shard, op: write.kind }, 'write failed to commit');
     },
+    onMaintenanceProblem: (message, shard) => log.warn({ shard, err: message }, 'maintenance worker problem'),
   });
   const server = new BlobServer(
     store,
@@ -82,9 +83,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     },
     log,
   );
-  server.addInfoSection(() => [
-    'blobasaur',
-    [
+  server.addInfoSection('blobasaur', () => [
       ['blobasaur_version', VERSION],
       ['data_dir', dataDir],
       ['shards', store.numShards],
@@ -101,13 +100,12 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       ['shard_file_bytes', store.queues.map((q) => shardFileBytes(q.shard.path)).join(',')],
       ['shard_free_pages', store.queues.map((q) => q.shard.pageStats().freelistCount).join(',')],
       ...storageFields(store, config),
-    ],
   ]);
   // Cluster routing is in place before the port opens; gossip starts once it is open.
   const cluster = config.cluster.enabled ? new Cluster(config, log) : null;
   if (cluster !== null) {
     (server as ServerContext).cluster = cluster.state;
-    server.addInfoSection(() => ['gossip', cluster.infoFields()]);
+    server.addInfoSection('gossip', () => cluster.infoFields());
   }
   let port: number;
   try {

@@ -3,6 +3,7 @@ import { arch, platform, release } from 'node:os';
 import { opsStats } from '../observability/metrics.js';
 import { VERSION } from '../version.js';
 import type { CommandContext } from './types.js';
+import type { Store } from '../storage/store.js';
 
 type Fields = ReadonlyArray<readonly [string, string | number]>;
 
@@ -35,7 +36,7 @@ export async function renderInfo(ctx: CommandContext, requested: string[]): Prom
 async function sectionFields(
   { server, store }: CommandContext,
   section: string,
-  extra: ReadonlyArray<readonly [string, Fields]>,
+  extra: ReadonlyArray<readonly [string, () => Fields]>,
 ): Promise<Fields | null> {
   const now = Date.now();
   switch (section) {
@@ -89,6 +90,8 @@ async function sectionFields(
         ['rdb_last_bgsave_status', save.lastStatus],
         ['rdb_last_bgsave_time_sec', save.lastDurationMs < 0 ? -1 : Math.round(save.lastDurationMs / 1000)],
         ['aof_enabled', 0],
+        // Checkpoints move the WAL into the shard files on a worker thread (docs/operations.md).
+        ...checkpointFields(store.checkpointStats),
       ];
     }
     case 'stats':
@@ -130,8 +133,18 @@ async function sectionFields(
       return keys === 0 ? [] : [['db0', `keys=${keys},expires=${store.countExpiring()},avg_ttl=0`]];
     }
     default:
-      return extra.find(([name]) => name === section)?.[1] ?? null;
+      return extra.find(([name]) => name === section)?.[1]() ?? null;
   }
+}
+
+function checkpointFields(stats: Store['checkpointStats']): [string, number | string][] {
+  if (stats === null) return [['wal_checkpoint_worker', 0]];
+  return [
+    ['wal_checkpoint_worker', 1],
+    ['wal_checkpoints', stats.completed],
+    ['wal_checkpoint_failures', stats.failed],
+    ['wal_checkpoint_usec_per_call', stats.completed === 0 ? '0.00' : ((stats.totalMillis * 1000) / stats.completed).toFixed(2)],
+  ];
 }
 
 function human(bytes: number): string {

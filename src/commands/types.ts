@@ -100,8 +100,8 @@ export interface ServerContext {
   clients(): Iterable<ClientState>;
   /** Starts a graceful shutdown; resolves when it has begun. */
   shutdown(reason: string): void;
-  /** Extra INFO sections contributed by subsystems, keyed by section name. */
-  infoSections(): ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, string | number]>]>;
+  /** Extra INFO sections contributed by subsystems: name and a function computing the fields. */
+  infoSections(): ReadonlyArray<readonly [string, () => ReadonlyArray<readonly [string, string | number]>]>;
   /** Present when `[cluster] enabled`: key commands are routed by it and CLUSTER answers from it. */
   cluster?: ClusterState;
 }

@@ -34,7 +34,8 @@ const WARN_INTERVAL_MS = 10_000;
 /** A refused socket gets this long to take its error line before it is closed outright. */
 const REJECT_LINGER_MS = 2000;
 
-type InfoSection = readonly [string, ReadonlyArray<readonly [string, string | number]>];
+/** An extra INFO section: its name and the function that computes its fields when it is asked for. */
+type InfoSection = readonly [string, () => ReadonlyArray<readonly [string, string | number]>];
 
 export class BlobServer implements ServerContext {
   readonly startedAt = Date.now();
@@ -59,7 +60,7 @@ export class BlobServer implements ServerContext {
   private nextId = 1;
   private shuttingDown: Promise<void> | null = null;
   private boundPort = 0;
-  private readonly sections: (() => InfoSection)[] = [];
+  private readonly sections: InfoSection[] = [];
   /** Called once shutdown has drained everything; main decides how the process ends. */
   onShutdown: (reason: string) => void = () => {};
 
@@ -126,12 +127,13 @@ export class BlobServer implements ServerContext {
     return this.connections.values();
   }
 
-  addInfoSection(section: () => InfoSection): void {
-    this.sections.push(section);
+  /** Fields are computed only when the section is asked for: some scan every shard. */
+  addInfoSection(name: string, fields: InfoSection[1]): void {
+    this.sections.push([name, fields]);
   }
 
-  infoSections(): InfoSection[] {
-    return this.sections.map((s) => s());
+  infoSections(): readonly InfoSection[] {
+    return this.sections;
   }
 
   shutdown(reason: string): void {

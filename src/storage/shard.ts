@@ -8,6 +8,7 @@
  */
 import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
+import { SweepStep, type SweepResult } from './sweep.js';
 
 export interface SqliteSettings {
   synchronous: 'OFF' | 'NORMAL' | 'FULL';
@@ -32,6 +33,7 @@ export type ShardWrite =
   | { kind: 'delns'; ns: Buffer }
   | { kind: 'expire'; ns: Buffer | null; key: Buffer; expiresAt: number | null }
   | { kind: 'sweep'; now: number; limit: number }
+  | { kind: 'swept'; result: SweepResult }
   | { kind: 'flush' };
 
 // Small columns come before `data`: a large value spills into overflow pages, and a column stored
@@ -74,8 +76,8 @@ const UPSERT_COLUMNS = `
 
 const LIVE = '(expires_at IS NULL OR expires_at > ?)';
 
-/** Free pages returned to the file system after each sweep step that deleted something (256 KiB at 4 KiB pages: more than a step of ordinary rows frees). */
-const SWEEP_VACUUM_PAGES = 64;
+/** Size the WAL file is cut back to once it restarts (it may grow past it between checkpoints). */
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 export class Shard {
   private readonly db: Database.Database;
@@ -98,6 +100,12 @@ export class Shard {
   /** Expired rows deleted by sweeps, and whether the last sweep hit its limit (more are waiting). */
   sweptRows = 0;
   lastSweepFull = false;
+  private sweepStep: SweepStep | undefined;
+
+  private countSwept(result: SweepResult): void {
+    this.sweptRows += result.rows;
+    this.lastSweepFull = result.full;
+  }
 
   /** Transaction control, prepared once: exec() would parse the SQL on every commit. */
   private readonly tx: Record<'begin' | 'savepoint' | 'release' | 'rollbackTo' | 'commit' | 'rollback', Statement>;
@@ -118,6 +126,8 @@ export class Shard {
     this.db.pragma(`busy_timeout = ${sqlite.busy_timeout_ms}`);
     this.db.pragma(`mmap_size = ${sqlite.mmap_size_mb * 1024 * 1024}`);
     this.db.pragma('temp_store = MEMORY');
+    // After a checkpoint lets the WAL restart, cut the file back rather than keep its peak size.
+    this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     this.db.exec(SCHEMA);
     const db = this.db;
     this.tx = {
@@ -346,21 +356,13 @@ export class Shard {
       case 'delns':
         this.stmt.nsDrop.run(w.ns);
         return;
-      case 'sweep': {
-        // The partial indexes on expires_at make each step a short range scan, not a table scan.
-        const plain = this.prep(
-          'DELETE FROM blobs WHERE rowid IN (SELECT rowid FROM blobs WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)',
-        ).run(w.now, w.limit).changes;
-        const nested = this.prep(
-          'DELETE FROM ns_blobs WHERE rowid IN (SELECT rowid FROM ns_blobs WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)',
-        ).run(w.now, w.limit).changes;
-        this.sweptRows += plain + nested;
-        this.lastSweepFull = plain === w.limit || nested === w.limit;
-        // Give the pages back in step with the deletes, a bounded amount per step, so a mass
-        // expiry shrinks the files without one long stall.
-        if (plain + nested > 0) this.db.pragma(`incremental_vacuum(${SWEEP_VACUUM_PAGES})`);
+      case 'sweep':
+        this.countSwept((this.sweepStep ??= new SweepStep(this.db)).run(w.now, w.limit));
         return;
-      }
+      case 'swept':
+        // The maintenance worker ran this step on its own connection; only the accounting is left.
+        this.countSwept(w.result);
+        return;
       case 'expire':
         if (w.ns === null) this.prep('UPDATE blobs SET expires_at = ? WHERE key = ?').run(w.expiresAt, w.key);
         else this.prep('UPDATE ns_blobs SET expires_at = ? WHERE namespace = ? AND key = ?').run(w.expiresAt, w.ns, w.key);
@@ -372,8 +374,10 @@ export class Shard {
   }
 
   /** Moves the WAL into the main file; called at shutdown so the next start reads one file. */
-  checkpoint(): void {
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  checkpoint(): boolean {
+    const [row] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    // busy: another connection (the maintenance thread, a backup) held it back; try again later.
+    return row.busy === 0;
   }
 
   integrityCheck(): string {
@@ -382,6 +386,18 @@ export class Shard {
 
   close(): void {
     this.db.close();
+  }
+
+  get isOpen(): boolean {
+    return this.db.open;
+  }
+
+  /**
+   * Pages in the WAL after which a commit runs a checkpoint itself, on the event loop. SQLite's
+   * default is 1000; with a background checkpointer this is only the safety net.
+   */
+  setAutoCheckpoint(pages: number): void {
+    this.db.pragma(`wal_autocheckpoint = ${Math.floor(pages)}`);
   }
 
   // ---- operations (observability/, tools/) ------------------------------------------------------

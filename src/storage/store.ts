@@ -14,6 +14,7 @@ import { Shard, type ByteTotals, type SqliteSettings, type StoredValue } from '.
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
 import { KEEP, type OverlayEntry, type PendingValue } from './overlay.js';
 import { checkLayout } from './layout.js';
+import { MaintenanceWorker } from './maintenance.js';
 
 export type Ack = Promise<void> | undefined;
 
@@ -30,10 +31,24 @@ export interface StoreOptions {
   sqlite: SqliteSettings;
   /** How often expired rows are swept (default 100 ms); 0 turns the sweeper off. */
   sweepIntervalMs?: number;
+  /**
+   * WAL checkpoints and expiry sweep steps on a worker thread instead of the event loop (default
+   * true; not possible with locking_mode EXCLUSIVE, where no second connection can open the files).
+   */
+  maintenanceWorker?: boolean;
+  /** Reports a checkpoint failure or the loss of the maintenance worker (the server logs it). */
+  onMaintenanceProblem?: (message: string, shard: number | null) => void;
   /** Largest value a command may build (APPEND, SETRANGE): the server's proto_max_bulk_len. */
   maxValueBytes?: number;
   onWriteFailure: (err: Error, write: PendingWrite, shard: number) => void;
 }
+
+/** How often the checkpoint worker is asked to checkpoint the shards that committed since. */
+const CHECKPOINT_INTERVAL_MS = 50;
+/** The shards' own checkpoint threshold while the worker runs: 64 MiB of 4 KiB pages. */
+const SAFETY_NET_CHECKPOINT_PAGES = 16384;
+/** SQLite's default, restored if the worker is lost. */
+const DEFAULT_CHECKPOINT_PAGES = 1000;
 
 /** Pause between sweep steps while expired rows keep coming. */
 const SWEEP_PAUSE_MS = 2;
@@ -45,6 +60,7 @@ export class Store {
   private readonly ring: ShardRing;
   readonly queues: WriteQueue[];
   private readonly budget: InflightBudget;
+  private readonly maintenance: MaintenanceWorker | null = null;
   /** Set by the first close(), so concurrent calls share one shutdown instead of closing twice. */
   private closing: Promise<void> | null = null;
 
@@ -59,10 +75,39 @@ export class Store {
           batchSize: opts.batchSize,
           batchTimeoutMs: opts.batchTimeoutMs,
           onFailure: (err, write) => opts.onWriteFailure(err, write, id),
-          onCommit: (ops, millis, ok) => this.commitObserver?.(id, ops, millis, ok),
+          onCommit: (ops, millis, ok) => {
+            this.maintenance?.markDirty(id);
+            this.commitObserver?.(id, ops, millis, ok);
+          },
         }),
       );
     }
+    if (opts.maintenanceWorker !== false && opts.sqlite.locking_mode !== 'EXCLUSIVE') {
+      this.maintenance = this.startMaintenance();
+    }
+  }
+
+  private startMaintenance(): MaintenanceWorker {
+    const report = this.opts.onMaintenanceProblem ?? (() => {});
+    const worker = new MaintenanceWorker(
+      this.queues.map((q) => q.shard.path),
+      CHECKPOINT_INTERVAL_MS,
+      {
+        onCheckpointError: (shard, message) => report(message, shard),
+        onWorkerLost: (message) => {
+          for (const q of this.queues) if (q.shard.isOpen) q.shard.setAutoCheckpoint(DEFAULT_CHECKPOINT_PAGES);
+          report(`${message}; checkpoints and sweeps run on the event loop again`, null);
+        },
+      },
+    );
+    for (const q of this.queues) q.shard.setAutoCheckpoint(SAFETY_NET_CHECKPOINT_PAGES);
+    return worker;
+  }
+
+  /** Checkpoints done by the maintenance worker (null when it is not used). */
+  get checkpointStats(): { completed: number; failed: number; totalMillis: number } | null {
+    const m = this.maintenance;
+    return m === null ? null : { completed: m.checkpoints, failed: m.checkpointFailures, totalMillis: m.checkpointMillis };
   }
 
   /** Opens (creating if needed) the data directory; refuses a directory made with another shard count. */
@@ -186,6 +231,7 @@ export class Store {
       // drain() waits for the writes made before it; repeat for any made while it waited.
       do await this.drain();
       while (this.queues.some((q) => q.depth > 0));
+      await this.maintenance?.close();
       for (const q of this.queues) {
         q.shard.checkpoint();
         q.shard.close();
@@ -253,7 +299,9 @@ export class Store {
         // An idle shard costs one indexed lookup, not a transaction.
         if (this.sweeping.has(q) || !q.shard.hasExpired(now)) continue;
         this.sweeping.add(q);
-        const done = q.push({ kind: 'sweep', now, limit }, true)!;
+        const worker = this.maintenance;
+        const offload = worker?.alive ? () => worker.sweep(q.shard.id, now, limit) : undefined;
+        const done = q.push({ kind: 'sweep', now, limit, offload }, true)!;
         void done
           .catch(() => {})
           .then(() => {

@@ -11,6 +11,7 @@
 import type { Encoded } from './codecs.js';
 import { KEEP, Overlay, type PendingValue } from './overlay.js';
 import type { Shard, ShardWrite } from './shard.js';
+import type { SweepResult } from './sweep.js';
 
 export type PendingWrite =
   | {
@@ -34,16 +35,26 @@ export type PendingWrite =
   | { kind: 'delns'; ns: Buffer }
   /** A new expiry for an existing key; the value stays as it is (pending or committed). */
   | { kind: 'expire'; ns: Buffer | null; key: Buffer; expiresAt: number | null }
-  /** Deletes up to `limit` rows expired at `now`: queued, so it commits in order with the writes around it. */
-  | { kind: 'sweep'; now: number; limit: number }
+  /**
+   * Deletes up to `limit` rows expired at `now`: queued, so it commits in order with the writes
+   * around it. With `offload`, the step runs in the maintenance worker when it reaches the head of
+   * the queue, and the queue commits nothing else until it is done.
+   */
+  | { kind: 'sweep'; now: number; limit: number; offload?: () => Promise<SweepResult> }
   | { kind: 'flush' };
 
 /** What a queued write waits for before it can be committed, if anything. */
-function awaited(w: PendingWrite): Promise<unknown> | undefined {
+function awaited(q: Queued): Promise<unknown> | undefined {
+  const w = q.write;
   if (w.kind === 'set') return w.encoded instanceof Promise ? w.encoded : undefined;
   if (w.kind === 'del') return w.after;
+  // Started only now, at the head of the queue: every write before it has committed.
+  if (w.kind === 'sweep' && w.offload !== undefined) return (q.offloaded ??= w.offload());
   return undefined;
 }
+
+/** What a batch member resolved to before its commit: an encoding, an offloaded sweep's result, or a failure. */
+type Prepared = Encoded | SweepResult | Error | null;
 
 export interface SizedEncoded extends Encoded {
   size: number;
@@ -57,6 +68,8 @@ interface Queued {
   write: PendingWrite;
   bytes: number;
   settle: Settle | undefined;
+  /** An offloaded sweep step, once started. */
+  offloaded?: Promise<SweepResult>;
 }
 
 /** Store-wide bound on writes executed and not yet committed (inflight_capacity). */
@@ -206,7 +219,7 @@ export class WriteQueue {
     }
     if (this.busy || this.queued === 0) return;
     const batch = this.take();
-    const pending = batch.filter((q) => awaited(q.write) !== undefined);
+    const pending = batch.filter((q) => awaited(q) !== undefined);
     if (pending.length === 0) {
       this.commit(batch, new Map());
       this.afterCommit();
@@ -215,12 +228,12 @@ export class WriteQueue {
     // Large values are still being compressed off-thread (or a delete waits for the copy it
     // follows); commit once they all are, keeping order.
     this.busy = true;
-    const encodings = new Map<Queued, Encoded | Error | null>();
+    const encodings = new Map<Queued, Prepared>();
     void Promise.all(
       pending.map(async (q) => {
         try {
-          const done = await awaited(q.write);
-          encodings.set(q, q.write.kind === 'set' ? (done as Encoded) : null);
+          const done = await awaited(q);
+          encodings.set(q, q.write.kind === 'set' ? (done as Encoded) : q.write.kind === 'sweep' ? (done as SweepResult) : null);
         } catch (err) {
           encodings.set(q, err instanceof Error ? err : new Error(String(err)));
         }
@@ -239,6 +252,9 @@ export class WriteQueue {
       // A write that waits for another shard's commit (RENAME's delete) starts a batch of its own:
       // what is queued before it commits without waiting, so two shards can never wait on each other.
       if (end > this.head && this.queue[end].write.kind === 'del' && (this.queue[end].write as { after?: unknown }).after) break;
+      // An offloaded sweep step also starts a batch: the worker's transaction must not overlap one
+      // of ours, and what was queued before it must be committed before it looks at the rows.
+      if (end > this.head && this.queue[end].write.kind === 'sweep' && (this.queue[end].write as { offload?: unknown }).offload) break;
       bytes += this.queue[end].bytes;
       end++;
     }
@@ -254,7 +270,7 @@ export class WriteQueue {
     return batch;
   }
 
-  private commit(batch: Queued[], encodings: Map<Queued, Encoded | Error | null>): void {
+  private commit(batch: Queued[], encodings: Map<Queued, Prepared>): void {
     const errors = new Array<Error | null>(batch.length).fill(null);
     const groups: ShardWrite[][] = [];
     const groupMembers: number[][] = [];
@@ -319,12 +335,16 @@ export class WriteQueue {
   }
 }
 
-function toShardWrite(q: Queued, encoding: Encoded | Error | null | undefined): ShardWrite | Error {
+function toShardWrite(q: Queued, encoding: Prepared | undefined): ShardWrite | Error {
   const w = q.write;
   if (encoding instanceof Error) return encoding;
   if (w.kind === 'del') return { kind: 'del', ns: w.ns, key: w.key };
+  if (w.kind === 'sweep') {
+    if (w.offload === undefined) return { kind: 'sweep', now: w.now, limit: w.limit };
+    return { kind: 'swept', result: encoding as SweepResult };
+  }
   if (w.kind !== 'set') return w;
-  const enc = encoding ?? (w.encoded as Encoded);
+  const enc = (encoding ?? w.encoded) as Encoded;
   return {
     kind: 'set',
     ns: w.ns,

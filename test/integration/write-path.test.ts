@@ -221,3 +221,31 @@ describe('sqlite locking_mode', () => {
     }
   });
 });
+
+describe('WAL checkpoints', () => {
+  it('run in the maintenance worker: the main file grows while the server runs, below the shard\'s own threshold', async () => {
+    const { statSync } = await import('node:fs');
+    const s = await startOurs({ num_shards: 1 });
+    const r = client(s.port);
+    const file = join(s.dataDir, 'shard-0.db');
+    try {
+      const before = statSync(file).size;
+      // 8 MiB: far below the 64 MiB at which the shard would checkpoint inside a commit.
+      const value = Buffer.alloc(8192, 1);
+      const p = r.pipeline();
+      for (let i = 0; i < 1024; i++) p.set(`w:${i}`, value);
+      await p.exec();
+      const deadline = Date.now() + 10_000;
+      while (statSync(file).size < before + 8 * 1024 * 1024 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 25));
+      assert.ok(statSync(file).size >= before + 8 * 1024 * 1024, `main file is ${statSync(file).size} bytes`);
+      const info = await r.info('persistence');
+      assert.match(info, /wal_checkpoint_worker:1\r\n/);
+      assert.ok(Number(/wal_checkpoints:(\d+)/.exec(info)?.[1]) >= 1, info);
+      assert.match(info, /wal_checkpoint_failures:0\r\n/);
+      assert.equal((await r.getBuffer('w:1023'))?.equals(value), true);
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+  });
+});

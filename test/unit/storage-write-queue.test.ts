@@ -530,3 +530,61 @@ test('InflightBudget: waitForRoom resolves at once when there is room', async ()
   budget.take(1);
   await budget.waitForRoom();
 });
+
+test('an offloaded sweep starts only after the writes queued before it have committed', async () => {
+  const r = rig();
+  const events: string[] = [];
+  const apply = r.shard.applyGroups.bind(r.shard);
+  r.shard.applyGroups = (groups) => {
+    events.push(`commit:${groups.flat().map((w) => w.kind).join(',')}`);
+    return apply(groups);
+  };
+  const a = r.queue.push(setW('a', '1'), true)!;
+  const sweep = r.queue.push(
+    {
+      kind: 'sweep',
+      now: Date.now(),
+      limit: 25,
+      offload: async () => {
+        // What came before the sweep is already visible to another connection.
+        events.push(`offload-start a=${r.stored('a')}`);
+        await sleep(20);
+        events.push('offload-end');
+        return { rows: 7, full: true };
+      },
+    },
+    true,
+  )!;
+  const c = r.queue.push(setW('c', '3'), true)!;
+  await Promise.all([a, sweep, c]);
+  assert.deepEqual(events, ['commit:set', 'offload-start a=1', 'offload-end', 'commit:swept,set']);
+  // The worker's result is counted by the shard, in commit order.
+  assert.equal(r.shard.sweptRows, 7);
+  assert.equal(r.shard.lastSweepFull, true);
+});
+
+test('while an offloaded sweep runs, nothing else commits on that shard; later writes follow it', async () => {
+  const r = rig();
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const sweep = r.queue.push({ kind: 'sweep', now: Date.now(), limit: 25, offload: async () => (await gate, { rows: 0, full: false }) }, true)!;
+  await turn();
+  const later = r.queue.push(setW('later', 'x'), true)!;
+  await sleep(30);
+  assert.equal(r.queue.commits, 0);
+  assert.equal(r.stored('later'), undefined);
+  release();
+  await Promise.all([sweep, later]);
+  assert.equal(r.stored('later'), 'x');
+  assert.equal(r.queue.depth, 0);
+});
+
+test('a failed offloaded sweep fails only itself and reports through onFailure', async () => {
+  const r = rig();
+  const sweep = r.queue.push({ kind: 'sweep', now: Date.now(), limit: 25, offload: () => Promise.reject(new Error('worker gone')) }, true)!;
+  const next = r.queue.push(setW('k', 'v'), true)!;
+  await assert.rejects(sweep, /worker gone/);
+  await next;
+  assert.equal(r.stored('k'), 'v');
+  assert.deepEqual(r.failures.map((f) => [f.write.kind, f.err.message]), [['sweep', 'worker gone']]);
+});
