@@ -588,3 +588,21 @@ test('a failed offloaded sweep fails only itself and reports through onFailure',
   assert.equal(r.stored('k'), 'v');
   assert.deepEqual(r.failures.map((f) => [f.write.kind, f.err.message]), [['sweep', 'worker gone']]);
 });
+
+test('reads share a read transaction within a turn, and a commit in the same turn is seen by the next read', async () => {
+  const r = rig();
+  const now = Date.now();
+  const set = (key: string, value: string): ShardWrite => ({ kind: 'set', ns: null, key: b(key), data: b(value), codec: 0, size: value.length, now, expiresAt: null });
+  r.shard.applyGroups([[set('k', 'one')]]);
+  await turn();
+  // Same turn: read (opens the shared read transaction), commit, read again.
+  assert.equal(r.shard.get(b('k'), now)?.data.toString(), 'one');
+  r.shard.applyGroups([[set('k', 'two')]]);
+  assert.equal(r.shard.get(b('k'), now)?.data.toString(), 'two');
+  assert.equal(r.stored('k'), 'two', 'committed for other connections too');
+  // The read transaction ends with the turn: another connection can then take the write lock.
+  r.shard.get(b('k'), now);
+  await turn();
+  r.peek.exec("INSERT INTO blobs (key, data, codec, size, created_at, updated_at, expires_at, version) VALUES (X'6F74686572', X'78', 0, 1, 0, 0, NULL, 0)");
+  assert.equal(r.shard.get(b('other'), now)?.data.toString(), 'x');
+});
