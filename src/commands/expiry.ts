@@ -75,8 +75,11 @@ function parseSetOptions(args: Buffer[], from: number): SetOptions | ErrorReply 
 
 /** Writes a value with SET's semantics; returns the ack, or null when NX/XX stopped it. */
 function setWith(store: Store, key: Buffer, value: Buffer, opts: SetOptions): Ack | null {
-  const exists = store.exists(key);
-  if ((opts.condition === 'nx' && exists) || (opts.condition === 'xx' && !exists)) return null;
+  // A plain SET needs no lookup: only NX and XX depend on whether the key exists.
+  if (opts.condition !== null) {
+    const exists = store.exists(key);
+    if ((opts.condition === 'nx' && exists) || (opts.condition === 'xx' && !exists)) return null;
+  }
   const expiresAt = opts.expiresAt === 'keep' ? (store.expiryOf(null, key) ?? null) : opts.expiresAt;
   return store.set(key, value, expiresAt) ?? undefined;
 }
