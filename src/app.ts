@@ -48,6 +48,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     batchTimeoutMs: config.batch_timeout_ms,
     inflightCapacity: config.inflight_capacity,
     inflightMaxBytes: INFLIGHT_MAX_BYTES,
+    readCacheBytes: config.read_cache_mb * 1024 * 1024,
     compression: config.storage_compression.enabled && config.storage_compression.algorithm !== 'none'
       ? { algorithm: config.storage_compression.algorithm, level: config.storage_compression.level }
       : null,
@@ -98,6 +99,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       ['failed_writes', store.queues.reduce((n, q) => n + q.failedOps, 0)],
       ['avg_commit_batch', avgBatch(store)],
       ['shard_file_bytes', store.queues.map((q) => shardFileBytes(q.shard.path)).join(',')],
+      ...readCacheFields(store),
       ['shard_free_pages', store.queues.map((q) => q.shard.pageStats().freelistCount).join(',')],
       ...storageFields(store, config),
   ]);
@@ -171,6 +173,16 @@ function avgBatch(store: Store): string {
   const commits = store.queues.reduce((n, q) => n + q.commits, 0);
   const ops = store.queues.reduce((n, q) => n + q.committedOps + q.failedOps, 0);
   return commits === 0 ? '0.00' : (ops / commits).toFixed(2);
+}
+
+function readCacheFields(store: Store): [string, number][] {
+  const c = store.readCacheStats();
+  return [
+    ['read_cache_hits', c.hits],
+    ['read_cache_misses', c.misses],
+    ['read_cache_bytes', c.bytes],
+    ['read_cache_entries', c.entries],
+  ];
 }
 
 /** Compression and the bytes it saves; a scan of every shard's table headers, not of the values. */

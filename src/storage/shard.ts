@@ -26,6 +26,11 @@ export interface StoredValue {
   codec: number;
 }
 
+/** A live row as point reads return it: the payload, its codec and its expiry (read caches keep it). */
+export interface LiveRow extends StoredValue {
+  expires_at: number | null;
+}
+
 /** One write as the shard applies it. `ns` null means the plain key space. */
 export type ShardWrite =
   | { kind: 'set'; ns: Buffer | null; key: Buffer; data: Buffer; codec: number; size: number; now: number; expiresAt: number | null }
@@ -82,9 +87,9 @@ const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 export class Shard {
   private readonly db: Database.Database;
   private readonly stmt: {
-    get: Statement<[Buffer, number], StoredValue>;
+    get: Statement<[Buffer, number], LiveRow>;
     exists: Statement<[Buffer, number], number>;
-    nsGet: Statement<[Buffer, Buffer, number], StoredValue>;
+    nsGet: Statement<[Buffer, Buffer, number], LiveRow>;
     nsExists: Statement<[Buffer, Buffer, number], number>;
     set: Statement<[Buffer, Buffer, number, number, number, number, number | null]>;
     del: Statement<[Buffer]>;
@@ -140,9 +145,9 @@ export class Shard {
       rollback: db.prepare('ROLLBACK'),
     };
     this.stmt = {
-      get: db.prepare(`SELECT data, codec FROM blobs WHERE key = ? AND ${LIVE}`),
+      get: db.prepare(`SELECT data, codec, expires_at FROM blobs WHERE key = ? AND ${LIVE}`),
       exists: db.prepare<[Buffer, number], number>(`SELECT 1 FROM blobs WHERE key = ? AND ${LIVE}`).pluck(),
-      nsGet: db.prepare(`SELECT data, codec FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`),
+      nsGet: db.prepare(`SELECT data, codec, expires_at FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`),
       nsExists: db.prepare<[Buffer, Buffer, number], number>(`SELECT 1 FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).pluck(),
       set: db.prepare(
         `INSERT INTO blobs (key, data, codec, size, created_at, updated_at, expires_at, version)
@@ -168,7 +173,7 @@ export class Shard {
     };
   }
 
-  get(key: Buffer, now: number): StoredValue | undefined {
+  get(key: Buffer, now: number): LiveRow | undefined {
     this.shareReadTxn();
     return this.stmt.get.get(key, now);
   }
@@ -178,7 +183,7 @@ export class Shard {
     return this.stmt.exists.get(key, now) !== undefined;
   }
 
-  nsGet(ns: Buffer, key: Buffer, now: number): StoredValue | undefined {
+  nsGet(ns: Buffer, key: Buffer, now: number): LiveRow | undefined {
     this.shareReadTxn();
     return this.stmt.nsGet.get(ns, key, now);
   }

@@ -15,6 +15,7 @@ import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from
 import { KEEP, type OverlayEntry, type PendingValue } from './overlay.js';
 import { checkLayout } from './layout.js';
 import { MaintenanceWorker } from './maintenance.js';
+import type { ReadCacheStats } from './read-cache.js';
 
 export type Ack = Promise<void> | undefined;
 
@@ -38,6 +39,8 @@ export interface StoreOptions {
   maintenanceWorker?: boolean;
   /** Reports a checkpoint failure or the loss of the maintenance worker (the server logs it). */
   onMaintenanceProblem?: (message: string, shard: number | null) => void;
+  /** Bytes of large committed values kept in memory for reads, over all shards (0: none). */
+  readCacheBytes?: number;
   /** Largest value a command may build (APPEND, SETRANGE): the server's proto_max_bulk_len. */
   maxValueBytes?: number;
   onWriteFailure: (err: Error, write: PendingWrite, shard: number) => void;
@@ -74,6 +77,7 @@ export class Store {
         new WriteQueue(shard, this.budget, {
           batchSize: opts.batchSize,
           batchTimeoutMs: opts.batchTimeoutMs,
+          readCacheBytes: Math.floor((opts.readCacheBytes ?? 0) / opts.numShards),
           onFailure: (err, write) => opts.onWriteFailure(err, write, id),
           onCommit: (ops, millis, ok) => {
             this.maintenance?.markDirty(id);
@@ -251,9 +255,35 @@ export class Store {
     const now = Date.now();
     const pending = q.overlay.lookup(ns, key, now);
     if (pending !== undefined) return this.valueOf(q, ns, pending);
+    const cached = q.cache.get(ns, key, now);
+    if (cached !== undefined) return cached;
     const row = ns === null ? q.shard.get(key, now) : q.shard.nsGet(ns, key, now);
     if (row === undefined) return null;
-    return decodeRow(row, ns, key);
+    const value = decodeRow(row, ns, key);
+    if (!q.cache.enabled) return value;
+    if (!(value instanceof Promise)) {
+      q.cache.put(ns, key, value, row.expires_at);
+      return value;
+    }
+    // Cached only if no write reached this shard while the value was decoding.
+    const epoch = q.cache.epoch;
+    return value.then((v) => {
+      if (q.cache.epoch === epoch) q.cache.put(ns, key, v, row.expires_at);
+      return v;
+    });
+  }
+
+  /** Hits, misses and size of the read caches, summed over shards. */
+  readCacheStats(): ReadCacheStats {
+    const total: ReadCacheStats = { hits: 0, misses: 0, bytes: 0, entries: 0 };
+    for (const q of this.queues) {
+      const s = q.cache.stats();
+      total.hits += s.hits;
+      total.misses += s.misses;
+      total.bytes += s.bytes;
+      total.entries += s.entries;
+    }
+    return total;
   }
 
   /** Decodes a committed plain row as reads do (errors name the key). */

@@ -12,6 +12,7 @@ import type { Encoded } from './codecs.js';
 import { KEEP, Overlay, type PendingValue } from './overlay.js';
 import type { Shard, ShardWrite } from './shard.js';
 import type { SweepResult } from './sweep.js';
+import { ReadCache } from './read-cache.js';
 
 export type PendingWrite =
   | {
@@ -111,6 +112,8 @@ export interface WriteQueueOptions {
   batchTimeoutMs: number;
   /** Called for every write that failed to commit; in async mode nobody else hears of it. */
   onFailure: (err: Error, write: PendingWrite) => void;
+  /** Bytes of large committed values kept in memory for reads (0: none). */
+  readCacheBytes?: number;
   /** Called after every commit attempt, for metrics. */
   onCommit?: (ops: number, millis: number, ok: boolean) => void;
 }
@@ -121,6 +124,7 @@ const MAX_BYTES_PER_COMMIT = 64 * 1024 * 1024;
 
 export class WriteQueue {
   readonly overlay = new Overlay();
+  readonly cache: ReadCache;
   private queue: Queued[] = [];
   private head = 0;
   private seq = 0;
@@ -139,7 +143,9 @@ export class WriteQueue {
     readonly shard: Shard,
     private readonly budget: InflightBudget,
     private readonly opts: WriteQueueOptions,
-  ) {}
+  ) {
+    this.cache = new ReadCache(opts.readCacheBytes ?? 0);
+  }
 
   /** Writes executed and not yet committed, including a batch waiting for its encodings. */
   get depth(): number {
@@ -158,15 +164,22 @@ export class WriteQueue {
   push(write: PendingWrite, wantAck: boolean): Promise<void> | undefined {
     const seq = ++this.seq;
     if (write.kind === 'sweep') {
-      // Touches only rows every read already treats as absent: nothing for the overlay to show.
-    } else if (write.kind === 'flush') this.overlay.putBarrier(seq);
-    else if (write.kind === 'delns') this.overlay.putNamespaceBarrier(write.ns, seq);
-    else if (write.kind === 'set') this.overlay.put(write.ns, write.key, write.value, write.expiresAt, seq);
-    else if (write.kind === 'expire') {
-      const before = this.overlay.lookup(write.ns, write.key, Date.now());
-      this.overlay.put(write.ns, write.key, before?.value ?? KEEP, write.expiresAt, seq);
+      // Touches only rows every read already treats as absent: nothing to show or forget.
+    } else if (write.kind === 'flush') {
+      this.overlay.putBarrier(seq);
+      this.cache.clear();
+    } else if (write.kind === 'delns') {
+      this.overlay.putNamespaceBarrier(write.ns, seq);
+      this.cache.invalidateNamespace(write.ns);
+    } else {
+      // The overlay answers for the key until the commit; the cache must not answer after it.
+      this.cache.invalidate(write.ns, write.key);
+      if (write.kind === 'set') this.overlay.put(write.ns, write.key, write.value, write.expiresAt, seq);
+      else if (write.kind === 'expire') {
+        const before = this.overlay.lookup(write.ns, write.key, Date.now());
+        this.overlay.put(write.ns, write.key, before?.value ?? KEEP, write.expiresAt, seq);
+      } else this.overlay.put(write.ns, write.key, null, null, seq);
     }
-    else this.overlay.put(write.ns, write.key, null, null, seq);
     // A promised value is not in memory yet; its source row is counted when it arrives.
     const bytes = write.kind === 'set' ? (write.value instanceof Promise ? 0 : write.value.length) + write.key.length : 0;
     this.budget.take(bytes);

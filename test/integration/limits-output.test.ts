@@ -177,6 +177,8 @@ describe('replies produced off the event loop faster than the client reads them'
       client_output_buffer_limit_soft: SOFT,
       client_output_buffer_limit_hard: HARD,
       storage_compression: { enabled: true, algorithm: 'lz4' },
+      // Every GET must decode off the loop; a cached value would be answered synchronously.
+      read_cache_mb: 0,
     });
     bystander = await RawClient.connect(ours.port);
     bystander.write(resp('SET', 'z', compressible));

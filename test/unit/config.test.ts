@@ -46,9 +46,10 @@ const DEFAULTS = {
   batch_size: 1,
   batch_timeout_ms: 0,
   inflight_capacity: 10000,
+  read_cache_mb: 64,
   output_compression: false,
   storage_compression: { enabled: false, algorithm: 'zstd', level: 3 },
-  sqlite: { synchronous: 'NORMAL', cache_size_mb: 64, busy_timeout_ms: 5000, mmap_size_mb: 0, locking_mode: 'NORMAL' },
+  sqlite: { synchronous: 'NORMAL', cache_size_mb: 16, busy_timeout_ms: 5000, mmap_size_mb: 0, locking_mode: 'NORMAL' },
   cluster: {
     enabled: false,
     node_id: 'node-1',
