@@ -60,7 +60,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     },
     onMaintenanceProblem: (message, shard) => log.warn({ shard, err: message }, 'maintenance worker problem'),
   });
-  const server = new BlobServer(
+  const server: BlobServer = new BlobServer(
     store,
     {
       host: addr.host,
@@ -72,6 +72,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       protectedMode: config.protected_mode,
       idleTimeoutSec: config.timeout,
       tls: tlsOptions === null ? null : { port: config.tls_port, options: tlsOptions },
+      configParameters: (): [string, string][] => redisParameters(config, dataDir, addr.host, server.port),
       limits: {
         maxBulkLen: config.proto_max_bulk_len,
         maxArgs: config.max_args,
@@ -166,6 +167,32 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       await shutdownCodecs();
     },
   };
+}
+
+/**
+ * The Redis parameters CONFIG GET reports, in Redis' names, with what they mean here: durability is
+ * SQLite's (no RDB snapshots, no AOF), memory is not a limit on data, there is one database.
+ * The password is not among them: it is never sent back.
+ */
+function redisParameters(config: Config, dataDir: string, host: string, port: number): [string, string][] {
+  const yesNo = (b: boolean): string => (b ? 'yes' : 'no');
+  return [
+    ['bind', host],
+    ['port', String(port)],
+    ['tls-port', String(config.tls_port)],
+    ['dir', dataDir],
+    ['databases', '1'],
+    ['save', ''],
+    ['appendonly', 'no'],
+    ['maxmemory', '0'],
+    ['maxmemory-policy', 'noeviction'],
+    ['maxclients', String(config.maxclients)],
+    ['timeout', String(config.timeout)],
+    ['protected-mode', yesNo(config.protected_mode)],
+    ['proto-max-bulk-len', String(config.proto_max_bulk_len)],
+    ['client-query-buffer-limit', String(config.client_query_buffer_limit)],
+    ['cluster-enabled', yesNo(config.cluster.enabled)],
+  ];
 }
 
 /** Writes per commit, averaged over every commit so far. */

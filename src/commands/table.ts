@@ -7,6 +7,7 @@ import { recordCommand } from '../observability/metrics.js';
 import { CorruptValueError } from '../storage/store.js';
 import { routeCommand } from '../cluster/routing.js';
 import { clusterCommands } from './cluster.js';
+import { configCommands } from './config.js';
 import { connectionCommands } from './connection.js';
 import { unknownCommand, unknownSubcommand, wrongArity } from './errors.js';
 import { hashCommands } from './hash.js';
@@ -86,5 +87,6 @@ export const commandTable = new CommandTable([
   ...hashExpiryCommands,
   ...connectionCommands,
   ...serverCommands,
+  ...configCommands,
   ...clusterCommands,
 ]);

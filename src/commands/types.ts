@@ -95,6 +95,8 @@ export interface ServerContext {
   readonly startedAt: number;
   readonly port: number;
   readonly configFile: string | null;
+  /** Redis parameter names with this server's values, for CONFIG GET (read-only here). */
+  configParameters(): ReadonlyArray<readonly [string, string]>;
   readonly commands: CommandTableView;
   readonly stats: ServerStats;
   clients(): Iterable<ClientState>;

@@ -27,6 +27,8 @@ export interface ServerOptions {
   idleTimeoutSec?: number;
   /** A second, TLS listener on this port with these options (from tls.ts); null: none. */
   tls?: { port: number; options: TlsOptions } | null;
+  /** What CONFIG GET answers: Redis parameter names and this server's values for them. */
+  configParameters?: () => ReadonlyArray<readonly [string, string]>;
 }
 
 const WARN_INTERVAL_MS = 10_000;
@@ -101,6 +103,10 @@ export class BlobServer implements ServerContext {
 
   get configFile(): string | null {
     return this.opts.configFile;
+  }
+
+  configParameters(): ReadonlyArray<readonly [string, string]> {
+    return this.opts.configParameters?.() ?? [];
   }
 
   /** Starts the listeners; resolves with the plain port once every listener is bound. */

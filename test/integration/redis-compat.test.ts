@@ -94,6 +94,20 @@ const SCRIPTS: Record<string, Cmd[]> = {
     ['COMMAND', 'INFO', 'get', 'nosuchcommand', 'hget', 'hexists', 'hset', 'hdel', 'exists', 'del'],
     ['COMMAND', 'FOO'],
   ],
+  'config': [
+    ['CONFIG', 'GET', 'maxmemory'],
+    ['CONFIG', 'GET', 'MAXMEMORY-POLICY'],
+    ['CONFIG', 'GET', 'maxmemory-pol*'],
+    ['CONFIG', 'GET', 'nosuch*'],
+    ['CONFIG', 'GET'],
+    ['CONFIG'],
+    ['CONFIG', 'FOO'],
+    ['CONFIG', 'SET', 'nosuch', 'x'],
+    ['CONFIG', 'SET', 'maxmemory'],
+    ['HELLO', '3'],
+    ['CONFIG', 'GET', 'maxmemory'],
+    ['HELLO', '2'],
+  ],
   'unknown commands': [
     ['FOO'],
     ['FOO', 'bar', 'baz'],
@@ -140,5 +154,29 @@ describe('replies match redis-server', () => {
       return r;
     };
     assert.deepEqual(await get(ours.port), await get(redis.port));
+  });
+});
+
+describe('CONFIG on our server', () => {
+  it('GET reports our values in Redis names and never the password; SET refuses, as for an immutable parameter', async () => {
+    const ours = await startOurs({ requirepass: 'secret', maxclients: 77 });
+    const c = await RawClient.connect(ours.port);
+    try {
+      c.write(resp('AUTH', 'secret'));
+      assert.equal(await c.reply(), '+OK\r\n');
+      c.write(resp('CONFIG', 'GET', 'port'));
+      assert.equal(await c.reply(), `*2\r\n$4\r\nport\r\n$${String(ours.port).length}\r\n${ours.port}\r\n`);
+      c.write(resp('CONFIG', 'GET', 'save', 'appendonly', 'maxclients'));
+      assert.equal(await c.reply(), '*6\r\n$4\r\nsave\r\n$0\r\n\r\n$10\r\nappendonly\r\n$2\r\nno\r\n$10\r\nmaxclients\r\n$2\r\n77\r\n');
+      c.write(resp('CONFIG', 'GET', '*'));
+      const all = await c.reply();
+      assert.match(all, /\r\ndatabases\r\n\$1\r\n1\r\n/);
+      assert.doesNotMatch(all, /requirepass|secret/);
+      c.write(resp('CONFIG', 'SET', 'maxclients', '5'));
+      assert.equal(await c.reply(), "-ERR CONFIG SET failed (possibly related to argument 'maxclients') - can't set immutable config\r\n");
+    } finally {
+      c.destroy();
+      await ours.close();
+    }
   });
 });
