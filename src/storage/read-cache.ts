@@ -19,8 +19,8 @@ interface Entry {
   expiresAt: number | null;
 }
 
-/** Values smaller than this are served from SQLite. */
-export const READ_CACHE_MIN_VALUE_BYTES = 64 * 1024;
+/** Values smaller than this are served from SQLite: a 64 KiB value reads in ~0.15 ms, a 1 MiB one in 2–3 ms. */
+export const READ_CACHE_MIN_VALUE_BYTES = 256 * 1024;
 
 export class ReadCache {
   /** Map order is recency order: a hit moves the entry to the end, eviction takes from the front. */

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { startOurs } from '../helpers/servers.js';
 
 const KIB = 1024;
-const big = (c: string, n = 100 * KIB): Buffer => Buffer.alloc(n, c);
+const big = (c: string, n = 300 * KIB): Buffer => Buffer.alloc(n, c);
 const hits = async (r: Redis): Promise<number> => Number(/read_cache_hits:(\d+)/.exec(await r.info('blobasaur'))?.[1]);
 
 const modes = [
@@ -48,7 +48,7 @@ describe('read cache of large values', () => {
         await r.getBuffer('k');
         await r.rename('k', 'k2');
         assert.equal(await r.getBuffer('k'), null, 'RENAME source');
-        assert.equal((await r.getBuffer('k2'))?.length, 100 * KIB + 4);
+        assert.equal((await r.getBuffer('k2'))?.length, 300 * KIB + 4);
         await s.store.drain();
         await r.getBuffer('k2');
         await r.pexpire('k2', 50);
