@@ -390,3 +390,25 @@ test('checkLayout refuses a marker that is not a layout', () => {
     assert.throws(() => checkLayout(dir, 4), LayoutError, text);
   }
 });
+
+test('when the maintenance worker is lost, the store reports it and sweeps and checkpoints on the event loop again', async () => {
+  const problems: { message: string; shard: number | null }[] = [];
+  const { store } = open(tempDir(), { numShards: 2, sweepIntervalMs: 20, onMaintenanceProblem: (message, shard) => problems.push({ message, shard }) });
+  assert.ok(store.checkpointStats !== null, 'the worker runs by default');
+  // Stand-in for a crash of the thread: terminate it from outside.
+  const internals = store as unknown as { maintenance: { alive: boolean; worker: { terminate(): Promise<number> } } };
+  await internals.maintenance.worker.terminate();
+  const deadline = Date.now() + 5000;
+  while (problems.length === 0 && Date.now() < deadline) await sleep(10);
+  assert.equal(problems.length, 1);
+  assert.match(problems[0].message, /exited with code \d+; checkpoints and sweeps run on the event loop again/);
+  assert.equal(problems[0].shard, null);
+  assert.equal(internals.maintenance.alive, false);
+  // Sweeps still happen (inline now), and writes still commit.
+  for (let i = 0; i < 200; i++) store.set(b(`gone:${i}`), b('x'), Date.now() + 30);
+  await store.set(b('kept'), b('v'));
+  while (store.sweptRows < 200 && Date.now() < deadline + 5000) await sleep(20);
+  assert.equal(store.sweptRows, 200);
+  assert.equal(str(store.get(b('kept'))), 'v');
+  assert.equal(await store.dbsize(), 1);
+});
