@@ -7,9 +7,9 @@
  */
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import type { MaintenanceReply, MaintenanceRequest } from './maintenance.js';
+import type { MaintenanceReply, MaintenanceRequest, MaintenanceWorkerData } from './maintenance.js';
 import { SweepStep } from './sweep.js';
 
 const port = parentPort;
@@ -27,6 +27,8 @@ try {
   // Not Linux, or not permitted: the default priority is correct, only less polite.
 }
 
+const settings = workerData as MaintenanceWorkerData;
+
 interface Connection {
   db: Database.Database;
   sweep: SweepStep;
@@ -39,6 +41,7 @@ function connection(path: string): Connection {
     const db = new Database(path, { fileMustExist: true });
     // Waiting here blocks only this thread (e.g. behind an external backup's read transaction).
     db.pragma('busy_timeout = 1000');
+    db.pragma(`synchronous = ${settings.synchronous}`);
     c = { db, sweep: new SweepStep(db) };
     connections.set(path, c);
   }

@@ -22,6 +22,10 @@ export type MaintenanceReply =
   | { op: 'sweep'; id: number; shard: number; ok: true; millis: number; result: SweepResult }
   | { op: 'sweep'; id: number; shard: number; ok: false; error: string };
 
+export interface MaintenanceWorkerData {
+  synchronous: 'OFF' | 'NORMAL' | 'FULL';
+}
+
 export interface MaintenanceEvents {
   onCheckpointError: (shard: number, message: string) => void;
   /** The worker is gone: the shards must checkpoint and sweep on the event loop again. */
@@ -45,8 +49,11 @@ export class MaintenanceWorker {
     private readonly paths: readonly string[],
     intervalMs: number,
     private readonly events: MaintenanceEvents,
+    /** The shards' `synchronous` setting: the worker's sweep commits promise what the server's do. */
+    synchronous: MaintenanceWorkerData['synchronous'] = 'NORMAL',
   ) {
-    this.worker = new Worker(new URL('./maintenance-worker.js', import.meta.url));
+    const workerData: MaintenanceWorkerData = { synchronous };
+    this.worker = new Worker(new URL('./maintenance-worker.js', import.meta.url), { workerData });
     this.worker.unref();
     this.worker.on('message', (reply: MaintenanceReply) => this.finished(reply));
     this.worker.on('error', (err) => this.lost(err.message));

@@ -103,6 +103,7 @@ export class Store {
           report(`${message}; checkpoints and sweeps run on the event loop again`, null);
         },
       },
+      this.opts.sqlite.synchronous,
     );
     for (const q of this.queues) q.shard.setAutoCheckpoint(SAFETY_NET_CHECKPOINT_PAGES);
     return worker;
