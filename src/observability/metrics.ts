@@ -274,6 +274,32 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
       store.queues.forEach((q, i) => this.labels(String(i)).inc(q.failedOps));
     },
   });
+  new Counter({
+    name: 'blobasaur_read_cache_hits_total',
+    help: 'GETs of large values answered from the read cache (read_cache_mb)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(store.readCacheStats().hits);
+    },
+  });
+  new Gauge({
+    name: 'blobasaur_read_cache_bytes',
+    help: 'Bytes of values held in the read cache',
+    registers: [registry],
+    collect() {
+      this.set(store.readCacheStats().bytes);
+    },
+  });
+  new Counter({
+    name: 'blobasaur_wal_checkpoints_total',
+    help: 'WAL checkpoints run by the maintenance thread',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(store.checkpointStats?.completed ?? 0);
+    },
+  });
   new Gauge({
     name: 'blobasaur_shard_file_bytes',
     help: 'Bytes of the shard file plus its WAL on disk, by shard',

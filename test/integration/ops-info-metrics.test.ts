@@ -61,6 +61,12 @@ describe('operations: INFO, /metrics, /health', () => {
     assert.equal(type('blobasaur_queue_depth'), 'gauge');
     assert.equal(type('blobasaur_overlay_entries'), 'gauge');
     assert.equal(type('blobasaur_shard_file_bytes'), 'gauge');
+    assert.equal(type('blobasaur_read_cache_hits_total'), 'counter');
+    assert.equal(type('blobasaur_read_cache_bytes'), 'gauge');
+    assert.equal(type('blobasaur_wal_checkpoints_total'), 'counter');
+    // Nothing here is 256 KiB or more, so nothing was cached.
+    assert.equal(sampleValue(m, 'blobasaur_read_cache_hits_total'), 0);
+    assert.equal(sampleValue(m, 'blobasaur_read_cache_bytes'), 0);
 
     assert.equal(sampleValue(m, 'blobasaur_commands_total', { command: 'set' }), 2);
     assert.equal(sampleValue(m, 'blobasaur_commands_total', { command: 'get' }), 1);
