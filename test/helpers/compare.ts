@@ -1,7 +1,8 @@
 /** Runs command scripts against a server over a raw socket, for byte-for-byte comparison with Redis. */
-import { it } from 'node:test';
+import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RawClient, replyEnd, resp } from './raw.js';
+import { startOurs, startRedis, type RedisServer, type TestServer } from './servers.js';
 
 export type Cmd = (string | Buffer)[];
 
@@ -64,4 +65,34 @@ export function itMatchesRedis(
       }
     });
   }
+}
+
+/**
+ * Starts our server and a redis-server before the enclosing suite's tests and stops both after it;
+ * the servers are read through the returned getters once the tests run.
+ */
+export function compareServersForSuite(): { readonly ours: TestServer; readonly redis: RedisServer; ports(): { ours: number; redis: number } } {
+  let ours: TestServer | undefined;
+  let redis: RedisServer | undefined;
+  before(async () => {
+    ours = await startOurs();
+    redis = await startRedis();
+  });
+  after(async () => {
+    await ours?.close();
+    await redis?.stop();
+  });
+  const started = <T>(s: T | undefined): T => {
+    if (s === undefined) throw new Error('the servers start in the suite\'s before hook');
+    return s;
+  };
+  return {
+    get ours() {
+      return started(ours);
+    },
+    get redis() {
+      return started(redis);
+    },
+    ports: () => ({ ours: started(ours).port, redis: started(redis).port }),
+  };
 }

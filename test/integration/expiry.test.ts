@@ -1,9 +1,9 @@
 /** SET options and the TTL family, compared byte for byte with redis-server where Redis fixes the reply. */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { itMatchesRedis, type Cmd } from '../helpers/compare.js';
-import { startOurs, startRedis, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { compareServersForSuite, itMatchesRedis, type Cmd } from '../helpers/compare.js';
+import { startOurs } from '../helpers/servers.js';
 
 const FAR = '4102444800'; // 2100-01-01, seconds
 const FAR_MS = '4102444800123';
@@ -104,18 +104,9 @@ const SCRIPTS: Record<string, Cmd[]> = {
 };
 
 describe('expiry', () => {
-  let ours: TestServer;
-  let redis: RedisServer;
-  before(async () => {
-    ours = await startOurs();
-    redis = await startRedis();
-  });
-  after(async () => {
-    await ours.close();
-    await redis.stop();
-  });
+  const servers = compareServersForSuite();
 
-  itMatchesRedis(() => ({ ours: ours.port, redis: redis.port }), SCRIPTS);
+  itMatchesRedis(servers.ports, SCRIPTS);
 
   for (const async_write of [false, true]) {
     it(`${async_write ? 'async' : 'sync'}: an entry is absent from the millisecond it expires, pending or committed`, async () => {

@@ -2,12 +2,12 @@
  * Keyspace, batch, size/range and whole-namespace commands, compared with a real redis-server
  * wherever Redis defines the reply, plus the cases where a blob and a namespace share a name.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { itMatchesRedis, type Cmd } from '../helpers/compare.js';
+import { compareServersForSuite, itMatchesRedis, type Cmd } from '../helpers/compare.js';
 import { RawClient, resp } from '../helpers/raw.js';
-import { startOurs, startRedis, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { startOurs } from '../helpers/servers.js';
 
 const BIN = Buffer.from([0, 255, 13, 10, 42]);
 
@@ -122,21 +122,12 @@ const SCRIPTS: Record<string, Cmd[]> = {
 const UNORDERED = new Set(['keys', 'hkeys', 'hvals', 'hgetall']);
 
 describe('keyspace commands', () => {
-  let ours: TestServer;
-  let redis: RedisServer;
-  before(async () => {
-    ours = await startOurs();
-    redis = await startRedis();
-  });
-  after(async () => {
-    await ours.close();
-    await redis.stop();
-  });
+  const servers = compareServersForSuite();
 
-  itMatchesRedis(() => ({ ours: ours.port, redis: redis.port }), SCRIPTS, UNORDERED);
+  itMatchesRedis(servers.ports, SCRIPTS, UNORDERED);
 
   it('HGETALL is a map in RESP3, HRANDFIELD counts behave as in Redis', async () => {
-    for (const port of [ours.port, redis.port]) {
+    for (const port of [servers.ours.port, servers.redis.port]) {
       const r = new Redis({ port, host: '127.0.0.1' });
       try {
         await r.flushall();
@@ -161,7 +152,7 @@ describe('keyspace commands', () => {
   });
 
   it('a blob and a namespace of one name: DEL deletes both and counts each; EXISTS counts each; TYPE is string', async () => {
-    const r = new Redis({ port: ours.port, host: '127.0.0.1' });
+    const r = new Redis({ port: servers.ours.port, host: '127.0.0.1' });
     try {
       await r.flushall();
       await r.set('x', 'blob');
@@ -183,7 +174,7 @@ describe('keyspace commands', () => {
   });
 
   it('SCAN and HSCAN walk everything, with MATCH, TYPE, NOVALUES and huge COUNT', async () => {
-    const r = new Redis({ port: ours.port, host: '127.0.0.1' });
+    const r = new Redis({ port: servers.ours.port, host: '127.0.0.1' });
     try {
       await r.flushall();
       const p = r.pipeline();

@@ -2,11 +2,11 @@
  * The same commands against our server and a real redis-server, compared byte for byte.
  * Every script runs on an empty keyspace on both sides.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { RawClient, resp } from '../helpers/raw.js';
-import { itMatchesRedis, type Cmd } from '../helpers/compare.js';
-import { startOurs, startRedis, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { compareServersForSuite, itMatchesRedis, type Cmd } from '../helpers/compare.js';
+import { startOurs } from '../helpers/servers.js';
 
 
 const SCRIPTS: Record<string, Cmd[]> = {
@@ -129,18 +129,9 @@ const SCRIPTS: Record<string, Cmd[]> = {
 };
 
 describe('replies match redis-server', () => {
-  let ours: TestServer;
-  let redis: RedisServer;
-  before(async () => {
-    ours = await startOurs();
-    redis = await startRedis();
-  });
-  after(async () => {
-    await ours.close();
-    await redis.stop();
-  });
+  const servers = compareServersForSuite();
 
-  itMatchesRedis(() => ({ ours: ours.port, redis: redis.port }), SCRIPTS);
+  itMatchesRedis(servers.ports, SCRIPTS);
 
   it('inline commands', async () => {
     const script = 'PING\r\nSET a "hello world"\r\nGET a\r\nECHO \'it\\\'s\'\r\n\r\nGET "\\x41\\x42"\nEXISTS a\n';
@@ -153,7 +144,7 @@ describe('replies match redis-server', () => {
       c.destroy();
       return r;
     };
-    assert.deepEqual(await get(ours.port), await get(redis.port));
+    assert.deepEqual(await get(servers.ours.port), await get(servers.redis.port));
   });
 });
 
