@@ -67,6 +67,11 @@ export class MaintenanceWorker {
     return this.lostReason === null && this.closed === null;
   }
 
+  /** Checkpoints the thread is running or has queued. */
+  get checkpointsInFlight(): number {
+    return this.checkpointing.size;
+  }
+
   /** Called after each commit on `shard`. */
   markDirty(shard: number): void {
     this.dirty.add(shard);

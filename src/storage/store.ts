@@ -326,11 +326,17 @@ export class Store {
     if (this.sweeper !== null) return;
     const tick = (): void => {
       const now = Date.now();
+      const worker = this.maintenance;
+      // A step holds up its shard's commits until the thread runs it: never queue one behind a
+      // checkpoint (which can take tens of ms after large writes). Try again shortly instead.
+      if (worker?.alive && worker.checkpointsInFlight > 0) {
+        if (this.sweeper !== null) setTimeout(tick, SWEEP_PAUSE_MS).unref();
+        return;
+      }
       for (const q of this.queues) {
         // An idle shard costs one indexed lookup, not a transaction.
         if (this.sweeping.has(q) || !q.shard.hasExpired(now)) continue;
         this.sweeping.add(q);
-        const worker = this.maintenance;
         const offload = worker?.alive ? () => worker.sweep(q.shard.id, now, limit) : undefined;
         const done = q.push({ kind: 'sweep', now, limit, offload }, true)!;
         void done
