@@ -11,7 +11,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { root, startBlobasaur } from './lib.mjs';
+import { root, startBlobasaur, timeGets } from './lib.mjs';
 
 const { values: opts } = parseArgs({
   options: { seconds: { type: 'string', default: '8' }, out: { type: 'string', default: 'docs/compression-latency.md' } },
@@ -24,19 +24,8 @@ try {
   const writer = new Redis({ port, host: '127.0.0.1' });
   for (let i = 0; i < 1000; i++) await reader.set(`small:${i}`, 'x'.repeat(100));
 
-  const measure = async (seconds) => {
-    const lat = [];
-    const end = Date.now() + seconds * 1000;
-    let i = 0;
-    while (Date.now() < end) {
-      const t = process.hrtime.bigint();
-      await reader.get(`small:${i++ % 1000}`);
-      lat.push(Number(process.hrtime.bigint() - t) / 1e6);
-    }
-    lat.sort((a, b) => a - b);
-    const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
-    return { n: lat.length, p50: q(0.5), p99: q(0.99), max: lat[lat.length - 1] };
-  };
+  const smallKeys = Array.from({ length: 1000 }, (_, k) => `small:${k}`);
+  const measure = (seconds) => timeGets(reader, smallKeys, seconds * 1000);
 
   const idle = await measure(SECONDS);
   // Compressible but not trivially so: distinct lines of text.

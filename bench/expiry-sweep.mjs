@@ -9,7 +9,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { root, startBlobasaur } from './lib.mjs';
+import { root, startBlobasaur, timeGets } from './lib.mjs';
 
 const { values: opts } = parseArgs({
   options: { keys: { type: 'string', default: '100000' }, out: { type: 'string', default: 'docs/expiry-sweep.md' } },
@@ -43,19 +43,8 @@ try {
   await new Promise((r) => setTimeout(r, 500));
   const sizeBefore = filesBytes();
 
-  const measure = async (ms, until) => {
-    const lat = [];
-    const end = Date.now() + ms;
-    let i = 0;
-    while (Date.now() < end && !(until?.() ?? false)) {
-      const t = process.hrtime.bigint();
-      await reader.get(`live:${i++ % 1000}`);
-      lat.push(Number(process.hrtime.bigint() - t) / 1e6);
-    }
-    lat.sort((a, b) => a - b);
-    const q = (x) => lat[Math.min(lat.length - 1, Math.floor(x * lat.length))];
-    return { n: lat.length, p50: q(0.5), p99: q(0.99), max: lat[lat.length - 1] };
-  };
+  const liveKeys = Array.from({ length: 1000 }, (_, k) => `live:${k}`);
+  const measure = (ms, until) => timeGets(reader, liveKeys, ms, until);
   const quiet = await measure(Math.min(3000, moment - Date.now() - 200));
   await new Promise((r) => setTimeout(r, Math.max(0, moment - Date.now() + 50)));
   const sweepStart = Date.now();

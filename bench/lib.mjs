@@ -472,6 +472,24 @@ export function quantile(sorted, q) {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
+/**
+ * Times one request at a time from `client` (`ioredis`-like: get(key)) for `ms` milliseconds or
+ * until `until()` says so, cycling through `keys`; returns count, p50, p99 and max in milliseconds.
+ */
+export async function timeGets(client, keys, ms, until = () => false) {
+  const lat = [];
+  const end = Date.now() + ms;
+  let i = 0;
+  while (Date.now() < end && !until()) {
+    const t = process.hrtime.bigint();
+    await client.get(keys[i++ % keys.length]);
+    lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  lat.sort((a, b) => a - b);
+  const q = (x) => lat[Math.min(lat.length - 1, Math.floor(x * lat.length))];
+  return { n: lat.length, p50: q(0.5), p99: q(0.99), max: lat[lat.length - 1] };
+}
+
 /** Reads a file if it exists, else returns null. */
 export function readIfExists(path) {
   return existsSync(path) ? readFileSync(path, 'utf8') : null;
