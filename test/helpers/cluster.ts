@@ -60,6 +60,8 @@ export async function spawnNode(spec: NodeSpec, t: Timing, dir = tempDir('blobas
     `seeds = [${(c.seeds as string[]).map((s) => `"${s}"`).join(', ')}]`,
     `gossip_interval_ms = ${t.intervalMs}`,
     `node_timeout_ms = ${t.timeoutMs}`,
+    // Scalar extras (secret, config_epoch, …) as TOML; JSON's quoting of these is TOML's too.
+    ...Object.entries(spec.cluster ?? {}).map(([k, v]) => `${k} = ${JSON.stringify(v)}`),
     ...spec.slots.flatMap(([a, b]) => ['[[cluster.slot_ranges]]', `start = ${a}`, `end = ${b}`]),
   ].join('\n');
   const file = join(dir, 'config.toml');
