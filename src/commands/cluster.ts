@@ -7,7 +7,8 @@ import { ErrorReply, OK, RespMap, Verbatim, type Reply } from '../protocol/reply
 import { countKeysInSlot, keysInSlot } from '../cluster/keyspace.js';
 import { formatRanges, keySlot, SLOT_COUNT, type SlotRange } from '../cluster/slots.js';
 import type { ClusterNode, ClusterState } from '../cluster/state.js';
-import { NOT_INTEGER, parseInteger, SYNTAX_ERROR } from './errors.js';
+import { parseInteger } from './args.js';
+import { NOT_INTEGER, SYNTAX_ERROR } from './errors.js';
 import { containerHelp } from './help.js';
 import type { CommandContext, CommandFlag, CommandSpec, Handler } from './types.js';
 
@@ -82,23 +83,23 @@ export const clusterCommands: CommandSpec[] = [
         'cluster|countkeysinslot',
         3,
         'Returns the number of keys in a hash slot.',
-        clustered((c, { store }, args) => {
+        clustered((c, { ks, now }, args) => {
           const slot = parseInteger(args[2]);
           if (slot === null) return NOT_INTEGER;
           if (slot < 0 || slot >= SLOT_COUNT) return new ErrorReply('ERR Invalid slot');
-          return countKeysInSlot(store, c.namespaceRouting, slot);
+          return countKeysInSlot(ks, c.namespaceRouting, slot, now);
         }),
       ),
       sub(
         'cluster|getkeysinslot',
         4,
         'Returns the key names in a hash slot.',
-        clustered((c, { store }, args) => {
+        clustered((c, { ks, now }, args) => {
           const slot = parseInteger(args[2]);
           const max = parseInteger(args[3]);
           if (slot === null || max === null) return NOT_INTEGER;
           if (max < 0 || slot < 0 || slot >= SLOT_COUNT) return new ErrorReply('ERR Invalid slot or number of keys');
-          return keysInSlot(store, c.namespaceRouting, slot, max);
+          return keysInSlot(ks, c.namespaceRouting, slot, max, now);
         }),
         { tips: NONDETERMINISTIC },
       ),

@@ -1,7 +1,8 @@
 /** Connection commands that clients send on their own: AUTH, PING, ECHO, QUIT, SELECT, HELLO, CLIENT. */
 import { ErrorReply, OK, PONG, RespMap, Verbatim, type Reply } from '../protocol/reply.js';
 import { AUTH_WITHOUT_PASSWORD_TEXT, HELLO_NOAUTH_TEXT, WRONGPASS_TEXT } from '../server/security.js';
-import { NOT_INTEGER, parseInteger, SYNTAX_ERROR, wrongArity } from './errors.js';
+import { parseInteger } from './args.js';
+import { NOT_INTEGER, SYNTAX_ERROR, wrongArity } from './errors.js';
 import { containerHelp } from './help.js';
 import type { ClientState, CommandContext, CommandSpec } from './types.js';
 

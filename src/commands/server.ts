@@ -5,7 +5,6 @@ import { containerHelp } from './help.js';
 import { commandDocs, commandInfo } from './introspection.js';
 import { renderInfo } from './info.js';
 import { opsStats } from '../observability/metrics.js';
-import { startSave } from '../tools/backup.js';
 import { afterAck, type CommandContext, type CommandSpec } from './types.js';
 
 const SERVER = { group: 'server', keys: null } as const;
@@ -63,7 +62,7 @@ export const serverCommands: CommandSpec[] = [
     categories: ['keyspace', 'read', 'fast'],
     summary: 'Returns the number of keys in the database.',
     since: '1.0.0',
-    handler: ({ store }) => store.dbsize(),
+    handler: ({ ks }) => ks.dbsize(),
   },
   flush('flushdb', 'Removes all keys from the current database.'),
   flush('flushall', 'Removes all keys from all databases.'),
@@ -98,9 +97,9 @@ const saveCommands: CommandSpec[] = [
     categories: ['admin', 'slow', 'dangerous'],
     summary: 'Synchronously saves the database(s) to disk.',
     since: '1.0.0',
-    handler: async ({ server, store }) => {
+    handler: async ({ server }) => {
       if (opsStats(server).save.inProgress !== null) return new ErrorReply('ERR Background save already in progress');
-      await startSave(server, store);
+      await server.startSave();
       return OK;
     },
   },
@@ -112,17 +111,17 @@ const saveCommands: CommandSpec[] = [
     categories: ['admin', 'slow', 'dangerous'],
     summary: 'Asynchronously saves the database(s) to disk.',
     since: '1.0.0',
-    handler: ({ server, store }, args) => {
+    handler: ({ server }, args) => {
       if (args.length > 2 || (args.length === 2 && args[1].toString('latin1').toLowerCase() !== 'schedule')) return SYNTAX_ERROR;
       const running = opsStats(server).save.inProgress;
       if (running !== null) {
         if (args.length === 1) return new ErrorReply('ERR Background save already in progress');
         // SCHEDULE: run another save once this one ends.
-        void running.catch(() => {}).then(() => startSave(server, store).catch(() => {}));
+        void running.catch(() => {}).then(() => server.startSave().catch(() => {}));
         return new SimpleString('Background saving scheduled');
       }
       // The outcome shows in INFO persistence (rdb_last_bgsave_status) and LASTSAVE.
-      startSave(server, store).catch(() => {});
+      server.startSave().catch(() => {});
       return new SimpleString('Background saving started');
     },
   },
@@ -148,12 +147,12 @@ function flush(name: 'flushdb' | 'flushall', summary: string): CommandSpec {
     categories: ['keyspace', 'write', 'slow', 'dangerous'],
     summary,
     since: '1.0.0',
-    handler: ({ store }: CommandContext, args: Buffer[]) => {
+    handler: ({ ks }: CommandContext, args: Buffer[]) => {
       if (args.length > 2) return SYNTAX_ERROR;
       if (args.length === 2 && !['async', 'sync'].includes(args[1].toString('latin1').toLowerCase())) {
         return SYNTAX_ERROR;
       }
-      return afterAck(store.flushAll(), OK);
+      return afterAck(ks.flushAll(), OK);
     },
   };
 }

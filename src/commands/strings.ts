@@ -1,27 +1,24 @@
 /** Plain blobs as Redis strings: whole values, batches, sizes and byte ranges. */
 import { ErrorReply, OK, type Reply } from '../protocol/reply.js';
-import type { PendingValue } from '../storage/overlay.js';
-import { joinAcks, type Ack } from '../storage/store.js';
-import { NOT_INTEGER, parseInteger, wrongArity } from './errors.js';
+import { joinAcks, type Ack, type PendingValue } from '../storage/keyspace.js';
+import { integerArg } from './args.js';
+import { wrongArity } from './errors.js';
 import { set } from './expiry.js';
 import { afterAck, arrayReply, oneKey, type CommandSpec, type Handler } from './types.js';
 
 const STRING = { group: 'string' } as const;
-/** Applies `f` to a value that may still be decoding; a promise stays a promise. */
-function mapValue<T>(value: PendingValue | null, f: (v: Buffer | null) => T): T | Promise<T> {
+
+/** A reply computed from a value that may still be decoding; a promise stays a promise. */
+function replyFrom(value: PendingValue | null, f: (v: Buffer | null) => Reply): Reply | Promise<Reply> {
   return value instanceof Promise ? value.then(f) : f(value);
 }
 
-/** A reply computed from a value that may be a promise. */
-function replyFrom(value: PendingValue | null, f: (v: Buffer | null) => Reply): Reply | Promise<Reply> {
-  return mapValue(value, f);
-}
+const TOO_LARGE = new ErrorReply('ERR string exceeds maximum allowed size (proto-max-bulk-len)');
 
-const getrange: Handler = ({ store }, args) => {
-  const start = parseInteger(args[2]);
-  const end = parseInteger(args[3]);
-  if (start === null || end === null) return NOT_INTEGER;
-  return replyFrom(store.get(args[1]), (v) => byteRange(v ?? EMPTY, start, end));
+const getrange: Handler = ({ ks, now }, args) => {
+  const start = integerArg(args[2]);
+  const end = integerArg(args[3]);
+  return replyFrom(ks.get(null, args[1], now), (v) => byteRange(v ?? EMPTY, start, end));
 };
 
 /** Redis' GETRANGE index rules: negative counts from the end, both ends inclusive, clamped. */
@@ -39,54 +36,52 @@ export function byteRange(v: Buffer, start: number, end: number): Buffer {
 
 const EMPTY = Buffer.alloc(0);
 
-const setrange: Handler = ({ store }, args) => {
-  const offset = parseInteger(args[2]);
-  if (offset === null) return NOT_INTEGER;
+/** SETRANGE and APPEND change a value in place: the key keeps its TTL, as in Redis. */
+const setrange: Handler = ({ ks, now }, args) => {
+  const offset = integerArg(args[2]);
   if (offset < 0) return new ErrorReply('ERR offset is out of range');
   const patch = args[3];
-  const current = store.get(args[1]);
-  if (patch.length === 0) return mapValue(current, (v) => v?.length ?? 0);
-  if (offset + patch.length > store.maxValueBytes) {
-    return new ErrorReply('ERR string exceeds maximum allowed size (proto-max-bulk-len)');
-  }
-  const next = mapValue(current, (v) => {
-    const old = v ?? EMPTY;
-    const out = Buffer.alloc(Math.max(old.length, offset + patch.length));
-    old.copy(out);
-    patch.copy(out, offset);
-    return out;
-  });
-  return afterAckValue(store.set(args[1], next), next);
+  if (patch.length === 0) return ks.size(null, args[1], now);
+  if (offset + patch.length > ks.maxValueBytes) return TOO_LARGE;
+  const { value, ack } = ks.update(
+    null,
+    args[1],
+    now,
+    (old) => {
+      const current = old ?? EMPTY;
+      const out = Buffer.alloc(Math.max(current.length, offset + patch.length));
+      current.copy(out);
+      patch.copy(out, offset);
+      return out;
+    },
+    'keep',
+  );
+  return afterAckLength(ack, value);
 };
 
-const append: Handler = ({ store }, args) => {
+const append: Handler = ({ ks, now }, args) => {
   const tail = args[2];
-  const current = store.get(args[1]);
-  if (!(current instanceof Promise) && (current?.length ?? 0) + tail.length > store.maxValueBytes) {
-    return new ErrorReply('ERR string exceeds maximum allowed size (proto-max-bulk-len)');
-  }
-  const next = mapValue(current, (v) => (v === null ? Buffer.from(tail) : Buffer.concat([v, tail])));
-  return afterAckValue(store.set(args[1], next), next);
+  const size = ks.size(null, args[1], now);
+  if (!(size instanceof Promise) && size + tail.length > ks.maxValueBytes) return TOO_LARGE;
+  const { value, ack } = ks.update(null, args[1], now, (v) => (v === null ? Buffer.from(tail) : Buffer.concat([v, tail])), 'keep');
+  return afterAckLength(ack, value);
 };
 
 /** The new length once the write is acknowledged and the new value is known. */
-function afterAckValue(ack: Ack, next: PendingValue): Reply | Promise<Reply> {
+function afterAckLength(ack: Ack, next: PendingValue): Reply | Promise<Reply> {
   if (next instanceof Promise) return Promise.all([ack, next]).then(([, v]) => v.length);
   return afterAck(ack, next.length);
 }
 
-const mget: Handler = ({ store }, args) => {
-  const values = args.slice(1).map((k) => store.get(k));
-  return arrayReply(values);
-};
+const mget: Handler = ({ ks, now }, args) => arrayReply(args.slice(1).map((k) => ks.get(null, k, now)));
 
 function mset(nx: boolean): Handler {
-  return ({ store }, args) => {
+  return ({ ks, now }, args) => {
     if (args.length % 2 === 0) return wrongArity(nx ? 'msetnx' : 'mset');
     // Decided now, before any write: all of them happen or none does, as the client sees it.
-    if (nx) for (let i = 1; i < args.length; i += 2) if (store.exists(args[i])) return 0;
+    if (nx) for (let i = 1; i < args.length; i += 2) if (ks.exists(null, args[i], now)) return 0;
     const acks: Ack[] = [];
-    for (let i = 1; i < args.length; i += 2) acks.push(store.set(args[i], args[i + 1]));
+    for (let i = 1; i < args.length; i += 2) acks.push(ks.set(null, args[i], args[i + 1], 'clear', now));
     return afterAck(joinAcks(acks), nx ? 1 : OK);
   };
 }
@@ -101,7 +96,7 @@ export const stringCommands: CommandSpec[] = [
     categories: ['read', 'string', 'fast'],
     summary: 'Returns the string value of a key.',
     since: '1.0.0',
-    handler: ({ store }, args) => store.get(args[1]),
+    handler: ({ ks, now }, args) => ks.get(null, args[1], now),
   },
   {
     ...STRING,
@@ -159,7 +154,7 @@ export const stringCommands: CommandSpec[] = [
     categories: ['read', 'string', 'fast'],
     summary: 'Returns the length of a string value.',
     since: '2.2.0',
-    handler: ({ store }, args) => store.size(null, args[1]),
+    handler: ({ ks, now }, args) => ks.size(null, args[1], now),
   },
   {
     ...STRING,

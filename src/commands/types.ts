@@ -3,7 +3,7 @@
  * routing are all derived from these entries; there is no other list of commands.
  */
 import type { Reply, ProtocolVersion } from '../protocol/reply.js';
-import type { Store, Ack } from '../storage/store.js';
+import type { Ack, Keyspace } from '../storage/keyspace.js';
 import type { ClusterState } from '../cluster/state.js';
 
 /** Redis command flags we use; they appear as they are in COMMAND INFO. */
@@ -100,6 +100,8 @@ export interface ServerContext {
   readonly commands: CommandTableView;
   readonly stats: ServerStats;
   clients(): Iterable<ClientState>;
+  /** Starts an online backup of every shard (SAVE/BGSAVE); resolves when it is written. */
+  startSave(): Promise<void>;
   /** Starts a graceful shutdown; resolves when it has begun. */
   shutdown(reason: string): void;
   /** Extra INFO sections contributed by subsystems: name and a function computing the fields. */
@@ -114,9 +116,15 @@ export interface CommandTableView {
 }
 
 export interface CommandContext {
-  readonly store: Store;
+  /** The keyspace API: the only way commands reach stored data. */
+  readonly ks: Keyspace;
   readonly client: ClientState;
   readonly server: ServerContext;
+  /**
+   * The command's one clock reading (epoch ms), as Redis' command time snapshot: every expiry
+   * decision and relative TTL inside one command uses it, so a command never sees time move.
+   */
+  readonly now: number;
 }
 
 /** Key positions of a command whose only key is its first argument. */

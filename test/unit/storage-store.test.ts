@@ -4,7 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { Store, type StoreOptions } from '../../src/storage/store.js';
+import { Store, type Ack, type StoreOptions } from '../../src/storage/store.js';
+import { Keyspace } from '../../src/storage/keyspace.js';
+import type { PendingValue } from '../../src/storage/overlay.js';
 import { LAYOUT_FILE, LayoutError, checkLayout } from '../../src/storage/layout.js';
 import type { PendingWrite } from '../../src/storage/write-queue.js';
 
@@ -28,8 +30,35 @@ function tempDir(): string {
   return d;
 }
 
+/** The store with the keyspace API's single-key calls, at the current time, as these tests use them. */
+type KeyStore = Store & {
+  get(key: Buffer): PendingValue | null;
+  exists(key: Buffer): boolean;
+  set(key: Buffer, value: PendingValue, expiresAt?: number | null): Ack;
+  delete(key: Buffer): Ack;
+  hget(ns: Buffer, field: Buffer): PendingValue | null;
+  hexists(ns: Buffer, field: Buffer): boolean;
+  hset(ns: Buffer, field: Buffer, value: PendingValue): Ack;
+  hdelete(ns: Buffer, field: Buffer): Ack;
+};
+
+function withKeyspace(store: Store): KeyStore {
+  const ks = new Keyspace(store);
+  return Object.assign(store, {
+    get: (key: Buffer) => ks.get(null, key, Date.now()),
+    exists: (key: Buffer) => ks.exists(null, key, Date.now()),
+    set: (key: Buffer, value: PendingValue, expiresAt: number | null = null) =>
+      ks.set(null, key, value, expiresAt === null ? 'clear' : { at: expiresAt }, Date.now()),
+    delete: (key: Buffer) => ks.delete(null, key, Date.now()).ack,
+    hget: (ns: Buffer, field: Buffer) => ks.get(ns, field, Date.now()),
+    hexists: (ns: Buffer, field: Buffer) => ks.exists(ns, field, Date.now()),
+    hset: (ns: Buffer, field: Buffer, value: PendingValue) => ks.set(ns, field, value, 'clear', Date.now()),
+    hdelete: (ns: Buffer, field: Buffer) => ks.delete(ns, field, Date.now()).ack,
+  });
+}
+
 interface Opened {
-  store: Store;
+  store: KeyStore;
   failures: { err: Error; write: PendingWrite; shard: number }[];
 }
 
@@ -49,7 +78,7 @@ function open(dataDir: string, over: Partial<StoreOptions> = {}): Opened {
     ...over,
   });
   stores.push(store);
-  return { store, failures };
+  return { store: withKeyspace(store), failures };
 }
 
 test('set/get/exists/delete: pending and committed reads', async () => {
