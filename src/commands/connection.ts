@@ -121,8 +121,8 @@ export const connectionCommands: CommandSpec[] = [
         else client.libVer = value;
         return OK;
       }),
-      sub('client|info', 2, 'Returns information about the connection.', '6.2.0', ({ client }) =>
-        new Verbatim(`${clientLine(client)}\n`),
+      sub('client|info', 2, 'Returns information about the connection.', '6.2.0', ({ client, now }) =>
+        new Verbatim(`${clientLine(client, now)}\n`),
       ),
       sub('client|list', -2, 'Lists open connections.', '2.4.0', clientList),
       sub('client|help', 2, 'Returns helpful text about the different subcommands.', '5.0.0', (ctx) =>
@@ -195,7 +195,7 @@ function hello({ client, server }: CommandContext, args: Buffer[]): Reply {
   ]);
 }
 
-function clientList({ server }: CommandContext, args: Buffer[]): Reply {
+function clientList({ server, now }: CommandContext, args: Buffer[]): Reply {
   let ids: Set<number> | null = null;
   for (let i = 2; i < args.length; i++) {
     const opt = args[i].toString('latin1').toLowerCase();
@@ -217,13 +217,12 @@ function clientList({ server }: CommandContext, args: Buffer[]): Reply {
     }
   }
   let out = '';
-  for (const c of server.clients()) if (ids === null || ids.has(c.id)) out += `${clientLine(c)}\n`;
+  for (const c of server.clients()) if (ids === null || ids.has(c.id)) out += `${clientLine(c, now)}\n`;
   return new Verbatim(out);
 }
 
 /** One CLIENT LIST line, with Redis 7.2's field names and order. */
-export function clientLine(c: ClientState): string {
-  const now = Date.now();
+export function clientLine(c: ClientState, now: number): string {
   return [
     `id=${c.id}`,
     `addr=${c.addr}`,

@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CodecError, decode, encode, type CompressionSettings } from './codecs.js';
 import { ShardRing } from './mpchash.js';
-import { Shard, type ByteTotals, type SqliteSettings, type StoredValue } from './shard.js';
+import { Shard, type ByteTotals, type PageStats, type SqliteSettings, type StoredValue } from './shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
 import type { PendingValue } from './overlay.js';
 import { checkLayout } from './layout.js';
@@ -81,6 +81,7 @@ export class CorruptValueError extends Error {}
 
 export class Store {
   private readonly ring: ShardRing;
+  /** The shards' write queues: storage/ and its tests only; everyone else reads stats(). */
   readonly queues: WriteQueue[];
   private readonly budget: InflightBudget;
   private readonly maintenance: MaintenanceWorker | null = null;
@@ -376,6 +377,21 @@ export class Store {
       onShard?.(q.shard.id);
     }
     return files;
+  }
+
+  /** Page counts of each shard file, in shard order. */
+  pageStats(): PageStats[] {
+    return this.queues.map((q) => q.shard.pageStats());
+  }
+
+  /** Health of each shard: a read of each table and taking (then releasing) the write lock. */
+  probe(): ({ shard: number } & ReturnType<Shard['probe']>)[] {
+    return this.queues.map((q) => ({ shard: q.shard.id, ...q.shard.probe() }));
+  }
+
+  /** Frees up to `pages` free pages of one shard; the pages freed. */
+  vacuumShard(id: number, pages: number): number {
+    return this.queues[id].shard.incrementalVacuum(pages);
   }
 
   /** Frees up to `pages` free pages of each shard (auto_vacuum = INCREMENTAL); pages freed in total. */

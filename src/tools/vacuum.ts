@@ -27,12 +27,11 @@ export const AUTO_VACUUM_DEFAULTS: AutoVacuumOptions = { intervalMs: 60_000, min
 export function startAutoVacuum(store: Store, log: Logger, opts: AutoVacuumOptions = AUTO_VACUUM_DEFAULTS): () => void {
   const timer = setInterval(() => {
     try {
-      for (const q of store.queues) {
-        const p = q.shard.pageStats();
-        if (p.autoVacuum !== 2 || p.freelistCount < opts.minFreePages) continue;
-        const freed = q.shard.incrementalVacuum(Math.min(p.freelistCount, opts.pagesPerRun));
-        if (freed > 0) log.debug({ shard: q.shard.id, pages: freed, bytes: freed * p.pageSize }, 'incremental vacuum');
-      }
+      store.pageStats().forEach((p, shard) => {
+        if (p.autoVacuum !== 2 || p.freelistCount < opts.minFreePages) return;
+        const freed = store.vacuumShard(shard, Math.min(p.freelistCount, opts.pagesPerRun));
+        if (freed > 0) log.debug({ shard, pages: freed, bytes: freed * p.pageSize }, 'incremental vacuum');
+      });
     } catch (err) {
       // The store closes under us at shutdown; anything else is worth a line, not a crash.
       const message = err instanceof Error ? err.message : String(err);
