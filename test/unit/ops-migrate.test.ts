@@ -5,8 +5,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ShardRing } from '../../src/storage/mpchash.js';
+import { SCHEMA_VERSION, shardPath } from '../../src/storage/schema.js';
 import { Shard } from '../../src/storage/shard.js';
 import { migrateDataDir, MigrateError } from '../../src/tools/migrate.js';
+import { openFormat1Shard, writeFormat1Layout } from '../helpers/format1.js';
 import { tempDir } from '../helpers/servers.js';
 
 const SQLITE = { synchronous: 'NORMAL', cache_size_mb: 4, busy_timeout_ms: 1000, mmap_size_mb: 0 } as const;
@@ -85,5 +87,46 @@ test('killed after the new count was recorded: the next run only cleans up', () 
   assert.deepEqual(r, { from: 3, to: 2, rows: 100, moved: 0, resumed: true, nothingToDo: false });
   assert.equal(existsSync(join(dir, 'shard-2.db')), false);
   assert.equal(existsSync(join(dir, 'migrate.json')), false);
+  assert.deepEqual(allRows(dir, 2), before);
+});
+
+test('a format 1 directory (no schema version) is upgraded in place as it migrates, every file stamped', () => {
+  const dir = tempDir('blobasaur-ops-migrate-format1-');
+  writeFormat1Layout(dir, 2);
+  const ring = new ShardRing(2);
+  const dbs = [0, 1].map((s) => openFormat1Shard(shardPath(dir, s)));
+  for (let i = 0; i < 200; i++) {
+    const key = Buffer.from(`k${i}`);
+    dbs[ring.shardOf(key)]
+      .prepare('INSERT INTO blobs (key, codec, size, created_at, updated_at, expires_at, version, data) VALUES (?, 0, 5, ?, ?, ?, ?, ?)')
+      .run(key, 1000 + i, 2000 + i, i % 2 === 0 ? null : 9e12 + i, i % 5, Buffer.from(`v${i}`));
+    const field = Buffer.from(`f${i}`);
+    dbs[ring.shardOf(field)]
+      .prepare('INSERT INTO ns_blobs (namespace, key, codec, size, created_at, updated_at, expires_at, version, data) VALUES (?, ?, 0, 1, 1, 2, NULL, 7, ?)')
+      .run(Buffer.from(`ns${i % 4}`), field, Buffer.from(`nsdata${i}`));
+  }
+  for (const db of dbs) db.close();
+  const before = allRows(dir, 2);
+  assert.equal(migrateDataDir(dir, 3).rows, 400);
+  assert.deepEqual(allRows(dir, 3), before);
+  for (let s = 0; s < 3; s++) {
+    const db = new Database(shardPath(dir, s), { readonly: true });
+    assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION, `shard ${s}`);
+    db.close();
+  }
+});
+
+test('a shard stamped by a newer blobasaur is refused before anything moves', () => {
+  const dir = makeDir(2, 20);
+  const db = new Database(shardPath(dir, 1));
+  db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+  db.close();
+  const before = allRows(dir, 2);
+  assert.throws(
+    () => migrateDataDir(dir, 3),
+    (e: Error) => e instanceof MigrateError && e.message.startsWith(`${shardPath(dir, 1)} has schema version ${SCHEMA_VERSION + 1}: it was written by a newer blobasaur`),
+  );
+  assert.equal(existsSync(join(dir, 'migrate.json')), false);
+  assert.equal(existsSync(shardPath(dir, 2)), false);
   assert.deepEqual(allRows(dir, 2), before);
 });
