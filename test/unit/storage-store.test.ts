@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { Store, type StoreOptions } from '../../src/storage/store.js';
 import { LAYOUT_FILE, LayoutError, checkLayout } from '../../src/storage/layout.js';
 import type { PendingWrite } from '../../src/storage/write-queue.js';
+import { shardPath } from '../../src/storage/schema.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const str = (v: Buffer | null | Promise<Buffer>): string | null => {
@@ -270,7 +271,7 @@ test('a write that fails to commit rejects, reports its shard and stops shadowin
   const key = b('victim');
   const id = store.shardOf(key);
   await store.set(key, b('old'));
-  const peek = new Database(join(dir, `shard-${id}.db`));
+  const peek = new Database(shardPath(dir, id));
   try {
     peek.exec(`CREATE TRIGGER poison BEFORE INSERT ON blobs WHEN NEW.data = X'${b('poison').toString('hex')}'
                BEGIN SELECT RAISE(ABORT, 'boom'); END`);
@@ -294,7 +295,7 @@ test('async mode: a failed write goes to onWriteFailure and the read falls back 
   const id = store.shardOf(key);
   store.set(key, b('old'));
   await store.drain();
-  const peek = new Database(join(dir, `shard-${id}.db`));
+  const peek = new Database(shardPath(dir, id));
   peek.exec(`CREATE TRIGGER poison BEFORE INSERT ON blobs WHEN NEW.data = X'${b('poison').toString('hex')}'
              BEGIN SELECT RAISE(ABORT, 'boom'); END`);
   peek.close();
