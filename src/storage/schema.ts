@@ -171,10 +171,13 @@ export function applyMigrations(db: Database.Database, file: string, migrations:
     try {
       step.immediate();
     } catch (err) {
-      throw new SchemaError(
-        `${file}: migration ${m.version} (${m.description}) failed: ${(err as Error).message}; ` +
-          `the file is left at schema version ${schemaVersion(db)}`,
-      );
+      let left: number | string;
+      try {
+        left = schemaVersion(db);
+      } catch {
+        left = 'unknown (the file could not be read)';
+      }
+      throw new SchemaError(`${file}: migration ${m.version} (${m.description}) failed: ${(err as Error).message}; the file is left at schema version ${left}`);
     }
   }
   return { from, to: schemaVersion(db) };
