@@ -16,6 +16,7 @@ import type { PendingValue } from './overlay.js';
 import { checkLayout } from './layout.js';
 import { MaintenanceWorker } from './maintenance.js';
 import type { ReadCacheStats } from './read-cache.js';
+import { shardFileName } from './schema.js';
 
 export type Ack = Promise<void> | undefined;
 
@@ -93,7 +94,7 @@ export class Store {
     this.budget = new InflightBudget(opts.inflightCapacity, opts.inflightMaxBytes);
     this.queues = [];
     for (let id = 0; id < opts.numShards; id++) {
-      const shard = new Shard(id, join(opts.dataDir, `shard-${id}.db`), opts.sqlite);
+      const shard = new Shard(id, join(opts.dataDir, shardFileName(id)), opts.sqlite);
       this.queues.push(
         new WriteQueue(shard, this.budget, {
           batchSize: opts.batchSize,
@@ -371,7 +372,7 @@ export class Store {
   async backup(dir: string, onShard?: (shard: number) => void): Promise<string[]> {
     const files: string[] = [];
     for (const q of this.queues) {
-      const file = join(dir, `shard-${q.shard.id}.db`);
+      const file = join(dir, shardFileName(q.shard.id));
       await q.shard.backup(file);
       files.push(file);
       onShard?.(q.shard.id);

@@ -9,6 +9,7 @@ import { Keyspace } from '../../src/storage/keyspace.js';
 import type { PendingValue } from '../../src/storage/overlay.js';
 import { LAYOUT_FILE, LayoutError, checkLayout } from '../../src/storage/layout.js';
 import type { PendingWrite } from '../../src/storage/write-queue.js';
+import { shardPath } from '../../src/storage/schema.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const str = (v: Buffer | null | Promise<Buffer>): string | null => {
@@ -299,7 +300,7 @@ test('a write that fails to commit rejects, reports its shard and stops shadowin
   const key = b('victim');
   const id = store.shardOf(key);
   await store.set(key, b('old'));
-  const peek = new Database(join(dir, `shard-${id}.db`));
+  const peek = new Database(shardPath(dir, id));
   try {
     peek.exec(`CREATE TRIGGER poison BEFORE INSERT ON blobs WHEN NEW.data = X'${b('poison').toString('hex')}'
                BEGIN SELECT RAISE(ABORT, 'boom'); END`);
@@ -323,7 +324,7 @@ test('async mode: a failed write goes to onWriteFailure and the read falls back 
   const id = store.shardOf(key);
   store.set(key, b('old'));
   await store.drain();
-  const peek = new Database(join(dir, `shard-${id}.db`));
+  const peek = new Database(shardPath(dir, id));
   peek.exec(`CREATE TRIGGER poison BEFORE INSERT ON blobs WHEN NEW.data = X'${b('poison').toString('hex')}'
              BEGIN SELECT RAISE(ABORT, 'boom'); END`);
   peek.close();
