@@ -13,6 +13,7 @@
  */
 import { expired, KEEP, type OverlayEntry, type PendingValue } from './overlay.js';
 import type { FieldRow } from './shard.js';
+import { codecName } from './codecs.js';
 import { decodeRow, joinAcks, type Ack, type Store, type StoreStats } from './store.js';
 import type { WriteQueue } from './write-queue.js';
 
@@ -56,6 +57,21 @@ export interface FieldScanPosition {
 }
 
 export const FIELD_SCAN_START: FieldScanPosition = { shard: 0, after: null };
+
+/** What is stored about a value besides its bytes (times are epoch ms). */
+export interface BlobMeta {
+  /** Bytes as the client wrote them. */
+  size: number;
+  /** Bytes on disk after compression. */
+  storedSize: number;
+  /** The codec the value is stored with: none, gzip, zstd, lz4 or brotli. */
+  codec: string;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number | null;
+  /** 0 when created, +1 on every overwrite. */
+  version: number;
+}
 
 /** The outcome of RENAME / RENAMENX. */
 export type RenameResult = { done: true; ack: Ack } | { done: false; why: 'no-source' | 'target-exists' };
@@ -136,6 +152,25 @@ export class Keyspace {
     const v = at.value;
     if (v === KEEP) return q.shard.sizeAny(ns, key) ?? 0;
     return v instanceof Promise ? v.then((b) => b.length) : (v as Buffer).length;
+  }
+
+  /**
+   * A live key's metadata, or null. Waits for the key's shard to commit what is pending, so the
+   * answer describes the value every read sees; `now` decides liveness as for any read.
+   */
+  async meta(ns: Buffer | null, key: Buffer, now: number): Promise<BlobMeta | null> {
+    await this.store.settle(key);
+    const row = this.store.queueOf(key).shard.info(ns, key, now);
+    if (row === undefined) return null;
+    return {
+      size: row.size,
+      storedSize: row.stored,
+      codec: codecName(row.codec),
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      expiresAt: row.expires_at,
+      version: row.version,
+    };
   }
 
   /** Writes a value; `expiry` says what becomes of the key's expiry. */

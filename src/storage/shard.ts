@@ -197,6 +197,14 @@ export class Shard {
     return this.stmt.meta.get(key);
   }
 
+  /** Everything stored about a live row but its value: for introspection (the value is not read). */
+  info(ns: Buffer | null, key: Buffer, now: number): RowInfo | undefined {
+    this.shareReadTxn();
+    const cols = 'size, length(data) AS stored, codec, created_at, updated_at, expires_at, version';
+    if (ns === null) return this.prep<RowInfo>(`SELECT ${cols} FROM blobs WHERE key = ? AND ${LIVE}`).get(key, now);
+    return this.prep<RowInfo>(`SELECT ${cols} FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).get(ns, key, now);
+  }
+
   /** Rows, bytes as clients wrote them, and bytes as stored (after compression); committed rows only. */
   byteTotals(): ByteTotals {
     return this.stmt.totals.get() ?? { rows: 0, logical: 0, stored: 0 };
@@ -498,6 +506,14 @@ export interface ByteTotals {
   rows: number;
   logical: number;
   stored: number;
+}
+
+export interface RowInfo extends RowMeta {
+  /** Logical size: the bytes the client wrote. */
+  size: number;
+  /** Bytes stored (after compression). */
+  stored: number;
+  codec: number;
 }
 
 export interface RowMeta {

@@ -232,6 +232,11 @@ export class Store {
     return total;
   }
 
+  /** Resolves once every write executed so far on the key's shard has committed or failed. */
+  settle(key: Buffer): Promise<void> {
+    return this.queueOf(key).drain();
+  }
+
   /** Resolves once every write executed so far has committed or failed. */
   async drain(): Promise<void> {
     await Promise.all(this.queues.map((q) => q.drain()));

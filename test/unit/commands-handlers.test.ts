@@ -108,3 +108,35 @@ for (const mode of WRITE_MODES) {
     });
   });
 }
+
+describe('keyspace metadata', () => {
+  it('size, stored size, codec, times and version of a key and of a namespace field', async () => {
+    const h = Harness.open({ compression: { algorithm: 'zstd', level: 3 } });
+    try {
+      const { Keyspace } = await import('../../src/storage/keyspace.js');
+      const ks = new Keyspace(h.store);
+      const t0 = h.now;
+      await h.run('SET', 'doc', 'x'.repeat(10_000), 'PXAT', t0 + 60_000);
+      const m = await ks.meta(null, Buffer.from('doc'), h.now);
+      assert.ok(m !== null);
+      assert.equal(m.size, 10_000);
+      assert.equal(m.codec, 'zstd');
+      assert.ok(m.storedSize < 1000, `zstd stores 10,000 x's in ${m.storedSize} bytes`);
+      assert.equal(m.expiresAt, t0 + 60_000);
+      assert.equal(m.version, 0);
+      assert.equal(m.createdAt, t0);
+      h.now += 5;
+      await h.run('SET', 'doc', 'y', 'KEEPTTL');
+      const m2 = await ks.meta(null, Buffer.from('doc'), h.now);
+      assert.deepEqual([m2?.version, m2?.createdAt, m2?.updatedAt, m2?.size, m2?.expiresAt], [1, t0, t0 + 5, 1, t0 + 60_000]);
+      await h.run('HSET', 'ns', 'f', 'value');
+      const f = await ks.meta(Buffer.from('ns'), Buffer.from('f'), h.now);
+      assert.deepEqual([f?.size, f?.expiresAt, f?.version], [5, null, 0]);
+      assert.equal(await ks.meta(null, Buffer.from('nope'), h.now), null);
+      h.now += 60_000;
+      assert.equal(await ks.meta(null, Buffer.from('doc'), h.now), null, 'expired keys have no metadata');
+    } finally {
+      await h.close();
+    }
+  });
+});
