@@ -6,7 +6,7 @@
  * specs), and the declaration is checked when the module loads, so a wrong spec fails at startup
  * (and in every test), not in a client.
  */
-import type { CommandFlag, CommandSpec, FieldSpec, Handler, KeySpec, KeySpecFlag, LegacyKeys } from './types.js';
+import type { CommandFlag, CommandSpec, CommandSpecFields, FieldSpec, Handler, KeySpec, KeySpecFlag, LegacyKeys } from './types.js';
 
 export interface CommandDeclaration {
   /** Lower-case; a subcommand is named `container|sub`, as Redis names it. */
@@ -129,7 +129,7 @@ export function defineCommand(d: CommandDeclaration): CommandSpec {
   if (isSub && subs.length > 0) fail('a subcommand has no subcommands');
 
   const legacy = legacyKeys(keys);
-  return {
+  const spec: CommandSpecFields = {
     name: d.name,
     arity: d.arity,
     flags: FLAG_ORDER.filter((f) => flags.has(f) || (f === 'movablekeys' && legacy.movable)),
@@ -148,6 +148,7 @@ export function defineCommand(d: CommandDeclaration): CommandSpec {
     handler: d.handler,
     ...(subs.length === 0 ? {} : { subcommands: subs }),
   };
+  return spec as CommandSpec;
 }
 
 function checkKeySpec(k: KeySpec, arity: number, fail: (why: string) => never): void {

@@ -68,8 +68,17 @@ export type FieldSpec =
   | { readonly first: number; readonly last: number; readonly step: number }
   | { readonly keyword: string; readonly step: number };
 
-/** One command table entry. Built only by defineCommand() (define.ts), which checks and derives it. */
-export interface CommandSpec {
+/** Known only to this module's types: no object literal elsewhere can be a CommandSpec. */
+declare const builtBy: unique symbol;
+
+/**
+ * One command table entry. Only defineCommand() (define.ts) makes one — it checks the declaration
+ * and derives the rest — so every entry in the table has been checked.
+ */
+export type CommandSpec = CommandSpecFields & { readonly [builtBy]: 'defineCommand' };
+
+/** What a CommandSpec holds; defineCommand() fills it in. */
+export interface CommandSpecFields {
   /** Lower-case name; subcommands are named as Redis names them ("client|setname"). */
   readonly name: string;
   /** Redis arity: N means exactly N words including the name, -N means at least N. */
