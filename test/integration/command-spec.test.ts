@@ -179,6 +179,24 @@ describe('COMMAND INFO and COMMAND DOCS equal redis-server 7.0\'s', () => {
     });
   }
 
+  it('COMMAND INFO and DOCS of a subcommand by its container|sub name, as Redis 7.0', async () => {
+    const a = await RawClient.connect(ours.port);
+    const b = await RawClient.connect(redis.port);
+    try {
+      for (const name of ['client|list', 'config|set', 'CONFIG|GET', 'command|docs', 'cluster|slots', 'client|nosuch']) {
+        for (const sub of ['INFO', 'DOCS']) {
+          const mine = serialize(await ask(a, 'COMMAND', sub, name));
+          const theirs = await ask(b, 'COMMAND', sub, name);
+          if (sub === 'DOCS' && theirs.items.length === 2) normalizeDocs(theirs.items[1], allNames);
+          assert.equal(mine, serialize(theirs), `COMMAND ${sub} ${name}`);
+        }
+      }
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+
   it('COMMAND, COMMAND COUNT, COMMAND LIST and COMMAND INFO without names cover the whole table', async () => {
     const a = await RawClient.connect(ours.port);
     try {
