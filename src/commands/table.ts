@@ -25,8 +25,11 @@ export class CommandTable implements CommandTableView {
     }
   }
 
+  /** A command by lower-case name; `container|sub` names a subcommand, as in COMMAND INFO. */
   lookup(name: string): CommandSpec | undefined {
-    return this.byName.get(name);
+    const bar = name.indexOf('|');
+    if (bar < 0) return this.byName.get(name);
+    return this.byName.get(name.slice(0, bar))?.subcommands?.find((s) => s.name === name);
   }
 
   /** The spec that runs `args` (a subcommand where there is one), or the error Redis gives. */
