@@ -4,22 +4,26 @@
 // shard files' size before and after (the sweeper returns pages to the file system as it goes).
 //
 //   node bench/expiry-sweep.mjs [--keys 100000] [--out docs/expiry-sweep.md | -]
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { root, startBlobasaur, timeGets } from './lib.mjs';
+import { shardFileBytes } from '../dist/src/observability/metrics.js';
+import { readLayout } from '../dist/src/storage/layout.js';
+import { shardPath } from '../dist/src/storage/schema.js';
 
 const { values: opts } = parseArgs({
   options: { keys: { type: 'string', default: '100000' }, out: { type: 'string', default: 'docs/expiry-sweep.md' } },
 });
 const KEYS = Number(opts.keys);
 const { port, dataDir, stop: cleanup } = await startBlobasaur('log_level = "warn"\nasync_write = true\nbatch_size = 500\nbatch_timeout_ms = 5\n', 'blobasaur-sweep-');
-const filesBytes = () =>
-  readdirSync(dataDir)
-    .filter((f) => /^shard-\d+\.db(-wal)?$/.test(f))
-    .reduce((n, f) => n + statSync(join(dataDir, f)).size, 0);
+const filesBytes = () => {
+  let n = 0;
+  for (let id = 0; id < readLayout(dataDir); id++) n += shardFileBytes(shardPath(dataDir, id));
+  return n;
+};
 
 try {
   const writer = new Redis({ port, host: '127.0.0.1' });

@@ -14,7 +14,7 @@ import { BlobServer } from './server/server.js';
 import { Cluster } from './cluster/index.js';
 import type { ServerContext } from './commands/types.js';
 import { tlsServerOptions } from './server/tls.js';
-import { Store } from './storage/store.js';
+import { Store, type ShardStats } from './storage/store.js';
 import { shutdownCodecs } from './storage/codecs.js';
 import { VERSION } from './version.js';
 
@@ -85,25 +85,34 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     },
     log,
   );
-  server.addInfoSection('blobasaur', () => [
+  server.addInfoSection('blobasaur', () => {
+    const stats = store.stats();
+    const sum = (f: (s: ShardStats) => number): number => stats.shards.reduce((n, s) => n + f(s), 0);
+    const commits = sum((s) => s.commits);
+    return [
       ['blobasaur_version', VERSION],
       ['data_dir', dataDir],
       ['shards', store.numShards],
       ['async_write', config.async_write ? 1 : 0],
       ['batch_size', config.batch_size],
       ['batch_timeout_ms', config.batch_timeout_ms],
-      ['inflight_ops', store.inflightOps],
-      ['queue_depths', store.queues.map((q) => q.depth).join(',')],
-      ['overlay_entries', store.queues.reduce((n, q) => n + q.overlay.size, 0)],
-      ['commits', store.queues.reduce((n, q) => n + q.commits, 0)],
-      ['committed_writes', store.queues.reduce((n, q) => n + q.committedOps, 0)],
-      ['failed_writes', store.queues.reduce((n, q) => n + q.failedOps, 0)],
-      ['avg_commit_batch', avgBatch(store)],
-      ['shard_file_bytes', store.queues.map((q) => shardFileBytes(q.shard.path)).join(',')],
-      ...readCacheFields(store),
-      ['shard_free_pages', store.queues.map((q) => q.shard.pageStats().freelistCount).join(',')],
+      ['inflight_ops', stats.inflightWrites],
+      ['queue_depths', stats.shards.map((s) => s.queueDepth).join(',')],
+      ['overlay_entries', sum((s) => s.overlayEntries)],
+      ['commits', commits],
+      ['committed_writes', sum((s) => s.committedWrites)],
+      ['failed_writes', sum((s) => s.failedWrites)],
+      // Writes per commit, averaged over every commit so far.
+      ['avg_commit_batch', commits === 0 ? '0.00' : (sum((s) => s.committedWrites + s.failedWrites) / commits).toFixed(2)],
+      ['shard_file_bytes', stats.shards.map((s) => shardFileBytes(s.path)).join(',')],
+      ['read_cache_hits', stats.readCache.hits],
+      ['read_cache_misses', stats.readCache.misses],
+      ['read_cache_bytes', stats.readCache.bytes],
+      ['read_cache_entries', stats.readCache.entries],
+      ['shard_free_pages', store.pageStats().map((p) => p.freelistCount).join(',')],
       ...storageFields(store, config),
-  ]);
+    ];
+  });
   // Cluster routing is in place before the port opens; gossip starts once it is open.
   const cluster = config.cluster.enabled ? new Cluster(config, log) : null;
   if (cluster !== null) {
@@ -192,23 +201,6 @@ function redisParameters(config: Config, dataDir: string, host: string, port: nu
     ['proto-max-bulk-len', String(config.proto_max_bulk_len)],
     ['client-query-buffer-limit', String(config.client_query_buffer_limit)],
     ['cluster-enabled', yesNo(config.cluster.enabled)],
-  ];
-}
-
-/** Writes per commit, averaged over every commit so far. */
-function avgBatch(store: Store): string {
-  const commits = store.queues.reduce((n, q) => n + q.commits, 0);
-  const ops = store.queues.reduce((n, q) => n + q.committedOps + q.failedOps, 0);
-  return commits === 0 ? '0.00' : (ops / commits).toFixed(2);
-}
-
-function readCacheFields(store: Store): [string, number][] {
-  const c = store.readCacheStats();
-  return [
-    ['read_cache_hits', c.hits],
-    ['read_cache_misses', c.misses],
-    ['read_cache_bytes', c.bytes],
-    ['read_cache_entries', c.entries],
   ];
 }
 

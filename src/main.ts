@@ -9,6 +9,7 @@ import { maskSecrets, refuseMidMigration } from './observability/startup.js';
 import { isToolCommand, runTool, TOOLS_HELP } from './tools/cli.js';
 import { startServer } from './app.js';
 import { LayoutError } from './storage/layout.js';
+import { SchemaError } from './storage/schema.js';
 import { TlsSetupError } from './server/tls.js';
 import { VERSION } from './version.js';
 
@@ -53,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
     running = await startServer(config, log, file);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    if (err instanceof LayoutError || err instanceof TlsSetupError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    if (err instanceof LayoutError || err instanceof SchemaError || err instanceof TlsSetupError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       process.stderr.write(`blobasaur: ${message}\n`);
       return 1;
     }

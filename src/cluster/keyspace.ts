@@ -4,14 +4,13 @@
  * it sees pending writes as every read does. The store keeps no slot index, so each call walks
  * every key: O(keys). A slot column with an index in storage would make it O(keys in slot).
  */
-import { namespaceFields, SCAN_START, scanStep, type ScanPosition } from '../storage/keyspace.js';
-import type { Store } from '../storage/store.js';
+import { SCAN_START, type Keyspace, type ScanPosition } from '../storage/keyspace.js';
 import { keySlot } from './slots.js';
 
 const STEP = 1000;
 
 /** Calls `visit` for every live routing key once; stops early when it returns false. */
-function eachKey(store: Store, mode: 'namespace' | 'field', visit: (key: Buffer) => boolean): void {
+function eachKey(ks: Keyspace, mode: 'namespace' | 'field', now: number, visit: (key: Buffer) => boolean): void {
   const seen = new Set<string>();
   const once = (key: Buffer): boolean => {
     const id = key.toString('latin1');
@@ -23,10 +22,10 @@ function eachKey(store: Store, mode: 'namespace' | 'field', visit: (key: Buffer)
   for (const hashes of [false, true]) {
     let pos: ScanPosition | null = SCAN_START;
     while (pos !== null) {
-      const { keys, next } = scanStep(store, pos, STEP, { strings: !hashes, hashes });
+      const { keys, next } = ks.scanStep(pos, STEP, { strings: !hashes, hashes }, now);
       for (const key of keys) {
         if (hashes && mode === 'field') {
-          for (const { field } of namespaceFields(store, key, false)) if (!once(field)) return;
+          for (const { field } of ks.namespaceFields(key, false, now)) if (!once(field)) return;
         } else if (!once(key)) {
           return;
         }
@@ -36,19 +35,19 @@ function eachKey(store: Store, mode: 'namespace' | 'field', visit: (key: Buffer)
   }
 }
 
-export function countKeysInSlot(store: Store, mode: 'namespace' | 'field', slot: number): number {
+export function countKeysInSlot(ks: Keyspace, mode: 'namespace' | 'field', slot: number, now: number): number {
   let n = 0;
-  eachKey(store, mode, (key) => {
+  eachKey(ks, mode, now, (key) => {
     if (keySlot(key) === slot) n++;
     return true;
   });
   return n;
 }
 
-export function keysInSlot(store: Store, mode: 'namespace' | 'field', slot: number, max: number): Buffer[] {
+export function keysInSlot(ks: Keyspace, mode: 'namespace' | 'field', slot: number, max: number, now: number): Buffer[] {
   const out: Buffer[] = [];
   if (max <= 0) return out;
-  eachKey(store, mode, (key) => {
+  eachKey(ks, mode, now, (key) => {
     if (keySlot(key) === slot) out.push(key);
     return out.length < max;
   });

@@ -1,5 +1,5 @@
 /**
- * CLUSTER INFO/NODES/SLOTS/SHARDS/MYID/KEYSLOT/COUNTKEYSINSLOT/GETKEYSINSLOT and READONLY,
+ * CLUSTER INFO/NODES/SLOTS/SHARDS/MYID/KEYSLOT/COUNTKEYSINSLOT/GETKEYSINSLOT/FORGET and READONLY,
  * READWRITE, ASKING, shaped as Redis 7 replies. Without `[cluster] enabled` they answer as a
  * standalone redis-server does: "ERR This instance has cluster support disabled".
  */
@@ -7,8 +7,10 @@ import { ErrorReply, OK, RespMap, Verbatim, type Reply } from '../protocol/reply
 import { countKeysInSlot, keysInSlot } from '../cluster/keyspace.js';
 import { formatRanges, keySlot, SLOT_COUNT } from '../cluster/slots.js';
 import type { ClusterNode, ClusterState } from '../cluster/state.js';
-import { NOT_INTEGER, parseInteger, SYNTAX_ERROR } from './errors.js';
+import { parseInteger } from './args.js';
+import { NOT_INTEGER, SYNTAX_ERROR } from './errors.js';
 import { containerHelp } from './help.js';
+import { defineCommand } from './define.js';
 import type { CommandContext, CommandFlag, CommandSpec, Handler } from './types.js';
 
 const DISABLED = new ErrorReply('ERR This instance has cluster support disabled');
@@ -21,97 +23,157 @@ function clustered(f: (cluster: ClusterState, ctx: CommandContext, args: Buffer[
   };
 }
 
-function sub(
-  name: string,
-  arity: number,
-  summary: string,
-  handler: Handler,
-  opts: { flags?: CommandFlag[]; tips?: string[]; since?: string } = {},
-): CommandSpec {
-  return {
+function connectionLevel(name: string, summary: string, flags: CommandFlag[]): CommandSpec {
+  return defineCommand({
     name,
-    arity,
-    flags: opts.flags ?? ['stale'],
-    keys: null,
-    categories: ['slow'],
-    ...(opts.tips === undefined ? {} : { tips: opts.tips }),
     group: 'cluster',
     summary,
-    since: opts.since ?? '3.0.0',
-    handler,
-  };
-}
-
-function connectionLevel(name: string, summary: string, flags: CommandFlag[]): CommandSpec {
-  return {
-    name,
+    complexity: 'O(1)',
+    since: '3.0.0',
     arity: 1,
     flags,
-    keys: null,
-    categories: ['fast', 'connection'],
-    group: 'cluster',
-    summary,
-    since: '3.0.0',
+    categories: ['connection'],
     // No replicas and no slot migration yet: every node is a master serving its own slots, so
     // these only acknowledge (Redis answers the same OK).
     handler: clustered(() => OK),
-  };
+  });
 }
 
-const NONDETERMINISTIC = ['nondeterministic_output'];
-
 export const clusterCommands: CommandSpec[] = [
-  {
+  defineCommand({
     name: 'cluster',
+    group: 'cluster',
+    summary: 'A container for cluster commands',
+    complexity: 'Depends on subcommand.',
+    since: '3.0.0',
     arity: -2,
     flags: [],
-    keys: null,
-    categories: ['slow'],
-    group: 'cluster',
-    summary: 'A container for Redis Cluster commands.',
-    since: '3.0.0',
     handler: () => SYNTAX_ERROR, // never called: the dispatcher routes to a subcommand
     subcommands: [
-      sub('cluster|info', 2, 'Returns information about the state of a node.', clustered((c) => new Verbatim(clusterInfo(c))), { tips: NONDETERMINISTIC }),
-      sub('cluster|nodes', 2, 'Returns the cluster configuration for a node.', clustered((c) => new Verbatim(clusterNodes(c))), { tips: NONDETERMINISTIC }),
-      sub('cluster|slots', 2, 'Returns the mapping of cluster slots to nodes.', clustered(clusterSlots), { tips: NONDETERMINISTIC }),
-      sub('cluster|shards', 2, 'Returns the mapping of cluster slots to shards.', clustered(clusterShards), { tips: NONDETERMINISTIC, since: '7.0.0' }),
-      sub('cluster|myid', 2, 'Returns the ID of a node.', clustered((c) => c.myself.id)),
-      sub('cluster|keyslot', 3, 'Returns the hash slot for a key.', clustered((_c, _ctx, args) => keySlot(args[2]))),
-      sub(
-        'cluster|countkeysinslot',
-        3,
-        'Returns the number of keys in a hash slot.',
-        clustered((c, { store }, args) => {
+      defineCommand({
+        name: 'cluster|info',
+        group: 'cluster',
+        summary: 'Provides info about Redis Cluster node state',
+        complexity: 'O(1)',
+        since: '3.0.0',
+        arity: 2,
+        flags: ['stale'],
+        tips: ['nondeterministic_output'],
+        handler: clustered((c) => new Verbatim(clusterInfo(c))),
+      }),
+      defineCommand({
+        name: 'cluster|nodes',
+        group: 'cluster',
+        summary: 'Get Cluster config for the node',
+        complexity: 'O(N) where N is the total number of Cluster nodes',
+        since: '3.0.0',
+        arity: 2,
+        flags: ['stale'],
+        tips: ['nondeterministic_output'],
+        handler: clustered((c) => new Verbatim(clusterNodes(c))),
+      }),
+      defineCommand({
+        name: 'cluster|slots',
+        group: 'cluster',
+        summary: 'Get array of Cluster slot to node mappings',
+        complexity: 'O(N) where N is the total number of Cluster nodes',
+        since: '3.0.0',
+        arity: 2,
+        flags: ['stale'],
+        tips: ['nondeterministic_output'],
+        docFlags: ['deprecated'],
+        deprecatedSince: '7.0.0',
+        replacedBy: '`CLUSTER SHARDS`',
+        handler: clustered(clusterSlots),
+      }),
+      defineCommand({
+        name: 'cluster|shards',
+        group: 'cluster',
+        summary: 'Get array of cluster slots to node mappings',
+        complexity: 'O(N) where N is the total number of cluster nodes',
+        since: '7.0.0',
+        arity: 2,
+        flags: ['stale'],
+        tips: ['nondeterministic_output'],
+        handler: clustered(clusterShards),
+      }),
+      defineCommand({
+        name: 'cluster|myid',
+        group: 'cluster',
+        summary: 'Return the node id',
+        complexity: 'O(1)',
+        since: '3.0.0',
+        arity: 2,
+        flags: ['stale'],
+        handler: clustered((c) => c.myself.id),
+      }),
+      defineCommand({
+        name: 'cluster|keyslot',
+        group: 'cluster',
+        summary: 'Returns the hash slot of the specified key',
+        complexity: 'O(N) where N is the number of bytes in the key',
+        since: '3.0.0',
+        arity: 3,
+        flags: ['stale'],
+        handler: clustered((_c, _ctx, args) => keySlot(args[2])),
+      }),
+      defineCommand({
+        name: 'cluster|countkeysinslot',
+        group: 'cluster',
+        summary: 'Return the number of local keys in the specified hash slot',
+        complexity: 'O(1)',
+        since: '3.0.0',
+        arity: 3,
+        flags: ['stale'],
+        handler: clustered((c, { ks, now }, args) => {
           const slot = parseInteger(args[2]);
           if (slot === null) return NOT_INTEGER;
           if (slot < 0 || slot >= SLOT_COUNT) return new ErrorReply('ERR Invalid slot');
-          return countKeysInSlot(store, c.namespaceRouting, slot);
+          return countKeysInSlot(ks, c.namespaceRouting, slot, now);
         }),
-      ),
-      sub(
-        'cluster|getkeysinslot',
-        4,
-        'Returns the key names in a hash slot.',
-        clustered((c, { store }, args) => {
+      }),
+      defineCommand({
+        name: 'cluster|getkeysinslot',
+        group: 'cluster',
+        summary: 'Return local key names in the specified hash slot',
+        complexity: 'O(log(N)) where N is the number of requested keys',
+        since: '3.0.0',
+        arity: 4,
+        flags: ['stale'],
+        tips: ['nondeterministic_output'],
+        handler: clustered((c, { ks, now }, args) => {
           const slot = parseInteger(args[2]);
           const max = parseInteger(args[3]);
           if (slot === null || max === null) return NOT_INTEGER;
           if (max < 0 || slot < 0 || slot >= SLOT_COUNT) return new ErrorReply('ERR Invalid slot or number of keys');
-          return keysInSlot(store, c.namespaceRouting, slot, max);
+          return keysInSlot(ks, c.namespaceRouting, slot, max, now);
         }),
-        { tips: NONDETERMINISTIC },
-      ),
-      sub('cluster|forget', 3, 'Removes a node from the nodes table.', clustered(clusterForget), { flags: ['admin', 'stale', 'noscript'] }),
-      sub('cluster|help', 2, 'Returns helpful text about the different subcommands.', (ctx) => containerHelp(ctx, 'cluster'), {
-        flags: ['loading', 'stale'],
+      }),
+      defineCommand({
+        name: 'cluster|forget',
+        group: 'cluster',
+        summary: 'Remove a node from the nodes table',
+        complexity: 'O(1)',
+        since: '3.0.0',
+        arity: 3,
+        flags: ['admin', 'stale', 'no_async_loading'],
+        handler: clustered(clusterForget),
+      }),
+      defineCommand({
+        name: 'cluster|help',
+        group: 'cluster',
+        summary: 'Show helpful text about the different subcommands',
+        complexity: 'O(1)',
         since: '5.0.0',
+        arity: 2,
+        flags: ['loading', 'stale'],
+        handler: (ctx) => containerHelp(ctx, 'cluster'),
       }),
     ],
-  },
-  connectionLevel('readonly', 'Enables read-only queries for a connection to a Redis Cluster replica node.', ['loading', 'stale', 'fast']),
-  connectionLevel('readwrite', 'Enables read-write queries for a connection to a Redis Cluster replica node.', ['loading', 'stale', 'fast']),
-  connectionLevel('asking', 'Signals that a cluster client is following an -ASK redirect.', ['fast']),
+  }),
+  connectionLevel('readonly', 'Enables read queries for a connection to a cluster replica node', ['loading', 'stale', 'fast']),
+  connectionLevel('readwrite', 'Disables read queries for a connection to a cluster replica node', ['loading', 'stale', 'fast']),
+  connectionLevel('asking', 'Sent by cluster clients after an -ASK redirect', ['fast']),
 ];
 
 /** The address clients use for a node; a node that has not learned its own host says 127.0.0.1. */
@@ -173,8 +235,7 @@ export function clusterNodes(c: ClusterState): string {
 
 /** CLUSTER FORGET, worded as Redis 7 words it (there are no replicas, so no "my master" case). */
 function clusterForget(c: ClusterState, _ctx: CommandContext, args: Buffer[]): Reply {
-  const id = args[2].toString('latin1');
-  switch (c.forget(id)) {
+  switch (c.forget(args[2].toString('latin1'))) {
     case 'unknown':
       return new ErrorReply(`ERR Unknown node ${args[2].toString()}`);
     case 'myself':

@@ -6,6 +6,7 @@
 import { ErrorReply, OK, RespMap } from '../protocol/reply.js';
 import { containerHelp } from './help.js';
 import { globMatch } from './glob.js';
+import { defineCommand } from './define.js';
 import type { CommandSpec, Handler } from './types.js';
 
 const configGet: Handler = ({ server }, args) => {
@@ -44,25 +45,48 @@ const configSet: Handler = ({ server }, args) => {
   return OK;
 };
 
-function sub(name: string, arity: number, summary: string, since: string, handler: Handler, flags: CommandSpec['flags'] = ['loading', 'stale']): CommandSpec {
-  return { name, arity, flags, keys: null, categories: ['slow'], group: 'server', summary, since, handler };
-}
-
 export const configCommands: CommandSpec[] = [
-  {
+  defineCommand({
     name: 'config',
+    group: 'server',
+    summary: 'A container for server configuration commands',
+    complexity: 'Depends on subcommand.',
+    since: '2.0.0',
     arity: -2,
     flags: [],
-    keys: null,
-    categories: ['slow'],
-    group: 'server',
-    summary: 'A container for server configuration commands.',
-    since: '2.0.0',
     handler: (ctx) => containerHelp(ctx, 'config'), // never called: the dispatcher routes to a subcommand
     subcommands: [
-      sub('config|get', -3, 'Returns the effective values of configuration parameters.', '2.0.0', configGet),
-      sub('config|set', -4, 'Sets configuration parameters in-flight.', '2.0.0', configSet, ['admin', 'noscript', 'loading', 'stale']),
-      sub('config|help', 2, 'Returns helpful text about the different subcommands.', '5.0.0', (ctx) => containerHelp(ctx, 'config')),
+      defineCommand({
+        name: 'config|get',
+        group: 'server',
+        summary: 'Get the values of configuration parameters',
+        complexity: 'O(N) when N is the number of configuration parameters provided',
+        since: '2.0.0',
+        arity: -3,
+        flags: ['admin', 'noscript', 'loading', 'stale'],
+        handler: configGet,
+      }),
+      defineCommand({
+        name: 'config|set',
+        group: 'server',
+        summary: 'Set configuration parameters to the given values',
+        complexity: 'O(N) when N is the number of configuration parameters provided',
+        since: '2.0.0',
+        arity: -4,
+        flags: ['admin', 'noscript', 'loading', 'stale'],
+        tips: ['request_policy:all_nodes', 'response_policy:all_succeeded'],
+        handler: configSet,
+      }),
+      defineCommand({
+        name: 'config|help',
+        group: 'server',
+        summary: 'Show helpful text about the different subcommands',
+        complexity: 'O(1)',
+        since: '5.0.0',
+        arity: 2,
+        flags: ['loading', 'stale'],
+        handler: (ctx) => containerHelp(ctx, 'config'),
+      }),
     ],
-  },
+  }),
 ];

@@ -1,8 +1,9 @@
 /** Redis' error texts, word for word, so clients that match on them keep working. */
 import { ErrorReply } from '../protocol/reply.js';
+import { NOT_INTEGER_TEXT, SYNTAX_ERROR_TEXT } from './args.js';
 
-export const SYNTAX_ERROR = new ErrorReply('ERR syntax error');
-export const NOT_INTEGER = new ErrorReply('ERR value is not an integer or out of range');
+export const SYNTAX_ERROR = new ErrorReply(SYNTAX_ERROR_TEXT);
+export const NOT_INTEGER = new ErrorReply(NOT_INTEGER_TEXT);
 
 export function wrongArity(name: string): ErrorReply {
   return new ErrorReply(`ERR wrong number of arguments for '${name}' command`);
@@ -23,12 +24,4 @@ export function unknownSubcommand(sub: Buffer, container: string): ErrorReply {
   return new ErrorReply(
     `ERR unknown subcommand '${sub.toString('latin1').slice(0, 128)}'. Try ${container.toUpperCase()} HELP.`,
   );
-}
-
-/** Parses a whole decimal number the way Redis' string2ll does; null when it is not one. */
-export function parseInteger(arg: Buffer): number | null {
-  const s = arg.toString('latin1');
-  if (!/^-?(0|[1-9][0-9]*)$/.test(s)) return null;
-  const n = Number(s);
-  return Number.isSafeInteger(n) ? n : null;
 }

@@ -3,7 +3,7 @@ import { arch, platform, release } from 'node:os';
 import { opsStats } from '../observability/metrics.js';
 import { VERSION } from '../version.js';
 import type { CommandContext } from './types.js';
-import type { Store } from '../storage/store.js';
+import type { StoreStats } from '../storage/keyspace.js';
 
 type Fields = ReadonlyArray<readonly [string, string | number]>;
 
@@ -34,11 +34,10 @@ export async function renderInfo(ctx: CommandContext, requested: string[]): Prom
 }
 
 async function sectionFields(
-  { server, store }: CommandContext,
+  { server, ks, now }: CommandContext,
   section: string,
   extra: ReadonlyArray<readonly [string, () => Fields]>,
 ): Promise<Fields | null> {
-  const now = Date.now();
   switch (section) {
     case 'server': {
       const uptime = Math.floor((now - server.startedAt) / 1000);
@@ -91,7 +90,7 @@ async function sectionFields(
         ['rdb_last_bgsave_time_sec', save.lastDurationMs < 0 ? -1 : Math.round(save.lastDurationMs / 1000)],
         ['aof_enabled', 0],
         // Checkpoints move the WAL into the shard files on a worker thread (docs/operations.md).
-        ...checkpointFields(store.checkpointStats),
+        ...checkpointFields(ks.stats().checkpoints),
       ];
     }
     case 'stats':
@@ -100,7 +99,7 @@ async function sectionFields(
         ['total_commands_processed', server.stats.totalCommands],
         ['rejected_connections', server.stats.rejectedConnections],
         ['total_error_replies', server.stats.errorReplies],
-        ['expired_keys', store.sweptRows],
+        ['expired_keys', ks.stats().sweptRows],
         ['protocol_errors', server.stats.protocolErrors],
         ['async_write_failures', server.stats.asyncWriteFailures],
       ];
@@ -128,16 +127,16 @@ async function sectionFields(
     case 'cluster':
       return [['cluster_enabled', server.cluster === undefined ? 0 : 1]];
     case 'keyspace': {
-      const keys = await store.dbsize();
+      const keys = await ks.dbsize();
       // dbsize() drained the queues, so the committed rows are the whole truth here.
-      return keys === 0 ? [] : [['db0', `keys=${keys},expires=${store.countExpiring()},avg_ttl=0`]];
+      return keys === 0 ? [] : [['db0', `keys=${keys},expires=${ks.countExpiring(now)},avg_ttl=0`]];
     }
     default:
       return extra.find(([name]) => name === section)?.[1]() ?? null;
   }
 }
 
-function checkpointFields(stats: Store['checkpointStats']): [string, number | string][] {
+function checkpointFields(stats: StoreStats['checkpoints']): [string, number | string][] {
   if (stats === null) return [['wal_checkpoint_worker', 0]];
   return [
     ['wal_checkpoint_worker', 1],

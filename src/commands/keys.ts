@@ -4,88 +4,100 @@
  * EXISTS counts each, TYPE answers "string" when there is a blob.
  */
 import { ErrorReply, OK, SimpleString } from '../protocol/reply.js';
-import { keyType, namespaceExists, randomKey, scanStep, SCAN_START, type ScanPosition } from '../storage/keyspace.js';
-import { joinAcks, type Ack, type Store } from '../storage/store.js';
+import { joinAcks, SCAN_START, type Ack, type Keyspace, type ScanPosition } from '../storage/keyspace.js';
+import { ArgReader, SYNTAX_ERROR_TEXT } from './args.js';
 import { CursorRegistry } from './cursors.js';
-import { SYNTAX_ERROR, NOT_INTEGER, parseInteger } from './errors.js';
 import { globMatch } from './glob.js';
-import { afterAck, type CommandSpec, type Handler } from './types.js';
-
-const GENERIC = { group: 'generic' } as const;
-const MULTI_KEY_TIPS = ['request_policy:multi_shard', 'response_policy:agg_sum'];
+import { afterAck, CommandError, type CommandSpec, type Handler } from './types.js';
+import { defineCommand, keyAt } from './define.js';
 
 /** DEL and UNLINK: each name's blob and namespace are deleted, each counted. */
-const del: Handler = ({ store }, args) => {
+const del: Handler = ({ ks, now }, args) => {
   let removed = 0;
   const acks: Ack[] = [];
   // One at a time, so `DEL k k` counts k once: the first delete hides it from the second.
   for (let i = 1; i < args.length; i++) {
-    if (store.exists(args[i])) {
+    const blob = ks.delete(null, args[i], now);
+    if (blob.removed) {
       removed++;
-      acks.push(store.delete(args[i]));
+      acks.push(blob.ack);
     }
-    if (namespaceExists(store, args[i])) {
+    if (ks.namespaceExists(args[i], now)) {
       removed++;
-      acks.push(store.deleteNamespace(args[i]));
+      acks.push(ks.deleteNamespace(args[i]));
     }
   }
   return afterAck(joinAcks(acks), removed);
 };
 
 /** EXISTS and TOUCH (there is no access time to touch). */
-const exists: Handler = ({ store }, args) => {
+const exists: Handler = ({ ks, now }, args) => {
   let found = 0;
   for (let i = 1; i < args.length; i++) {
-    if (store.exists(args[i])) found++;
-    if (namespaceExists(store, args[i])) found++;
+    if (ks.exists(null, args[i], now)) found++;
+    if (ks.namespaceExists(args[i], now)) found++;
   }
   return found;
 };
 
-const scanCursors = new WeakMap<Store, CursorRegistry<ScanPosition>>();
+const scanCursors = new WeakMap<Keyspace, CursorRegistry<ScanPosition>>();
 
-function cursorsOf(store: Store): CursorRegistry<ScanPosition> {
-  let reg = scanCursors.get(store);
+function cursorsOf(ks: Keyspace): CursorRegistry<ScanPosition> {
+  let reg = scanCursors.get(ks);
   if (reg === undefined) {
     reg = new CursorRegistry();
-    scanCursors.set(store, reg);
+    scanCursors.set(ks, reg);
   }
   return reg;
 }
 
-/** SCAN cursor [MATCH pattern] [COUNT count] [TYPE type] */
-const scan: Handler = ({ store }, args) => {
-  let pattern: Buffer | null = null;
-  let count = 10;
-  let type: string | null = null;
-  for (let i = 2; i < args.length; i++) {
-    const opt = args[i].toString('latin1').toLowerCase();
-    if (i + 1 >= args.length) return SYNTAX_ERROR;
-    if (opt === 'match') pattern = args[++i];
+/** The MATCH and COUNT options of SCAN and HSCAN (and TYPE for SCAN, NOVALUES for HSCAN). */
+export interface ScanOptions {
+  pattern: Buffer | null;
+  count: number;
+  type: string | null;
+  novalues: boolean;
+}
+
+export function parseScanOptions(args: readonly Buffer[], from: number, extra: 'type' | 'novalues'): ScanOptions {
+  const opts: ScanOptions = { pattern: null, count: 10, type: null, novalues: false };
+  const r = new ArgReader(args, from);
+  while (!r.done) {
+    const opt = r.keyword();
+    if (opt === 'novalues' && extra === 'novalues') {
+      opts.novalues = true;
+      continue;
+    }
+    if (r.done) throw new CommandError(SYNTAX_ERROR_TEXT);
+    if (opt === 'match') opts.pattern = r.take();
     else if (opt === 'count') {
-      const n = parseInteger(args[++i]);
-      if (n === null) return NOT_INTEGER;
-      if (n < 1) return SYNTAX_ERROR;
-      count = n;
-    } else if (opt === 'type') type = args[++i].toString('latin1').toLowerCase();
-    else return SYNTAX_ERROR;
+      opts.count = r.integer();
+      if (opts.count < 1) throw new CommandError(SYNTAX_ERROR_TEXT);
+    } else if (opt === 'type' && extra === 'type') opts.type = r.keyword();
+    else throw new CommandError(SYNTAX_ERROR_TEXT);
   }
-  const cursors = cursorsOf(store);
+  return opts;
+}
+
+/** SCAN cursor [MATCH pattern] [COUNT count] [TYPE type] */
+const scan: Handler = ({ ks, now }, args) => {
+  const { pattern, count, type } = parseScanOptions(args, 2, 'type');
+  const cursors = cursorsOf(ks);
   const pos = cursors.load(args[1].toString('latin1'), SCAN_START);
   if (pos === undefined) return new ErrorReply('ERR invalid cursor');
   const types = { strings: type === null || type === 'string', hashes: type === null || type === 'hash' };
-  const { keys, next } = scanStep(store, pos, Math.min(count, 100_000), types);
+  const { keys, next } = ks.scanStep(pos, Math.min(count, 100_000), types, now);
   const matched = pattern === null ? keys : keys.filter((k) => globMatch(pattern, k));
   return [cursors.save(next), matched];
 };
 
 /** KEYS pattern: every matching key, gathered by scanning to the end. */
-const keys: Handler = ({ store }, args) => {
+const keys: Handler = ({ ks, now }, args) => {
   const out: Buffer[] = [];
   const all = args[1].length === 1 && args[1][0] === 0x2a;
   let pos: ScanPosition | null = SCAN_START;
   while (pos !== null) {
-    const step = scanStep(store, pos, 1000, { strings: true, hashes: true });
+    const step = ks.scanStep(pos, 1000, { strings: true, hashes: true }, now);
     for (const k of step.keys) if (all || globMatch(args[1], k)) out.push(k);
     pos = step.next;
   }
@@ -101,148 +113,142 @@ const keys: Handler = ({ store }, args) => {
 
 /** RENAME / RENAMENX for plain blobs: the value and its expiry move; the copy lands first. */
 function rename(nx: boolean): Handler {
-  return ({ store }, args) => {
-    const [, src, dst] = args;
-    const q = store.queueOf(src);
-    const now = Date.now();
-    const pending = q.overlay.lookup(null, src, now);
-    let value;
-    let expiresAt: number | null;
-    if (pending !== undefined) {
-      const pendingValue = store.valueOf(q, null, pending);
-      if (pendingValue === null) return NO_SUCH_KEY;
-      value = pendingValue;
-      expiresAt = pending.expiresAt;
-    } else {
-      const row = q.shard.getWithExpiry(src, now);
-      if (row === undefined) return NO_SUCH_KEY;
-      value = store.decode(row, src);
-      expiresAt = row.expires_at;
-    }
-    if (src.equals(dst)) return nx ? 0 : OK;
-    if (nx && store.exists(dst)) return 0;
-    return afterAck(store.move(src, dst, value, expiresAt), nx ? 1 : OK);
+  return ({ ks, now }, args) => {
+    const result = ks.rename(args[1], args[2], now, nx);
+    if (!result.done) return result.why === 'no-source' ? NO_SUCH_KEY : 0;
+    return afterAck(result.ack, nx ? 1 : OK);
   };
 }
 
 const NO_SUCH_KEY = new ErrorReply('ERR no such key');
 
 export const keyCommands: CommandSpec[] = [
-  {
-    ...GENERIC,
+  defineCommand({
     name: 'del',
+    group: 'generic',
+    summary: 'Delete a key',
+    complexity:
+      'O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).',
+    since: '1.0.0',
     arity: -2,
     flags: ['write'],
-    keys: { first: 1, last: -1, step: 1, flags: ['RM', 'delete'] },
-    categories: ['keyspace', 'write', 'slow'],
-    tips: MULTI_KEY_TIPS,
-    summary: 'Deletes one or more keys.',
-    since: '1.0.0',
+    categories: ['keyspace'],
+    tips: ['request_policy:multi_shard', 'response_policy:agg_sum'],
+    keys: [keyAt(1, ['RM', 'delete'], { lastkey: -1 })],
     handler: del,
-  },
-  {
-    ...GENERIC,
+  }),
+  defineCommand({
     name: 'unlink',
+    group: 'generic',
+    summary: 'Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.',
+    complexity:
+      'O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.',
+    since: '4.0.0',
     arity: -2,
     flags: ['write', 'fast'],
-    keys: { first: 1, last: -1, step: 1, flags: ['RM', 'delete'] },
-    categories: ['keyspace', 'write', 'fast'],
-    tips: MULTI_KEY_TIPS,
-    summary: 'Asynchronously deletes one or more keys.',
-    since: '4.0.0',
+    categories: ['keyspace'],
+    tips: ['request_policy:multi_shard', 'response_policy:agg_sum'],
+    keys: [keyAt(1, ['RM', 'delete'], { lastkey: -1 })],
     handler: del,
-  },
-  {
-    ...GENERIC,
+  }),
+  defineCommand({
     name: 'exists',
-    arity: -2,
-    flags: ['readonly', 'fast'],
-    keys: { first: 1, last: -1, step: 1, flags: ['RO'] },
-    categories: ['keyspace', 'read', 'fast'],
-    tips: MULTI_KEY_TIPS,
-    summary: 'Determines whether one or more keys exist.',
+    group: 'generic',
+    summary: 'Determine if a key exists',
+    complexity: 'O(N) where N is the number of keys to check.',
     since: '1.0.0',
-    handler: exists,
-  },
-  {
-    ...GENERIC,
-    name: 'touch',
     arity: -2,
     flags: ['readonly', 'fast'],
-    keys: { first: 1, last: -1, step: 1, flags: ['RO'] },
-    categories: ['keyspace', 'read', 'fast'],
-    tips: MULTI_KEY_TIPS,
-    summary: 'Returns the number of existing keys out of those specified after updating the time they were last accessed.',
-    since: '3.2.1',
+    categories: ['keyspace'],
+    tips: ['request_policy:multi_shard', 'response_policy:agg_sum'],
+    keys: [keyAt(1, ['RO'], { lastkey: -1 })],
     handler: exists,
-  },
-  {
-    ...GENERIC,
+  }),
+  defineCommand({
+    name: 'touch',
+    group: 'generic',
+    summary: 'Alters the last access time of a key(s). Returns the number of existing keys specified.',
+    complexity: 'O(N) where N is the number of keys that will be touched.',
+    since: '3.2.1',
+    arity: -2,
+    flags: ['readonly', 'fast'],
+    categories: ['keyspace'],
+    tips: ['request_policy:multi_shard', 'response_policy:agg_sum'],
+    keys: [keyAt(1, ['RO'], { lastkey: -1 })],
+    handler: exists,
+  }),
+  defineCommand({
     name: 'type',
+    group: 'generic',
+    summary: 'Determine the type stored at key',
+    complexity: 'O(1)',
+    since: '1.0.0',
     arity: 2,
     flags: ['readonly', 'fast'],
-    keys: { first: 1, last: 1, step: 1, flags: ['RO'] },
-    categories: ['keyspace', 'read', 'fast'],
-    summary: 'Determines the type of value stored at a key.',
-    since: '1.0.0',
-    handler: ({ store }, args) => new SimpleString(keyType(store, args[1])),
-  },
-  {
-    ...GENERIC,
+    categories: ['keyspace'],
+    keys: [keyAt(1, ['RO'])],
+    handler: ({ ks, now }, args) => new SimpleString(ks.keyType(args[1], now)),
+  }),
+  defineCommand({
     name: 'rename',
+    group: 'generic',
+    summary: 'Rename a key',
+    complexity: 'O(1)',
+    since: '1.0.0',
     arity: 3,
     flags: ['write'],
-    keys: { first: 1, last: 2, step: 1, flags: ['RW', 'access', 'delete'] },
-    categories: ['keyspace', 'write', 'slow'],
-    summary: 'Renames a key and overwrites the destination.',
-    since: '1.0.0',
+    categories: ['keyspace'],
+    keys: [keyAt(1, ['RW', 'access', 'delete']), keyAt(2, ['OW', 'update'])],
     handler: rename(false),
-  },
-  {
-    ...GENERIC,
+  }),
+  defineCommand({
     name: 'renamenx',
+    group: 'generic',
+    summary: 'Rename a key, only if the new key does not exist',
+    complexity: 'O(1)',
+    since: '1.0.0',
     arity: 3,
     flags: ['write', 'fast'],
-    keys: { first: 1, last: 2, step: 1, flags: ['RW', 'access', 'delete'] },
-    categories: ['keyspace', 'write', 'fast'],
-    summary: 'Renames a key only when the target key name doesn\'t exist.',
-    since: '1.0.0',
+    categories: ['keyspace'],
+    keys: [keyAt(1, ['RW', 'access', 'delete']), keyAt(2, ['OW', 'insert'])],
     handler: rename(true),
-  },
-  {
-    ...GENERIC,
+  }),
+  defineCommand({
     name: 'scan',
+    group: 'generic',
+    summary: 'Incrementally iterate the keys space',
+    complexity:
+      'O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.',
+    since: '2.8.0',
     arity: -2,
     flags: ['readonly'],
-    keys: null,
-    categories: ['keyspace', 'read', 'slow'],
+    categories: ['keyspace'],
     tips: ['nondeterministic_output', 'request_policy:special'],
-    summary: 'Iterates over the key names in the database.',
-    since: '2.8.0',
     handler: scan,
-  },
-  {
-    ...GENERIC,
+  }),
+  defineCommand({
     name: 'keys',
+    group: 'generic',
+    summary: 'Find all keys matching the given pattern',
+    complexity:
+      'O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.',
+    since: '1.0.0',
     arity: 2,
     flags: ['readonly'],
-    keys: null,
-    categories: ['keyspace', 'read', 'slow', 'dangerous'],
+    categories: ['keyspace', 'dangerous'],
     tips: ['request_policy:all_shards', 'nondeterministic_output_order'],
-    summary: 'Returns all key names that match a pattern.',
-    since: '1.0.0',
     handler: keys,
-  },
-  {
-    ...GENERIC,
+  }),
+  defineCommand({
     name: 'randomkey',
+    group: 'generic',
+    summary: 'Return a random key from the keyspace',
+    complexity: 'O(1)',
+    since: '1.0.0',
     arity: 1,
     flags: ['readonly'],
-    keys: null,
-    categories: ['keyspace', 'read', 'slow'],
+    categories: ['keyspace'],
     tips: ['request_policy:all_shards', 'nondeterministic_output'],
-    summary: 'Returns a random key name from the database.',
-    since: '1.0.0',
-    handler: ({ store }) => randomKey(store),
-  },
+    handler: ({ ks, now }) => ks.randomKey(now),
+  }),
 ];

@@ -1,27 +1,25 @@
 /** Plain blobs as Redis strings: whole values, batches, sizes and byte ranges. */
 import { ErrorReply, OK, type Reply } from '../protocol/reply.js';
-import type { PendingValue } from '../storage/overlay.js';
-import { joinAcks, type Ack } from '../storage/store.js';
-import { NOT_INTEGER, parseInteger, wrongArity } from './errors.js';
+import { joinAcks, type Ack, type PendingValue } from '../storage/keyspace.js';
+import { integerArg } from './args.js';
+import { wrongArity } from './errors.js';
 import { set } from './expiry.js';
-import { afterAck, arrayReply, oneKey, type CommandSpec, type Handler } from './types.js';
+import { defineCommand, keyAt } from './define.js';
+import { afterAck, arrayReply, type CommandSpec, type Handler } from './types.js';
 
 const STRING = { group: 'string' } as const;
-/** Applies `f` to a value that may still be decoding; a promise stays a promise. */
-function mapValue<T>(value: PendingValue | null, f: (v: Buffer | null) => T): T | Promise<T> {
+
+/** A reply computed from a value that may still be decoding; a promise stays a promise. */
+function replyFrom(value: PendingValue | null, f: (v: Buffer | null) => Reply): Reply | Promise<Reply> {
   return value instanceof Promise ? value.then(f) : f(value);
 }
 
-/** A reply computed from a value that may be a promise. */
-function replyFrom(value: PendingValue | null, f: (v: Buffer | null) => Reply): Reply | Promise<Reply> {
-  return mapValue(value, f);
-}
+const TOO_LARGE = new ErrorReply('ERR string exceeds maximum allowed size (proto-max-bulk-len)');
 
-const getrange: Handler = ({ store }, args) => {
-  const start = parseInteger(args[2]);
-  const end = parseInteger(args[3]);
-  if (start === null || end === null) return NOT_INTEGER;
-  return replyFrom(store.get(args[1]), (v) => byteRange(v ?? EMPTY, start, end));
+const getrange: Handler = ({ ks, now }, args) => {
+  const start = integerArg(args[2]);
+  const end = integerArg(args[3]);
+  return replyFrom(ks.get(null, args[1], now), (v) => byteRange(v ?? EMPTY, start, end));
 };
 
 /** Redis' GETRANGE index rules: negative counts from the end, both ends inclusive, clamped. */
@@ -39,159 +37,169 @@ export function byteRange(v: Buffer, start: number, end: number): Buffer {
 
 const EMPTY = Buffer.alloc(0);
 
-const setrange: Handler = ({ store }, args) => {
-  const offset = parseInteger(args[2]);
-  if (offset === null) return NOT_INTEGER;
+/** SETRANGE and APPEND change a value in place: the key keeps its TTL, as in Redis. */
+const setrange: Handler = ({ ks, now }, args) => {
+  const offset = integerArg(args[2]);
   if (offset < 0) return new ErrorReply('ERR offset is out of range');
   const patch = args[3];
-  const current = store.get(args[1]);
-  if (patch.length === 0) return mapValue(current, (v) => v?.length ?? 0);
-  if (offset + patch.length > store.maxValueBytes) {
-    return new ErrorReply('ERR string exceeds maximum allowed size (proto-max-bulk-len)');
-  }
-  const next = mapValue(current, (v) => {
-    const old = v ?? EMPTY;
-    const out = Buffer.alloc(Math.max(old.length, offset + patch.length));
-    old.copy(out);
-    patch.copy(out, offset);
-    return out;
-  });
-  return afterAckValue(store.set(args[1], next), next);
+  if (patch.length === 0) return ks.size(null, args[1], now);
+  if (offset + patch.length > ks.maxValueBytes) return TOO_LARGE;
+  const { value, ack } = ks.update(
+    null,
+    args[1],
+    now,
+    (old) => {
+      const current = old ?? EMPTY;
+      const out = Buffer.alloc(Math.max(current.length, offset + patch.length));
+      current.copy(out);
+      patch.copy(out, offset);
+      return out;
+    },
+    'keep',
+  );
+  return afterAckLength(ack, value);
 };
 
-const append: Handler = ({ store }, args) => {
+const append: Handler = ({ ks, now }, args) => {
   const tail = args[2];
-  const current = store.get(args[1]);
-  if (!(current instanceof Promise) && (current?.length ?? 0) + tail.length > store.maxValueBytes) {
-    return new ErrorReply('ERR string exceeds maximum allowed size (proto-max-bulk-len)');
-  }
-  const next = mapValue(current, (v) => (v === null ? Buffer.from(tail) : Buffer.concat([v, tail])));
-  return afterAckValue(store.set(args[1], next), next);
+  const size = ks.size(null, args[1], now);
+  if (!(size instanceof Promise) && size + tail.length > ks.maxValueBytes) return TOO_LARGE;
+  const { value, ack } = ks.update(null, args[1], now, (v) => (v === null ? Buffer.from(tail) : Buffer.concat([v, tail])), 'keep');
+  return afterAckLength(ack, value);
 };
 
 /** The new length once the write is acknowledged and the new value is known. */
-function afterAckValue(ack: Ack, next: PendingValue): Reply | Promise<Reply> {
+function afterAckLength(ack: Ack, next: PendingValue): Reply | Promise<Reply> {
   if (next instanceof Promise) return Promise.all([ack, next]).then(([, v]) => v.length);
   return afterAck(ack, next.length);
 }
 
-const mget: Handler = ({ store }, args) => {
-  const values = args.slice(1).map((k) => store.get(k));
-  return arrayReply(values);
-};
+const mget: Handler = ({ ks, now }, args) => arrayReply(args.slice(1).map((k) => ks.get(null, k, now)));
 
 function mset(nx: boolean): Handler {
-  return ({ store }, args) => {
+  return ({ ks, now }, args) => {
     if (args.length % 2 === 0) return wrongArity(nx ? 'msetnx' : 'mset');
     // Decided now, before any write: all of them happen or none does, as the client sees it.
-    if (nx) for (let i = 1; i < args.length; i += 2) if (store.exists(args[i])) return 0;
+    if (nx) for (let i = 1; i < args.length; i += 2) if (ks.exists(null, args[i], now)) return 0;
     const acks: Ack[] = [];
-    for (let i = 1; i < args.length; i += 2) acks.push(store.set(args[i], args[i + 1]));
+    for (let i = 1; i < args.length; i += 2) acks.push(ks.set(null, args[i], args[i + 1], 'clear', now));
     return afterAck(joinAcks(acks), nx ? 1 : OK);
   };
 }
 
 export const stringCommands: CommandSpec[] = [
-  {
+  defineCommand({
     ...STRING,
     name: 'get',
+    summary: 'Get the value of a key',
+    complexity: 'O(1)',
+    since: '1.0.0',
     arity: 2,
     flags: ['readonly', 'fast'],
-    keys: oneKey(['RO', 'access']),
-    categories: ['read', 'string', 'fast'],
-    summary: 'Returns the string value of a key.',
-    since: '1.0.0',
-    handler: ({ store }, args) => store.get(args[1]),
-  },
-  {
+    categories: ['string'],
+    keys: [keyAt(1, ['RO', 'access'])],
+    handler: ({ ks, now }, args) => ks.get(null, args[1], now),
+  }),
+  defineCommand({
     ...STRING,
     name: 'set',
+    summary: 'Set the string value of a key',
+    complexity: 'O(1)',
+    since: '1.0.0',
     arity: -3,
     flags: ['write', 'denyoom'],
-    keys: oneKey(['OW', 'update']),
-    categories: ['write', 'string', 'slow'],
-    summary: 'Sets the string value of a key, ignoring its type. The key is created if it doesn\'t exist.',
-    since: '1.0.0',
+    categories: ['string'],
+    keys: [keyAt(1, ['RW', 'access', 'update', 'variable_flags'], { notes: 'RW and ACCESS due to the optional `GET` argument' })],
     handler: set,
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'mget',
+    summary: 'Get the values of all the given keys',
+    complexity: 'O(N) where N is the number of keys to retrieve.',
+    since: '1.0.0',
     arity: -2,
     flags: ['readonly', 'fast'],
-    keys: { first: 1, last: -1, step: 1, flags: ['RO', 'access'] },
-    categories: ['read', 'string', 'fast'],
+    categories: ['string'],
     tips: ['request_policy:multi_shard'],
-    summary: 'Atomically returns the string values of one or more keys.',
-    since: '1.0.0',
+    keys: [keyAt(1, ['RO', 'access'], { lastkey: -1 })],
     handler: mget,
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'mset',
+    summary: 'Set multiple keys to multiple values',
+    complexity: 'O(N) where N is the number of keys to set.',
+    since: '1.0.1',
     arity: -3,
     flags: ['write', 'denyoom'],
-    keys: { first: 1, last: -1, step: 2, flags: ['OW', 'update'] },
-    categories: ['write', 'string', 'slow'],
+    categories: ['string'],
     tips: ['request_policy:multi_shard', 'response_policy:all_succeeded'],
-    summary: 'Atomically creates or modifies the string values of one or more keys.',
-    since: '1.0.1',
+    keys: [keyAt(1, ['OW', 'update'], { lastkey: -1, keystep: 2 })],
     handler: mset(false),
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'msetnx',
+    summary: 'Set multiple keys to multiple values, only if none of the keys exist',
+    complexity: 'O(N) where N is the number of keys to set.',
+    since: '1.0.1',
     arity: -3,
     flags: ['write', 'denyoom'],
-    keys: { first: 1, last: -1, step: 2, flags: ['OW', 'insert'] },
-    categories: ['write', 'string', 'slow'],
+    categories: ['string'],
     tips: ['request_policy:multi_shard', 'response_policy:agg_min'],
-    summary: 'Atomically modifies the string values of one or more keys only when all keys don\'t exist.',
-    since: '1.0.1',
+    keys: [keyAt(1, ['OW', 'insert'], { lastkey: -1, keystep: 2 })],
     handler: mset(true),
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'strlen',
+    summary: 'Get the length of the value stored in a key',
+    complexity: 'O(1)',
+    since: '2.2.0',
     arity: 2,
     flags: ['readonly', 'fast'],
-    keys: oneKey(['RO']),
-    categories: ['read', 'string', 'fast'],
-    summary: 'Returns the length of a string value.',
-    since: '2.2.0',
-    handler: ({ store }, args) => store.size(null, args[1]),
-  },
-  {
+    categories: ['string'],
+    keys: [keyAt(1, ['RO'])],
+    handler: ({ ks, now }, args) => ks.size(null, args[1], now),
+  }),
+  defineCommand({
     ...STRING,
     name: 'getrange',
+    summary: 'Get a substring of the string stored at a key',
+    complexity:
+      'O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.',
+    since: '2.4.0',
     arity: 4,
     flags: ['readonly'],
-    keys: oneKey(['RO', 'access']),
-    categories: ['read', 'string', 'slow'],
-    summary: 'Returns a substring of the string stored at a key.',
-    since: '2.4.0',
+    categories: ['string'],
+    keys: [keyAt(1, ['RO', 'access'])],
     handler: getrange,
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'setrange',
+    summary: 'Overwrite part of a string at key starting at the specified offset',
+    complexity:
+      'O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.',
+    since: '2.2.0',
     arity: 4,
     flags: ['write', 'denyoom'],
-    keys: oneKey(['RW', 'update']),
-    categories: ['write', 'string', 'slow'],
-    summary: 'Overwrites a part of a string value with another by an offset. Creates the key if it doesn\'t exist.',
-    since: '2.2.0',
+    categories: ['string'],
+    keys: [keyAt(1, ['RW', 'update'])],
     handler: setrange,
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'append',
+    summary: 'Append a value to a key',
+    complexity:
+      'O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.',
+    since: '2.0.0',
     arity: 3,
     flags: ['write', 'denyoom', 'fast'],
-    keys: oneKey(['RW', 'insert']),
-    categories: ['write', 'string', 'fast'],
-    summary: 'Appends a string to the value of a key. Creates the key if it doesn\'t exist.',
-    since: '2.0.0',
+    categories: ['string'],
+    keys: [keyAt(1, ['RW', 'insert'])],
     handler: append,
-  },
+  }),
 ];

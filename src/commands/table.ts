@@ -1,14 +1,11 @@
 /**
  * The command table: every command the server knows, in one place. Dispatch, arity checks and
- * COMMAND output all read it.
+ * COMMAND output all read it; dispatch.ts runs what it resolves.
  */
-import { ErrorReply, type Reply } from '../protocol/reply.js';
-import { recordCommand } from '../observability/metrics.js';
-import { CorruptValueError } from '../storage/store.js';
-import { routeCommand } from '../cluster/routing.js';
 import { clusterCommands } from './cluster.js';
 import { configCommands } from './config.js';
 import { connectionCommands } from './connection.js';
+import { ErrorReply } from '../protocol/reply.js';
 import { unknownCommand, unknownSubcommand, wrongArity } from './errors.js';
 import { hashCommands } from './hash.js';
 import { keyCommands } from './keys.js';
@@ -16,7 +13,7 @@ import { serverCommands } from './server.js';
 import { stringCommands } from './strings.js';
 import { expiryCommands } from './expiry.js';
 import { hashExpiryCommands } from './hash-expiry.js';
-import { CommandError, type CommandContext, type CommandSpec, type CommandTableView } from './types.js';
+import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
   private readonly byName = new Map<string, CommandSpec>();
@@ -28,8 +25,11 @@ export class CommandTable implements CommandTableView {
     }
   }
 
+  /** A command by lower-case name; `container|sub` names a subcommand, as in COMMAND INFO. */
   lookup(name: string): CommandSpec | undefined {
-    return this.byName.get(name);
+    const bar = name.indexOf('|');
+    if (bar < 0) return this.byName.get(name);
+    return this.byName.get(name.slice(0, bar))?.subcommands?.find((s) => s.name === name);
   }
 
   /** The spec that runs `args` (a subcommand where there is one), or the error Redis gives. */
@@ -48,35 +48,6 @@ export class CommandTable implements CommandTableView {
 
 function arityFits(arity: number, count: number): boolean {
   return arity >= 0 ? count === arity : count >= -arity;
-}
-
-/** Runs a resolved command; failures become error replies, never exceptions. */
-export function run(spec: CommandSpec, ctx: CommandContext, args: Buffer[]): Reply | Promise<Reply> {
-  const started = performance.now();
-  let out: Reply | Promise<Reply>;
-  // Cluster mode: the spec's key positions decide whether this node runs it (-MOVED, -CROSSSLOT…).
-  const redirect = ctx.server.cluster === undefined ? null : routeCommand(ctx.server.cluster, spec, args);
-  try {
-    out = redirect ?? spec.handler(ctx, args);
-  } catch (err) {
-    out = errorReply(err);
-  }
-  // Counted when the reply is ready: a Promise result (a write waiting for its commit) when it settles.
-  if (out instanceof Promise) {
-    return out.catch(errorReply).then((reply) => {
-      recordCommand(ctx.server, spec.name, spec.flags.includes('write'), started, reply instanceof ErrorReply ? reply.code : null);
-      return reply;
-    });
-  }
-  recordCommand(ctx.server, spec.name, spec.flags.includes('write'), started, out instanceof ErrorReply ? out.code : null);
-  return out;
-}
-
-function errorReply(err: unknown): ErrorReply {
-  if (err instanceof CommandError) return new ErrorReply(err.message);
-  if (err instanceof CorruptValueError) return new ErrorReply(`ERR ${err.message}`);
-  const message = err instanceof Error ? err.message : String(err);
-  return new ErrorReply(`ERR ${message}`);
 }
 
 export const commandTable = new CommandTable([

@@ -22,7 +22,7 @@ export interface Health {
 
 /** Every shard read and write-locked once; ok when all of them answer and the cluster (if any) is ok. */
 export function health(store: Store, server: ServerContext): Health {
-  const shards = store.queues.map((q) => ({ shard: q.shard.id, ...q.shard.probe() }));
+  const shards = store.probe();
   // Without [cluster] enabled a single node is its own healthy cluster.
   const cluster = server.cluster === undefined ? { enabled: false, state: 'ok' } : { enabled: true, state: server.cluster.summary().state };
   return {

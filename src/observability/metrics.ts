@@ -234,7 +234,7 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     labelNames: ['shard'],
     registers: [registry],
     collect() {
-      store.queues.forEach((q, i) => this.labels(String(i)).set(q.depth));
+      for (const s of store.stats().shards) this.labels(String(s.id)).set(s.queueDepth);
     },
   });
   new Gauge({
@@ -243,7 +243,7 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     labelNames: ['shard'],
     registers: [registry],
     collect() {
-      store.queues.forEach((q, i) => this.labels(String(i)).set(q.overlay.size));
+      for (const s of store.stats().shards) this.labels(String(s.id)).set(s.overlayEntries);
     },
   });
   new Gauge({
@@ -251,7 +251,7 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     help: 'Writes executed and not yet committed, all shards',
     registers: [registry],
     collect() {
-      this.set(store.inflightOps);
+      this.set(store.stats().inflightWrites);
     },
   });
   new Counter({
@@ -261,7 +261,7 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      store.queues.forEach((q, i) => this.labels(String(i)).inc(q.committedOps));
+      for (const s of store.stats().shards) this.labels(String(s.id)).inc(s.committedWrites);
     },
   });
   new Counter({
@@ -271,7 +271,7 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      store.queues.forEach((q, i) => this.labels(String(i)).inc(q.failedOps));
+      for (const s of store.stats().shards) this.labels(String(s.id)).inc(s.failedWrites);
     },
   });
   new Counter({
@@ -280,7 +280,7 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      this.inc(store.readCacheStats().hits);
+      this.inc(store.stats().readCache.hits);
     },
   });
   new Gauge({
@@ -288,7 +288,7 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     help: 'Bytes of values held in the read cache',
     registers: [registry],
     collect() {
-      this.set(store.readCacheStats().bytes);
+      this.set(store.stats().readCache.bytes);
     },
   });
   new Counter({
@@ -297,7 +297,7 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      this.inc(store.checkpointStats?.completed ?? 0);
+      this.inc(store.stats().checkpoints?.completed ?? 0);
     },
   });
   new Gauge({
@@ -306,7 +306,7 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     labelNames: ['shard'],
     registers: [registry],
     collect() {
-      store.queues.forEach((q, i) => this.labels(String(i)).set(shardFileBytes(q.shard.path)));
+      for (const s of store.stats().shards) this.labels(String(s.id)).set(shardFileBytes(s.path));
     },
   });
   new Gauge({
@@ -315,10 +315,7 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     labelNames: ['shard'],
     registers: [registry],
     collect() {
-      store.queues.forEach((q, i) => {
-        const p = q.shard.pageStats();
-        this.labels(String(i)).set(p.freelistCount * p.pageSize);
-      });
+      store.pageStats().forEach((p, i) => this.labels(String(i)).set(p.freelistCount * p.pageSize));
     },
   });
   new Gauge({

@@ -33,6 +33,6 @@ export function refuseMidMigration(dataDir: string): void {
 export function dataLayout(store: Store): { shards: number; files: { file: string; bytes: number }[] } {
   return {
     shards: store.numShards,
-    files: store.queues.map((q) => ({ file: q.shard.path, bytes: existsSync(q.shard.path) ? statSync(q.shard.path).size : 0 })),
+    files: store.stats().shards.map(({ path }) => ({ file: path, bytes: existsSync(path) ? statSync(path).size : 0 })),
   };
 }

@@ -18,11 +18,8 @@
 import type { Socket } from 'node:net';
 import { ProtocolError, RequestParser, type Args, type ParserLimits } from '../protocol/parser.js';
 import { ErrorReply, NO_REPLY, ReplyEncoder, type ProtocolVersion, type Reply } from '../protocol/reply.js';
-import { commandTable, run } from '../commands/table.js';
-import { recordRejected } from '../observability/metrics.js';
-import type { ClientState, CommandContext, ServerContext } from '../commands/types.js';
-import type { Store } from '../storage/store.js';
-import { NOAUTH_TEXT } from './security.js';
+import type { Dispatcher } from '../commands/dispatch.js';
+import type { ClientState } from '../commands/types.js';
 
 export interface ConnectionLimits extends ParserLimits {
   /** Backlog bytes above which the client's commands stop executing and its socket stops being read. */
@@ -41,6 +38,8 @@ export interface ConnectionLimits extends ParserLimits {
 export interface ConnectionHooks {
   onClose(c: Connection): void;
   onProtocolError(c: Connection, err: ProtocolError): void;
+  /** An error reply is being sent (INFO's total_error_replies). */
+  onErrorReply(): void;
   /** The client went over the hard output limit and is being disconnected. */
   onOutputLimit(c: Connection, backlog: number): void;
 }
@@ -52,8 +51,6 @@ export interface ConnectionHooks {
  */
 const UNAUTH_MAX_ARGS = 10;
 const UNAUTH_MAX_BULK = 16 * 1024;
-
-const NOAUTH = new ErrorReply(NOAUTH_TEXT);
 
 /** How long an ended connection waits for the peer to close its side before it is destroyed. */
 const CLOSE_LINGER_MS = 2000;
@@ -95,7 +92,6 @@ export class Connection implements ClientState {
 
   private readonly parser: RequestParser;
   private readonly encoder = new ReplyEncoder();
-  private readonly ctx: CommandContext;
   private inbox: Args[] = [];
   private inboxHead = 0;
   private readonly slots: Slot[] = [];
@@ -127,16 +123,15 @@ export class Connection implements ClientState {
   constructor(
     readonly id: number,
     private readonly socket: Socket,
-    store: Store,
-    server: ServerContext,
+    private readonly dispatcher: Dispatcher,
+    authRequired: boolean,
     private readonly limits: ConnectionLimits,
     private readonly hooks: ConnectionHooks,
   ) {
     this.parser = new RequestParser(limits);
     this.addr = `${socket.remoteAddress}:${socket.remotePort}`;
     this.laddr = `${socket.localAddress}:${socket.localPort}`;
-    this.authenticated = !server.auth.required;
-    this.ctx = { store, client: this, server };
+    this.authenticated = !authRequired;
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
@@ -289,34 +284,18 @@ export class Connection implements ClientState {
       }
       const args = this.inbox[this.inboxHead];
       if (!this.authenticated && this.oversizedBeforeAuth(args)) break;
-      const spec = commandTable.resolve(args);
-      if (spec instanceof ErrorReply) {
-        this.inboxHead++;
-        recordRejected(this.ctx.server, spec.code);
-        this.deliver(spec, false);
-        continue;
-      }
-      // The command table's no_auth flag (AUTH, HELLO, QUIT) is the only way past this gate.
-      if (!this.authenticated && !spec.flags.includes('no_auth')) {
-        this.inboxHead++;
-        recordRejected(this.ctx.server, NOAUTH.code);
-        this.deliver(NOAUTH, false);
-        continue;
-      }
-      const isWrite = spec.flags.includes('write');
-      if (isWrite && !this.ctx.store.hasRoom) {
-        // The overlay is full: this write (and everything after it) waits for commits.
+      const outcome = this.dispatcher.dispatch(this, args);
+      if (outcome.kind === 'wait') {
+        // This write (and everything after it) waits for commits; then it is dispatched again.
         this.waitingForRoom = true;
-        void this.ctx.store.waitForRoom().then(() => {
+        void outcome.until.then(() => {
           this.waitingForRoom = false;
           this.pump();
         });
         break;
       }
       this.inboxHead++;
-      this.lastCommand = spec.name;
-      this.ctx.server.stats.totalCommands++;
-      this.deliver(run(spec, this.ctx, args), !isWrite);
+      this.deliver(outcome.reply, outcome.kind === 'ran' && !outcome.write);
     }
     if (this.closed) return;
     if (this.inboxHead >= this.inbox.length) {
@@ -379,7 +358,7 @@ export class Connection implements ClientState {
 
   private encode(reply: Reply): void {
     if (reply === NO_REPLY || this.closed) return;
-    if (reply instanceof ErrorReply) this.ctx.server.stats.errorReplies++;
+    if (reply instanceof ErrorReply) this.hooks.onErrorReply();
     const before = this.backlog;
     this.encoder.write(reply, this.proto);
     // Already over the soft limit, and this reply takes it past the hard one.

@@ -9,6 +9,9 @@ import type { ProtocolError } from '../protocol/parser.js';
 import { commandTable } from '../commands/table.js';
 import type { ClientState, ServerContext, ServerStats } from '../commands/types.js';
 import type { Store } from '../storage/store.js';
+import { Keyspace } from '../storage/keyspace.js';
+import { Dispatcher } from '../commands/dispatch.js';
+import { startSave } from '../tools/backup.js';
 import { Connection, type ConnectionHooks, type ConnectionLimits } from './connection.js';
 import { DENIED_LINE, MAXCLIENTS_LINE, PasswordAuthenticator, protectedModeRefuses } from './security.js';
 
@@ -58,6 +61,7 @@ export class BlobServer implements ServerContext {
   /** Per kind of warning: when it was last logged and how many were left out since. */
   private readonly throttled = new Map<string, { at: number; skipped: number }>();
   private readonly hooks: ConnectionHooks;
+  private readonly dispatcher: Dispatcher;
   private readonly connections = new Map<number, Connection>();
   private nextId = 1;
   private shuttingDown: Promise<void> | null = null;
@@ -72,6 +76,7 @@ export class BlobServer implements ServerContext {
     private readonly log: Logger,
   ) {
     this.auth = new PasswordAuthenticator(opts.requirepass);
+    this.dispatcher = new Dispatcher(new Keyspace(store), this, store);
     this.net = createServer({ noDelay: true }, (socket) => this.accept(socket));
     if (opts.tls) {
       this.tls = createTlsServer(opts.tls.options, (socket) => this.accept(socket));
@@ -82,6 +87,7 @@ export class BlobServer implements ServerContext {
     this.hooks = {
       onClose: (c) => this.connections.delete(c.id),
       onProtocolError: (c, err) => this.protocolError(c, err),
+      onErrorReply: () => this.stats.errorReplies++,
       onOutputLimit: (c, backlog) => {
         this.warnThrottled('output', { client: c.addr, id: c.id, backlog }, 'client closed: over the output buffer hard limit and not reading');
       },
@@ -103,6 +109,10 @@ export class BlobServer implements ServerContext {
 
   get configFile(): string | null {
     return this.opts.configFile;
+  }
+
+  startSave(): Promise<void> {
+    return startSave(this, this.store);
   }
 
   configParameters(): ReadonlyArray<readonly [string, string]> {
@@ -193,7 +203,7 @@ export class BlobServer implements ServerContext {
       return;
     }
     const id = this.nextId++;
-    const conn = new Connection(id, socket, this.store, this, this.opts.limits, this.hooks);
+    const conn = new Connection(id, socket, this.dispatcher, this.auth.required, this.opts.limits, this.hooks);
     this.connections.set(id, conn);
   }
 

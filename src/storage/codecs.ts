@@ -16,6 +16,12 @@ export type Algorithm = 'none' | 'gzip' | 'zstd' | 'lz4' | 'brotli';
 /** Stored in every row: never renumber. */
 export const CODEC_IDS: Readonly<Record<Algorithm, number>> = Object.freeze({ none: 0, gzip: 1, zstd: 2, lz4: 3, brotli: 4 });
 
+/** The name of a stored codec id (introspection); an id this version does not know is shown as such. */
+export function codecName(id: number): string {
+  for (const [name, n] of Object.entries(CODEC_IDS)) if (n === id) return name;
+  return `unknown(${id})`;
+}
+
 export interface CompressionSettings {
   algorithm: Algorithm;
   level: number;

@@ -1,17 +1,435 @@
 /**
- * Reads that span keys rather than one key: a namespace's fields (which live on every shard),
- * namespaces as keys, scans and random picks. Each merges the committed rows with the pending-write
- * overlay the same way single-key reads do, so they see every write executed before them.
+ * The keyspace API: everything commands may do to keys, and the only storage module they import.
+ *
+ * Every rule about a value lives here once: where a read looks (pending writes, then the read
+ * cache, then the committed row — `locate`), when a key is expired (at `now`, the command's one
+ * clock reading), what a write does to the key's expiry (an explicit `ExpiryPolicy`, never a
+ * default), and how multi-key reads merge committed rows with pending writes. Commands never see
+ * overlays, queues, shards or SQL.
+ *
+ * A key is addressed as (ns, key): ns null is the plain key space; otherwise `key` is a field of
+ * the namespace `ns` (a Redis hash to clients). A value may be a promise while it is still being
+ * decoded off the event loop; order is kept because the write that produced it is already visible.
  */
-import { expired, type OverlayEntry, type PendingValue } from './overlay.js';
+import { expired, KEEP, type OverlayEntry, type PendingValue } from './overlay.js';
 import type { FieldRow } from './shard.js';
-import { decodeRow, type Store } from './store.js';
+import { codecName } from './codecs.js';
+import { decodeRow, joinAcks, type Ack, type Store, type StoreStats } from './store.js';
 import type { WriteQueue } from './write-queue.js';
+
+export type { Ack, PendingValue, StoreStats };
+export { joinAcks };
+export { CorruptValueError, printable } from './store.js';
+
+/**
+ * What a write does to the key's expiry: keep the one it has (none for a new key), clear it, or
+ * set this absolute time (epoch ms).
+ */
+export type ExpiryPolicy = 'keep' | 'clear' | { at: number };
+
+/** A live value and its expiry (epoch ms, null for none). */
+export interface Found {
+  readonly value: PendingValue;
+  readonly expiresAt: number | null;
+}
 
 export interface FieldValue {
   field: Buffer;
   /** The value, or null when the caller asked for names only. */
   value: PendingValue | null;
+}
+
+export type KeyType = 'string' | 'hash' | 'none';
+
+/** Where a keyspace scan stands: plain keys of each shard, then namespaces of each shard. */
+export interface ScanPosition {
+  phase: 'plain' | 'ns';
+  shard: number;
+  after: Buffer | null;
+}
+
+export const SCAN_START: ScanPosition = { phase: 'plain', shard: 0, after: null };
+
+/** Where an HSCAN stands: a shard and the last field returned from it. */
+export interface FieldScanPosition {
+  shard: number;
+  after: Buffer | null;
+}
+
+export const FIELD_SCAN_START: FieldScanPosition = { shard: 0, after: null };
+
+/** What is stored about a value besides its bytes (times are epoch ms). */
+export interface BlobMeta {
+  /** Bytes as the client wrote them. */
+  size: number;
+  /** Bytes on disk after compression. */
+  storedSize: number;
+  /** The codec the value is stored with: none, gzip, zstd, lz4 or brotli. */
+  codec: string;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number | null;
+  /** 0 when created, +1 on every overwrite. */
+  version: number;
+}
+
+/** The outcome of RENAME / RENAMENX. */
+export type RenameResult = { done: true; ack: Ack } | { done: false; why: 'no-source' | 'target-exists' };
+
+/** The committed row is the truth for this key (nothing pending for it). */
+const COMMITTED = Symbol('committed');
+
+export class Keyspace {
+  constructor(private readonly store: Store) {}
+
+  /** Largest value a command may build (APPEND, SETRANGE): the server's proto_max_bulk_len. */
+  get maxValueBytes(): number {
+    return this.store.maxValueBytes;
+  }
+
+  // ---- one key ----------------------------------------------------------------------------------
+
+  /**
+   * The one place that decides where a key's truth is: a live pending entry, null (a pending
+   * delete, or a pending write that has expired by `now`), or COMMITTED (ask the row).
+   */
+  private locate(q: WriteQueue, ns: Buffer | null, key: Buffer, now: number): OverlayEntry | null | typeof COMMITTED {
+    const e = q.overlay.lookup(ns, key, now);
+    if (e === undefined) return COMMITTED;
+    return e.value === null ? null : e;
+  }
+
+  /** The value of a live key, or null. */
+  get(ns: Buffer | null, key: Buffer, now: number): PendingValue | null {
+    const q = this.store.queueOf(key);
+    const at = this.locate(q, ns, key, now);
+    if (at === null) return null;
+    if (at !== COMMITTED) return this.valueOf(q, ns, at);
+    const cached = q.cache.get(ns, key, now);
+    if (cached !== undefined) return cached.value;
+    const row = ns === null ? q.shard.get(key, now) : q.shard.nsGet(ns, key, now);
+    return row === undefined ? null : this.cacheRead(q, ns, key, decodeRow(row, ns, key), row.expires_at);
+  }
+
+  /** The value of a live key with its expiry, or null: what a read-modify-write starts from. */
+  lookup(ns: Buffer | null, key: Buffer, now: number): Found | null {
+    const q = this.store.queueOf(key);
+    const at = this.locate(q, ns, key, now);
+    if (at === null) return null;
+    if (at !== COMMITTED) {
+      const value = this.valueOf(q, ns, at);
+      return value === null ? null : { value, expiresAt: at.expiresAt };
+    }
+    const cached = q.cache.get(ns, key, now);
+    if (cached !== undefined) return cached;
+    const row = ns === null ? q.shard.get(key, now) : q.shard.nsGet(ns, key, now);
+    if (row === undefined) return null;
+    return { value: this.cacheRead(q, ns, key, decodeRow(row, ns, key), row.expires_at), expiresAt: row.expires_at };
+  }
+
+  exists(ns: Buffer | null, key: Buffer, now: number): boolean {
+    const q = this.store.queueOf(key);
+    const at = this.locate(q, ns, key, now);
+    if (at !== COMMITTED) return at !== null;
+    return ns === null ? q.shard.exists(key, now) : q.shard.nsExists(ns, key, now);
+  }
+
+  /** Expiry of a live key: epoch ms, null for none, undefined when the key does not exist. */
+  expiry(ns: Buffer | null, key: Buffer, now: number): number | null | undefined {
+    const q = this.store.queueOf(key);
+    const at = this.locate(q, ns, key, now);
+    if (at === null) return undefined;
+    if (at !== COMMITTED) return at.expiresAt;
+    return q.shard.expiry(ns, key, now);
+  }
+
+  /** The logical size of a live value without reading it (0 when absent). */
+  size(ns: Buffer | null, key: Buffer, now: number): number | Promise<number> {
+    const q = this.store.queueOf(key);
+    const at = this.locate(q, ns, key, now);
+    if (at === null) return 0;
+    if (at === COMMITTED) return q.shard.size(ns, key, now) ?? 0;
+    const v = at.value;
+    if (v === KEEP) return q.shard.sizeAny(ns, key) ?? 0;
+    return v instanceof Promise ? v.then((b) => b.length) : (v as Buffer).length;
+  }
+
+  /**
+   * A live key's metadata, or null. Waits for the key's shard to commit what is pending, so the
+   * answer describes the value every read sees; `now` decides liveness as for any read.
+   */
+  async meta(ns: Buffer | null, key: Buffer, now: number): Promise<BlobMeta | null> {
+    await this.store.settle(key);
+    const row = this.store.queueOf(key).shard.info(ns, key, now);
+    if (row === undefined) return null;
+    return {
+      size: row.size,
+      storedSize: row.stored,
+      codec: codecName(row.codec),
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      expiresAt: row.expires_at,
+      version: row.version,
+    };
+  }
+
+  /** Writes a value; `expiry` says what becomes of the key's expiry. */
+  set(ns: Buffer | null, key: Buffer, value: PendingValue, expiry: ExpiryPolicy, now: number): Ack {
+    const at = expiry === 'keep' ? (this.expiry(ns, key, now) ?? null) : expiry === 'clear' ? null : expiry.at;
+    return this.store.write(ns, key, value, at, now);
+  }
+
+  /**
+   * Read-modify-write: `f` gets the current value (null when the key is absent) and returns the
+   * new one, which is written with `expiry` ('keep' keeps the TTL the key had, as APPEND does).
+   * The new value is visible to every later command at once, even while the old one is still
+   * decoding; it is returned with the write's ack.
+   */
+  update(
+    ns: Buffer | null,
+    key: Buffer,
+    now: number,
+    f: (current: Buffer | null) => Buffer,
+    expiry: ExpiryPolicy,
+  ): { value: PendingValue; ack: Ack } {
+    const found = this.lookup(ns, key, now);
+    const current = found?.value ?? null;
+    const value = current instanceof Promise ? current.then(f) : f(current);
+    const at = expiry === 'keep' ? (found?.expiresAt ?? null) : expiry === 'clear' ? null : expiry.at;
+    return { value, ack: this.store.write(ns, key, value, at, now) };
+  }
+
+  /** Deletes a live key; `removed` says whether there was one. */
+  delete(ns: Buffer | null, key: Buffer, now: number): { removed: boolean; ack: Ack } {
+    if (!this.exists(ns, key, now)) return { removed: false, ack: undefined };
+    return { removed: true, ack: this.store.remove(ns, key) };
+  }
+
+  /**
+   * Sets a live key's expiry (null: persist). A time already past deletes the key, as in Redis.
+   * The caller checks that the key exists.
+   */
+  setExpiry(ns: Buffer | null, key: Buffer, at: number | null, now: number): Ack {
+    if (at !== null && at <= now) return this.store.remove(ns, key);
+    return this.store.expire(ns, key, at, now);
+  }
+
+  /**
+   * RENAME / RENAMENX of a plain key: the value and its expiry move, and the copy is committed
+   * before the source's delete, so a crash in between leaves both keys, never neither.
+   */
+  rename(src: Buffer, dst: Buffer, now: number, onlyIfAbsent: boolean): RenameResult {
+    const found = this.lookup(null, src, now);
+    if (found === null) return { done: false, why: 'no-source' };
+    if (src.equals(dst)) return onlyIfAbsent ? { done: false, why: 'target-exists' } : { done: true, ack: undefined };
+    if (onlyIfAbsent && this.exists(null, dst, now)) return { done: false, why: 'target-exists' };
+    return { done: true, ack: this.store.move(src, dst, found.value, found.expiresAt, now) };
+  }
+
+  /** COPY of a plain key with its expiry; null when the source is absent or (without replace) the target exists. */
+  copy(src: Buffer, dst: Buffer, now: number, replace: boolean): Ack | null {
+    const found = this.lookup(null, src, now);
+    if (found === null) return null;
+    if (!replace && this.exists(null, dst, now)) return null;
+    return this.store.write(null, dst, found.value, found.expiresAt, now);
+  }
+
+  // ---- namespaces -------------------------------------------------------------------------------
+
+  /** Whether a namespace has at least one live field: then it is a key, like a Redis hash. */
+  namespaceExists(ns: Buffer, now: number): boolean {
+    for (const q of this.store.queues) {
+      const pending = pendingByKey(q, ns);
+      for (const e of pending.values()) if (live(e, now)) return true;
+      if (q.overlay.hidesCommitted(ns)) continue;
+      for (const field of q.shard.nsFieldNames(ns, now)) {
+        if (!pending.has(field.toString('latin1'))) return true;
+      }
+    }
+    return false;
+  }
+
+  /** Every live field of a namespace, gathered from all shards. */
+  namespaceFields(ns: Buffer, withValues: boolean, now: number): FieldValue[] {
+    const out: FieldValue[] = [];
+    for (const q of this.store.queues) {
+      const pending = pendingByKey(q, ns);
+      if (!q.overlay.hidesCommitted(ns)) {
+        if (withValues) {
+          for (const row of q.shard.nsFields(ns, null, -1, now)) {
+            if (!pending.has(row.key.toString('latin1'))) out.push({ field: row.key, value: decodeRow(row, ns, row.key) });
+          }
+        } else {
+          for (const field of q.shard.nsFieldNames(ns, now)) {
+            if (!pending.has(field.toString('latin1'))) out.push({ field, value: null });
+          }
+        }
+      }
+      for (const e of pending.values()) {
+        if (live(e, now)) out.push({ field: e.key, value: withValues ? this.valueOf(q, ns, e) : null });
+      }
+    }
+    return out;
+  }
+
+  /** Deletes every field of a namespace, on every shard (DEL of a namespace). */
+  deleteNamespace(ns: Buffer): Ack {
+    return this.store.removeNamespace(ns);
+  }
+
+  /** A plain blob is a string; a namespace is a hash. A name that is both reads as a string. */
+  keyType(key: Buffer, now: number): KeyType {
+    if (this.exists(null, key, now)) return 'string';
+    return this.namespaceExists(key, now) ? 'hash' : 'none';
+  }
+
+  // ---- the whole keyspace -----------------------------------------------------------------------
+
+  /**
+   * One step of SCAN: at least `count` candidates examined unless the scan ends. Keys present for
+   * the whole scan are returned at least once (each shard is walked in key order, and pending keys
+   * are merged into the range each step covers); a namespace may come back once per shard.
+   */
+  scanStep(
+    pos: ScanPosition,
+    count: number,
+    types: { strings: boolean; hashes: boolean },
+    now: number,
+  ): { keys: Buffer[]; next: ScanPosition | null } {
+    const keys: Buffer[] = [];
+    const seen = new Set<string>();
+    const add = (k: Buffer): void => {
+      const id = k.toString('latin1');
+      if (!seen.has(id)) {
+        seen.add(id);
+        keys.push(k);
+      }
+    };
+    const shards = this.store.numShards;
+    let cur: ScanPosition | null = pos;
+    let examined = 0;
+    while (cur !== null && examined < count) {
+      const wanted = cur.phase === 'plain' ? types.strings : types.hashes;
+      if (!wanted) {
+        cur = nextShard(cur, shards);
+        continue;
+      }
+      const q = this.store.queues[cur.shard];
+      const limit = count - examined;
+      const committed = cur.phase === 'plain' ? q.shard.scanKeys(cur.after, limit, now) : q.shard.scanNamespaces(cur.after, limit, now);
+      examined += Math.max(1, committed.length);
+      const upper = committed.length < limit ? null : committed[committed.length - 1];
+      const after = cur.after;
+      const inRange = (k: Buffer): boolean =>
+        (after === null || Buffer.compare(k, after) > 0) && (upper === null || Buffer.compare(k, upper) <= 0);
+      if (cur.phase === 'plain') {
+        for (const k of committed) {
+          const e = q.overlay.lookup(null, k, now);
+          if (e === undefined || e.value !== null) add(k);
+        }
+        for (const e of q.overlay.pending(null)) if (live(e, now) && inRange(e.key)) add(e.key);
+      } else {
+        for (const ns of committed) if (this.namespaceExists(ns, now)) add(ns);
+        for (const ns of q.overlay.pendingNamespaces()) if (inRange(ns) && this.namespaceExists(ns, now)) add(ns);
+      }
+      cur = upper === null ? nextShard(cur, shards) : { ...cur, after: upper };
+    }
+    return { keys, next: cur };
+  }
+
+  /** One step of HSCAN over a namespace's fields, shard by shard in field order. */
+  fieldScanStep(ns: Buffer, pos: FieldScanPosition, count: number, now: number): { fields: FieldValue[]; next: FieldScanPosition | null } {
+    const fields: FieldValue[] = [];
+    const shards = this.store.numShards;
+    let cur: FieldScanPosition | null = pos;
+    let examined = 0;
+    while (cur !== null && examined < count) {
+      const q = this.store.queues[cur.shard];
+      const limit = count - examined;
+      const pending = pendingByKey(q, ns);
+      const rows: FieldRow[] = q.overlay.hidesCommitted(ns) ? [] : q.shard.nsFields(ns, cur.after, limit, now);
+      examined += Math.max(1, rows.length);
+      const upper = rows.length < limit ? null : rows[rows.length - 1].key;
+      for (const row of rows) {
+        if (!pending.has(row.key.toString('latin1'))) fields.push({ field: row.key, value: decodeRow(row, ns, row.key) });
+      }
+      const after = cur.after;
+      for (const e of pending.values()) {
+        if (!live(e, now)) continue;
+        if ((after === null || Buffer.compare(e.key, after) > 0) && (upper === null || Buffer.compare(e.key, upper) <= 0)) {
+          fields.push({ field: e.key, value: this.valueOf(q, ns, e) });
+        }
+      }
+      cur = upper !== null ? { shard: cur.shard, after: upper } : cur.shard + 1 < shards ? { shard: cur.shard + 1, after: null } : null;
+    }
+    return { fields, next: cur };
+  }
+
+  /** A random live key (plain keys first, namespaces when there are none), or null when empty. */
+  randomKey(now: number): Buffer | null {
+    const shards = this.store.numShards;
+    const start = Math.floor(Math.random() * shards);
+    for (let i = 0; i < shards; i++) {
+      const q = this.store.queues[(start + i) % shards];
+      for (const e of q.overlay.pending(null)) if (live(e, now)) return e.key;
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const k = q.shard.randomKey(now);
+        if (k === undefined) break;
+        const e = q.overlay.lookup(null, k, now);
+        if (e === undefined || e.value !== null) return k;
+      }
+    }
+    for (let i = 0; i < shards; i++) {
+      const pos: ScanPosition = { phase: 'ns', shard: (start + i) % shards, after: null };
+      const { keys } = this.scanStep(pos, 16, { strings: false, hashes: true }, now);
+      if (keys.length > 0) return keys[Math.floor(Math.random() * keys.length)];
+    }
+    return null;
+  }
+
+  /** Empties every shard (FLUSHDB / FLUSHALL). */
+  flushAll(): Ack {
+    return this.store.flushAll();
+  }
+
+  /** Live plain keys plus live namespaces (a namespace counts once, like a Redis hash). */
+  dbsize(): Promise<number> {
+    return this.store.dbsize();
+  }
+
+  /** Live keys with an expiry (INFO keyspace); committed rows only. */
+  countExpiring(now: number): number {
+    return this.store.countExpiring(now);
+  }
+
+  /** Counters and gauges of the storage engine, for INFO and metrics. */
+  stats(): StoreStats {
+    return this.store.stats();
+  }
+
+  // ---- internals --------------------------------------------------------------------------------
+
+  /** The value a pending entry stands for; KEEP (a pending expiry change) means the committed row's. */
+  private valueOf(q: WriteQueue, ns: Buffer | null, entry: OverlayEntry): PendingValue | null {
+    if (entry.value !== KEEP) return entry.value;
+    const row = q.shard.getAny(ns, entry.key);
+    return row === undefined ? null : decodeRow(row, ns, entry.key);
+  }
+
+  /** Keeps a value just read from its row in the read cache (if it wants it), and returns it. */
+  private cacheRead(q: WriteQueue, ns: Buffer | null, key: Buffer, value: PendingValue, expiresAt: number | null): PendingValue {
+    if (!q.cache.enabled) return value;
+    if (!(value instanceof Promise)) {
+      q.cache.put(ns, key, value, expiresAt);
+      return value;
+    }
+    // Cached only if no write reached this shard while the value was decoding.
+    const epoch = q.cache.epoch;
+    return value.then((v) => {
+      if (q.cache.epoch === epoch) q.cache.put(ns, key, v, expiresAt);
+      return v;
+    });
+  }
 }
 
 /** Live pending entries of a namespace (or of the plain key space) in one shard, by key. */
@@ -25,176 +443,7 @@ function live(e: OverlayEntry, now: number): boolean {
   return e.value !== null && !expired(e, now);
 }
 
-/** Every live field of a namespace, gathered from all shards. */
-export function namespaceFields(store: Store, ns: Buffer, withValues: boolean): FieldValue[] {
-  const out: FieldValue[] = [];
-  const now = Date.now();
-  for (const q of store.queues) {
-    const pending = pendingByKey(q, ns);
-    if (!q.overlay.hidesCommitted(ns)) {
-      if (withValues) {
-        for (const row of q.shard.nsFields(ns, null, -1, now)) {
-          if (!pending.has(row.key.toString('latin1'))) out.push({ field: row.key, value: decodeRow(row, ns, row.key) });
-        }
-      } else {
-        for (const field of q.shard.nsFieldNames(ns, now)) {
-          if (!pending.has(field.toString('latin1'))) out.push({ field, value: null });
-        }
-      }
-    }
-    for (const e of pending.values()) {
-      if (live(e, now)) out.push({ field: e.key, value: withValues ? store.valueOf(q, ns, e) : null });
-    }
-  }
-  return out;
-}
-
-/** Whether a namespace has at least one live field: then it is a key, like a Redis hash. */
-export function namespaceExists(store: Store, ns: Buffer): boolean {
-  const now = Date.now();
-  for (const q of store.queues) {
-    const pending = pendingByKey(q, ns);
-    for (const e of pending.values()) if (live(e, now)) return true;
-    if (q.overlay.hidesCommitted(ns)) continue;
-    for (const field of q.shard.nsFieldNames(ns, now)) {
-      if (!pending.has(field.toString('latin1'))) return true;
-    }
-  }
-  return false;
-}
-
-export type KeyType = 'string' | 'hash' | 'none';
-
-/** A plain blob is a string; a namespace is a hash. A name that is both reads as a string. */
-export function keyType(store: Store, key: Buffer): KeyType {
-  if (store.exists(key)) return 'string';
-  return namespaceExists(store, key) ? 'hash' : 'none';
-}
-
-/** Where a keyspace scan stands: plain keys of each shard, then namespaces of each shard. */
-export interface ScanPosition {
-  phase: 'plain' | 'ns';
-  shard: number;
-  after: Buffer | null;
-}
-
-export const SCAN_START: ScanPosition = { phase: 'plain', shard: 0, after: null };
-
-/**
- * One step of SCAN: at least `count` candidates examined unless the scan ends. Keys present for
- * the whole scan are returned at least once (each shard is walked in key order, and pending keys
- * are merged into the range each step covers); a namespace may come back once per shard.
- */
-export function scanStep(
-  store: Store,
-  pos: ScanPosition,
-  count: number,
-  types: { strings: boolean; hashes: boolean },
-): { keys: Buffer[]; next: ScanPosition | null } {
-  const keys: Buffer[] = [];
-  const seen = new Set<string>();
-  const add = (k: Buffer): void => {
-    const id = k.toString('latin1');
-    if (!seen.has(id)) {
-      seen.add(id);
-      keys.push(k);
-    }
-  };
-  let cur: ScanPosition | null = pos;
-  let examined = 0;
-  while (cur !== null && examined < count) {
-    const wanted = cur.phase === 'plain' ? types.strings : types.hashes;
-    if (!wanted) {
-      cur = nextShard(cur, store.numShards);
-      continue;
-    }
-    const q = store.queues[cur.shard];
-    const now = Date.now();
-    const limit = count - examined;
-    const committed = cur.phase === 'plain' ? q.shard.scanKeys(cur.after, limit, now) : q.shard.scanNamespaces(cur.after, limit, now);
-    examined += Math.max(1, committed.length);
-    const upper = committed.length < limit ? null : committed[committed.length - 1];
-    const inRange = (k: Buffer): boolean =>
-      (cur!.after === null || Buffer.compare(k, cur!.after) > 0) && (upper === null || Buffer.compare(k, upper) <= 0);
-    if (cur.phase === 'plain') {
-      for (const k of committed) {
-        const e = q.overlay.lookup(null, k, now);
-        if (e === undefined || e.value !== null) add(k);
-      }
-      for (const e of q.overlay.pending(null)) if (live(e, now) && inRange(e.key)) add(e.key);
-    } else {
-      for (const ns of committed) if (namespaceExists(store, ns)) add(ns);
-      for (const ns of q.overlay.pendingNamespaces()) if (inRange(ns) && namespaceExists(store, ns)) add(ns);
-    }
-    cur = upper === null ? nextShard(cur, store.numShards) : { ...cur, after: upper };
-  }
-  return { keys, next: cur };
-}
-
 function nextShard(pos: ScanPosition, shards: number): ScanPosition | null {
   if (pos.shard + 1 < shards) return { phase: pos.phase, shard: pos.shard + 1, after: null };
   return pos.phase === 'plain' ? { phase: 'ns', shard: 0, after: null } : null;
-}
-
-/** Where an HSCAN stands: a shard and the last field returned from it. */
-export interface FieldScanPosition {
-  shard: number;
-  after: Buffer | null;
-}
-
-/** One step of HSCAN over a namespace's fields, shard by shard in field order. */
-export function fieldScanStep(
-  store: Store,
-  ns: Buffer,
-  pos: FieldScanPosition,
-  count: number,
-): { fields: FieldValue[]; next: FieldScanPosition | null } {
-  const fields: FieldValue[] = [];
-  let cur: FieldScanPosition | null = pos;
-  let examined = 0;
-  while (cur !== null && examined < count) {
-    const q = store.queues[cur.shard];
-    const now = Date.now();
-    const limit = count - examined;
-    const pending = pendingByKey(q, ns);
-    const rows: FieldRow[] = q.overlay.hidesCommitted(ns) ? [] : q.shard.nsFields(ns, cur.after, limit, now);
-    examined += Math.max(1, rows.length);
-    const upper = rows.length < limit ? null : rows[rows.length - 1].key;
-    for (const row of rows) {
-      if (!pending.has(row.key.toString('latin1'))) fields.push({ field: row.key, value: decodeRow(row, ns, row.key) });
-    }
-    const after = cur.after;
-    for (const e of pending.values()) {
-      if (!live(e, now)) continue;
-      if ((after === null || Buffer.compare(e.key, after) > 0) && (upper === null || Buffer.compare(e.key, upper) <= 0)) {
-        fields.push({ field: e.key, value: store.valueOf(q, ns, e) });
-      }
-    }
-    cur = upper !== null ? { shard: cur.shard, after: upper } : cur.shard + 1 < store.numShards ? { shard: cur.shard + 1, after: null } : null;
-  }
-  return { fields, next: cur };
-}
-
-/** A random live key (plain keys first, namespaces when there are none), or null when empty. */
-export function randomKey(store: Store): Buffer | null {
-  const now = Date.now();
-  const start = Math.floor(Math.random() * store.numShards);
-  for (let i = 0; i < store.numShards; i++) {
-    const q = store.queues[(start + i) % store.numShards];
-    for (const e of q.overlay.pending(null)) if (live(e, now)) return e.key;
-    for (let attempt = 0; attempt < 4; attempt++) {
-      const k = q.shard.randomKey(now);
-      if (k === undefined) break;
-      const e = q.overlay.lookup(null, k, now);
-      if (e === undefined || e.value !== null) return k;
-    }
-  }
-  for (let i = 0; i < store.numShards; i++) {
-    const { keys } = scanStep(store, { phase: 'ns', shard: (start + i) % store.numShards, after: null }, 16, {
-      strings: false,
-      hashes: true,
-    });
-    if (keys.length > 0) return keys[Math.floor(Math.random() * keys.length)];
-  }
-  return null;
 }

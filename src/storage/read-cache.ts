@@ -14,10 +14,13 @@ export interface ReadCacheStats {
   entries: number;
 }
 
-interface Entry {
-  value: Buffer;
-  expiresAt: number | null;
+/** A cached committed value and its expiry, as reads need both. */
+export interface CachedValue {
+  readonly value: Buffer;
+  readonly expiresAt: number | null;
 }
+
+type Entry = CachedValue;
 
 /** Values smaller than this are served from SQLite: a 64 KiB value reads in ~0.15 ms, a 1 MiB one in 2–3 ms. */
 export const READ_CACHE_MIN_VALUE_BYTES = 256 * 1024;
@@ -45,7 +48,7 @@ export class ReadCache {
     return this.maxBytes > 0 && size >= READ_CACHE_MIN_VALUE_BYTES && size <= this.maxBytes / 4;
   }
 
-  get(ns: Buffer | null, key: Buffer, now: number): Buffer | undefined {
+  get(ns: Buffer | null, key: Buffer, now: number): CachedValue | undefined {
     if (this.entries.size === 0) return undefined;
     const id = cacheKey(ns, key);
     const e = this.entries.get(id);
@@ -61,7 +64,7 @@ export class ReadCache {
     this.entries.delete(id);
     this.entries.set(id, e);
     this.hits++;
-    return e.value;
+    return e;
   }
 
   put(ns: Buffer | null, key: Buffer, value: Buffer, expiresAt: number | null): void {

@@ -2,12 +2,11 @@
  * One shard: one SQLite file in WAL mode. Everything here is synchronous SQL; queuing, batching
  * and read-your-writes live in the write queue above it.
  *
- * Plain blobs and namespaced blobs each have one rowid table (DESIGN.md: rowid tables are faster
- * than WITHOUT ROWID for large rows, and a table per namespace costs milliseconds and disk per
- * namespace). Times are epoch milliseconds.
+ * The tables are defined, and brought up to date at open, by schema.ts.
  */
 import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
+import { applyMigrations } from './schema.js';
 import { SweepStep, type SweepResult } from './sweep.js';
 
 export interface SqliteSettings {
@@ -40,35 +39,6 @@ export type ShardWrite =
   | { kind: 'sweep'; now: number; limit: number }
   | { kind: 'swept'; result: SweepResult }
   | { kind: 'flush' };
-
-// Small columns come before `data`: a large value spills into overflow pages, and a column stored
-// after it could only be read by walking that chain.
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS blobs (
-  key        BLOB PRIMARY KEY NOT NULL,
-  codec      INTEGER NOT NULL DEFAULT 0,
-  size       INTEGER NOT NULL,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
-  expires_at INTEGER,
-  version    INTEGER NOT NULL DEFAULT 0,
-  data       BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS blobs_expires_at ON blobs (expires_at) WHERE expires_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS ns_blobs (
-  namespace  BLOB NOT NULL,
-  key        BLOB NOT NULL,
-  codec      INTEGER NOT NULL DEFAULT 0,
-  size       INTEGER NOT NULL,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
-  expires_at INTEGER,
-  version    INTEGER NOT NULL DEFAULT 0,
-  data       BLOB NOT NULL,
-  PRIMARY KEY (namespace, key)
-);
-CREATE INDEX IF NOT EXISTS ns_blobs_expires_at ON ns_blobs (expires_at) WHERE expires_at IS NOT NULL;
-`;
 
 /** An expired row counts as absent, so overwriting it starts a new life: version 0, new created_at. */
 const UPSERT_COLUMNS = `
@@ -133,7 +103,13 @@ export class Shard {
     this.db.pragma('temp_store = MEMORY');
     // After a checkpoint lets the WAL restart, cut the file back rather than keep its peak size.
     this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
-    this.db.exec(SCHEMA);
+    try {
+      applyMigrations(this.db, path);
+    } catch (err) {
+      // A refused file stays closed: with locking_mode EXCLUSIVE this connection would lock it.
+      this.db.close();
+      throw err;
+    }
     const db = this.db;
     this.tx = {
       beginRead: db.prepare('BEGIN'),
@@ -219,6 +195,14 @@ export class Shard {
   /** Metadata of a plain key, expired or not; for tests and introspection. */
   meta(key: Buffer): RowMeta | undefined {
     return this.stmt.meta.get(key);
+  }
+
+  /** Everything stored about a live row but its value: for introspection (the value is not read). */
+  info(ns: Buffer | null, key: Buffer, now: number): RowInfo | undefined {
+    this.shareReadTxn();
+    const cols = 'size, length(data) AS stored, codec, created_at, updated_at, expires_at, version';
+    if (ns === null) return this.prep<RowInfo>(`SELECT ${cols} FROM blobs WHERE key = ? AND ${LIVE}`).get(key, now);
+    return this.prep<RowInfo>(`SELECT ${cols} FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).get(ns, key, now);
   }
 
   /** Rows, bytes as clients wrote them, and bytes as stored (after compression); committed rows only. */
@@ -522,6 +506,14 @@ export interface ByteTotals {
   rows: number;
   logical: number;
   stored: number;
+}
+
+export interface RowInfo extends RowMeta {
+  /** Logical size: the bytes the client wrote. */
+  size: number;
+  /** Bytes stored (after compression). */
+  stored: number;
+  codec: number;
 }
 
 export interface RowMeta {

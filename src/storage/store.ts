@@ -10,14 +10,35 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CodecError, decode, encode, type CompressionSettings } from './codecs.js';
 import { ShardRing } from './mpchash.js';
-import { Shard, type ByteTotals, type SqliteSettings, type StoredValue } from './shard.js';
+import { Shard, type ByteTotals, type PageStats, type SqliteSettings, type StoredValue } from './shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
-import { KEEP, type OverlayEntry, type PendingValue } from './overlay.js';
+import type { PendingValue } from './overlay.js';
 import { checkLayout } from './layout.js';
 import { MaintenanceWorker } from './maintenance.js';
 import type { ReadCacheStats } from './read-cache.js';
+import { shardFileName } from './schema.js';
 
 export type Ack = Promise<void> | undefined;
+
+export interface ShardStats {
+  id: number;
+  path: string;
+  /** Writes executed and not yet committed. */
+  queueDepth: number;
+  overlayEntries: number;
+  commits: number;
+  committedWrites: number;
+  failedWrites: number;
+}
+
+export interface StoreStats {
+  shards: ShardStats[];
+  inflightWrites: number;
+  sweptRows: number;
+  readCache: ReadCacheStats;
+  /** Checkpoints done by the maintenance worker; null when it is not used. */
+  checkpoints: { completed: number; failed: number; totalMillis: number } | null;
+}
 
 export interface StoreOptions {
   dataDir: string;
@@ -61,6 +82,7 @@ export class CorruptValueError extends Error {}
 
 export class Store {
   private readonly ring: ShardRing;
+  /** The shards' write queues: storage/ and its tests only; everyone else reads stats(). */
   readonly queues: WriteQueue[];
   private readonly budget: InflightBudget;
   private readonly maintenance: MaintenanceWorker | null = null;
@@ -72,7 +94,7 @@ export class Store {
     this.budget = new InflightBudget(opts.inflightCapacity, opts.inflightMaxBytes);
     this.queues = [];
     for (let id = 0; id < opts.numShards; id++) {
-      const shard = new Shard(id, join(opts.dataDir, `shard-${id}.db`), opts.sqlite);
+      const shard = new Shard(id, join(opts.dataDir, shardFileName(id)), opts.sqlite);
       this.queues.push(
         new WriteQueue(shard, this.budget, {
           batchSize: opts.batchSize,
@@ -107,6 +129,25 @@ export class Store {
     );
     for (const q of this.queues) q.shard.setAutoCheckpoint(SAFETY_NET_CHECKPOINT_PAGES);
     return worker;
+  }
+
+  /** Counters and gauges for INFO and metrics: a snapshot, so callers never reach into shards or queues. */
+  stats(): StoreStats {
+    return {
+      shards: this.queues.map((q) => ({
+        id: q.shard.id,
+        path: q.shard.path,
+        queueDepth: q.depth,
+        overlayEntries: q.overlay.size,
+        commits: q.commits,
+        committedWrites: q.committedOps,
+        failedWrites: q.failedOps,
+      })),
+      inflightWrites: this.budget.ops,
+      sweptRows: this.sweptRows,
+      readCache: this.readCacheStats(),
+      checkpoints: this.checkpointStats,
+    };
   }
 
   /** Checkpoints done by the maintenance worker (null when it is not used). */
@@ -149,48 +190,16 @@ export class Store {
     return this.budget.ops;
   }
 
-  get(key: Buffer): Buffer | null | Promise<Buffer> {
-    return this.read(null, key);
-  }
-
-  exists(key: Buffer): boolean {
-    return this.has(null, key);
-  }
-
-  set(key: Buffer, value: PendingValue, expiresAt: number | null = null): Ack {
-    return this.write(null, key, value, expiresAt);
-  }
-
-  delete(key: Buffer): Ack {
-    return this.remove(null, key);
-  }
-
   /**
    * Writes `value` under `key` for RENAME: the copy is committed before the source's delete, even
    * across shards, so a crash in between leaves both rather than neither. Returns the ack of both.
    */
-  move(src: Buffer, dst: Buffer, value: PendingValue, expiresAt: number | null): Ack {
-    const copied = this.queueOf(dst).push(this.setWrite(null, dst, value, expiresAt), true)!;
+  move(src: Buffer, dst: Buffer, value: PendingValue, expiresAt: number | null, now: number): Ack {
+    const copied = this.queueOf(dst).push(this.setWrite(null, dst, value, expiresAt, now), true)!;
     copied.catch(() => {}); // a failed copy is reported through the delete that waits for it
     // Even within one shard the delete waits: a failed copy must fail the delete too.
     const removed = this.queueOf(src).push({ kind: 'del', ns: null, key: src, after: copied }, !this.opts.asyncWrite);
     return this.opts.asyncWrite ? undefined : joinAcks([copied, removed]);
-  }
-
-  hget(ns: Buffer, field: Buffer): Buffer | null | Promise<Buffer> {
-    return this.read(ns, field);
-  }
-
-  hexists(ns: Buffer, field: Buffer): boolean {
-    return this.has(ns, field);
-  }
-
-  hset(ns: Buffer, field: Buffer, value: PendingValue, expiresAt: number | null = null): Ack {
-    return this.write(ns, field, value, expiresAt);
-  }
-
-  hdelete(ns: Buffer, field: Buffer): Ack {
-    return this.remove(ns, field);
   }
 
   /** Empties every shard (FLUSHDB / FLUSHALL). */
@@ -223,6 +232,11 @@ export class Store {
     return total;
   }
 
+  /** Resolves once every write executed so far on the key's shard has committed or failed. */
+  settle(key: Buffer): Promise<void> {
+    return this.queueOf(key).drain();
+  }
+
   /** Resolves once every write executed so far has committed or failed. */
   async drain(): Promise<void> {
     await Promise.all(this.queues.map((q) => q.drain()));
@@ -250,30 +264,6 @@ export class Store {
     return this.queues[this.ring.shardOf(key)];
   }
 
-  /** A key's value as reads see it: pending writes first, then the committed row. */
-  read(ns: Buffer | null, key: Buffer): PendingValue | null {
-    const q = this.queueOf(key);
-    const now = Date.now();
-    const pending = q.overlay.lookup(ns, key, now);
-    if (pending !== undefined) return this.valueOf(q, ns, pending);
-    const cached = q.cache.get(ns, key, now);
-    if (cached !== undefined) return cached;
-    const row = ns === null ? q.shard.get(key, now) : q.shard.nsGet(ns, key, now);
-    if (row === undefined) return null;
-    const value = decodeRow(row, ns, key);
-    if (!q.cache.enabled) return value;
-    if (!(value instanceof Promise)) {
-      q.cache.put(ns, key, value, row.expires_at);
-      return value;
-    }
-    // Cached only if no write reached this shard while the value was decoding.
-    const epoch = q.cache.epoch;
-    return value.then((v) => {
-      if (q.cache.epoch === epoch) q.cache.put(ns, key, v, row.expires_at);
-      return v;
-    });
-  }
-
   /** Hits, misses and size of the read caches, summed over shards. */
   readCacheStats(): ReadCacheStats {
     const total: ReadCacheStats = { hits: 0, misses: 0, bytes: 0, entries: 0 };
@@ -285,36 +275,6 @@ export class Store {
       total.entries += s.entries;
     }
     return total;
-  }
-
-  /** Decodes a committed plain row as reads do (errors name the key). */
-  decode(row: StoredValue, key: Buffer): Buffer | Promise<Buffer> {
-    return decodeRow(row, null, key);
-  }
-
-  /** The value an overlay entry stands for; KEEP (a pending expiry change) means the committed row's. */
-  valueOf(q: WriteQueue, ns: Buffer | null, entry: OverlayEntry): PendingValue | null {
-    if (entry.value !== KEEP) return entry.value;
-    const row = q.shard.getAny(ns, entry.key);
-    return row === undefined ? null : decodeRow(row, ns, entry.key);
-  }
-
-  /** Expiry of a live key: epoch ms, null for none, undefined when the key does not exist. */
-  expiryOf(ns: Buffer | null, key: Buffer): number | null | undefined {
-    const q = this.queueOf(key);
-    const now = Date.now();
-    const pending = q.overlay.lookup(ns, key, now);
-    if (pending !== undefined) return pending.value === null ? undefined : pending.expiresAt;
-    return q.shard.expiry(ns, key, now);
-  }
-
-  /**
-   * Sets a live key's expiry (null: persist). A time already past deletes the key, as in Redis.
-   * The caller checks that the key exists.
-   */
-  expireAt(ns: Buffer | null, key: Buffer, at: number | null): Ack {
-    if (at !== null && at <= Date.now()) return this.remove(ns, key);
-    return this.queueOf(key).push({ kind: 'expire', ns, key, expiresAt: at }, !this.opts.asyncWrite);
   }
 
   /**
@@ -362,37 +322,32 @@ export class Store {
   }
 
   /** Live keys with an expiry, over all shards (INFO keyspace); committed rows only. */
-  countExpiring(): number {
-    const now = Date.now();
+  countExpiring(now: number): number {
     return this.queues.reduce((n, q) => n + q.shard.countExpiring(now), 0);
   }
 
-  /** The logical size of a value without reading it. */
-  size(ns: Buffer | null, key: Buffer): number | Promise<number> {
-    const q = this.queueOf(key);
-    const now = Date.now();
-    const pending = q.overlay.lookup(ns, key, now);
-    if (pending !== undefined) {
-      const v = pending.value;
-      if (v === KEEP) return q.shard.sizeAny(ns, key) ?? 0;
-      return v === null ? 0 : v instanceof Promise ? v.then((b) => b.length) : v.length;
-    }
-    return q.shard.size(ns, key, now) ?? 0;
+  // ---- the write path (keyspace.ts decides what to write) ---------------------------------------
+
+  /** Queues a value; reads see it at once. */
+  write(ns: Buffer | null, key: Buffer, value: PendingValue, expiresAt: number | null, now: number): Ack {
+    return this.queueOf(key).push(this.setWrite(ns, key, value, expiresAt, now), !this.opts.asyncWrite);
   }
 
-  private has(ns: Buffer | null, key: Buffer): boolean {
-    const q = this.queueOf(key);
-    const now = Date.now();
-    const pending = q.overlay.lookup(ns, key, now);
-    if (pending !== undefined) return pending.value !== null;
-    return ns === null ? q.shard.exists(key, now) : q.shard.nsExists(ns, key, now);
+  /** Queues a new expiry for an existing key; the value stays as it is (pending or committed). */
+  expire(ns: Buffer | null, key: Buffer, expiresAt: number | null, now: number): Ack {
+    return this.queueOf(key).push({ kind: 'expire', ns, key, expiresAt, now }, !this.opts.asyncWrite);
   }
 
-  private write(ns: Buffer | null, key: Buffer, value: PendingValue, expiresAt: number | null): Ack {
-    return this.queueOf(key).push(this.setWrite(ns, key, value, expiresAt), !this.opts.asyncWrite);
+  remove(ns: Buffer | null, key: Buffer): Ack {
+    return this.queueOf(key).push({ kind: 'del', ns, key }, !this.opts.asyncWrite);
   }
 
-  private setWrite(ns: Buffer | null, key: Buffer, value: PendingValue, expiresAt: number | null): PendingWrite {
+  /** Deletes every field of a namespace, on every shard. */
+  removeNamespace(ns: Buffer): Ack {
+    return joinAcks(this.queues.map((q) => q.push({ kind: 'delns', ns }, !this.opts.asyncWrite)));
+  }
+
+  private setWrite(ns: Buffer | null, key: Buffer, value: PendingValue, expiresAt: number | null, now: number): PendingWrite {
     const compression = this.opts.compression;
     let encoded: PendingWrite & { kind: 'set' } extends { encoded: infer E } ? E : never;
     if (value instanceof Promise) {
@@ -402,16 +357,7 @@ export class Store {
     } else {
       encoded = encode(value, compression);
     }
-    return { kind: 'set', ns, key, value, encoded, now: Date.now(), expiresAt };
-  }
-
-  private remove(ns: Buffer | null, key: Buffer): Ack {
-    return this.queueOf(key).push({ kind: 'del', ns, key }, !this.opts.asyncWrite);
-  }
-
-  /** Deletes every field of a namespace, on every shard (DEL of a namespace). */
-  deleteNamespace(ns: Buffer): Ack {
-    return joinAcks(this.queues.map((q) => q.push({ kind: 'delns', ns }, !this.opts.asyncWrite)));
+    return { kind: 'set', ns, key, value, encoded, now, expiresAt };
   }
 
   // ---- operations (observability/, tools/) ------------------------------------------------------
@@ -431,12 +377,27 @@ export class Store {
   async backup(dir: string, onShard?: (shard: number) => void): Promise<string[]> {
     const files: string[] = [];
     for (const q of this.queues) {
-      const file = join(dir, `shard-${q.shard.id}.db`);
+      const file = join(dir, shardFileName(q.shard.id));
       await q.shard.backup(file);
       files.push(file);
       onShard?.(q.shard.id);
     }
     return files;
+  }
+
+  /** Page counts of each shard file, in shard order. */
+  pageStats(): PageStats[] {
+    return this.queues.map((q) => q.shard.pageStats());
+  }
+
+  /** Health of each shard: a read of each table and taking (then releasing) the write lock. */
+  probe(): ({ shard: number } & ReturnType<Shard['probe']>)[] {
+    return this.queues.map((q) => ({ shard: q.shard.id, ...q.shard.probe() }));
+  }
+
+  /** Frees up to `pages` free pages of one shard; the pages freed. */
+  vacuumShard(id: number, pages: number): number {
+    return this.queues[id].shard.incrementalVacuum(pages);
   }
 
   /** Frees up to `pages` free pages of each shard (auto_vacuum = INCREMENTAL); pages freed in total. */

@@ -35,7 +35,7 @@ export type PendingWrite =
     }
   | { kind: 'delns'; ns: Buffer }
   /** A new expiry for an existing key; the value stays as it is (pending or committed). */
-  | { kind: 'expire'; ns: Buffer | null; key: Buffer; expiresAt: number | null }
+  | { kind: 'expire'; ns: Buffer | null; key: Buffer; expiresAt: number | null; now: number }
   /**
    * Deletes up to `limit` rows expired at `now`: queued, so it commits in order with the writes
    * around it. With `offload`, the step runs in the maintenance worker when it reaches the head of
@@ -176,7 +176,7 @@ export class WriteQueue {
       this.cache.invalidate(write.ns, write.key);
       if (write.kind === 'set') this.overlay.put(write.ns, write.key, write.value, write.expiresAt, seq);
       else if (write.kind === 'expire') {
-        const before = this.overlay.lookup(write.ns, write.key, Date.now());
+        const before = this.overlay.lookup(write.ns, write.key, write.now);
         this.overlay.put(write.ns, write.key, before?.value ?? KEEP, write.expiresAt, seq);
       } else this.overlay.put(write.ns, write.key, null, null, seq);
     }

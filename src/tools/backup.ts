@@ -8,10 +8,11 @@
  * (inside the server, through each shard's own connection, in small steps between event-loop turns).
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { opsStats } from '../observability/metrics.js';
 import { LAYOUT_FILE } from '../storage/layout.js';
+import { shardFileName } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import { VERSION } from '../version.js';
 import { readShardCount } from './vacuum.js';
@@ -102,7 +103,7 @@ async function copyAll(source: string, dest: string, numShards: number, verify: 
   copyFileSync(join(source, LAYOUT_FILE), join(dest, LAYOUT_FILE));
   const shards: ManifestShard[] = [];
   for (let id = 0; id < numShards; id++) {
-    const name = `shard-${id}.db`;
+    const name = shardFileName(id);
     const src = new Database(join(source, name), { fileMustExist: true });
     try {
       src.pragma('busy_timeout = 2000');
@@ -170,8 +171,8 @@ export function startSave(server: object, store: Store): Promise<void> {
     // Async mode acknowledges before the commit: wait for those writes so the save has them too.
     await store.drain();
     await store.backup(building, (id) => {
-      const file = join(building, `shard-${id}.db`);
-      shards.push({ shard: id, file: basename(file), bytes: statSync(file).size, rows: null, integrity: null, snapshot_at: new Date().toISOString() });
+      const file = shardFileName(id);
+      shards.push({ shard: id, file, bytes: statSync(join(building, file)).size, rows: null, integrity: null, snapshot_at: new Date().toISOString() });
     });
     for (const s of shards) inspectCopy(join(building, s.file), false);
     const manifest: Manifest = {

@@ -14,8 +14,9 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { LAYOUT_FILE } from '../storage/layout.js';
+import { LAYOUT_FILE, writeLayout } from '../storage/layout.js';
 import { ShardRing } from '../storage/mpchash.js';
+import { applyMigrations, schemaTables, shardFiles, shardPath } from '../storage/schema.js';
 import { Shard } from '../storage/shard.js';
 import { readShardCount } from './vacuum.js';
 
@@ -51,23 +52,14 @@ export interface MigrateResult {
 
 export class MigrateError extends Error {}
 
-const TABLES = {
-  blobs: {
-    columns: 'key, codec, size, created_at, updated_at, expires_at, version, data',
-    params: '?, ?, ?, ?, ?, ?, ?, ?',
-  },
-  ns_blobs: {
-    columns: 'namespace, key, codec, size, created_at, updated_at, expires_at, version, data',
-    params: '?, ?, ?, ?, ?, ?, ?, ?, ?',
-  },
-} as const;
-type Table = keyof typeof TABLES;
+/** Every table of the current schema and its columns, read from the schema itself, not restated here. */
+let tableList: ReadonlyMap<string, { columns: string; params: string }> | undefined;
+function tables(): ReadonlyMap<string, { columns: string; params: string }> {
+  tableList ??= new Map(schemaTables().map((t) => [t.name, { columns: t.columns.join(', '), params: t.columns.map(() => '?').join(', ') }]));
+  return tableList;
+}
 
 const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
-
-function shardPath(dataDir: string, id: number): string {
-  return join(dataDir, `shard-${id}.db`);
-}
 
 function writeJsonAtomic(path: string, value: unknown): void {
   const tmp = `${path}.tmp`;
@@ -85,7 +77,7 @@ export function readMigrateState(dataDir: string): MigrateState | null {
  * Opens a shard file for the migration and holds its lock until closed (locking_mode EXCLUSIVE):
  * a running server has the file open and makes this fail, and no server can open it meanwhile.
  */
-function openRaw(path: string): Database.Database {
+function openRaw(path: string, migrate = true): Database.Database {
   const db = new Database(path, { fileMustExist: true });
   try {
     db.pragma('busy_timeout = 500');
@@ -100,13 +92,22 @@ function openRaw(path: string): Database.Database {
     }
     throw err;
   }
+  if (!migrate) return db;
+  try {
+    // Rows are copied column for column, so source and target must have the same schema: this
+    // one's. An older file is upgraded in place as the server would; a newer one is refused.
+    applyMigrations(db, path);
+  } catch (err) {
+    db.close();
+    throw new MigrateError((err as Error).message);
+  }
   return db;
 }
 
-/** Refuses a shard with tables this version does not know how to move (a newer schema). */
+/** Refuses a shard with tables this version does not know how to move (added by hand). */
 function checkTables(db: Database.Database, path: string): void {
-  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[];
-  const unknown = tables.filter((t) => !Object.hasOwn(TABLES, t));
+  const found = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[];
+  const unknown = found.filter((t) => !tables().has(t));
   if (unknown.length > 0) throw new MigrateError(`${path} has tables this version cannot migrate: ${unknown.join(', ')}`);
 }
 
@@ -114,14 +115,13 @@ function countRows(db: Database.Database): number {
   return Number(db.prepare('SELECT count(*) FROM blobs').pluck().get()) + Number(db.prepare('SELECT count(*) FROM ns_blobs').pluck().get());
 }
 
-/** Creates a shard file with the server's schema and pragmas (auto_vacuum first), then closes it. */
+/** Creates a shard file as the server does (its pragmas, auto_vacuum first, and schema.ts's migrations), then closes it. */
 function createShardFile(path: string, id: number): void {
   new Shard(id, path, { synchronous: 'NORMAL', cache_size_mb: 16, busy_timeout_ms: 5000, mmap_size_mb: 0 }).close();
 }
 
 function removeShardFiles(dataDir: string, id: number): void {
-  const p = shardPath(dataDir, id);
-  for (const f of [p, `${p}-wal`, `${p}-shm`]) rmSync(f, { force: true });
+  for (const f of shardFiles(shardPath(dataDir, id))) rmSync(f, { force: true });
 }
 
 export function migrateDataDir(
@@ -169,7 +169,8 @@ export function migrateDataDir(
     for (let id = recorded; id < toShards; id++) {
       const p = shardPath(dataDir, id);
       if (!existsSync(p)) continue;
-      const db = openRaw(p);
+      // Only looked at: a file given tables here would miss the server's auto_vacuum setting.
+      const db = openRaw(p, false);
       let rows = 0;
       try {
         const hasTable = db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'blobs'").pluck().get() !== 0;
@@ -196,7 +197,7 @@ export function migrateDataDir(
     for (let source = 0; source < st.from; source++) {
       const src = dbs[source];
       if (src === null || st.done_sources.includes(source)) continue;
-      for (const table of Object.keys(TABLES) as Table[]) {
+      for (const table of tables().keys()) {
         moveTable(src, source, table, dbs, ring, batch, (n, m) => {
           scanned += n;
           moved += m;
@@ -218,7 +219,7 @@ export function migrateDataDir(
         continue;
       }
       rows += n;
-      for (const table of Object.keys(TABLES) as Table[]) {
+      for (const table of tables().keys()) {
         const keys = db.prepare<[], Buffer>(`SELECT key FROM ${table}`).pluck().iterate();
         for (const key of keys) {
           const home = ring.shardOf(key);
@@ -232,7 +233,7 @@ export function migrateDataDir(
     for (const db of dbs) db?.close();
   }
   // The point of no return: the directory now has the new count.
-  writeJsonAtomic(join(dataDir, LAYOUT_FILE), { format: 1, num_shards: st.to });
+  writeLayout(dataDir, st.to);
   for (let id = st.to; id < st.from; id++) removeShardFiles(dataDir, id);
   rmSync(statePath, { force: true });
   progress({ phase: 'done', source: st.from, sources: st.from, scanned, moved, total: st.rows_before });
@@ -243,13 +244,13 @@ export function migrateDataDir(
 function moveTable(
   src: Database.Database,
   source: number,
-  table: Table,
+  table: string,
   dbs: (Database.Database | null)[],
   ring: ShardRing,
   batch: number,
   step: (scanned: number, moved: number) => void,
 ): void {
-  const { columns, params } = TABLES[table];
+  const { columns, params } = tables().get(table)!;
   const scan = src.prepare<[number, number], { rowid: number; key: Buffer; size: number }>(
     `SELECT rowid, key, size FROM ${table} WHERE rowid > ? ORDER BY rowid LIMIT ?`,
   );

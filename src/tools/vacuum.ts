@@ -6,11 +6,11 @@
  * that a little at a time (startAutoVacuum); `blobasaur vacuum` does it on demand, or rewrites
  * every file (`--mode full`, which also converts shards made before auto_vacuum was set).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from '../observability/log.js';
-import { LAYOUT_FILE } from '../storage/layout.js';
+import { LAYOUT_FILE, readLayout } from '../storage/layout.js';
+import { shardPath } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import { shardFileBytes } from '../observability/metrics.js';
 
@@ -27,12 +27,11 @@ export const AUTO_VACUUM_DEFAULTS: AutoVacuumOptions = { intervalMs: 60_000, min
 export function startAutoVacuum(store: Store, log: Logger, opts: AutoVacuumOptions = AUTO_VACUUM_DEFAULTS): () => void {
   const timer = setInterval(() => {
     try {
-      for (const q of store.queues) {
-        const p = q.shard.pageStats();
-        if (p.autoVacuum !== 2 || p.freelistCount < opts.minFreePages) continue;
-        const freed = q.shard.incrementalVacuum(Math.min(p.freelistCount, opts.pagesPerRun));
-        if (freed > 0) log.debug({ shard: q.shard.id, pages: freed, bytes: freed * p.pageSize }, 'incremental vacuum');
-      }
+      store.pageStats().forEach((p, shard) => {
+        if (p.autoVacuum !== 2 || p.freelistCount < opts.minFreePages) return;
+        const freed = store.vacuumShard(shard, Math.min(p.freelistCount, opts.pagesPerRun));
+        if (freed > 0) log.debug({ shard, pages: freed, bytes: freed * p.pageSize }, 'incremental vacuum');
+      });
     } catch (err) {
       // The store closes under us at shutdown; anything else is worth a line, not a crash.
       const message = err instanceof Error ? err.message : String(err);
@@ -55,15 +54,11 @@ export interface VacuumResult {
 
 const AUTO_VACUUM_NAMES = ['none', 'full', 'incremental'];
 
-/** Reads the shard count a data directory records. */
+/** Reads the shard count a data directory records; a directory without one is refused. */
 export function readShardCount(dataDir: string): number {
-  const path = join(dataDir, LAYOUT_FILE);
-  if (!existsSync(path)) throw new Error(`${dataDir} has no ${LAYOUT_FILE}: not a blobasaur data directory`);
-  const layout = JSON.parse(readFileSync(path, 'utf8')) as { format?: number; num_shards?: number };
-  if (layout.format !== 1 || !Number.isInteger(layout.num_shards) || (layout.num_shards as number) < 1) {
-    throw new Error(`${path} has an unknown format`);
-  }
-  return layout.num_shards as number;
+  const recorded = readLayout(dataDir);
+  if (recorded === null) throw new Error(`${dataDir} has no ${LAYOUT_FILE}: not a blobasaur data directory`);
+  return recorded;
 }
 
 /**
@@ -81,7 +76,7 @@ export function vacuumDataDir(
   const shards = readShardCount(dataDir);
   const results: VacuumResult[] = [];
   for (let id = 0; id < shards; id++) {
-    const path = join(dataDir, `shard-${id}.db`);
+    const path = shardPath(dataDir, id);
     if (!existsSync(path)) throw new Error(`${path} is missing`);
     const db = new Database(path, { fileMustExist: true });
     try {

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { CODEC_IDS, type Algorithm } from '../../src/storage/codecs.js';
 import { defaultLevel, levelRange } from '../../src/config/schema.js';
 import { spawnOurs, startOurs, tempDir, type TestServer } from '../helpers/servers.js';
+import { shardPath } from '../../src/storage/schema.js';
 
 const TEXT = Buffer.from('blobasaur stores blobs in SQLite; '.repeat(3000)); // ~100 KiB, compresses well
 const SMALL_TEXT = Buffer.from('a compressible small value, '.repeat(8));
@@ -21,7 +22,7 @@ function client(port: number): Redis {
 function storedCodecs(dataDir: string, shards: number): Map<string, number> {
   const out = new Map<string, number>();
   for (let i = 0; i < shards; i++) {
-    const db = new Database(join(dataDir, `shard-${i}.db`), { readonly: true });
+    const db = new Database(shardPath(dataDir, i), { readonly: true });
     for (const row of db.prepare('SELECT key, codec FROM blobs').all() as { key: Buffer; codec: number }[]) {
       out.set(row.key.toString(), row.codec);
     }
@@ -108,7 +109,7 @@ describe('storage compression', () => {
         await r.hset('ns', 'victim', TEXT);
         await r.set('healthy', 'fine');
       });
-      const db = new Database(join(dataDir, 'shard-0.db'));
+      const db = new Database(shardPath(dataDir, 0));
       // A truncated payload must be detected by every codec. A rewritten body is detected only by
       // the checksummed formats (gzip, zstd); lz4 and brotli carry no checksum.
       db.prepare("UPDATE blobs SET data = substr(data, 1, length(data) / 2) WHERE key = CAST('victim' AS BLOB)").run();

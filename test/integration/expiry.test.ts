@@ -300,10 +300,10 @@ describe('hash-field expiry (Redis 7.4 commands, HSETEX as in Redis 8)', () => {
 describe('sweeping returns space', () => {
   it('a mass expiry shrinks the shard files', async () => {
     const { statSync } = await import('node:fs');
-    const { join } = await import('node:path');
+    const { shardPath } = await import('../../src/storage/schema.js');
     const s = await startOurs({ num_shards: 1 });
     const r = new Redis({ port: s.port, host: '127.0.0.1' });
-    const file = join(s.dataDir, 'shard-0.db');
+    const file = shardPath(s.dataDir, 0);
     // The maintenance thread may be checkpointing too; a complete TRUNCATE is what the sizes need.
     const checkpointed = async (): Promise<void> => {
       while (!s.store.queues[0].shard.checkpoint()) await new Promise((resolve) => setTimeout(resolve, 10));

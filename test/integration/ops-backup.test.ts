@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { ShardRing } from '../../src/storage/mpchash.js';
 import { MAIN_JS, spawnOurs, tempDir, type Child } from '../helpers/servers.js';
+import { shardPath } from '../../src/storage/schema.js';
 
 const execFileP = promisify(execFile);
 const SHARDS = 4;
@@ -198,7 +199,7 @@ describe('online backup', () => {
         assert.equal(err.code, 1);
         assert.equal(
           err.stderr,
-          `blobasaur backup: failed: ${join(data, 'shard-0.db')} is locked by another process: a server running with ` +
+          `blobasaur backup: failed: ${shardPath(data, 0)} is locked by another process: a server running with ` +
             '[sqlite] locking_mode = "EXCLUSIVE" (back it up from inside with SAVE or BGSAVE), or a migration or full vacuum\n',
         );
         return true;

@@ -11,6 +11,7 @@ import { python, redisCli } from '../helpers/cli.js';
 import { parsePrometheusText, sampleValue, type Family } from '../helpers/prom-text.js';
 import { RawClient, resp } from '../helpers/raw.js';
 import { freePort, spawnOurs, tempDir, type Child } from '../helpers/servers.js';
+import { shardPath } from '../../src/storage/schema.js';
 
 async function httpGet(port: number, path: string): Promise<{ status: number; type: string; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -149,7 +150,7 @@ print(json.dumps({
   });
 
   it('/health answers 503 naming the shard whose write lock another process holds, and recovers', async () => {
-    const holder = new Database(join(dir, 'data', 'shard-2.db'));
+    const holder = new Database(shardPath(join(dir, 'data'), 2));
     holder.exec('BEGIN IMMEDIATE');
     try {
       const started = Date.now();

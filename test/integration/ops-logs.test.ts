@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { VERSION } from '../../src/version.js';
 import { redisCli } from '../helpers/cli.js';
 import { MAIN_JS, freePort, spawnOurs, tempDir, waitForPort } from '../helpers/servers.js';
+import { shardPath } from '../../src/storage/schema.js';
 
 async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -46,7 +47,7 @@ describe('start-up logs', () => {
       assert.deepEqual(effective.metrics, { enabled: true, addr: `127.0.0.1:${metricsPort}` });
       const layout = byMsg('data layout').layout as { shards: number; files: { file: string; bytes: number }[] };
       assert.equal(layout.shards, 3);
-      assert.deepEqual(layout.files.map((f) => f.file), [0, 1, 2].map((i) => join(dir, 'data', `shard-${i}.db`)));
+      assert.deepEqual(layout.files.map((f) => f.file), [0, 1, 2].map((i) => shardPath(join(dir, 'data'), i)));
       assert.equal(byMsg('metrics endpoint serving /metrics and /health').metrics_addr, `127.0.0.1:${metricsPort}`);
       assert.equal(byMsg(`blobasaur ${VERSION} ready to accept connections`).addr, `127.0.0.1:${child.port}`);
       for (const l of lines) assert.equal(typeof l.time, 'number');

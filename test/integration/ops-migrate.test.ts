@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { ShardRing } from '../../src/storage/mpchash.js';
 import { MAIN_JS, freePort, spawnOurs, tempDir } from '../helpers/servers.js';
+import { shardPath } from '../../src/storage/schema.js';
 
 const execFileP = promisify(execFile);
 const KEYS = 20_000;
@@ -31,7 +32,7 @@ function rowsByShard(data: string, shards: number): { keys: Map<string, number[]
   const fields = new Map<string, number[]>();
   let total = 0;
   for (let s = 0; s < shards; s++) {
-    const db = new Database(join(data, `shard-${s}.db`), { readonly: true });
+    const db = new Database(shardPath(data, s), { readonly: true });
     try {
       for (const k of db.prepare('SELECT key FROM blobs').pluck().all() as Buffer[]) {
         const list = keys.get(k.toString()) ?? [];
@@ -141,7 +142,7 @@ describe('shard migration', () => {
       // Not while the server has the files open.
       const busy = await migrate(data, 6, null);
       assert.equal(busy.code, 1);
-      assert.equal(busy.stderr, `blobasaur migrate: ${join(data, 'shard-0.db')} is in use by another process (is the server running?); stop the server before migrating\n`);
+      assert.equal(busy.stderr, `blobasaur migrate: ${shardPath(data, 0)} is in use by another process (is the server running?); stop the server before migrating\n`);
       assert.equal(existsSync(join(data, 'migrate.json')), false);
     } finally {
       r.disconnect();
@@ -198,7 +199,7 @@ describe('shard migration', () => {
     const shrink = await migrate(data, 3, null);
     assert.equal(shrink.code, 0, shrink.stderr);
     assert.match(shrink.stdout, new RegExp(`^migrated ${data} from 6 to 3 shards: ${KEYS + FIELDS} rows verified, \\d+ moved in this run\\n$`));
-    for (const s of [3, 4, 5]) assert.equal(existsSync(join(data, `shard-${s}.db`)), false);
+    for (const s of [3, 4, 5]) assert.equal(existsSync(shardPath(data, s)), false);
     checkPlacement(data, 3);
   });
 });

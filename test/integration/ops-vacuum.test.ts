@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { MAIN_JS, spawnOurs, tempDir } from '../helpers/servers.js';
+import { shardPath } from '../../src/storage/schema.js';
 
 const execFileP = promisify(execFile);
 const SHARDS = 2;
@@ -52,7 +53,7 @@ describe('vacuum', () => {
       server.proc.kill('SIGTERM');
       assert.equal(await server.exited, 0);
     }
-    const files = Array.from({ length: SHARDS }, (_, i) => join(data, `shard-${i}.db`));
+    const files = Array.from({ length: SHARDS }, (_, i) => shardPath(data, i));
     const before = files.map(pages);
     for (const b of before) {
       assert.equal(b.autoVacuum, 2, 'new shards are created with auto_vacuum = INCREMENTAL');
@@ -113,7 +114,7 @@ describe('vacuum', () => {
     const data = join(tempDir('blobasaur-ops-vacuum-live-'), 'data');
     const server = await spawnOurs(['--data-dir', data, '--shards', '1']);
     const r = new Redis({ port: server.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
-    const file = join(data, 'shard-0.db');
+    const file = shardPath(data, 0);
     let stop = false;
     let writes = 0;
     let writer: Promise<void> = Promise.resolve();

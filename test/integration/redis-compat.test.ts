@@ -10,6 +10,23 @@ import { startOurs } from '../helpers/servers.js';
 
 
 const SCRIPTS: Record<string, Cmd[]> = {
+  'read-modify-write keeps the TTL': [
+    ['SET', 'k', 'v', 'EX', '100'],
+    ['APPEND', 'k', 'x'],
+    ['TTL', 'k'],
+    ['SETRANGE', 'k', '1', 'yy'],
+    ['TTL', 'k'],
+    ['GET', 'k'],
+    ['SET', 'k', 'w', 'KEEPTTL'],
+    ['TTL', 'k'],
+    ['SET', 'k', 'w'],
+    ['TTL', 'k'],
+    ['APPEND', 'new', 'abc'],
+    ['TTL', 'new'],
+    ['SETRANGE', 'new2', '2', 'z'],
+    ['TTL', 'new2'],
+    ['GET', 'new2'],
+  ],
   'strings': [
     ['SET', 'k', 'v'],
     ['GET', 'k'],

@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { RawClient, resp } from '../helpers/raw.js';
 import { spawnOurs, startOurs, tempDir } from '../helpers/servers.js';
+import { shardPath } from '../../src/storage/schema.js';
 
 function client(port: number): Redis {
   return new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
@@ -16,7 +17,7 @@ function client(port: number): Redis {
 
 /** Makes every write of `key` to shard files fail, as a full disk or I/O error would. */
 function injectFailure(dataDir: string, shards: number, key: string): () => void {
-  const dbs = Array.from({ length: shards }, (_, i) => new Database(join(dataDir, `shard-${i}.db`)));
+  const dbs = Array.from({ length: shards }, (_, i) => new Database(shardPath(dataDir, i)));
   const hex = Buffer.from(key).toString('hex');
   for (const db of dbs) {
     db.exec(`CREATE TRIGGER inject_failure BEFORE INSERT ON blobs WHEN NEW.key = X'${hex}'
@@ -172,7 +173,7 @@ describe('write path', () => {
     await child.exited;
     assert.ok(acked.size > 100, `only ${acked.size} writes were acknowledged before the kill`);
     for (let i = 0; i < 4; i++) {
-      const db = new Database(join(dataDir, `shard-${i}.db`));
+      const db = new Database(shardPath(dataDir, i));
       assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
       db.close();
     }
@@ -203,7 +204,7 @@ describe('sqlite locking_mode', () => {
       for (let i = 0; i < 200; i++) p.set(`x:${i}`, `v${i}`);
       await p.exec();
       assert.equal(await r.get('x:199'), 'v199');
-      const outsider = new Database(join(dataDir, 'shard-0.db'), { timeout: 0 });
+      const outsider = new Database(shardPath(dataDir, 0), { timeout: 0 });
       assert.throws(() => outsider.prepare('SELECT count(*) FROM blobs').get(), /database is locked/);
       outsider.close();
     } finally {
@@ -227,7 +228,7 @@ describe('WAL checkpoints', () => {
     const { statSync } = await import('node:fs');
     const s = await startOurs({ num_shards: 1 });
     const r = client(s.port);
-    const file = join(s.dataDir, 'shard-0.db');
+    const file = shardPath(s.dataDir, 0);
     try {
       const before = statSync(file).size;
       // 8 MiB: far below the 64 MiB at which the shard would checkpoint inside a commit.

@@ -78,7 +78,7 @@ test('key positions come from the command table', () => {
   if (commandTable.lookup('hsetnx') !== undefined) assert.deepEqual(fieldArgs(spec('hsetnx'), b('hsetnx', 'ns', 'a', 'v')), b('a'));
   // Every command with keys in the table yields at least one key for a minimal valid call.
   for (const s of commandTable.all) {
-    if (s.keys === null) continue;
+    if (s.legacyKeys === null) continue;
     const args = [Buffer.from(s.name), ...Array.from({ length: Math.abs(s.arity) - 1 }, (_, i) => Buffer.from(`a${i}`))];
     assert.ok(keyArgs(s, args).length > 0, s.name);
   }
@@ -279,4 +279,58 @@ test('gossip message validation rejects anything malformed', () => {
     { ...good, nonce: undefined },
   ];
   for (const m of bad) assert.equal(parseMessage(m), null, JSON.stringify(m));
+});
+
+/**
+ * Field routing as it was derived from arity before specs declared it (HSET-like pairs at -4 or
+ * lower, a list at -3 on fast commands, one field at fixed arity ≥ 3). Kept here to show the
+ * declarations route every hash command that has no FIELDS keyword exactly as before.
+ */
+function fieldsFromArity(s: CommandSpec, args: readonly Buffer[]): Buffer[] | null {
+  const k = s.legacyKeys;
+  if (k === null || s.group !== 'hash' || k.first !== k.last) return null;
+  const first = k.first + 1;
+  let step: number;
+  let last: number;
+  if (s.arity <= -4) [step, last] = [2, args.length - 1];
+  else if (s.arity === -3 && s.flags.includes('fast')) [step, last] = [1, args.length - 1];
+  else if (s.arity >= first + 1) [step, last] = [1, first];
+  else return null;
+  const out: Buffer[] = [];
+  for (let i = first; i <= last && i < args.length; i += step) out.push(args[i]);
+  return out.length > 0 ? out : null;
+}
+
+test('declared field positions route as the arity rule did, for every hash command without FIELDS', () => {
+  let checked = 0;
+  for (const s of commandTable.all) {
+    if (s.group !== 'hash' || (s.fields !== null && 'keyword' in s.fields)) continue;
+    for (let n = Math.abs(s.arity); n <= Math.abs(s.arity) + 5; n++) {
+      if (s.arity > 0 && n !== s.arity) continue;
+      const args = [Buffer.from(s.name), ...Array.from({ length: n - 1 }, (_, i) => Buffer.from(`a${i}`))];
+      assert.deepEqual(fieldArgs(s, args), fieldsFromArity(s, args), `${s.name} with ${n} words`);
+      checked++;
+    }
+  }
+  assert.ok(checked > 30);
+});
+
+test('FIELDS numfields field…: the fields after the keyword and its count', () => {
+  assert.deepEqual(fieldArgs(spec('hexpire'), b('hexpire', 'ns', '100', 'FIELDS', '2', 'f1', 'f2')), b('f1', 'f2'));
+  assert.deepEqual(fieldArgs(spec('hpexpireat'), b('hpexpireat', 'ns', '100', 'nx', 'fields', '1', 'f1')), b('f1'));
+  assert.deepEqual(fieldArgs(spec('httl'), b('httl', 'ns', 'FIELDS', '1', 'FIELDS')), b('FIELDS'));
+  assert.deepEqual(fieldArgs(spec('hpersist'), b('hpersist', 'ns', 'FIELDS', '2', 'a', 'b')), b('a', 'b'));
+  assert.deepEqual(fieldArgs(spec('hsetex'), b('hsetex', 'ns', 'EX', '10', 'FIELDS', '2', 'f1', 'v1', 'f2', 'v2')), b('f1', 'f2'));
+  // Without the keyword there is no field: the namespace routes it (and the handler refuses it).
+  assert.equal(fieldArgs(spec('hexpire'), b('hexpire', 'ns', '100', 'NX', 'f1', 'f2')), null);
+  assert.equal(commandSlot(spec('httl'), b('httl', 'ns', 'FIELDS', '2', '{t}a', '{t}b'), 'field'), keySlot('t'));
+  assert.equal(commandSlot(spec('httl'), b('httl', 'ns', 'FIELDS', '2', 'a', 'b'), 'field'), -2);
+  assert.equal(commandSlot(spec('httl'), b('httl', 'ns', 'FIELDS', '2', 'a', 'b'), 'namespace'), keySlot('ns'));
+});
+
+test('RENAME has two key specs; its legacy triple (1, 2, 1) routes both keys', () => {
+  assert.equal(spec('rename').keySpecs.length, 2);
+  assert.deepEqual(spec('rename').legacyKeys, { first: 1, last: 2, step: 1 });
+  assert.deepEqual(keyArgs(spec('rename'), b('rename', 'a', 'b')), b('a', 'b'));
+  assert.deepEqual(keyArgs(spec('mset'), b('mset', 'a', '1', 'b', '2')), b('a', 'b'));
 });

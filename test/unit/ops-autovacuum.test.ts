@@ -9,8 +9,8 @@ test('auto-vacuum returns free pages of a running store, a bounded number per ru
   const s = await startOurs({ num_shards: 1 });
   try {
     const shard = s.store.queues[0].shard;
-    for (let i = 0; i < 300; i++) await s.store.set(Buffer.from(`k${i}`), Buffer.alloc(8192, i));
-    for (let i = 0; i < 300; i++) await s.store.delete(Buffer.from(`k${i}`));
+    for (let i = 0; i < 300; i++) await s.store.write(null, Buffer.from(`k${i}`), Buffer.alloc(8192, i), null, Date.now());
+    for (let i = 0; i < 300; i++) await s.store.remove(null, Buffer.from(`k${i}`));
     const before = shard.pageStats();
     assert.equal(before.autoVacuum, 2);
     assert.ok(before.freelistCount > 200, `${before.freelistCount} free pages`);

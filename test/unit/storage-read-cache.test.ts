@@ -12,7 +12,7 @@ test('only values from 64 KiB up to a quarter of the budget are kept', () => {
   c.put(null, b('ok'), big(2), null);
   assert.equal(c.get(null, b('small'), 0), undefined);
   assert.equal(c.get(null, b('huge'), 0), undefined);
-  assert.equal(c.get(null, b('ok'), 0)?.[0], 2);
+  assert.equal(c.get(null, b('ok'), 0)?.value[0], 2);
   assert.deepEqual(c.stats(), { hits: 1, misses: 2, bytes: READ_CACHE_MIN_VALUE_BYTES, entries: 1 });
   assert.equal(new ReadCache(0).wants(READ_CACHE_MIN_VALUE_BYTES), false);
 });
@@ -23,12 +23,12 @@ test('the least recently used entries leave first when the budget is exceeded', 
   assert.ok(c.get(null, b('a'), 0)); // a is now the most recent
   c.put(null, b('e'), big(5), null); // evicts b
   assert.equal(c.get(null, b('b'), 0), undefined);
-  assert.deepEqual(['a', 'c', 'd', 'e'].map((k) => c.get(null, b(k), 0)?.[0]), [1, 3, 4, 5]);
+  assert.deepEqual(['a', 'c', 'd', 'e'].map((k) => c.get(null, b(k), 0)?.value[0]), [1, 3, 4, 5]);
   assert.equal(c.stats().bytes, 4 * READ_CACHE_MIN_VALUE_BYTES);
   // Replacing an entry does not count its bytes twice.
   c.put(null, b('a'), big(9), null);
   assert.equal(c.stats().bytes, 4 * READ_CACHE_MIN_VALUE_BYTES);
-  assert.equal(c.get(null, b('a'), 0)?.[0], 9);
+  assert.equal(c.get(null, b('a'), 0)?.value[0], 9);
 });
 
 test('an entry past its expiry misses and is dropped', () => {
@@ -55,8 +55,8 @@ test('invalidation: a key, a whole namespace (and nothing else), everything; eac
   assert.equal(c.get(b('ns'), b('f1'), 0), undefined);
   assert.equal(c.get(b('ns'), b('f2'), 0), undefined);
   assert.equal(c.get(b('ns'), b('2f1'), 0), undefined);
-  assert.equal(c.get(b('ns2'), b('f1'), 0)?.[0], 4);
-  assert.equal(c.get(null, b('ns'), 0)?.[0], 6, 'a plain key named like the namespace stays');
+  assert.equal(c.get(b('ns2'), b('f1'), 0)?.value[0], 4);
+  assert.equal(c.get(null, b('ns'), 0)?.value[0], 6, 'a plain key named like the namespace stays');
   c.clear();
   assert.deepEqual(c.stats().entries, 0);
   assert.equal(c.epoch, e0 + 3);

@@ -4,9 +4,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { Store, type StoreOptions } from '../../src/storage/store.js';
+import { Store, type Ack, type StoreOptions } from '../../src/storage/store.js';
+import { Keyspace } from '../../src/storage/keyspace.js';
+import type { PendingValue } from '../../src/storage/overlay.js';
 import { LAYOUT_FILE, LayoutError, checkLayout } from '../../src/storage/layout.js';
 import type { PendingWrite } from '../../src/storage/write-queue.js';
+import { shardPath } from '../../src/storage/schema.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const str = (v: Buffer | null | Promise<Buffer>): string | null => {
@@ -28,8 +31,35 @@ function tempDir(): string {
   return d;
 }
 
+/** The store with the keyspace API's single-key calls, at the current time, as these tests use them. */
+type KeyStore = Store & {
+  get(key: Buffer): PendingValue | null;
+  exists(key: Buffer): boolean;
+  set(key: Buffer, value: PendingValue, expiresAt?: number | null): Ack;
+  delete(key: Buffer): Ack;
+  hget(ns: Buffer, field: Buffer): PendingValue | null;
+  hexists(ns: Buffer, field: Buffer): boolean;
+  hset(ns: Buffer, field: Buffer, value: PendingValue): Ack;
+  hdelete(ns: Buffer, field: Buffer): Ack;
+};
+
+function withKeyspace(store: Store): KeyStore {
+  const ks = new Keyspace(store);
+  return Object.assign(store, {
+    get: (key: Buffer) => ks.get(null, key, Date.now()),
+    exists: (key: Buffer) => ks.exists(null, key, Date.now()),
+    set: (key: Buffer, value: PendingValue, expiresAt: number | null = null) =>
+      ks.set(null, key, value, expiresAt === null ? 'clear' : { at: expiresAt }, Date.now()),
+    delete: (key: Buffer) => ks.delete(null, key, Date.now()).ack,
+    hget: (ns: Buffer, field: Buffer) => ks.get(ns, field, Date.now()),
+    hexists: (ns: Buffer, field: Buffer) => ks.exists(ns, field, Date.now()),
+    hset: (ns: Buffer, field: Buffer, value: PendingValue) => ks.set(ns, field, value, 'clear', Date.now()),
+    hdelete: (ns: Buffer, field: Buffer) => ks.delete(ns, field, Date.now()).ack,
+  });
+}
+
 interface Opened {
-  store: Store;
+  store: KeyStore;
   failures: { err: Error; write: PendingWrite; shard: number }[];
 }
 
@@ -49,7 +79,7 @@ function open(dataDir: string, over: Partial<StoreOptions> = {}): Opened {
     ...over,
   });
   stores.push(store);
-  return { store, failures };
+  return { store: withKeyspace(store), failures };
 }
 
 test('set/get/exists/delete: pending and committed reads', async () => {
@@ -270,7 +300,7 @@ test('a write that fails to commit rejects, reports its shard and stops shadowin
   const key = b('victim');
   const id = store.shardOf(key);
   await store.set(key, b('old'));
-  const peek = new Database(join(dir, `shard-${id}.db`));
+  const peek = new Database(shardPath(dir, id));
   try {
     peek.exec(`CREATE TRIGGER poison BEFORE INSERT ON blobs WHEN NEW.data = X'${b('poison').toString('hex')}'
                BEGIN SELECT RAISE(ABORT, 'boom'); END`);
@@ -294,7 +324,7 @@ test('async mode: a failed write goes to onWriteFailure and the read falls back 
   const id = store.shardOf(key);
   store.set(key, b('old'));
   await store.drain();
-  const peek = new Database(join(dir, `shard-${id}.db`));
+  const peek = new Database(shardPath(dir, id));
   peek.exec(`CREATE TRIGGER poison BEFORE INSERT ON blobs WHEN NEW.data = X'${b('poison').toString('hex')}'
              BEGIN SELECT RAISE(ABORT, 'boom'); END`);
   peek.close();

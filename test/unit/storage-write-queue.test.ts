@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import type { Encoded } from '../../src/storage/codecs.js';
 import { Shard, type ShardWrite, type SqliteSettings } from '../../src/storage/shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type WriteQueueOptions } from '../../src/storage/write-queue.js';
+import { shardPath } from '../../src/storage/schema.js';
 
 const SQLITE: SqliteSettings = { synchronous: 'NORMAL', cache_size_mb: 8, busy_timeout_ms: 0, mmap_size_mb: 0 };
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -49,7 +50,7 @@ afterEach(() => {
 
 function rig(opts: Partial<WriteQueueOptions> = {}, budget = new InflightBudget(1_000_000, 1 << 30)): Rig {
   const dir = mkdtempSync(join(tmpdir(), 'blobasaur-wq-'));
-  const path = join(dir, 'shard-0.db');
+  const path = shardPath(dir, 0);
   const shard = new Shard(0, path, SQLITE);
   const failures: Rig['failures'] = [];
   const commitsSeen: Rig['commitsSeen'] = [];

@@ -1,0 +1,89 @@
+/**
+ * Dispatch: from one parsed command to its reply. Looks the command up in the table (arity and
+ * subcommands), applies the authentication gate, holds writes back while the store has no room,
+ * routes by cluster slot, takes the command's one clock reading, runs the handler and turns any
+ * failure into an error reply. Knows nothing of sockets: the connection feeds it arguments and
+ * delivers what it returns, and unit tests drive it directly (test/helpers/harness.ts).
+ */
+import { ErrorReply, type Reply } from '../protocol/reply.js';
+import { recordCommand, recordRejected } from '../observability/metrics.js';
+import { routeCommand } from '../cluster/routing.js';
+import { CorruptValueError, type Keyspace } from '../storage/keyspace.js';
+import { commandTable } from './table.js';
+import { CommandError, type ClientState, type CommandContext, type CommandSpec, type ServerContext } from './types.js';
+import { NOAUTH_TEXT } from '../server/security.js';
+
+const NOAUTH = new ErrorReply(NOAUTH_TEXT);
+
+/** Whether new writes may run now (the store's inflight budget), and a way to wait for room. */
+export interface WriteRoom {
+  readonly hasRoom: boolean;
+  waitForRoom(): Promise<void>;
+}
+
+export type Outcome =
+  /** The command ran (or was refused after lookup); `write` tells whether it was a write command. */
+  | { readonly kind: 'ran'; readonly reply: Reply | Promise<Reply>; readonly write: boolean }
+  /** Refused before running (unknown command, wrong arity, NOAUTH): not counted as processed. */
+  | { readonly kind: 'rejected'; readonly reply: ErrorReply }
+  /** A write while the store is full: nothing ran; dispatch the same command again once this settles. */
+  | { readonly kind: 'wait'; readonly until: Promise<void> };
+
+export class Dispatcher {
+  constructor(
+    private readonly ks: Keyspace,
+    private readonly server: ServerContext,
+    private readonly room: WriteRoom,
+    /** The clock commands read once each (tests pass a fixed one). */
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  dispatch(client: ClientState, args: Buffer[]): Outcome {
+    const spec = commandTable.resolve(args);
+    if (spec instanceof ErrorReply) return this.reject(spec);
+    // The command table's no_auth flag (AUTH, HELLO, QUIT) is the only way past this gate.
+    if (!client.authenticated && !spec.flags.includes('no_auth')) return this.reject(NOAUTH);
+    const write = spec.flags.includes('write');
+    // The overlay is full: this write (and everything after it) waits for commits.
+    if (write && !this.room.hasRoom) return { kind: 'wait', until: this.room.waitForRoom() };
+    client.lastCommand = spec.name;
+    this.server.stats.totalCommands++;
+    const ctx: CommandContext = { ks: this.ks, client, server: this.server, now: this.clock() };
+    return { kind: 'ran', reply: run(spec, ctx, args), write };
+  }
+
+  private reject(reply: ErrorReply): Outcome {
+    recordRejected(this.server, reply.code);
+    return { kind: 'rejected', reply };
+  }
+}
+
+/** Runs a resolved command; failures become error replies, never exceptions. */
+export function run(spec: CommandSpec, ctx: CommandContext, args: Buffer[]): Reply | Promise<Reply> {
+  const started = performance.now();
+  const write = spec.flags.includes('write');
+  let out: Reply | Promise<Reply>;
+  // Cluster mode: the spec's key positions decide whether this node runs it (-MOVED, -CROSSSLOT…).
+  const redirect = ctx.server.cluster === undefined ? null : routeCommand(ctx.server.cluster, spec, args);
+  try {
+    out = redirect ?? spec.handler(ctx, args);
+  } catch (err) {
+    out = errorReply(err);
+  }
+  // Counted when the reply is ready: a Promise result (a write waiting for its commit) when it settles.
+  if (out instanceof Promise) {
+    return out.catch(errorReply).then((reply) => {
+      recordCommand(ctx.server, spec.name, write, started, reply instanceof ErrorReply ? reply.code : null);
+      return reply;
+    });
+  }
+  recordCommand(ctx.server, spec.name, write, started, out instanceof ErrorReply ? out.code : null);
+  return out;
+}
+
+function errorReply(err: unknown): ErrorReply {
+  if (err instanceof CommandError) return new ErrorReply(err.message);
+  if (err instanceof CorruptValueError) return new ErrorReply(`ERR ${err.message}`);
+  const message = err instanceof Error ? err.message : String(err);
+  return new ErrorReply(`ERR ${message}`);
+}

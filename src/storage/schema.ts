@@ -1,0 +1,184 @@
+/**
+ * What a shard file holds, kept as data: an ordered list of migrations, and the name of each file.
+ *
+ * A shard file records the last migration applied to it in `PRAGMA user_version`. Opening a file
+ * applies the migrations it lacks, each in its own transaction that also sets user_version, so a
+ * failure leaves the file at the version before that step. Files written before versions were
+ * recorded (user_version 0, the tables of migration 1 present) are that schema: migration 1 only
+ * creates what is missing, and the file is stamped 1. A file stamped with a version this build does
+ * not know is refused: its tables may mean something this code would misread or overwrite.
+ *
+ * To change the schema, append a migration; never edit one that has shipped (files already carry
+ * its number).
+ */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+
+export interface Migration {
+  /** 1, 2, 3… in order: the user_version a file has once this step is applied. */
+  version: number;
+  description: string;
+  /** Runs inside the step's transaction. */
+  up: string | ((db: Database.Database) => void);
+}
+
+export class SchemaError extends Error {}
+
+/**
+ * Plain blobs and namespaced blobs each have one rowid table (DESIGN.md: rowid tables are faster
+ * than WITHOUT ROWID for large rows, and a table per namespace costs milliseconds and disk per
+ * namespace). Times are epoch milliseconds. Small columns come before `data`: a large value spills
+ * into overflow pages, and a column stored after it could only be read by walking that chain.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'blobs and ns_blobs with their expiry indexes',
+    // IF NOT EXISTS: files from before user_version already have these and are stamped, not rebuilt.
+    up: `
+CREATE TABLE IF NOT EXISTS blobs (
+  key        BLOB PRIMARY KEY NOT NULL,
+  codec      INTEGER NOT NULL DEFAULT 0,
+  size       INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  version    INTEGER NOT NULL DEFAULT 0,
+  data       BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS blobs_expires_at ON blobs (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ns_blobs (
+  namespace  BLOB NOT NULL,
+  key        BLOB NOT NULL,
+  codec      INTEGER NOT NULL DEFAULT 0,
+  size       INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  version    INTEGER NOT NULL DEFAULT 0,
+  data       BLOB NOT NULL,
+  PRIMARY KEY (namespace, key)
+);
+CREATE INDEX IF NOT EXISTS ns_blobs_expires_at ON ns_blobs (expires_at) WHERE expires_at IS NOT NULL;
+`,
+  },
+];
+
+/** The user_version of a shard file this build writes. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+/** The file name of shard `id`; SQLite keeps `-wal` and `-shm` files beside it. */
+export function shardFileName(id: number): string {
+  return `shard-${id}.db`;
+}
+
+export function shardPath(dataDir: string, id: number): string {
+  return join(dataDir, shardFileName(id));
+}
+
+/** The shard file and the companions SQLite may create beside it (removing a shard removes all three). */
+export function shardFiles(path: string): string[] {
+  return [path, `${path}-wal`, `${path}-shm`];
+}
+
+export function schemaVersion(db: Database.Database): number {
+  return Number(db.pragma('user_version', { simple: true }));
+}
+
+/** A table as the schema defines it: its name and its columns in order. */
+export interface TableShape {
+  name: string;
+  columns: string[];
+}
+
+function tableShapes(db: Database.Database): TableShape[] {
+  const names = db
+    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+    .pluck()
+    .all() as string[];
+  return names.map((name) => ({
+    name,
+    columns: (db.pragma(`table_info(${JSON.stringify(name)})`) as { name: string }[]).map((c) => c.name),
+  }));
+}
+
+function checkOrder(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`migration ${i + 1} is numbered ${m.version}: versions must be 1, 2, 3… in order`);
+  });
+}
+
+/** The tables a file has after `migrations` up to `version`, built in memory from the list itself. */
+export function schemaTables(version = SCHEMA_VERSION, migrations: readonly Migration[] = MIGRATIONS): TableShape[] {
+  checkOrder(migrations);
+  const db = new Database(':memory:');
+  try {
+    for (const m of migrations.slice(0, version)) runStep(db, m);
+    return tableShapes(db);
+  } finally {
+    db.close();
+  }
+}
+
+function runStep(db: Database.Database, m: Migration): void {
+  if (typeof m.up === 'string') db.exec(m.up);
+  else m.up(db);
+}
+
+/**
+ * A file with no user_version is taken for version 1 only if every table it has is one of
+ * migration 1's, with the same columns: anything else is not a shard file this code wrote.
+ */
+function checkUnversioned(db: Database.Database, file: string, migrations: readonly Migration[]): void {
+  const found = tableShapes(db);
+  if (found.length === 0) return;
+  const expected = new Map(schemaTables(1, migrations).map((t) => [t.name, t.columns.join(',')]));
+  const foreign = found.filter((t) => expected.get(t.name) !== t.columns.join(','));
+  if (foreign.length > 0) {
+    throw new SchemaError(
+      `${file} is not a blobasaur shard file: it has no schema version and tables blobasaur did not create ` +
+        `(${foreign.map((t) => `${t.name}(${t.columns.join(', ')})`).join('; ')})`,
+    );
+  }
+}
+
+export interface MigrationResult {
+  from: number;
+  to: number;
+}
+
+/**
+ * Brings `db` (the shard file `file`) up to the last of `migrations`, one transaction per step.
+ * Concurrent openers are safe: each step re-reads the version under the write lock.
+ */
+export function applyMigrations(db: Database.Database, file: string, migrations: readonly Migration[] = MIGRATIONS): MigrationResult {
+  checkOrder(migrations);
+  const latest = migrations.length;
+  const from = schemaVersion(db);
+  if (from > latest) {
+    throw new SchemaError(
+      `${file} has schema version ${from}: it was written by a newer blobasaur (this one reads versions up to ${latest}). ` +
+        'Run that newer version, or restore a backup taken before the upgrade.',
+    );
+  }
+  if (from === 0) checkUnversioned(db, file, migrations);
+  for (const m of migrations.slice(from)) {
+    const step = db.transaction(() => {
+      if (schemaVersion(db) >= m.version) return;
+      runStep(db, m);
+      db.pragma(`user_version = ${m.version}`);
+    });
+    try {
+      step.immediate();
+    } catch (err) {
+      let left: number | string;
+      try {
+        left = schemaVersion(db);
+      } catch {
+        left = 'unknown (the file could not be read)';
+      }
+      throw new SchemaError(`${file}: migration ${m.version} (${m.description}) failed: ${(err as Error).message}; the file is left at schema version ${left}`);
+    }
+  }
+  return { from, to: schemaVersion(db) };
+}

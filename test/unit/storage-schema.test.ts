@@ -1,0 +1,166 @@
+/**
+ * The migration runner (storage/schema.ts): a fresh file gets every step, a file from before
+ * user_version is recognised and stamped, a newer file is refused, a failed step leaves the
+ * previous version intact. Steps after 1 are fakes passed in as the list: the runner takes it as a
+ * parameter so it can be tested before the real schema has a second step.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  applyMigrations,
+  MIGRATIONS,
+  SCHEMA_VERSION,
+  SchemaError,
+  schemaTables,
+  schemaVersion,
+  shardFileName,
+  shardPath,
+  type Migration,
+} from '../../src/storage/schema.js';
+import { Shard } from '../../src/storage/shard.js';
+import { openFormat1Shard } from '../helpers/format1.js';
+import { tempDir } from '../helpers/servers.js';
+
+const SQLITE = { synchronous: 'NORMAL', cache_size_mb: 4, busy_timeout_ms: 1000, mmap_size_mb: 0 } as const;
+
+/** A second step as a later release might add one: a column for chunked blobs. */
+const ADD_CHUNKS: Migration = { version: 2, description: 'blobs.chunks', up: 'ALTER TABLE blobs ADD COLUMN chunks INTEGER NOT NULL DEFAULT 0' };
+
+function objects(db: Database.Database): string[] {
+  return db.prepare("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[];
+}
+
+function freshFile(): string {
+  return join(tempDir('blobasaur-schema-'), 'shard-0.db');
+}
+
+test('shard files are named shard-N.db inside the data directory', () => {
+  assert.equal(shardFileName(0), 'shard-0.db');
+  assert.equal(shardFileName(17), 'shard-17.db');
+  assert.equal(shardPath('/var/lib/blobasaur', 3), '/var/lib/blobasaur/shard-3.db');
+});
+
+test('the schema today is version 1: two tables and their expiry indexes', () => {
+  assert.equal(SCHEMA_VERSION, 1);
+  assert.deepEqual(schemaTables(), [
+    { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
+    { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
+  ]);
+});
+
+test('a fresh file gets every migration and the last version', () => {
+  const file = freshFile();
+  const db = new Database(file);
+  assert.deepEqual(applyMigrations(db, file), { from: 0, to: 1 });
+  assert.equal(schemaVersion(db), 1);
+  assert.deepEqual(objects(db), ['table blobs', 'index blobs_expires_at', 'table ns_blobs', 'index ns_blobs_expires_at']);
+  // Opening again changes nothing.
+  assert.deepEqual(applyMigrations(db, file), { from: 1, to: 1 });
+  db.close();
+
+  const file2 = freshFile();
+  const db2 = new Database(file2);
+  assert.deepEqual(applyMigrations(db2, file2, [...MIGRATIONS, ADD_CHUNKS]), { from: 0, to: 2 });
+  assert.equal(schemaVersion(db2), 2);
+  assert.ok((db2.pragma('table_info(blobs)') as { name: string }[]).some((c) => c.name === 'chunks'));
+  db2.close();
+});
+
+test('a file written before user_version (format 1) is stamped version 1 with its rows untouched', () => {
+  const file = freshFile();
+  const old = openFormat1Shard(file);
+  old.prepare('INSERT INTO blobs (key, codec, size, created_at, updated_at, expires_at, version, data) VALUES (?, 0, 3, 10, 20, 99, 4, ?)').run(Buffer.from('k'), Buffer.from('abc'));
+  old.prepare('INSERT INTO ns_blobs (namespace, key, codec, size, created_at, updated_at, expires_at, version, data) VALUES (?, ?, 0, 1, 1, 2, NULL, 7, ?)').run(Buffer.from('ns'), Buffer.from('f'), Buffer.from('v'));
+  assert.equal(schemaVersion(old), 0);
+  const before = old.prepare('SELECT * FROM blobs').all();
+  old.close();
+
+  const shard = new Shard(0, file, SQLITE);
+  shard.close();
+  const db = new Database(file);
+  assert.equal(schemaVersion(db), 1);
+  assert.deepEqual(db.prepare('SELECT * FROM blobs').all(), before);
+  assert.equal(db.prepare('SELECT count(*) FROM ns_blobs').pluck().get(), 1);
+  assert.deepEqual(objects(db), ['table blobs', 'index blobs_expires_at', 'table ns_blobs', 'index ns_blobs_expires_at']);
+  // And a later step runs on it, after the stamp.
+  assert.deepEqual(applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS]), { from: 1, to: 2 });
+  assert.equal(db.prepare('SELECT chunks FROM blobs').pluck().get(), 0);
+  db.close();
+});
+
+test('an unversioned file whose tables blobasaur did not create is refused and left alone', () => {
+  const file = freshFile();
+  const db = new Database(file);
+  db.exec('CREATE TABLE blobs (key BLOB PRIMARY KEY, value BLOB)');
+  assert.throws(
+    () => applyMigrations(db, file),
+    (e: Error) =>
+      e instanceof SchemaError &&
+      e.message === `${file} is not a blobasaur shard file: it has no schema version and tables blobasaur did not create (blobs(key, value))`,
+  );
+  assert.equal(schemaVersion(db), 0);
+  assert.deepEqual(objects(db), ['table blobs']);
+  db.close();
+});
+
+test('a file with a newer version than this build knows is refused, naming the file, and not changed', () => {
+  const file = freshFile();
+  const db = new Database(file);
+  applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS]);
+  db.close();
+  const expected = `${file} has schema version 2: it was written by a newer blobasaur (this one reads versions up to 1). Run that newer version, or restore a backup taken before the upgrade.`;
+  assert.throws(() => new Shard(0, file, SQLITE), (e: Error) => e instanceof SchemaError && e.message === expected);
+  // The refused Shard closed its connection: with locking_mode EXCLUSIVE it would still hold the file.
+  assert.throws(() => new Shard(0, file, { ...SQLITE, locking_mode: 'EXCLUSIVE' }), (e: Error) => e.message === expected);
+  const again = new Database(file, { timeout: 0 });
+  again.exec('BEGIN IMMEDIATE; COMMIT');
+  assert.equal(schemaVersion(again), 2);
+  again.close();
+});
+
+test('a failed step rolls back whole and leaves the version before it', () => {
+  const file = freshFile();
+  const db = new Database(file);
+  const steps: Migration[] = [
+    ...MIGRATIONS,
+    ADD_CHUNKS,
+    { version: 3, description: 'adds a side table, then fails', up: 'CREATE TABLE side (x); INSERT INTO nosuch VALUES (1)' },
+  ];
+  assert.throws(
+    () => applyMigrations(db, file, steps),
+    (e: Error) =>
+      e instanceof SchemaError &&
+      e.message === `${file}: migration 3 (adds a side table, then fails) failed: no such table: nosuch; the file is left at schema version 2`,
+  );
+  // Steps 1 and 2 committed; step 3's table is gone with its transaction.
+  assert.equal(schemaVersion(db), 2);
+  assert.equal(db.inTransaction, false);
+  assert.deepEqual(objects(db), ['table blobs', 'index blobs_expires_at', 'table ns_blobs', 'index ns_blobs_expires_at']);
+
+  // A step written as a function that throws half-way does the same.
+  const fnStep: Migration = {
+    version: 3,
+    description: 'function step',
+    up: (d) => {
+      d.exec('CREATE TABLE side (x)');
+      throw new Error('disk on fire');
+    },
+  };
+  assert.throws(() => applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS, fnStep]), /migration 3 \(function step\) failed: disk on fire; the file is left at schema version 2$/);
+  assert.equal(schemaVersion(db), 2);
+  assert.ok(!objects(db).includes('table side'));
+  // Fixed, the same list then runs to the end.
+  const fixed: Migration = { version: 3, description: 'side table', up: 'CREATE TABLE side (x)' };
+  assert.deepEqual(applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS, fixed]), { from: 2, to: 3 });
+  db.close();
+});
+
+test('a list that is not numbered 1, 2, 3… is a programming error, caught before any step runs', () => {
+  const file = freshFile();
+  const db = new Database(file);
+  assert.throws(() => applyMigrations(db, file, [MIGRATIONS[0], { ...ADD_CHUNKS, version: 3 }]), /migration 2 is numbered 3/);
+  assert.deepEqual(objects(db), []);
+  db.close();
+});
