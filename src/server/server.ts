@@ -14,6 +14,7 @@ import { Dispatcher } from '../commands/dispatch.js';
 import { startSave } from '../tools/backup.js';
 import { Connection, type ConnectionHooks, type ConnectionLimits } from './connection.js';
 import { DENIED_LINE, MAXCLIENTS_LINE, PasswordAuthenticator, protectedModeRefuses } from './security.js';
+import { TLS_HANDSHAKE_TIMEOUT_MS } from './tls.js';
 
 export interface ServerOptions {
   host: string;
@@ -63,6 +64,8 @@ export class BlobServer implements ServerContext {
   private readonly hooks: ConnectionHooks;
   private readonly dispatcher: Dispatcher;
   private readonly connections = new Map<number, Connection>();
+  /** TCP connections to the TLS port still handshaking, by peer address: they count as clients. */
+  private readonly handshakes = new Map<string, { raw: Socket; timer: NodeJS.Timeout }>();
   private nextId = 1;
   private shuttingDown: Promise<void> | null = null;
   private boundPort = 0;
@@ -79,9 +82,15 @@ export class BlobServer implements ServerContext {
     this.dispatcher = new Dispatcher(new Keyspace(store), this, store);
     this.net = createServer({ noDelay: true }, (socket) => this.accept(socket));
     if (opts.tls) {
-      this.tls = createTlsServer(opts.tls.options, (socket) => this.accept(socket));
+      this.tls = createTlsServer(opts.tls.options, (socket) => {
+        this.handshakeDone(socket);
+        this.accept(socket);
+      });
+      this.tls.on('connection', (raw: Socket) => this.startHandshake(raw));
       this.tls.on('tlsClientError', (err, socket) => {
         this.log.debug({ client: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message }, 'TLS handshake failed');
+        // With a listener for this event, node:tls leaves the socket open (a timed-out handshake too).
+        socket.destroy();
       });
     }
     this.hooks = {
@@ -170,6 +179,7 @@ export class BlobServer implements ServerContext {
     this.net.close();
     this.tls?.close();
     if (this.idleTimer !== null) clearInterval(this.idleTimer);
+    for (const h of this.handshakes.values()) h.raw.destroy();
     for (const c of this.connections.values()) c.stop();
     await this.store.drain();
     // Replies to writes that just committed leave before the sockets close.
@@ -181,13 +191,50 @@ export class BlobServer implements ServerContext {
     this.onShutdown(reason);
   }
 
+  /**
+   * A TCP connection to the TLS port: it counts toward maxclients from now on, and is destroyed if
+   * its handshake has not finished TLS_HANDSHAKE_TIMEOUT_MS after it connected (node's own
+   * handshakeTimeout restarts whenever a byte arrives, so a peer trickling bytes would outlive it).
+   */
+  private startHandshake(raw: Socket): void {
+    if (this.shuttingDown !== null || this.connections.size + this.handshakes.size >= this.opts.maxClients) {
+      if (this.shuttingDown === null) this.stats.rejectedConnections++;
+      this.stats.totalConnections++;
+      // No plaintext error line: the peer expects a TLS handshake.
+      raw.destroy();
+      return;
+    }
+    // The TLS socket wrapping `raw` has the same peer address and port, which no other open
+    // connection to this port can share: that is how handshakeDone finds this entry.
+    const peer = `${raw.remoteAddress}:${raw.remotePort}`;
+    const timer = setTimeout(() => {
+      this.handshakes.delete(peer);
+      raw.destroy();
+    }, TLS_HANDSHAKE_TIMEOUT_MS);
+    timer.unref();
+    const entry = { raw, timer };
+    this.handshakes.set(peer, entry);
+    raw.once('close', () => {
+      clearTimeout(timer);
+      if (this.handshakes.get(peer) === entry) this.handshakes.delete(peer);
+    });
+  }
+
+  private handshakeDone(socket: Socket): void {
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const entry = this.handshakes.get(peer);
+    if (entry === undefined) return;
+    clearTimeout(entry.timer);
+    this.handshakes.delete(peer);
+  }
+
   private accept(socket: Socket): void {
     this.stats.totalConnections++;
     if (this.shuttingDown !== null) {
       socket.destroy();
       return;
     }
-    if (this.connections.size >= this.opts.maxClients) {
+    if (this.connections.size + this.handshakes.size >= this.opts.maxClients) {
       this.stats.rejectedConnections++;
       reject(socket, MAXCLIENTS_LINE);
       return;
