@@ -59,13 +59,15 @@ const configSet: Handler = ({ server }, args) => {
   const changes: [string, number | string][] = [];
   // As Redis: every name and value is checked before anything changes.
   for (let i = 2; i < args.length; i += 2) {
-    const name = args[i].toString('latin1').toLowerCase();
+    const typed = args[i].toString('latin1');
+    const name = typed.toLowerCase();
     const parse = RUNTIME.get(name);
     if (parse === undefined && !known.has(name)) return unknownOption(args[i]);
-    if (parse === undefined) return setFailed(name, "can't set immutable config");
-    if (changes.some(([n]) => n === name)) return setFailed(name, 'duplicate parameter');
+    // Redis names the parameter as it was typed.
+    if (parse === undefined) return setFailed(typed, "can't set immutable config");
+    if (changes.some(([n]) => n === name)) return setFailed(typed, 'duplicate parameter');
     const parsed = parse(args[i + 1].toString('utf8'));
-    if (!parsed.ok) return setFailed(name, parsed.why);
+    if (!parsed.ok) return setFailed(typed, parsed.why);
     changes.push([name, parsed.value]);
   }
   for (const [name, value] of changes) {
