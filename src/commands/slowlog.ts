@@ -96,7 +96,8 @@ export class SlowLog {
  */
 function slowlogArgs(spec: CommandSpec, args: readonly Buffer[]): Buffer[] {
   const redacted = new Set<number>();
-  if (spec.name === 'auth') for (let i = 1; i < args.length; i++) redacted.add(i);
+  // AUTH with too many arguments fails before redacting in Redis, and is logged as sent.
+  if (spec.name === 'auth' && args.length <= 3) for (let i = 1; i < args.length; i++) redacted.add(i);
   if (spec.name === 'hello') {
     for (let i = 2; i + 2 < args.length; i++) {
       if (args[i].toString('latin1').toLowerCase() === 'auth') {
@@ -226,7 +227,9 @@ const LATENCY_HELP = [
 const COUNT_ERROR = new ErrorReply('ERR count should be greater than or equal to -1');
 
 function slowlogGet(log: SlowLog, args: Buffer[]): Reply {
-  if (args.length > 3) return new ErrorReply("ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.");
+  if (args.length > 3) {
+    return new ErrorReply(`ERR unknown subcommand or wrong number of arguments for '${args[1].toString('latin1')}'. Try SLOWLOG HELP.`);
+  }
   let count = 10;
   if (args.length === 3) {
     const n = parseInt64(args[2]);
