@@ -30,7 +30,7 @@ const LFU_OFF = new ErrorReply(
  * Estimated bytes of SQLite bookkeeping per row, beyond its key and stored value: the table cell
  * (pointer, payload and rowid varints, record header, the integer columns) and the primary-key
  * index cell (which repeats the key). A row with an expiry also has an entry in the expiry index.
- * Rough by design (varint widths vary by a few bytes); see docs/commands.md, MEMORY USAGE.
+ * Rough by design (varint widths vary by a few bytes); see README.md, "Introspection".
  */
 const ROW_OVERHEAD = 44;
 const EXPIRY_INDEX_ENTRY = 21;

@@ -10,7 +10,7 @@
  * - COMMAND LIST FILTERBY: Redis lists its whole table in dict order; both lists are sorted and
  *   Redis' is kept to the commands our table has.
  *
- * MEMORY USAGE sizes differ by design (ours are shard-file bytes, docs/commands.md), so only its
+ * MEMORY USAGE sizes differ by design (ours are shard-file bytes, README.md "Introspection"), so only its
  * errors and nulls are compared here; its numbers are checked against the stored metadata below.
  */
 import { describe, it } from 'node:test';
