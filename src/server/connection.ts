@@ -157,6 +157,13 @@ export class Connection implements ClientState {
     return this.encoder.pending + this.socket.writableLength;
   }
 
+  /** Bytes of commands read and not yet run (CLIENT LIST argv-mem). */
+  get argvBytes(): number {
+    let n = 0;
+    for (let i = this.inboxHead; i < this.inbox.length; i++) for (const a of this.inbox[i]) n += a.length;
+    return n;
+  }
+
   /** Output the client owes us reading: unsent bytes plus finished replies parked in slots. */
   get backlog(): number {
     return this.outputBytes + this.heldBytes;
