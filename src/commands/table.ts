@@ -13,6 +13,8 @@ import { serverCommands } from './server.js';
 import { stringCommands } from './strings.js';
 import { expiryCommands } from './expiry.js';
 import { hashExpiryCommands } from './hash-expiry.js';
+import { transactionCommands } from './transactions.js';
+import { clientStateCommands } from './client-state.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -60,4 +62,6 @@ export const commandTable = new CommandTable([
   ...serverCommands,
   ...configCommands,
   ...clusterCommands,
+  ...transactionCommands,
+  ...clientStateCommands,
 ]);

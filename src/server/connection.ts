@@ -19,7 +19,8 @@ import type { Socket } from 'node:net';
 import { ProtocolError, RequestParser, type Args, type ParserLimits } from '../protocol/parser.js';
 import { ErrorReply, NO_REPLY, ReplyEncoder, type ProtocolVersion, type Reply } from '../protocol/reply.js';
 import type { Dispatcher } from '../commands/dispatch.js';
-import type { ClientState } from '../commands/types.js';
+import type { ClientState, ReplyMode } from '../commands/types.js';
+import type { Transaction } from '../commands/transactions.js';
 
 export interface ConnectionLimits extends ParserLimits {
   /** Backlog bytes above which the client's commands stop executing and its socket stops being read. */
@@ -87,6 +88,11 @@ export class Connection implements ClientState {
   db = 0;
   authenticated: boolean;
   closeAfterReply = false;
+  tx: Transaction | null = null;
+  reply: ReplyMode = 'on';
+  noEvict = false;
+  noTouch = false;
+  monitor = false;
   readonly addr: string;
   readonly laddr: string;
 
@@ -295,7 +301,7 @@ export class Connection implements ClientState {
         break;
       }
       this.inboxHead++;
-      this.deliver(outcome.reply, outcome.kind === 'ran' && !outcome.write);
+      this.answer(outcome.reply, outcome.kind === 'ran' && !outcome.write);
     }
     if (this.closed) return;
     if (this.inboxHead >= this.inbox.length) {
@@ -313,6 +319,22 @@ export class Connection implements ClientState {
     }
     this.flushOutput();
     this.maybeEnd();
+  }
+
+  /** A command's reply, unless CLIENT REPLY OFF or SKIP drops it. */
+  private answer(result: Reply | Promise<Reply>, isRead: boolean): void {
+    const mode = this.reply;
+    if (mode === 'on') this.deliver(result, isRead);
+    else if (mode === 'skip') this.reply = 'on';
+    // CLIENT REPLY SKIP itself answers nothing; the command after it is the one skipped.
+    else if (mode === 'skip-next') this.reply = 'skip';
+  }
+
+  /** A reply outside the request/reply order (MONITOR's feed), after the replies already owed. */
+  push(reply: Reply): void {
+    if (this.closed) return;
+    this.deliver(reply, false);
+    this.queueFlush();
   }
 
   private deliver(result: Reply | Promise<Reply>, isRead: boolean): void {

@@ -13,6 +13,8 @@ import { Keyspace } from '../storage/keyspace.js';
 import { Dispatcher } from '../commands/dispatch.js';
 import { startSave } from '../tools/backup.js';
 import { Connection, type ConnectionHooks, type ConnectionLimits } from './connection.js';
+import { MonitorFeed } from './monitor.js';
+import { ClientPause } from './pause.js';
 import { DENIED_LINE, MAXCLIENTS_LINE, PasswordAuthenticator, protectedModeRefuses } from './security.js';
 
 export interface ServerOptions {
@@ -54,6 +56,8 @@ export class BlobServer implements ServerContext {
     asyncWriteFailures: 0,
   };
   readonly auth: PasswordAuthenticator;
+  readonly monitors: MonitorFeed;
+  readonly pause = new ClientPause();
   private readonly net: NetServer;
   private readonly tls: TlsServer | null = null;
   private boundTlsPort = 0;
@@ -76,6 +80,7 @@ export class BlobServer implements ServerContext {
     private readonly log: Logger,
   ) {
     this.auth = new PasswordAuthenticator(opts.requirepass);
+    this.monitors = new MonitorFeed((user, password) => this.auth.verify(user, password));
     this.dispatcher = new Dispatcher(new Keyspace(store), this, store);
     this.net = createServer({ noDelay: true }, (socket) => this.accept(socket));
     if (opts.tls) {
@@ -85,7 +90,12 @@ export class BlobServer implements ServerContext {
       });
     }
     this.hooks = {
-      onClose: (c) => this.connections.delete(c.id),
+      onClose: (c) => {
+        this.connections.delete(c.id);
+        // Its watched keys and monitor registration would otherwise outlive it.
+        c.tx?.discard();
+        this.monitors.remove(c);
+      },
       onProtocolError: (c, err) => this.protocolError(c, err),
       onErrorReply: () => this.stats.errorReplies++,
       onOutputLimit: (c, backlog) => {

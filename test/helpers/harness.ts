@@ -13,6 +13,8 @@ import { ReplyEncoder, type ProtocolVersion, type Reply } from '../../src/protoc
 import type { CompressionSettings } from '../../src/storage/codecs.js';
 import { Keyspace } from '../../src/storage/keyspace.js';
 import { Store } from '../../src/storage/store.js';
+import { MonitorFeed } from '../../src/server/monitor.js';
+import { ClientPause } from '../../src/server/pause.js';
 
 export interface HarnessOptions {
   asyncWrite?: boolean;
@@ -56,6 +58,11 @@ export class Harness {
       closeAfterReply: false,
       queryBufferBytes: 0,
       outputBytes: 0,
+      tx: null,
+      reply: 'on',
+      noEvict: false,
+      noTouch: false,
+      monitor: false,
     };
     const client = this.client;
     const server: ServerContext = {
@@ -71,6 +78,8 @@ export class Harness {
       startSave: () => Promise.reject(new Error('no backups in the harness')),
       shutdown: () => {},
       infoSections: () => [],
+      monitors: new MonitorFeed(() => false),
+      pause: new ClientPause(),
     };
     this.dispatcher = new Dispatcher(new Keyspace(store), server, store, () => this.now);
   }

@@ -20,7 +20,7 @@ import { startOurs, startRedis, type RedisServer, type TestServer } from '../hel
 
 /** Ours, and not in redis-server 7.0: 7.2 (CLIENT SETINFO), 7.4 (hash-field expiry), 8.0 (HSETEX). */
 const NEWER_THAN_7_0 = new Set([
-  'client|setinfo',
+  'client|setinfo', 'client|no-touch',
   'hexpire', 'hpexpire', 'hexpireat', 'hpexpireat', 'httl', 'hpttl', 'hexpiretime', 'hpexpiretime', 'hpersist',
   'hsetex',
 ]);
