@@ -115,6 +115,8 @@ export class Connection implements ClientState {
   private ending = false;
   /** Set when no more commands will be read (protocol error, QUIT, shutdown). */
   private stopReading = false;
+  /** While this client's command runs: what push() sent meanwhile, to follow its reply. */
+  private dispatching: Reply[] | null = null;
   /** A protocol error to answer once the commands read before it are answered. */
   private pendingError: ErrorReply | null = null;
   /** socket.writableLength at the last idle check, to notice a client reading its replies. */
@@ -290,7 +292,10 @@ export class Connection implements ClientState {
       }
       const args = this.inbox[this.inboxHead];
       if (!this.authenticated && this.oversizedBeforeAuth(args)) break;
+      this.dispatching = [];
       const outcome = this.dispatcher.dispatch(this, args);
+      const pushed = this.dispatching;
+      this.dispatching = null;
       if (outcome.kind === 'wait') {
         // This write (and everything after it) waits for commits; then it is dispatched again.
         this.waitingForRoom = true;
@@ -302,6 +307,7 @@ export class Connection implements ClientState {
       }
       this.inboxHead++;
       this.answer(outcome.reply, outcome.kind === 'ran' && !outcome.write);
+      for (const reply of pushed) this.deliver(reply, false);
     }
     if (this.closed) return;
     if (this.inboxHead >= this.inbox.length) {
@@ -333,6 +339,11 @@ export class Connection implements ClientState {
   /** A reply outside the request/reply order (MONITOR's feed), after the replies already owed. */
   push(reply: Reply): void {
     if (this.closed) return;
+    // A monitor's own command is shown after its reply, as Redis feeds monitors once a command has run.
+    if (this.dispatching !== null) {
+      this.dispatching.push(reply);
+      return;
+    }
     this.deliver(reply, false);
     this.queueFlush();
   }
