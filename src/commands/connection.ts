@@ -5,6 +5,7 @@ import { parseInteger } from './args.js';
 import { NOT_INTEGER, SYNTAX_ERROR, wrongArity } from './errors.js';
 import { containerHelp } from './help.js';
 import { defineCommand } from './define.js';
+import { clientStateSubcommands } from './client-state.js';
 import type { ClientState, CommandContext, CommandSpec } from './types.js';
 
 const WRONGPASS = new ErrorReply(WRONGPASS_TEXT);
@@ -213,6 +214,8 @@ export const connectionCommands: CommandSpec[] = [
         handler: (ctx) =>
         containerHelp(ctx, 'client'),
       }),
+      // CLIENT REPLY, PAUSE, UNPAUSE, NO-EVICT, NO-TOUCH (client-state.ts).
+      ...clientStateSubcommands,
     ],
   }),
 ];

@@ -113,7 +113,9 @@ export function defineCommand(d: CommandDeclaration): CommandSpec {
 
   const keys = d.keys ?? [];
   keys.forEach((k, i) => checkKeySpec(k, d.arity, (why) => fail(`key spec ${i}: ${why}`)));
-  if (keys.length > 0 && !flags.has('write') && !flags.has('readonly') && !keys.every((k) => k.flags.includes('not_key'))) {
+  // WATCH is the one command with keys that neither reads nor writes them (Redis' own spec).
+  const watchesOnly = d.group === 'transactions';
+  if (keys.length > 0 && !watchesOnly && !flags.has('write') && !flags.has('readonly') && !keys.every((k) => k.flags.includes('not_key'))) {
     fail('a command with keys is either write or readonly');
   }
   const fields: FieldSpec | null =

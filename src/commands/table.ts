@@ -15,6 +15,8 @@ import { expiryCommands } from './expiry.js';
 import { hashExpiryCommands } from './hash-expiry.js';
 import { objectCommands } from './object.js';
 import { slowlogCommands } from './slowlog.js';
+import { transactionCommands } from './transactions.js';
+import { clientStateCommands } from './client-state.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -64,4 +66,6 @@ export const commandTable = new CommandTable([
   ...clusterCommands,
   ...objectCommands,
   ...slowlogCommands,
+  ...transactionCommands,
+  ...clientStateCommands,
 ]);

@@ -6,6 +6,9 @@ import type { Reply, ProtocolVersion } from '../protocol/reply.js';
 import type { Ack, Keyspace } from '../storage/keyspace.js';
 import type { ClusterState } from '../cluster/state.js';
 import type { LatencyMonitor, SlowLog } from './slowlog.js';
+import type { MonitorFeed } from '../server/monitor.js';
+import type { ClientPause } from '../server/pause.js';
+import type { Transaction } from './transactions.js';
 
 /** Redis command flags, as COMMAND INFO shows them (the visible ones of server.c's list). */
 export type CommandFlag =
@@ -132,7 +135,24 @@ export interface ClientState {
   readonly argvBytes: number;
   /** Replies owed: unsent bytes plus finished replies parked behind an unfinished one (CLIENT LIST omem). */
   readonly backlog: number;
+  /** MULTI/WATCH state (transactions.ts); null until the client first uses either. */
+  tx: Transaction | null;
+  /** CLIENT REPLY: which replies the connection sends (see ReplyMode). */
+  reply: ReplyMode;
+  /** CLIENT NO-EVICT / NO-TOUCH: recorded; this server neither evicts clients nor tracks access. */
+  noEvict: boolean;
+  noTouch: boolean;
+  /** Set by MONITOR: the client is fed every command the others run. */
+  monitor: boolean;
+  /** Sends a reply outside the request/reply order (MONITOR's feed); absent without a socket. */
+  push?(reply: Reply): void;
 }
+
+/**
+ * CLIENT REPLY state: 'off' sends nothing; 'skip' drops the reply of the command running now;
+ * 'skip-next' (set by CLIENT REPLY SKIP) becomes 'skip' once the current command is done.
+ */
+export type ReplyMode = 'on' | 'off' | 'skip' | 'skip-next';
 
 /**
  * A CONFIG SET of a parameter the server applies itself (config.ts validates the value first and
@@ -190,6 +210,10 @@ export interface ServerContext {
   killClient(id: number, self: boolean): void;
   /** Present when `[cluster] enabled`: key commands are routed by it and CLUSTER answers from it. */
   cluster?: ClusterState;
+  /** MONITOR clients and the feed of executed commands to them. */
+  readonly monitors: MonitorFeed;
+  /** CLIENT PAUSE / UNPAUSE. */
+  readonly pause: ClientPause;
 }
 
 export interface CommandTableView {

@@ -19,7 +19,8 @@ import type { Socket } from 'node:net';
 import { ProtocolError, RequestParser, type Args, type ParserLimits } from '../protocol/parser.js';
 import { ErrorReply, NO_REPLY, ReplyEncoder, type ProtocolVersion, type Reply } from '../protocol/reply.js';
 import type { Dispatcher } from '../commands/dispatch.js';
-import type { ClientState } from '../commands/types.js';
+import type { ClientState, ReplyMode } from '../commands/types.js';
+import type { Transaction } from '../commands/transactions.js';
 
 export interface ConnectionLimits extends ParserLimits {
   /** Backlog bytes above which the client's commands stop executing and its socket stops being read. */
@@ -94,6 +95,11 @@ export class Connection implements ClientState {
   db = 0;
   authenticated: boolean;
   closeAfterReply = false;
+  tx: Transaction | null = null;
+  reply: ReplyMode = 'on';
+  noEvict = false;
+  noTouch = false;
+  monitor = false;
   readonly addr: string;
   readonly laddr: string;
 
@@ -116,6 +122,8 @@ export class Connection implements ClientState {
   private ending = false;
   /** Set when no more commands will be read (protocol error, QUIT, shutdown). */
   private stopReading = false;
+  /** While this client's command runs: what push() sent meanwhile, to follow its reply. */
+  private dispatching: Reply[] | null = null;
   /** A protocol error to answer once the commands read before it are answered. */
   private pendingError: ErrorReply | null = null;
   /** socket.writableLength at the last idle check, to notice a client reading its replies. */
@@ -298,7 +306,10 @@ export class Connection implements ClientState {
       }
       const args = this.inbox[this.inboxHead];
       if (!this.authenticated && this.oversizedBeforeAuth(args)) break;
+      this.dispatching = [];
       const outcome = this.dispatcher.dispatch(this, args);
+      const pushed = this.dispatching;
+      this.dispatching = null;
       if (outcome.kind === 'wait') {
         // This write (and everything after it) waits for commits; then it is dispatched again.
         this.waitingForRoom = true;
@@ -309,7 +320,8 @@ export class Connection implements ClientState {
         break;
       }
       this.inboxHead++;
-      this.deliver(outcome.reply, outcome.kind === 'ran' && !outcome.write);
+      this.answer(outcome.reply, outcome.kind === 'ran' && !outcome.write);
+      for (const reply of pushed) this.deliver(reply, false);
     }
     if (this.closed) return;
     if (this.inboxHead >= this.inbox.length) {
@@ -327,6 +339,27 @@ export class Connection implements ClientState {
     }
     this.flushOutput();
     this.maybeEnd();
+  }
+
+  /** A command's reply, unless CLIENT REPLY OFF or SKIP drops it. */
+  private answer(result: Reply | Promise<Reply>, isRead: boolean): void {
+    const mode = this.reply;
+    if (mode === 'on') this.deliver(result, isRead);
+    else if (mode === 'skip') this.reply = 'on';
+    // CLIENT REPLY SKIP itself answers nothing; the command after it is the one skipped.
+    else if (mode === 'skip-next') this.reply = 'skip';
+  }
+
+  /** A reply outside the request/reply order (MONITOR's feed), after the replies already owed. */
+  push(reply: Reply): void {
+    if (this.closed) return;
+    // A monitor's own command is shown after its reply, as Redis feeds monitors once a command has run.
+    if (this.dispatching !== null) {
+      this.dispatching.push(reply);
+      return;
+    }
+    this.deliver(reply, false);
+    this.queueFlush();
   }
 
   private deliver(result: Reply | Promise<Reply>, isRead: boolean): void {

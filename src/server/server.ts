@@ -15,6 +15,8 @@ import { Keyspace } from '../storage/keyspace.js';
 import { Dispatcher } from '../commands/dispatch.js';
 import { startSave } from '../tools/backup.js';
 import { Connection, type ConnectionHooks, type ConnectionLimits } from './connection.js';
+import { MonitorFeed } from './monitor.js';
+import { ClientPause } from './pause.js';
 import { DENIED_LINE, MAXCLIENTS_LINE, PasswordAuthenticator, protectedModeRefuses } from './security.js';
 import { TLS_HANDSHAKE_TIMEOUT_MS } from './tls.js';
 
@@ -64,6 +66,8 @@ export class BlobServer implements ServerContext {
   private idleTimeoutSec: number;
   /** Shared by every connection's parser, so a CONFIG SET of a limit applies to every client at once. */
   private readonly limits: ConnectionLimits;
+  readonly monitors: MonitorFeed;
+  readonly pause = new ClientPause();
   private readonly net: NetServer;
   private readonly tls: TlsServer | null = null;
   private boundTlsPort = 0;
@@ -91,6 +95,7 @@ export class BlobServer implements ServerContext {
     this.maxClients = opts.maxClients;
     this.idleTimeoutSec = opts.idleTimeoutSec ?? 0;
     this.limits = { ...opts.limits };
+    this.monitors = new MonitorFeed((user, password) => this.auth.verify(user, password));
     this.dispatcher = new Dispatcher(new Keyspace(store), this, store);
     this.net = createServer({ noDelay: true }, (socket) => this.accept(socket));
     if (opts.tls) {
@@ -106,7 +111,12 @@ export class BlobServer implements ServerContext {
       });
     }
     this.hooks = {
-      onClose: (c) => this.connections.delete(c.id),
+      onClose: (c) => {
+        this.connections.delete(c.id);
+        // Its watched keys and monitor registration would otherwise outlive it.
+        c.tx?.discard();
+        this.monitors.remove(c);
+      },
       onProtocolError: (c, err) => this.protocolError(c, err),
       onErrorReply: () => this.stats.errorReplies++,
       onOutputLimit: (c, backlog) => {

@@ -14,6 +14,8 @@ import { ReplyEncoder, type ProtocolVersion, type Reply } from '../../src/protoc
 import type { CompressionSettings } from '../../src/storage/codecs.js';
 import { Keyspace } from '../../src/storage/keyspace.js';
 import { Store } from '../../src/storage/store.js';
+import { MonitorFeed } from '../../src/server/monitor.js';
+import { ClientPause } from '../../src/server/pause.js';
 
 export interface HarnessOptions {
   asyncWrite?: boolean;
@@ -59,6 +61,11 @@ export class Harness {
       outputBytes: 0,
       argvBytes: 0,
       backlog: 0,
+      tx: null,
+      reply: 'on',
+      noEvict: false,
+      noTouch: false,
+      monitor: false,
     };
     const client = this.client;
     const server: ServerContext = {
@@ -79,6 +86,8 @@ export class Harness {
       applyConfig: () => {},
       resetStats: () => {},
       killClient: () => {},
+      monitors: new MonitorFeed(() => false),
+      pause: new ClientPause(),
     };
     this.dispatcher = new Dispatcher(new Keyspace(store), server, store, () => this.now);
   }

@@ -23,7 +23,7 @@ import { startOurs, startRedis, type RedisServer, type TestServer } from '../hel
  * and Blobasaur's own BLOBINFO / HBLOBINFO (no Redis has them; README.md "Introspection").
  */
 const NEWER_THAN_7_0 = new Set([
-  'client|setinfo',
+  'client|setinfo', 'client|no-touch',
   'blobinfo', 'hblobinfo',
   'hexpire', 'hpexpire', 'hexpireat', 'hpexpireat', 'httl', 'hpttl', 'hexpiretime', 'hpexpiretime', 'hpersist',
   'hsetex',

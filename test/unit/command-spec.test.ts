@@ -97,4 +97,10 @@ test('commands newer than Redis 7.0 follow the newer Redis\' command JSON', () =
   }
   assert.equal(commandTable.lookup('hsetex')!.since, '8.0.0');
   assert.equal(commandTable.lookup('httl')!.since, '7.4.0');
+  // redis 7.2.0 src/commands/client-no-touch.json
+  const noTouch = commandTable.lookup('client|no-touch')!;
+  assert.deepEqual(
+    [noTouch.arity, noTouch.flags, noTouch.categories, noTouch.since, noTouch.summary],
+    [3, ['noscript', 'loading', 'stale'], ['slow', 'connection'], '7.2.0', 'Controls whether commands sent by the client affect the LRU/LFU of accessed keys.'],
+  );
 });
