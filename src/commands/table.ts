@@ -13,6 +13,7 @@ import { serverCommands } from './server.js';
 import { stringCommands } from './strings.js';
 import { expiryCommands } from './expiry.js';
 import { hashExpiryCommands } from './hash-expiry.js';
+import { counterCommands } from './counters.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -56,6 +57,7 @@ export const commandTable = new CommandTable([
   ...keyCommands,
   ...hashCommands,
   ...hashExpiryCommands,
+  ...counterCommands,
   ...connectionCommands,
   ...serverCommands,
   ...configCommands,

@@ -1,0 +1,90 @@
+/**
+ * Counters, bitmaps and the other read-modify-write commands through the dispatcher without
+ * sockets, in every write mode (sync/async, with and without compression): TTLs kept, values
+ * stored as Redis stores them, refusals that write nothing.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Harness, WRITE_MODES } from '../helpers/harness.js';
+
+for (const mode of WRITE_MODES) {
+  describe(`counters (${mode.name})`, () => {
+    let h: Harness;
+    before(() => {
+      h = Harness.open(mode.opts);
+    });
+    after(async () => {
+      assert.deepEqual(h.failures, []);
+      await h.close();
+    });
+
+    it('INCR family keeps the key\'s TTL; a new counter has none', async () => {
+      await h.run('SET', 'c', '41', 'PX', 5000);
+      assert.equal(await h.resp('INCR', 'c'), ':42\r\n');
+      assert.equal(await h.resp('INCRBY', 'c', -2), ':40\r\n');
+      assert.equal(await h.resp('DECR', 'c'), ':39\r\n');
+      assert.equal(await h.resp('DECRBY', 'c', 9), ':30\r\n');
+      assert.equal(await h.resp('PTTL', 'c'), ':5000\r\n');
+      assert.equal(await h.resp('INCRBYFLOAT', 'c', '0.5'), '$4\r\n30.5\r\n');
+      assert.equal(await h.resp('PTTL', 'c'), ':5000\r\n');
+      assert.equal(await h.resp('GET', 'c'), '$4\r\n30.5\r\n');
+      assert.equal(await h.resp('INCR', 'fresh'), ':1\r\n');
+      assert.equal(await h.resp('TTL', 'fresh'), ':-1\r\n');
+      // The TTL still runs out on time.
+      h.now += 5000;
+      assert.equal(await h.resp('GET', 'c'), '$-1\r\n');
+      assert.equal(await h.resp('INCR', 'c'), ':1\r\n');
+      assert.equal(await h.resp('TTL', 'c'), ':-1\r\n');
+    });
+
+    it('64-bit results beyond 2^53 are exact', async () => {
+      await h.run('SET', 'big', '9223372036854775800');
+      assert.equal(await h.resp('INCRBY', 'big', 7), ':9223372036854775807\r\n');
+      assert.equal(await h.resp('INCR', 'big'), '-ERR increment or decrement would overflow\r\n');
+      assert.equal(await h.resp('GET', 'big'), '$19\r\n9223372036854775807\r\n');
+      assert.equal(await h.resp('DECRBY', 'big', '9223372036854775807'), ':0\r\n');
+    });
+
+    it('a refused increment writes nothing and keeps the value', async () => {
+      await h.run('SET', 's', 'text', 'EX', 100);
+      assert.equal(await h.resp('INCR', 's'), '-ERR value is not an integer or out of range\r\n');
+      assert.equal(await h.resp('INCRBYFLOAT', 's', 1), '-ERR value is not a valid float\r\n');
+      assert.equal(await h.resp('GET', 's'), '$4\r\ntext\r\n');
+      assert.equal(await h.resp('TTL', 's'), ':100\r\n');
+      assert.equal(await h.resp('INCRBYFLOAT', 'none', 'inf'), '-ERR increment would produce NaN or Infinity\r\n');
+      assert.equal(await h.resp('EXISTS', 'none'), ':0\r\n');
+    });
+
+    it('a large (compressed, decoding off the loop) value is refused as Redis refuses it', async () => {
+      const big = Buffer.alloc(200_000, 'a');
+      await h.run('SET', 'blob', big, 'EX', 50);
+      assert.equal(await h.resp('INCR', 'blob'), '-ERR value is not an integer or out of range\r\n');
+      assert.equal(await h.resp('INCRBYFLOAT', 'blob', 1), '-ERR value is not a valid float\r\n');
+      assert.deepEqual(await h.run('GET', 'blob'), big);
+      assert.equal(await h.resp('TTL', 'blob'), ':50\r\n');
+    });
+
+    it('HINCRBY and HINCRBYFLOAT keep the field\'s TTL', async () => {
+      await h.run('HSETEX', 'ns', 'PX', 8000, 'FIELDS', 1, 'n', '10');
+      assert.equal(await h.resp('HINCRBY', 'ns', 'n', 5), ':15\r\n');
+      assert.equal(await h.resp('HINCRBYFLOAT', 'ns', 'n', '0.25'), '$5\r\n15.25\r\n');
+      assert.equal(await h.resp('HPTTL', 'ns', 'FIELDS', 1, 'n'), '*1\r\n:8000\r\n');
+      assert.equal(await h.resp('HINCRBY', 'ns', 'n', 1), '-ERR hash value is not an integer\r\n');
+      assert.equal(await h.resp('HGET', 'ns', 'n'), '$5\r\n15.25\r\n');
+      assert.equal(await h.resp('HINCRBY', 'ns', 'm', -3), ':-3\r\n');
+      assert.equal(await h.resp('HPTTL', 'ns', 'FIELDS', 1, 'm'), '*1\r\n:-1\r\n');
+    });
+
+    it('expiry times beyond 2^53 ms are accepted and kept at 2^53-1 ms; far past ones delete', async () => {
+      await h.run('SET', 'k', 'v');
+      assert.equal(await h.resp('PEXPIREAT', 'k', '9223372036854775807'), ':1\r\n');
+      assert.equal(await h.resp('PEXPIRETIME', 'k'), `:${Number.MAX_SAFE_INTEGER}\r\n`);
+      assert.equal(await h.resp('EXPIREAT', 'k', '9223372036854775'), ':1\r\n');
+      assert.equal(await h.resp('PEXPIRETIME', 'k'), `:${Number.MAX_SAFE_INTEGER}\r\n`);
+      assert.equal(await h.resp('SET', 'k', 'v', 'PXAT', '9223372036854775807'), '+OK\r\n');
+      assert.equal(await h.resp('GET', 'k'), '$1\r\nv\r\n');
+      assert.equal(await h.resp('PEXPIREAT', 'k', '-9223372036854775808'), ':1\r\n');
+      assert.equal(await h.resp('EXISTS', 'k'), ':0\r\n');
+    });
+  });
+}
