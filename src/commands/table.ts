@@ -14,6 +14,7 @@ import { stringCommands } from './strings.js';
 import { expiryCommands } from './expiry.js';
 import { hashExpiryCommands } from './hash-expiry.js';
 import { counterCommands } from './counters.js';
+import { bitmapCommands } from './bitmaps.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -58,6 +59,7 @@ export const commandTable = new CommandTable([
   ...hashCommands,
   ...hashExpiryCommands,
   ...counterCommands,
+  ...bitmapCommands,
   ...connectionCommands,
   ...serverCommands,
   ...configCommands,

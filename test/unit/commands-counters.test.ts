@@ -75,6 +75,31 @@ for (const mode of WRITE_MODES) {
       assert.equal(await h.resp('HPTTL', 'ns', 'FIELDS', 1, 'm'), '*1\r\n:-1\r\n');
     });
 
+    it('SETBIT grows the blob with zeros and keeps the TTL; an unchanged bit writes nothing', async () => {
+      await h.run('SET', 'bm', 'a', 'PX', 7000);
+      assert.equal(await h.resp('SETBIT', 'bm', 23, 1), ':0\r\n');
+      assert.deepEqual(await h.run('GET', 'bm'), Buffer.from([0x61, 0x00, 0x01]));
+      assert.equal(await h.resp('PTTL', 'bm'), ':7000\r\n');
+      assert.equal(await h.resp('SETBIT', 'bm', 23, 1), ':1\r\n');
+      assert.equal(await h.resp('GETBIT', 'bm', 23), ':1\r\n');
+      assert.equal(await h.resp('BITCOUNT', 'bm'), ':4\r\n');
+      assert.equal(await h.resp('BITPOS', 'bm', 1, 1), ':23\r\n');
+      assert.equal(await h.resp('SETBIT', 'new', 0, 1), ':0\r\n');
+      assert.equal(await h.resp('TTL', 'new'), ':-1\r\n');
+    });
+
+    it('bitmaps read large values that decode off the event loop', async () => {
+      const big = Buffer.alloc(100_000, 0xff);
+      big[99_999] = 0x7f;
+      await h.run('SET', 'bigbm', big, 'EX', 60);
+      assert.equal(await h.resp('BITCOUNT', 'bigbm'), ':799999\r\n');
+      assert.equal(await h.resp('BITPOS', 'bigbm', 0), ':799992\r\n');
+      assert.equal(await h.resp('GETBIT', 'bigbm', 799992), ':0\r\n');
+      assert.equal(await h.resp('SETBIT', 'bigbm', 799992, 1), ':0\r\n');
+      assert.equal(await h.resp('BITPOS', 'bigbm', 0), ':800000\r\n');
+      assert.equal(await h.resp('TTL', 'bigbm'), ':60\r\n');
+    });
+
     it('expiry times beyond 2^53 ms are accepted and kept at 2^53-1 ms; far past ones delete', async () => {
       await h.run('SET', 'k', 'v');
       assert.equal(await h.resp('PEXPIREAT', 'k', '9223372036854775807'), ':1\r\n');
