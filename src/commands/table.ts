@@ -15,6 +15,9 @@ import { expiryCommands } from './expiry.js';
 import { hashExpiryCommands } from './hash-expiry.js';
 import { counterCommands } from './counters.js';
 import { bitmapCommands } from './bitmaps.js';
+import { lcsCommands } from './lcs.js';
+import { legacyStringCommands } from './legacy-strings.js';
+import { copyCommands } from './copy.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -60,6 +63,9 @@ export const commandTable = new CommandTable([
   ...hashExpiryCommands,
   ...counterCommands,
   ...bitmapCommands,
+  ...lcsCommands,
+  ...legacyStringCommands,
+  ...copyCommands,
   ...connectionCommands,
   ...serverCommands,
   ...configCommands,

@@ -100,6 +100,39 @@ for (const mode of WRITE_MODES) {
       assert.equal(await h.resp('TTL', 'bigbm'), ':60\r\n');
     });
 
+    it('COPY carries the TTL and the bytes of large values; GETSET clears the TTL', async () => {
+      const big = Buffer.alloc(150_000, 'z');
+      await h.run('SET', 'src', big, 'PX', 9000);
+      assert.equal(await h.resp('COPY', 'src', 'dst'), ':1\r\n');
+      assert.deepEqual(await h.run('GET', 'dst'), big);
+      assert.equal(await h.resp('PTTL', 'dst'), ':9000\r\n');
+      assert.equal(await h.resp('COPY', 'src', 'dst'), ':0\r\n');
+      await h.run('SET', 'src', 'small');
+      assert.equal(await h.resp('COPY', 'src', 'dst', 'REPLACE'), ':1\r\n');
+      assert.equal(await h.resp('GET', 'dst'), '$5\r\nsmall\r\n');
+      assert.equal(await h.resp('PTTL', 'dst'), ':-1\r\n');
+      // A name that is only a namespace is not copied (as RENAME): fields stay where they are.
+      await h.run('HSET', 'onlyns', 'f', 'v');
+      assert.equal(await h.resp('COPY', 'onlyns', 'x'), ':0\r\n');
+      await h.run('SET', 'g', 'old', 'EX', 100);
+      assert.deepEqual(await h.run('GETSET', 'g', 'new'), Buffer.from('old'));
+      assert.equal(await h.resp('TTL', 'g'), ':-1\r\n');
+      assert.deepEqual(await h.run('GETSET', 'src', big), Buffer.from('small'));
+      assert.deepEqual(await h.run('GETSET', 'src', 'x'), big);
+    });
+
+    it('LCS refuses tables beyond its cell limit, and reads large values', async () => {
+      await h.run('SET', 'l1', Buffer.alloc(2047, 'a'));
+      await h.run('SET', 'l2', Buffer.alloc(2047, 'a'));
+      assert.equal(await h.resp('LCS', 'l1', 'l2', 'LEN'), ':2047\r\n');
+      await h.run('SET', 'l3', Buffer.alloc(2048, 'a'));
+      assert.match(await h.resp('LCS', 'l1', 'l3'), /^-ERR LCS input too large: \(len1\+1\)\*\(len2\+1\) exceeds 4194304/);
+      // One short side: a long value (decoding off the loop when compressed) is fine.
+      await h.run('SET', 'long', Buffer.alloc(100_000, 'b'));
+      await h.run('SET', 'short', 'xbx');
+      assert.equal(await h.resp('LCS', 'long', 'short'), '$1\r\nb\r\n');
+    });
+
     it('expiry times beyond 2^53 ms are accepted and kept at 2^53-1 ms; far past ones delete', async () => {
       await h.run('SET', 'k', 'v');
       assert.equal(await h.resp('PEXPIREAT', 'k', '9223372036854775807'), ':1\r\n');
