@@ -18,6 +18,7 @@ import { bitmapCommands } from './bitmaps.js';
 import { lcsCommands } from './lcs.js';
 import { legacyStringCommands } from './legacy-strings.js';
 import { copyCommands } from './copy.js';
+import { hashGetModifyCommands } from './hash-get-modify.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -66,6 +67,7 @@ export const commandTable = new CommandTable([
   ...lcsCommands,
   ...legacyStringCommands,
   ...copyCommands,
+  ...hashGetModifyCommands,
   ...connectionCommands,
   ...serverCommands,
   ...configCommands,

@@ -133,6 +133,23 @@ for (const mode of WRITE_MODES) {
       assert.equal(await h.resp('LCS', 'long', 'short'), '$1\r\nb\r\n');
     });
 
+    it('HGETDEL and HGETEX answer the values read before their change', async () => {
+      const big = Buffer.alloc(120_000, 'q');
+      await h.run('HSET', 'gd', 'a', big, 'b', '2');
+      assert.deepEqual(await h.run('HGETDEL', 'gd', 'FIELDS', 3, 'a', 'b', 'a'), [big, Buffer.from('2'), null]);
+      assert.equal(await h.resp('HLEN', 'gd'), ':0\r\n');
+      await h.run('HSET', 'ge', 'a', big, 'b', '2');
+      assert.deepEqual(await h.run('HGETEX', 'ge', 'PX', 3000, 'FIELDS', 2, 'a', 'zz'), [big, null]);
+      assert.equal(await h.resp('HPTTL', 'ge', 'FIELDS', 2, 'a', 'b'), '*2\r\n:3000\r\n:-1\r\n');
+      assert.deepEqual(await h.run('HGETEX', 'ge', 'PERSIST', 'FIELDS', 1, 'a'), [big]);
+      assert.equal(await h.resp('HPTTL', 'ge', 'FIELDS', 1, 'a'), '*1\r\n:-1\r\n');
+      assert.deepEqual(await h.run('HGETEX', 'ge', 'PXAT', h.now, 'FIELDS', 1, 'b'), [Buffer.from('2')]);
+      assert.equal(await h.resp('HEXISTS', 'ge', 'b'), ':0\r\n');
+      await h.run('HGETEX', 'ge', 'EX', 1, 'FIELDS', 1, 'a');
+      h.now += 1000;
+      assert.equal(await h.resp('HGET', 'ge', 'a'), '$-1\r\n');
+    });
+
     it('expiry times beyond 2^53 ms are accepted and kept at 2^53-1 ms; far past ones delete', async () => {
       await h.run('SET', 'k', 'v');
       assert.equal(await h.resp('PEXPIREAT', 'k', '9223372036854775807'), ':1\r\n');
