@@ -14,6 +14,9 @@ import { TlsSetupError } from './server/tls.js';
 import { VERSION } from './version.js';
 
 async function main(argv: string[]): Promise<number> {
+  // Blobs are private by default: files and directories are created for the owner only, whatever
+  // umask the process was started with (the config's `umask` replaces this once it is read).
+  process.umask(0o077);
   // Operator subcommands (blobasaur backup|vacuum|migrate …) come before the server's flags.
   if (isToolCommand(argv[0])) return runTool(argv[0], argv.slice(1));
   let command;
@@ -39,6 +42,7 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const { config, file, inactive } = loaded;
+  process.umask(config.umask);
   const log = createLogger(config.log_level);
   log.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
   log.info({ config: maskSecrets(config) }, 'effective configuration');

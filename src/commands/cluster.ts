@@ -1,11 +1,11 @@
 /**
- * CLUSTER INFO/NODES/SLOTS/SHARDS/MYID/KEYSLOT/COUNTKEYSINSLOT/GETKEYSINSLOT and READONLY,
+ * CLUSTER INFO/NODES/SLOTS/SHARDS/MYID/KEYSLOT/COUNTKEYSINSLOT/GETKEYSINSLOT/FORGET and READONLY,
  * READWRITE, ASKING, shaped as Redis 7 replies. Without `[cluster] enabled` they answer as a
  * standalone redis-server does: "ERR This instance has cluster support disabled".
  */
 import { ErrorReply, OK, RespMap, Verbatim, type Reply } from '../protocol/reply.js';
 import { countKeysInSlot, keysInSlot } from '../cluster/keyspace.js';
-import { formatRanges, keySlot, SLOT_COUNT, type SlotRange } from '../cluster/slots.js';
+import { formatRanges, keySlot, SLOT_COUNT } from '../cluster/slots.js';
 import type { ClusterNode, ClusterState } from '../cluster/state.js';
 import { parseInteger } from './args.js';
 import { NOT_INTEGER, SYNTAX_ERROR } from './errors.js';
@@ -150,6 +150,16 @@ export const clusterCommands: CommandSpec[] = [
         }),
       }),
       defineCommand({
+        name: 'cluster|forget',
+        group: 'cluster',
+        summary: 'Remove a node from the nodes table',
+        complexity: 'O(1)',
+        since: '3.0.0',
+        arity: 3,
+        flags: ['admin', 'stale', 'no_async_loading'],
+        handler: clustered(clusterForget),
+      }),
+      defineCommand({
         name: 'cluster|help',
         group: 'cluster',
         summary: 'Show helpful text about the different subcommands',
@@ -182,14 +192,14 @@ export function clusterInfo(c: ClusterState): string {
     ['cluster_slots_fail', s.fail],
     ['cluster_known_nodes', c.nodes().length],
     ['cluster_size', s.size],
-    ['cluster_current_epoch', 0],
-    ['cluster_my_epoch', 0],
+    ['cluster_current_epoch', c.currentEpoch()],
+    ['cluster_my_epoch', c.myself.epoch],
     // Per-type counters appear once non-zero, before each total, as in Redis.
     ...byType(c.stats.sentByType, 'sent'),
     ['cluster_stats_messages_sent', c.stats.messagesSent],
     ...byType(c.stats.receivedByType, 'received'),
     ['cluster_stats_messages_received', c.stats.messagesReceived],
-    ['total_cluster_links_buffer_limit_exceeded', 0],
+    ['total_cluster_links_buffer_limit_exceeded', c.stats.linkBufferLimitExceeded],
   ];
   return fields.map(([k, v]) => `${k}:${v}\r\n`).join('');
 }
@@ -207,48 +217,40 @@ function nodeFlags(n: ClusterNode): string {
   return flags.join(',');
 }
 
-/** One CLUSTER NODES line: id addr@bus,hostname flags master ping pong epoch link slots. */
+/**
+ * One CLUSTER NODES line: id addr@bus,hostname flags master ping pong epoch link slots. The slots
+ * are those the node serves once contested slots are settled, as every client must see them.
+ */
 export function nodeLine(n: ClusterNode): string {
-  const slots = n.slots.length > 0 ? ` ${formatRanges(n.slots)}` : '';
+  const slots = n.owned.length > 0 ? ` ${formatRanges(n.owned)}` : '';
   const link = n.myself || (n.linked && !n.failed) ? 'connected' : 'disconnected';
   const ping = n.myself ? 0 : n.pingSent;
   const pong = n.myself ? 0 : n.pongReceived;
-  return `${n.id} ${nodeHost(n)}:${n.port}@${n.busPort},${n.name} ${nodeFlags(n)} - ${ping} ${pong} 0 ${link}${slots}\n`;
+  return `${n.id} ${nodeHost(n)}:${n.port}@${n.busPort},${n.name} ${nodeFlags(n)} - ${ping} ${pong} ${n.epoch} ${link}${slots}\n`;
 }
 
 export function clusterNodes(c: ClusterState): string {
   return c.nodes().map(nodeLine).join('');
 }
 
+/** CLUSTER FORGET, worded as Redis 7 words it (there are no replicas, so no "my master" case). */
+function clusterForget(c: ClusterState, _ctx: CommandContext, args: Buffer[]): Reply {
+  switch (c.forget(args[2].toString('latin1'))) {
+    case 'unknown':
+      return new ErrorReply(`ERR Unknown node ${args[2].toString()}`);
+    case 'myself':
+      return new ErrorReply("ERR I tried hard but I can't forget myself...");
+    default:
+      return OK;
+  }
+}
+
 /** CLUSTER SLOTS: one entry per run of consecutive slots with the same owner, ascending. */
 function clusterSlots(c: ClusterState): Reply {
   const runs: { start: number; end: number; node: ClusterNode }[] = [];
-  for (const n of c.nodes()) for (const [a, b] of n.slots) runs.push({ start: a, end: b, node: n });
+  for (const n of c.nodes()) for (const [a, b] of n.owned) runs.push({ start: a, end: b, node: n });
   runs.sort((x, y) => x.start - y.start);
-  const conflicts = c.slotConflicts();
-  const out: Reply[] = [];
-  for (const r of runs) {
-    // Slots claimed twice are not served by anyone; they are left out, as unassigned slots are.
-    for (const [a, b] of withoutConflicts([r.start, r.end], conflicts)) {
-      out.push([a, b, [nodeHost(r.node), r.node.port, r.node.id, new RespMap([['hostname', r.node.name]])]]);
-    }
-  }
-  return out;
-}
-
-function withoutConflicts([a, b]: SlotRange, conflicts: ReadonlyMap<number, unknown>): SlotRange[] {
-  if (conflicts.size === 0) return [[a, b]];
-  const out: SlotRange[] = [];
-  let start = -1;
-  for (let s = a; s <= b + 1; s++) {
-    const ok = s <= b && !conflicts.has(s);
-    if (ok && start < 0) start = s;
-    else if (!ok && start >= 0) {
-      out.push([start, s - 1]);
-      start = -1;
-    }
-  }
-  return out;
+  return runs.map((r) => [r.start, r.end, [nodeHost(r.node), r.node.port, r.node.id, new RespMap([['hostname', r.node.name]])]]);
 }
 
 /** CLUSTER SHARDS: every master is a shard of one node (there are no replicas). */
@@ -256,7 +258,7 @@ function clusterShards(c: ClusterState): Reply {
   return c.nodes().map(
     (n) =>
       new RespMap([
-        ['slots', n.slots.flatMap(([a, b]) => [a, b])],
+        ['slots', n.owned.flatMap(([a, b]) => [a, b])],
         [
           'nodes',
           [

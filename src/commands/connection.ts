@@ -191,6 +191,17 @@ export const connectionCommands: CommandSpec[] = [
         handler: clientList,
       }),
       defineCommand({
+        name: 'client|kill',
+        group: 'connection',
+        summary: 'Kill the connection of a client',
+        complexity: 'O(N) where N is the number of client connections',
+        since: '2.4.0',
+        arity: -3,
+        flags: ['admin', 'noscript', 'loading', 'stale'],
+        categories: ['connection'],
+        handler: clientKill,
+      }),
+      defineCommand({
         name: 'client|help',
         group: 'connection',
         summary: 'Show helpful text about the different subcommands',
@@ -285,7 +296,77 @@ function clientList({ server, now }: CommandContext, args: Buffer[]): Reply {
   return new Verbatim(out);
 }
 
-/** One CLIENT LIST line, with Redis 7.2's field names and order. */
+/**
+ * CLIENT KILL addr (old form: +OK or "No such client"), or CLIENT KILL <filter> <value> … (new
+ * form: the number killed) with ID, ADDR, LADDR, USER, TYPE, SKIPME (default yes) and MAXAGE
+ * (Redis 7.4: older than that many seconds). The asking client, when killed, gets its reply first.
+ */
+function clientKill({ server, client, now }: CommandContext, args: Buffer[]): Reply {
+  const text = (b: Buffer): string => b.toString('latin1');
+  if (args.length === 3) {
+    const addr = text(args[2]);
+    for (const c of server.clients()) {
+      if (c.addr !== addr) continue;
+      server.killClient(c.id, c.id === client.id);
+      return OK;
+    }
+    return new ErrorReply('ERR No such client');
+  }
+  let id: number | null = null;
+  let addr: string | null = null;
+  let laddr: string | null = null;
+  let normal = true;
+  let skipme = true;
+  let maxAge = 0;
+  for (let i = 2; i < args.length; i += 2) {
+    const opt = text(args[i]).toLowerCase();
+    if (i + 1 >= args.length) return SYNTAX_ERROR;
+    const value = args[i + 1];
+    if (opt === 'id') {
+      const n = parseInteger(value);
+      if (n === null || n < 1) return new ErrorReply('ERR client-id should be greater than 0');
+      id = n;
+    } else if (opt === 'type') {
+      const type = text(value).toLowerCase();
+      if (!['normal', 'master', 'slave', 'replica', 'pubsub'].includes(type)) return new ErrorReply(`ERR Unknown client type '${text(value)}'`);
+      // Every client here is a normal one: no replicas, no pub/sub.
+      normal = type === 'normal';
+    } else if (opt === 'addr') {
+      addr = text(value);
+    } else if (opt === 'laddr') {
+      laddr = text(value);
+    } else if (opt === 'user') {
+      if (!value.equals(DEFAULT_USER)) return new ErrorReply(`ERR No such user '${text(value)}'`);
+    } else if (opt === 'skipme') {
+      const yn = text(value).toLowerCase();
+      if (yn !== 'yes' && yn !== 'no') return SYNTAX_ERROR;
+      skipme = yn === 'yes';
+    } else if (opt === 'maxage') {
+      const n = parseInteger(value);
+      if (n === null) return new ErrorReply('ERR maxage is not an integer or out of range');
+      maxAge = n;
+    } else {
+      return SYNTAX_ERROR;
+    }
+  }
+  const victims: ClientState[] = [];
+  for (const c of server.clients()) {
+    if (!normal || (id !== null && c.id !== id) || (addr !== null && c.addr !== addr) || (laddr !== null && c.laddr !== laddr)) continue;
+    if (maxAge > 0 && Math.floor((now - c.createdAt) / 1000) <= maxAge) continue;
+    if (skipme && c.id === client.id) continue;
+    victims.push(c);
+  }
+  // Collected first: closing a client removes it from the registry being walked.
+  for (const c of victims) server.killClient(c.id, c.id === client.id);
+  return victims.length;
+}
+
+/**
+ * One CLIENT LIST line, with Redis 7.2's field names and order. Memory fields are this server's
+ * real numbers: qbuf (bytes of an unfinished command), argv-mem (commands read, not yet run), omem
+ * (replies owed: unsent or parked), tot-mem (their sum; Redis adds its client struct, we add
+ * nothing). Fields that have no meaning here are Redis' idle values (fd=-1, sub=0, rbs=0…).
+ */
 export function clientLine(c: ClientState, now: number): string {
   return [
     `id=${c.id}`,
@@ -299,9 +380,11 @@ export function clientLine(c: ClientState, now: number): string {
     `db=${c.db}`,
     'sub=0 psub=0 ssub=0 multi=-1',
     `qbuf=${c.queryBufferBytes}`,
-    'qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0',
-    `omem=${c.outputBytes}`,
-    `tot-mem=${c.queryBufferBytes + c.outputBytes}`,
+    'qbuf-free=0',
+    `argv-mem=${c.argvBytes}`,
+    'multi-mem=0 rbs=0 rbp=0 obl=0 oll=0',
+    `omem=${c.backlog}`,
+    `tot-mem=${c.queryBufferBytes + c.argvBytes + c.backlog}`,
     'events=r',
     `cmd=${c.lastCommand}`,
     'user=default redir=-1',

@@ -42,7 +42,8 @@ export class Dispatcher {
     const spec = commandTable.resolve(args);
     if (spec instanceof ErrorReply) return this.reject(spec);
     // The command table's no_auth flag (AUTH, HELLO, QUIT) is the only way past this gate.
-    if (!client.authenticated && !spec.flags.includes('no_auth')) return this.reject(NOAUTH);
+    // `required` is read on every command: CONFIG SET requirepass "" lets waiting clients in, as in Redis.
+    if (!client.authenticated && this.server.auth.required && !spec.flags.includes('no_auth')) return this.reject(NOAUTH);
     const write = spec.flags.includes('write');
     // The overlay is full: this write (and everything after it) waits for commits.
     if (write && !this.room.hasRoom) return { kind: 'wait', until: this.room.waitForRoom() };
@@ -74,11 +75,21 @@ export function run(spec: CommandSpec, ctx: CommandContext, args: Buffer[]): Rep
   if (out instanceof Promise) {
     return out.catch(errorReply).then((reply) => {
       recordCommand(ctx.server, spec.name, write, started, reply instanceof ErrorReply ? reply.code : null);
+      watchSlow(spec, ctx, args, started);
       return reply;
     });
   }
   recordCommand(ctx.server, spec.name, write, started, out instanceof ErrorReply ? out.code : null);
+  watchSlow(spec, ctx, args, started);
   return out;
+}
+
+/** SLOWLOG and LATENCY: two comparisons against precomputed thresholds; only a slow command does more. */
+function watchSlow(spec: CommandSpec, ctx: CommandContext, args: Buffer[], started: number): void {
+  const ms = performance.now() - started;
+  const { slowlog, latency } = ctx.server;
+  if (ms >= slowlog.thresholdMs) slowlog.record(spec, ctx.client, args, ms, Date.now());
+  if (ms >= latency.thresholdMs) latency.record(spec, ms, Date.now());
 }
 
 function errorReply(err: unknown): ErrorReply {

@@ -5,7 +5,7 @@
  */
 import { ErrorReply, OK, RespMap, type Reply } from '../protocol/reply.js';
 import { FIELD_SCAN_START, joinAcks, type Ack, type FieldScanPosition, type FieldValue, type Keyspace } from '../storage/keyspace.js';
-import { integerArg, keyword } from './args.js';
+import { integerArg, keyword, parseInteger } from './args.js';
 import { CursorRegistry } from './cursors.js';
 import { SYNTAX_ERROR, wrongArity } from './errors.js';
 import { globMatch } from './glob.js';
@@ -41,6 +41,13 @@ function pairs(ctx: CommandContext, items: FieldValue[]): Reply | Promise<Reply>
   );
 }
 
+/**
+ * COUNT is a hint (Redis may return more or fewer): one step reads at most this many fields, so one
+ * HSCAN cannot pull a namespace's worth of blobs into memory at once.
+ */
+const HSCAN_MAX_NAMES = 100_000;
+const HSCAN_MAX_VALUES = 1000;
+
 const fieldCursors = new WeakMap<Keyspace, CursorRegistry<FieldScanPosition>>();
 
 /** HSCAN ns cursor [MATCH pattern] [COUNT count] [NOVALUES] */
@@ -53,16 +60,28 @@ const hscan: Handler = ({ ks, now }, args) => {
   }
   const pos = cursors.load(args[2].toString('latin1'), FIELD_SCAN_START);
   if (pos === undefined) return new ErrorReply('ERR invalid cursor');
-  const { fields, next } = ks.fieldScanStep(args[1], pos, Math.min(count, 100_000), now);
+  const { fields, next } = ks.fieldScanStep(args[1], pos, Math.min(count, novalues ? HSCAN_MAX_NAMES : HSCAN_MAX_VALUES), now);
   const cursor = cursors.save(next);
   const matched = pattern === null ? fields : fields.filter((f) => globMatch(pattern, f.field));
   if (novalues) return [cursor, matched.map((f) => f.field)];
   return settle(matched, (values) => [cursor, matched.flatMap((f, i) => [f.field, values[i]])]);
 };
 
+/**
+ * A negative HRANDFIELD count repeats fields, so its reply is as long as the client asks: past this
+ * it is refused (Redis would build it) rather than built past every output limit. A positive
+ * count is bounded by the hash's size already.
+ */
+const HRANDFIELD_MAX_REPEATS = 100_000;
+const COUNT_OUT_OF_RANGE = new ErrorReply('ERR value is out of range');
+
 /** HRANDFIELD ns [count [WITHVALUES]] */
 const hrandfield: Handler = (ctx, args) => {
   const { ks, now } = ctx;
+  if (args.length >= 3) {
+    const n = parseInteger(args[2]);
+    if (n !== null && n < -HRANDFIELD_MAX_REPEATS) return COUNT_OUT_OF_RANGE;
+  }
   if (args.length > 4) return SYNTAX_ERROR;
   const withValues = args.length === 4;
   if (withValues && keyword(args[3]) !== 'withvalues') return SYNTAX_ERROR;

@@ -67,3 +67,59 @@ export function commandDocs(spec: CommandSpec): Reply {
   }
   return new RespMap(entries);
 }
+
+/** One key found by COMMAND GETKEYS: its argument index and its key spec's flags. */
+export interface FoundKey {
+  readonly index: number;
+  readonly flags: readonly string[];
+}
+
+/**
+ * The keys of a command call found from its key specs, as Redis' getKeysUsingKeySpecs does
+ * (GET_KEYSPEC_DEFAULT); null when a spec points past the arguments or at a bad key count, where
+ * Redis answers "Invalid arguments specified for command".
+ */
+export function keysFromSpecs(spec: CommandSpec, args: readonly Buffer[]): FoundKey[] | null {
+  const out: FoundKey[] = [];
+  const argc = args.length;
+  for (const k of spec.keySpecs) {
+    let first = 0;
+    const bs = k.beginSearch;
+    if (bs.type === 'index') {
+      first = bs.index;
+    } else {
+      const start = bs.startfrom > 0 ? bs.startfrom : argc + bs.startfrom;
+      const end = bs.startfrom > 0 ? argc - 1 : 1;
+      for (let i = start; ; i = start <= end ? i + 1 : i - 1) {
+        if (i >= argc || i < 1) break;
+        if (args[i].toString('latin1').toUpperCase() === bs.keyword) {
+          first = i + 1;
+          break;
+        }
+        if (i === end) break;
+      }
+      if (first === 0) continue;
+    }
+    let last: number;
+    let step: number;
+    const fk = k.findKeys;
+    if (fk.type === 'range') {
+      step = fk.keystep;
+      if (fk.lastkey >= 0) last = first + fk.lastkey;
+      else if (fk.limit <= 1) last = argc + fk.lastkey;
+      else last = first + Math.floor((argc - first) / fk.limit) + fk.lastkey;
+    } else {
+      step = fk.keystep;
+      const at = first + fk.keynumidx;
+      const n = at < argc ? Number(args[at].toString('latin1')) : NaN;
+      if (!Number.isInteger(n) || n < 0 || !/^-?\d+$/.test(args[at].toString('latin1'))) return null;
+      first += fk.firstkey;
+      last = first + (n - 1) * step;
+    }
+    for (let i = first; i <= last; i += step) {
+      if (i >= argc || i < first) return null;
+      out.push({ index: i, flags: k.flags });
+    }
+  }
+  return out;
+}

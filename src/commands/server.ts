@@ -1,12 +1,48 @@
-/** Server commands: COMMAND, INFO, DBSIZE, FLUSHDB, FLUSHALL, SHUTDOWN, SAVE, BGSAVE, LASTSAVE. */
-import { ErrorReply, NO_REPLY, OK, RespMap, SimpleString, Verbatim } from '../protocol/reply.js';
+/** Server commands: COMMAND, INFO, TIME, DBSIZE, FLUSHDB, FLUSHALL, SHUTDOWN, SAVE, BGSAVE, LASTSAVE. */
+import { ErrorReply, NO_REPLY, OK, RespMap, RespSet, SimpleString, Verbatim } from '../protocol/reply.js';
 import { SYNTAX_ERROR } from './errors.js';
 import { containerHelp } from './help.js';
-import { commandDocs, commandInfo } from './introspection.js';
+import { commandDocs, commandInfo, keysFromSpecs } from './introspection.js';
+import { globMatch } from './glob.js';
 import { renderInfo } from './info.js';
 import { opsStats } from '../observability/metrics.js';
 import { defineCommand } from './define.js';
 import { afterAck, type CommandContext, type CommandSpec } from './types.js';
+import type { Reply } from '../protocol/reply.js';
+
+/** COMMAND GETKEYS / GETKEYSANDFLAGS <command> <arg>…: the keys its key specs find, with Redis' errors. */
+function getKeys({ server }: CommandContext, args: Buffer[], withFlags: boolean): Reply {
+  const call = args.slice(2);
+  const name = call[0].toString('latin1').toLowerCase();
+  let spec = server.commands.lookup(name);
+  // A container with a subcommand word resolves to the subcommand, as Redis' lookupCommand.
+  if (spec?.subcommands !== undefined && call.length > 1) spec = server.commands.lookup(`${name}|${call[1].toString('latin1').toLowerCase()}`);
+  if (spec === undefined) return new ErrorReply('ERR Invalid command specified');
+  if (spec.keySpecs.length === 0) return new ErrorReply('ERR The command has no key arguments');
+  if ((spec.arity > 0 && spec.arity !== call.length) || call.length < -spec.arity) {
+    return new ErrorReply('ERR Invalid number of arguments specified for command');
+  }
+  const keys = keysFromSpecs(spec, call);
+  if (keys === null || keys.length === 0) return new ErrorReply('ERR Invalid arguments specified for command');
+  if (!withFlags) return keys.map((k) => call[k.index]);
+  return keys.map((k) => [call[k.index], new RespSet(k.flags.map((f) => new SimpleString(f)))]);
+}
+
+/** COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: names of commands and subcommands. */
+function commandList({ server }: CommandContext, args: Buffer[]): Reply {
+  if (args.length === 2) return server.commands.all.map((s) => s.name);
+  if (args.length !== 5 || args[2].toString('latin1').toLowerCase() !== 'filterby') return SYNTAX_ERROR;
+  const every = server.commands.all.flatMap((s) => [s, ...(s.subcommands ?? [])]);
+  const by = args[3].toString('latin1').toLowerCase();
+  const value = args[4].toString('latin1').toLowerCase();
+  if (by === 'module') return []; // no modules here
+  if (by === 'aclcat') return every.filter((s) => s.categories.includes(value)).map((s) => s.name);
+  if (by === 'pattern') {
+    const pattern = Buffer.from(value, 'latin1');
+    return every.filter((s) => globMatch(pattern, Buffer.from(s.name, 'latin1'))).map((s) => s.name);
+  }
+  return SYNTAX_ERROR;
+}
 
 export const serverCommands: CommandSpec[] = [
   defineCommand({
@@ -78,10 +114,29 @@ export const serverCommands: CommandSpec[] = [
         flags: ['loading', 'stale'],
         categories: ['connection'],
         tips: ['nondeterministic_output_order'],
-        handler: ({ server }, args) => {
-        if (args.length > 2) return SYNTAX_ERROR;
-        return server.commands.all.map((s) => s.name);
-      },
+        handler: commandList,
+      }),
+      defineCommand({
+        name: 'command|getkeys',
+        group: 'server',
+        summary: 'Extract keys given a full Redis command',
+        complexity: 'O(N) where N is the number of arguments to the command',
+        since: '2.8.13',
+        arity: -4,
+        flags: ['loading', 'stale'],
+        categories: ['connection'],
+        handler: (ctx, args) => getKeys(ctx, args, false),
+      }),
+      defineCommand({
+        name: 'command|getkeysandflags',
+        group: 'server',
+        summary: 'Extract keys and access flags given a full Redis command',
+        complexity: 'O(N) where N is the number of arguments to the command',
+        since: '7.0.0',
+        arity: -4,
+        flags: ['loading', 'stale'],
+        categories: ['connection'],
+        handler: (ctx, args) => getKeys(ctx, args, true),
       }),
       defineCommand({
         name: 'command|help',
@@ -108,6 +163,20 @@ export const serverCommands: CommandSpec[] = [
     categories: ['dangerous'],
     tips: ['nondeterministic_output', 'request_policy:all_shards', 'response_policy:special'],
     handler: async (ctx, args) => new Verbatim(await renderInfo(ctx, args.slice(1).map((a) => a.toString('latin1')))),
+  }),
+  defineCommand({
+    name: 'time',
+    group: 'server',
+    summary: 'Return the current server time',
+    complexity: 'O(1)',
+    since: '2.6.0',
+    arity: 1,
+    flags: ['loading', 'stale', 'fast'],
+    tips: ['nondeterministic_output'],
+    handler: () => {
+      const us = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+      return [String(Math.floor(us / 1e6)), String(us % 1e6)];
+    },
   }),
   defineCommand({
     name: 'dbsize',

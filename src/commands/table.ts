@@ -19,6 +19,8 @@ import { lcsCommands } from './lcs.js';
 import { legacyStringCommands } from './legacy-strings.js';
 import { copyCommands } from './copy.js';
 import { hashGetModifyCommands } from './hash-get-modify.js';
+import { objectCommands } from './object.js';
+import { slowlogCommands } from './slowlog.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -72,4 +74,6 @@ export const commandTable = new CommandTable([
   ...serverCommands,
   ...configCommands,
   ...clusterCommands,
+  ...objectCommands,
+  ...slowlogCommands,
 ]);

@@ -5,6 +5,7 @@
 import type { Reply, ProtocolVersion } from '../protocol/reply.js';
 import type { Ack, Keyspace } from '../storage/keyspace.js';
 import type { ClusterState } from '../cluster/state.js';
+import type { LatencyMonitor, SlowLog } from './slowlog.js';
 
 /** Redis command flags, as COMMAND INFO shows them (the visible ones of server.c's list). */
 export type CommandFlag =
@@ -127,7 +128,20 @@ export interface ClientState {
   /** Bytes waiting in the query buffer and in unsent replies, for CLIENT LIST. */
   readonly queryBufferBytes: number;
   readonly outputBytes: number;
+  /** Bytes of commands read and not yet run, for CLIENT LIST argv-mem. */
+  readonly argvBytes: number;
+  /** Replies owed: unsent bytes plus finished replies parked behind an unfinished one (CLIENT LIST omem). */
+  readonly backlog: number;
 }
+
+/**
+ * A CONFIG SET of a parameter the server applies itself (config.ts validates the value first and
+ * applies the slow log and latency parameters on its own).
+ */
+export type ConfigChange =
+  | { readonly name: 'maxclients' | 'timeout' | 'client-query-buffer-limit'; readonly value: number }
+  | { readonly name: 'requirepass'; readonly value: string }
+  | { readonly name: 'loglevel'; readonly value: 'debug' | 'verbose' | 'notice' | 'warning' };
 
 export interface ServerStats {
   totalConnections: number;
@@ -164,6 +178,16 @@ export interface ServerContext {
   shutdown(reason: string): void;
   /** Extra INFO sections contributed by subsystems: name and a function computing the fields. */
   infoSections(): ReadonlyArray<readonly [string, () => ReadonlyArray<readonly [string, string | number]>]>;
+  /** SLOWLOG's entries and settings; dispatch records commands slower than its threshold. */
+  readonly slowlog: SlowLog;
+  /** LATENCY's events and latency-monitor-threshold; dispatch records commands over it. */
+  readonly latency: LatencyMonitor;
+  /** Applies a validated CONFIG SET change (maxclients, timeout, requirepass, loglevel, limits). */
+  applyConfig(change: ConfigChange): void;
+  /** CONFIG RESETSTAT: zeroes the counters INFO stats, commandstats and errorstats show. */
+  resetStats(): void;
+  /** CLIENT KILL: closes a client at once, or after its reply when it is the client asking. */
+  killClient(id: number, self: boolean): void;
   /** Present when `[cluster] enabled`: key commands are routed by it and CLUSTER answers from it. */
   cluster?: ClusterState;
 }

@@ -51,6 +51,13 @@ export interface ConnectionHooks {
  */
 const UNAUTH_MAX_ARGS = 10;
 const UNAUTH_MAX_BULK = 16 * 1024;
+/**
+ * Unsent output an unauthenticated client may hold: tiny pipelined commands each earn a -NOAUTH
+ * reply several times their size, so a client that never reads would otherwise be held to the
+ * (much larger) output limits. Past this it is disconnected, as Redis disconnects clients over
+ * their output limit. It is what the docs promise for input: one socket read plus 10 × 16 KiB.
+ */
+export const UNAUTH_MAX_OUTPUT = 64 * 1024 + UNAUTH_MAX_ARGS * UNAUTH_MAX_BULK;
 
 /** How long an ended connection waits for the peer to close its side before it is destroyed. */
 const CLOSE_LINGER_MS = 2000;
@@ -148,6 +155,13 @@ export class Connection implements ClientState {
 
   get outputBytes(): number {
     return this.encoder.pending + this.socket.writableLength;
+  }
+
+  /** Bytes of commands read and not yet run (CLIENT LIST argv-mem). */
+  get argvBytes(): number {
+    let n = 0;
+    for (let i = this.inboxHead; i < this.inbox.length; i++) for (const a of this.inbox[i]) n += a.length;
+    return n;
   }
 
   /** Output the client owes us reading: unsent bytes plus finished replies parked in slots. */
@@ -361,6 +375,11 @@ export class Connection implements ClientState {
     if (reply instanceof ErrorReply) this.hooks.onErrorReply();
     const before = this.backlog;
     this.encoder.write(reply, this.proto);
+    if (!this.authenticated && this.backlog > UNAUTH_MAX_OUTPUT) {
+      this.hooks.onOutputLimit(this, this.backlog);
+      this.destroy();
+      return;
+    }
     // Already over the soft limit, and this reply takes it past the hard one.
     if (before > this.limits.outputSoftLimit && this.backlog > this.limits.outputHardLimit) this.watchOutputLimit();
   }

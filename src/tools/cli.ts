@@ -68,6 +68,7 @@ function dataDirOf(p: Parsed): string {
   const dir = p.flags.get('--data-dir');
   if (dir !== undefined) return resolve(dir);
   const { config } = loadConfig({ configPath: p.flags.get('--config') });
+  process.umask(config.umask);
   return resolve(config.data_dir);
 }
 

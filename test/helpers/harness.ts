@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Dispatcher } from '../../src/commands/dispatch.js';
 import { commandTable } from '../../src/commands/table.js';
+import { LatencyMonitor, SlowLog } from '../../src/commands/slowlog.js';
 import type { ClientState, ServerContext } from '../../src/commands/types.js';
 import { ReplyEncoder, type ProtocolVersion, type Reply } from '../../src/protocol/reply.js';
 import type { CompressionSettings } from '../../src/storage/codecs.js';
@@ -56,6 +57,8 @@ export class Harness {
       closeAfterReply: false,
       queryBufferBytes: 0,
       outputBytes: 0,
+      argvBytes: 0,
+      backlog: 0,
     };
     const client = this.client;
     const server: ServerContext = {
@@ -71,6 +74,11 @@ export class Harness {
       startSave: () => Promise.reject(new Error('no backups in the harness')),
       shutdown: () => {},
       infoSections: () => [],
+      slowlog: new SlowLog(),
+      latency: new LatencyMonitor(),
+      applyConfig: () => {},
+      resetStats: () => {},
+      killClient: () => {},
     };
     this.dispatcher = new Dispatcher(new Keyspace(store), server, store, () => this.now);
   }

@@ -54,11 +54,11 @@ const DEFAULTS = {
     enabled: false,
     node_id: 'node-1',
     seeds: [],
-    port: 7000,
     gossip_interval_ms: 1000,
     node_timeout_ms: 15000,
     slot_ranges: [],
     slots: [],
+    config_epoch: 0,
     namespace_routing: 'namespace',
   },
   metrics: { enabled: false, addr: '127.0.0.1:9121' },
@@ -73,6 +73,7 @@ const DEFAULTS = {
   client_output_buffer_limit_soft: 67108864,
   client_output_buffer_limit_hard: 268435456,
   timeout: 0,
+  umask: 0o077,
 };
 
 test('no config file gives exactly the defaults', () => {
