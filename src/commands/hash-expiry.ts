@@ -11,7 +11,7 @@ import { afterAck, CommandError, type CommandSpec, type Handler } from './types.
 import { defineCommand, keyAt } from './define.js';
 
 /** Parses `FIELDS numfields field…` starting at `at`; the fields, or Redis' error. */
-function parseFields(args: Buffer[], at: number, pairs = false): Buffer[] | ErrorReply {
+export function parseFields(args: Buffer[], at: number, pairs = false): Buffer[] | ErrorReply {
   if (at >= args.length || keyword(args[at]) !== 'fields') {
     return new ErrorReply('ERR Mandatory argument FIELDS is missing or not at the right position');
   }

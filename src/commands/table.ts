@@ -13,6 +13,12 @@ import { serverCommands } from './server.js';
 import { stringCommands } from './strings.js';
 import { expiryCommands } from './expiry.js';
 import { hashExpiryCommands } from './hash-expiry.js';
+import { counterCommands } from './counters.js';
+import { bitmapCommands } from './bitmaps.js';
+import { lcsCommands } from './lcs.js';
+import { legacyStringCommands } from './legacy-strings.js';
+import { copyCommands } from './copy.js';
+import { hashGetModifyCommands } from './hash-get-modify.js';
 import { objectCommands } from './object.js';
 import { slowlogCommands } from './slowlog.js';
 import { transactionCommands } from './transactions.js';
@@ -60,6 +66,12 @@ export const commandTable = new CommandTable([
   ...keyCommands,
   ...hashCommands,
   ...hashExpiryCommands,
+  ...counterCommands,
+  ...bitmapCommands,
+  ...lcsCommands,
+  ...legacyStringCommands,
+  ...copyCommands,
+  ...hashGetModifyCommands,
   ...connectionCommands,
   ...serverCommands,
   ...configCommands,

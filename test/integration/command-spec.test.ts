@@ -19,14 +19,14 @@ import { RawClient, resp, replyEnd } from '../helpers/raw.js';
 import { startOurs, startRedis, type RedisServer, type TestServer } from '../helpers/servers.js';
 
 /**
- * Ours, and not in redis-server 7.0: 7.2 (CLIENT SETINFO), 7.4 (hash-field expiry), 8.0 (HSETEX),
- * and Blobasaur's own BLOBINFO / HBLOBINFO (no Redis has them; README.md "Introspection").
+ * Ours, and not in redis-server 7.0: 7.2 (CLIENT SETINFO), 7.4 (hash-field expiry), 8.0 (HSETEX,
+ * HGETDEL, HGETEX), and Blobasaur's own BLOBINFO / HBLOBINFO (no Redis has them; README.md "Introspection").
  */
 const NEWER_THAN_7_0 = new Set([
   'client|setinfo', 'client|no-touch',
   'blobinfo', 'hblobinfo',
   'hexpire', 'hpexpire', 'hexpireat', 'hpexpireat', 'httl', 'hpttl', 'hexpiretime', 'hpexpiretime', 'hpersist',
-  'hsetex',
+  'hsetex', 'hgetdel', 'hgetex',
 ]);
 
 /** A parsed RESP reply that serializes back to the same bytes. */

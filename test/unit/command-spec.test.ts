@@ -89,6 +89,8 @@ test('commands newer than Redis 7.0 follow the newer Redis\' command JSON', () =
     hpexpiretime: [-5, ['readonly', 'fast'], ['read', 'hash', 'fast'], ['RO', 'access']],
     hpersist: [-5, ['write', 'fast'], ['write', 'hash', 'fast'], ['RW', 'update']],
     hsetex: [-6, ['write', 'denyoom', 'fast'], ['write', 'hash', 'fast'], ['RW', 'update']],
+    hgetdel: [-5, ['write', 'fast'], ['write', 'hash', 'fast'], ['RW', 'access', 'delete']],
+    hgetex: [-5, ['write', 'fast'], ['write', 'hash', 'fast'], ['RW', 'access', 'update']],
   };
   for (const [name, [arity, flags, categories, keyFlags]] of Object.entries(expect)) {
     const s = commandTable.lookup(name)!;
@@ -96,6 +98,8 @@ test('commands newer than Redis 7.0 follow the newer Redis\' command JSON', () =
     assert.deepEqual(s.legacyKeys, { first: 1, last: 1, step: 1 }, name);
   }
   assert.equal(commandTable.lookup('hsetex')!.since, '8.0.0');
+  assert.equal(commandTable.lookup('hgetdel')!.since, '8.0.0');
+  assert.equal(commandTable.lookup('hgetex')!.keySpecs[0].notes, 'RW and UPDATE because it changes the TTL');
   assert.equal(commandTable.lookup('httl')!.since, '7.4.0');
   // redis 7.2.0 src/commands/client-no-touch.json
   const noTouch = commandTable.lookup('client|no-touch')!;
