@@ -136,6 +136,8 @@ export class RespClient {
   send(args: readonly (string | Buffer)[]): Promise<RespValue> {
     if (this.failure !== null) return Promise.reject(this.failure);
     const reply = new Promise<RespValue>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    // Pipelined callers stop awaiting at the first failure; the replies after it fail unobserved.
+    reply.catch(() => {});
     for (const part of encodeCommand(args)) this.socket.write(part);
     return reply;
   }

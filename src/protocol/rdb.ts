@@ -249,7 +249,9 @@ class Reader {
  */
 export function decodeDump(payload: Buffer, maxBytes: number): DumpValue {
   if (!verifyDumpPayload(payload)) throw new DumpPayloadError('checksum', 'DUMP payload version or checksum are wrong');
-  const r = new Reader(payload, payload.length - FOOTER, maxBytes);
+  // The object is read from the whole payload, footer included, as Redis' rio buffer does: a string
+  // whose declared length runs into the footer is accepted by redis-server, so it is here too.
+  const r = new Reader(payload, payload.length, maxBytes);
   const type = r.byte();
   switch (type) {
     case RDB_TYPE_STRING:
