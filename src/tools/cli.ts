@@ -252,7 +252,7 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
         });
         const skipped = Object.entries(s.skippedByType).map(([t, n]) => `${t} ${n}`).join(', ');
         process.stdout.write(
-          `import from ${fromText}: ${s.copied} keys copied (${mib(s.bytes)}) in ${(s.elapsedMs / 1000).toFixed(1)} s` +
+          `import from ${fromText}: ${s.copied} keys copied (${mib(s.bytes)} of DUMP payloads) in ${(s.elapsedMs / 1000).toFixed(1)} s` +
             ` using ${s.mode === 'dump' ? 'DUMP/RESTORE' : 'plain reads'}; ${s.scanned} scanned; skipped ${s.skipped}${skipped === '' ? '' : ` (${skipped})`}; failed ${s.failed}\n`,
         );
         for (const f of s.failures) process.stdout.write(`  failed: ${f.key}: ${f.error}\n`);

@@ -107,7 +107,7 @@ describe('blobasaur import from a live redis-server', () => {
       { BLOBASAUR_IMPORT_FROM_PASSWORD: 'srcpw' },
     );
     assert.equal(res.code, 0, res.stderr + res.stdout);
-    assert.match(res.stdout, /^import from 127\.0\.0\.1:\d+: 38 keys copied \([\d.]+ MiB\) in [\d.]+ s using DUMP\/RESTORE; 40 scanned; skipped 2 \((list 1, set 1|set 1, list 1)\); failed 0\n$/);
+    assert.match(res.stdout, /^import from 127\.0\.0\.1:\d+: 38 keys copied \([\d.]+ MiB of DUMP payloads\) in [\d.]+ s using DUMP\/RESTORE; 40 scanned; skipped 2 \((list 1, set 1|set 1, list 1)\); failed 0\n$/);
     // Not a terminal: plain progress lines, one per 10 keys scanned (40 keys → 4 lines at most).
     const lines = res.stderr.trim().split('\n');
     assert.ok(lines.length >= 2 && lines.length <= 4, res.stderr);
