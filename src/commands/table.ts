@@ -23,6 +23,7 @@ import { objectCommands } from './object.js';
 import { slowlogCommands } from './slowlog.js';
 import { transactionCommands } from './transactions.js';
 import { clientStateCommands } from './client-state.js';
+import { migrateCommands } from './migrate.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -80,4 +81,5 @@ export const commandTable = new CommandTable([
   ...slowlogCommands,
   ...transactionCommands,
   ...clientStateCommands,
+  ...migrateCommands,
 ]);
