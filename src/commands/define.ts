@@ -113,7 +113,8 @@ export function defineCommand(d: CommandDeclaration): CommandSpec {
 
   const keys = d.keys ?? [];
   keys.forEach((k, i) => checkKeySpec(k, d.arity, (why) => fail(`key spec ${i}: ${why}`)));
-  if (keys.length > 0 && !flags.has('write') && !flags.has('readonly') && !keys.every((k) => k.flags.includes('not_key'))) {
+  // EVAL/FCALL are neither: whether the script writes is known only when it runs (as in Redis).
+  if (keys.length > 0 && !flags.has('write') && !flags.has('readonly') && d.group !== 'scripting' && !keys.every((k) => k.flags.includes('not_key'))) {
     fail('a command with keys is either write or readonly');
   }
   const fields: FieldSpec | null =

@@ -12,6 +12,7 @@ import { CorruptValueError, type Keyspace } from '../storage/keyspace.js';
 import { commandTable } from './table.js';
 import { CommandError, type ClientState, type CommandContext, type CommandSpec, type ServerContext } from './types.js';
 import { NOAUTH_TEXT } from '../server/security.js';
+import { busyGate } from '../scripting/engine.js';
 
 const NOAUTH = new ErrorReply(NOAUTH_TEXT);
 
@@ -43,6 +44,9 @@ export class Dispatcher {
     if (spec instanceof ErrorReply) return this.reject(spec);
     // The command table's no_auth flag (AUTH, HELLO, QUIT) is the only way past this gate.
     if (!client.authenticated && !spec.flags.includes('no_auth')) return this.reject(NOAUTH);
+    // A script running past busy-reply-threshold: only allow_busy commands get in (-BUSY).
+    const busy = busyGate(this.server, spec);
+    if (busy !== null) return this.reject(busy);
     const write = spec.flags.includes('write');
     // The overlay is full: this write (and everything after it) waits for commits.
     if (write && !this.room.hasRoom) return { kind: 'wait', until: this.room.waitForRoom() };

@@ -13,6 +13,7 @@ import { serverCommands } from './server.js';
 import { stringCommands } from './strings.js';
 import { expiryCommands } from './expiry.js';
 import { hashExpiryCommands } from './hash-expiry.js';
+import { scriptingCommands } from './scripting.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -60,4 +61,5 @@ export const commandTable = new CommandTable([
   ...serverCommands,
   ...configCommands,
   ...clusterCommands,
+  ...scriptingCommands,
 ]);

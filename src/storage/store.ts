@@ -8,7 +8,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CodecError, decode, encode, type CompressionSettings } from './codecs.js';
+import { CodecError, decode, decodeSync, encode, type CompressionSettings } from './codecs.js';
 import { ShardRing } from './mpchash.js';
 import { Shard, type ByteTotals, type PageStats, type SqliteSettings, type StoredValue } from './shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
@@ -428,6 +428,17 @@ export function decodeRow(row: StoredValue, ns: Buffer | null, key: Buffer): Buf
     return out instanceof Promise ? out.catch(fail) : out;
   } catch (err) {
     return fail(err);
+  }
+}
+
+/** decodeRow on the calling thread (for scripts): never a promise. */
+export function decodeRowSync(row: StoredValue, ns: Buffer | null, key: Buffer): Buffer {
+  try {
+    return decodeSync(row.codec, row.data);
+  } catch (err) {
+    const what = ns === null ? `key '${printable(key)}'` : `field '${printable(key)}' of '${printable(ns)}'`;
+    const why = err instanceof Error ? err.message : String(err);
+    throw new CorruptValueError(`stored value of ${what} cannot be decoded: ${why}`);
   }
 }
 
