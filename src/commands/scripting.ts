@@ -2,10 +2,10 @@
  * Lua scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT, FUNCTION, FCALL, FCALL_RO. The VM,
  * the caches and the runs live in src/scripting/; this file parses arguments and answers.
  */
-import { ErrorReply, NULL_ARRAY, OK, RespMap, RespSet, SimpleString, type Reply } from '../protocol/reply.js';
+import { ErrorReply, OK, RespMap, RespSet, SimpleString, type Reply } from '../protocol/reply.js';
 import { keySlot } from '../cluster/slots.js';
 import { CROSSSLOT, SLOT_NOT_SERVED } from '../cluster/routing.js';
-import { engineOf, type RunTarget, type ScriptEngine } from '../scripting/engine.js';
+import { BUSY_EVAL, engineOf, type RunTarget, type ScriptEngine } from '../scripting/engine.js';
 import type { RestorePolicy } from '../scripting/functions.js';
 import { integerArg, keyword } from './args.js';
 import { defineCommand, type CommandDeclaration } from './define.js';
@@ -194,7 +194,7 @@ function sub(d: Omit<CommandDeclaration, 'group' | 'categories'> & { categories?
 /** FLUSH's optional ASYNC|SYNC; both empty at once here. */
 function flushMode(args: Buffer[], what: 'SCRIPT' | 'FUNCTION'): void {
   if (args.length === 2) return;
-  const mode = args.length === 3 ? keyword(args[2]) : '';
+  const mode = args.length === 3 ? keyword(args[2]).toUpperCase() : '';
   if (mode !== 'ASYNC' && mode !== 'SYNC') {
     throw new CommandError(what === 'SCRIPT' ? 'ERR SCRIPT FLUSH only support SYNC|ASYNC option' : 'ERR FUNCTION FLUSH only supports SYNC|ASYNC option');
   }
@@ -275,7 +275,7 @@ function functionList({ server }: CommandContext, args: Buffer[]): Reply {
   let pattern: Buffer | null = null;
   let withCode = false;
   for (let i = 2; i < args.length; i++) {
-    const opt = keyword(args[i]);
+    const opt = keyword(args[i]).toUpperCase();
     if (opt === 'WITHCODE' && !withCode) withCode = true;
     else if (opt === 'LIBRARYNAME' && pattern === null) {
       if (i + 1 >= args.length) throw new CommandError('ERR library name argument was not given');
@@ -304,10 +304,12 @@ function functionList({ server }: CommandContext, args: Buffer[]): Reply {
 function functionStats({ server }: CommandContext): Reply {
   const engine = engineOf(server);
   const running = engine.runningScript();
+  // As Redis 7.0: while an EVAL script runs, FUNCTION STATS answers as other commands do.
+  if (running !== null && running.kind === 'eval') return BUSY_EVAL;
   return new RespMap([
     [
       'running_script',
-      running === null ? NULL_ARRAY : new RespMap([['name', running.name], ['command', running.command], ['duration_ms', running.durationMs]]),
+      running === null ? null : new RespMap([['name', running.name], ['command', running.command], ['duration_ms', running.durationMs]]),
     ],
     [
       'engines',
@@ -350,7 +352,7 @@ const functionCommand = defineCommand({
         let replace = false;
         let i = 2;
         for (; i < args.length - 1; i++) {
-          if (keyword(args[i]) === 'REPLACE') replace = true;
+          if (keyword(args[i]).toUpperCase() === 'REPLACE') replace = true;
           else throw new CommandError(`ERR Unknown option given: ${args[i].toString('utf8')}`);
         }
         if (i !== args.length - 1) throw new CommandError('ERR Function code is missing');
@@ -409,7 +411,7 @@ const functionCommand = defineCommand({
       tips: ['request_policy:all_shards', 'response_policy:all_succeeded'],
       handler: ({ server }, args) => {
         if (args.length > 4) throw new CommandError('ERR syntax error');
-        const policy = args.length === 4 ? keyword(args[3]) : 'APPEND';
+        const policy = args.length === 4 ? keyword(args[3]).toUpperCase() : 'APPEND';
         if (policy !== 'APPEND' && policy !== 'REPLACE' && policy !== 'FLUSH') {
           throw new CommandError('ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.');
         }

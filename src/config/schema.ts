@@ -177,6 +177,7 @@ export const configSchema = z
       .default(256 * MiB)
       .describe('pending reply bytes above which a client is disconnected'),
     timeout: int(0).default(0).describe('idle seconds before a client is closed (0 = never)'),
+    busy_reply_threshold_ms: int(1).default(5000).describe("a Lua script running longer than this lets other clients in to get -BUSY (Redis' busy-reply-threshold)"),
   })
   .superRefine((c, ctx) => {
     // A soft limit above the hard one would never pause anyone: the client is dropped first.

@@ -238,10 +238,10 @@ export class ScriptEngine {
   }
 
   /** What FUNCTION STATS shows of the running script. */
-  runningScript(): { name: string; command: Buffer[]; durationMs: number } | null {
+  runningScript(): { name: string; kind: 'eval' | 'function'; command: Buffer[]; durationMs: number } | null {
     const r = this.running;
     if (r === null) return null;
-    return { name: r.target.name, command: r.target.command, durationMs: Math.floor(performance.now() - r.started) };
+    return { name: r.target.name, kind: r.target.kind, command: r.target.command, durationMs: Math.floor(performance.now() - r.started) };
   }
 
   // ---- running ------------------------------------------------------------------------------------
