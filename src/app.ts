@@ -201,6 +201,8 @@ function redisParameters(config: Config, dataDir: string, host: string, port: nu
     ['proto-max-bulk-len', String(config.proto_max_bulk_len)],
     ['client-query-buffer-limit', String(config.client_query_buffer_limit)],
     ['cluster-enabled', yesNo(config.cluster.enabled)],
+    ['busy-reply-threshold', String(config.busy_reply_threshold_ms)],
+    ['lua-time-limit', String(config.busy_reply_threshold_ms)],
   ];
 }
 

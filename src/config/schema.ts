@@ -213,6 +213,7 @@ export const configSchema = z
     umask: int(0, 0o777)
       .default(0o077)
       .describe('permission bits removed from every file and directory created (0o077: owner only), e.g. 0o027'),
+    busy_reply_threshold_ms: int(1).default(5000).describe("a Lua script running longer than this lets other clients in to get -BUSY (Redis' busy-reply-threshold)"),
   })
   .superRefine((c, ctx) => {
     // A soft limit above the hard one would never pause anyone: the client is dropped first.

@@ -74,6 +74,7 @@ const DEFAULTS = {
   client_output_buffer_limit_hard: 268435456,
   timeout: 0,
   umask: 0o077,
+  busy_reply_threshold_ms: 5000,
 };
 
 test('no config file gives exactly the defaults', () => {
