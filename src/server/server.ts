@@ -30,6 +30,8 @@ export interface ServerOptions {
   idleTimeoutSec?: number;
   /** A second, TLS listener on this port with these options (from tls.ts); null: none. */
   tls?: { port: number; options: TlsOptions } | null;
+  /** Where SAVE and BGSAVE write (backup_dir); default beside the data directory. */
+  backupDir?: string;
   /** What CONFIG GET answers: Redis parameter names and this server's values for them. */
   configParameters?: () => ReadonlyArray<readonly [string, string]>;
 }
@@ -112,7 +114,7 @@ export class BlobServer implements ServerContext {
   }
 
   startSave(): Promise<void> {
-    return startSave(this, this.store);
+    return startSave(this, this.store, this.opts.backupDir);
   }
 
   configParameters(): ReadonlyArray<readonly [string, string]> {
@@ -141,6 +143,14 @@ export class BlobServer implements ServerContext {
 
   clients(): Iterable<ClientState> {
     return this.connections.values();
+  }
+
+  /** Closes one client at once, as CLIENT KILL ID does (the dashboard's "kill"); false when absent. */
+  killClient(id: number): boolean {
+    const c = this.connections.get(id);
+    if (c === undefined) return false;
+    c.destroy();
+    return true;
   }
 
   /** Fields are computed only when the section is asked for: some scan every shard. */
