@@ -138,6 +138,25 @@ const metricsSchema = z.strictObject({
   addr: hostPort(0).default('127.0.0.1:9121').describe('listen address of the metrics endpoint'),
 });
 
+// ---- operator experience: dashboard, logs, backups (issue 21) ------------------------------
+
+const dashboardSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe('serve the web dashboard on the [metrics] HTTP address (only when [metrics] is enabled)'),
+});
+
+const operatorKeys = {
+  dashboard: dashboardSchema.prefault({}).describe('the web dashboard'),
+  log_format: z
+    .enum(['auto', 'pretty', 'json'])
+    .default('auto')
+    .describe('auto: readable lines and a start-up banner on a terminal, JSON lines otherwise'),
+  backup_dir: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('where SAVE and BGSAVE write their backup (default: "<data_dir>.backup", beside data_dir, not inside it)'),
+};
+
 // ---- root -----------------------------------------------------------------------------------
 
 export const configSchema = z
@@ -177,6 +196,7 @@ export const configSchema = z
       .default(256 * MiB)
       .describe('pending reply bytes above which a client is disconnected'),
     timeout: int(0).default(0).describe('idle seconds before a client is closed (0 = never)'),
+    ...operatorKeys,
   })
   .superRefine((c, ctx) => {
     // A soft limit above the hard one would never pause anyone: the client is dropped first.

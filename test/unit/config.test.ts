@@ -73,6 +73,8 @@ const DEFAULTS = {
   client_output_buffer_limit_soft: 67108864,
   client_output_buffer_limit_hard: 268435456,
   timeout: 0,
+  dashboard: { enabled: true },
+  log_format: 'auto',
 };
 
 test('no config file gives exactly the defaults', () => {
