@@ -63,7 +63,8 @@ export function vacuumActivity(store: Store): VacuumActivity {
 }
 
 const MIN_STEP_PAGES = 16;
-const MAX_STEP_PAGES = 65536;
+// 4 MiB of 4 KiB pages: a step this size measured 2-12 ms (moving pages writes them to the WAL).
+const MAX_STEP_PAGES = 1024;
 
 export function startAutoVacuum(store: Store, log: Logger, opts: AutoVacuumOptions = AUTO_VACUUM_DEFAULTS): () => void {
   const act = vacuumActivity(store);
