@@ -186,7 +186,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     );
   }
   const stopAutoVacuum = startAutoVacuum(store, log);
-  log.info({ data_dir: dataDir, layout: dataLayout(store) }, 'data layout');
+  log.debug({ data_dir: dataDir, layout: dataLayout(store) }, 'data layout');
   log.info(
     {
       addr: `${addr.host}:${port}`,
