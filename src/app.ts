@@ -185,7 +185,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       dashboardUrl === null ? 'metrics endpoint serving /metrics and /health' : 'HTTP endpoint serving the dashboard, /metrics and /health',
     );
   }
-  const stopAutoVacuum = startAutoVacuum(store, log);
+  const stopAutoVacuum = config.auto_vacuum ? startAutoVacuum(store, log) : () => {};
   log.debug({ data_dir: dataDir, layout: dataLayout(store) }, 'data layout');
   log.info(
     {

@@ -150,6 +150,10 @@ const operatorKeys = {
     .enum(['auto', 'pretty', 'json'])
     .default('auto')
     .describe('auto: readable lines and a start-up banner on a terminal, JSON lines otherwise'),
+  auto_vacuum: z
+    .boolean()
+    .default(true)
+    .describe('give free pages back to the file system in the background (adaptive incremental vacuum)'),
   backup_dir: z
     .string()
     .min(1)

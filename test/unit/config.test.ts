@@ -75,6 +75,7 @@ const DEFAULTS = {
   timeout: 0,
   dashboard: { enabled: true },
   log_format: 'auto',
+  auto_vacuum: true,
 };
 
 test('no config file gives exactly the defaults', () => {
