@@ -33,6 +33,12 @@ export const CHANGE_HEADER = 'x-blobasaur-dashboard';
 
 let cache: Map<string, Buffer> | null = null;
 
+/** The key as a file name for a download: readable, percent-encoded, without path separators. */
+function downloadName(k: string | null): string {
+  const name = api.readable(api.decodeKey(k)).replace(/[\/\\]/g, '_').slice(0, 200);
+  return encodeURIComponent(name === '' ? 'value.bin' : name);
+}
+
 function staticFile(path: string): Buffer | undefined {
   cache ??= new Map(Object.entries(STATIC_FILES).map(([route, file]) => [route, readFileSync(new URL(file, STATIC_DIR))]));
   return cache.get(path);
@@ -156,7 +162,7 @@ async function route(req: IncomingMessage, res: ServerResponse, url: URL, deps: 
       return send(res, 200, v.body, type, {
         'x-value-kind': v.kind,
         'x-value-size': String(v.size),
-        ...(download ? { 'content-disposition': 'attachment; filename="value.bin"' } : {}),
+        ...(download ? { 'content-disposition': `attachment; filename="value.bin"; filename*=UTF-8''${downloadName(q.get('k'))}` } : {}),
         'content-security-policy': 'sandbox',
       });
     }

@@ -190,6 +190,8 @@ describe('dashboard in a real browser', () => {
     const href = await page.$eval('a[download]', (a) => (a as HTMLAnchorElement).href);
     const downloaded = await page.evaluate(async (u: string) => Array.from(new Uint8Array(await (await fetch(u)).arrayBuffer())), href);
     assert.deepEqual(downloaded, [0, 1, 2, 0xff, 0x41, 0x42]);
+    const disposition = await page.evaluate(async (u: string) => (await fetch(u)).headers.get('content-disposition'), href);
+    assert.equal(disposition, `attachment; filename="value.bin"; filename*=UTF-8''bin%3Ablob`);
   });
 
   it('delete asks for confirmation and removes the key', async () => {

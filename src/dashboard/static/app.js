@@ -212,7 +212,7 @@ async function blobPage(params) {
     h('h1', {}, ns ? h('span', {}, h('a', { href: `#/ns?k=${ns}` }, r.ns.text), ' → ', r.key.text) : r.key.text),
     h('p', { class: 'muted' }, ns ? 'field of a namespace' : 'blob'),
     metaList(r.meta),
-    h('p', {}, h('a', { href: `${valueUrl}&download=1`, download: 'value.bin' }, 'Download value'), ' ', del),
+    h('p', {}, h('a', { href: `${valueUrl}&download=1`, download: true }, 'Download value'), ' ', del),
     h('h2', {}, 'Preview'),
     await preview(valueUrl));
   return null;
