@@ -120,6 +120,11 @@ function fieldPosition(param: string | null, shards: number): FieldScanPosition 
   return { shard: p.shard as number, after: p.after };
 }
 
+/** Which optional pages have something to show. */
+export function features(d: DashboardDeps): { slowlog: boolean; cluster: boolean } {
+  return { slowlog: d.slowlog !== undefined, cluster: d.server.cluster !== undefined };
+}
+
 export function overview(d: DashboardDeps): unknown {
   const st = d.store.stats();
   const pages = d.store.pageStats();
@@ -146,7 +151,7 @@ export function overview(d: DashboardDeps): unknown {
       healthy: health[i] !== undefined && health[i].readable && health[i].writable,
     })),
     cluster: d.server.cluster === undefined ? null : d.server.cluster.summary(),
-    features: { slowlog: d.slowlog !== undefined, cluster: d.server.cluster !== undefined },
+    features: features(d),
     history: d.sampler.history(),
   };
 }

@@ -148,6 +148,8 @@ async function route(req: IncomingMessage, res: ServerResponse, url: URL, deps: 
   switch (url.pathname) {
     case '/api/overview':
       return json(res, 200, api.overview(deps));
+    case '/api/features':
+      return json(res, 200, api.features(deps));
     case '/api/keys':
       return json(res, 200, api.keys(deps, q, now));
     case '/api/key':

@@ -81,7 +81,10 @@ async function show(page: Page, hash: string, name: string): Promise<string> {
   await page.evaluate(() => (document.body.dataset.loaded = ''));
   await page.evaluate((h: string) => (location.hash = h), hash);
   await loaded(page, name);
-  return page.evaluate(() => document.querySelector('main')!.innerText);
+  const text = await page.evaluate(() => document.querySelector('main')!.innerText);
+  // A value the page failed to fill in would show as a JavaScript word.
+  assert.doesNotMatch(text, /\b(null|undefined|NaN)\b/);
+  return text;
 }
 
 async function shot(page: Page, name: string): Promise<void> {
@@ -132,6 +135,7 @@ describe('dashboard in a real browser', () => {
     // The sampler reads every second: wait for two samples so the charts have a line.
     await page.waitForFunction(() => document.querySelectorAll('svg.chart polyline').length >= 6, { timeout: 10_000, polling: 200 });
     const body = await page.evaluate(() => document.querySelector('main')!.innerText);
+    assert.doesNotMatch(body, /\b(null|undefined|NaN)\b/);
     assert.match(body, new RegExp(`blobasaur \\d+\\.\\d+\\.\\d+ · standalone · 127\\.0\\.0\\.1:${server.port} · data ${server.dataDir}`));
     const rows = await page.$$eval('main table tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).innerText.split('\t')[0]));
     assert.deepEqual(rows, ['0', '1', '2']);
@@ -273,6 +277,45 @@ describe('dashboard with requirepass', () => {
     assert.match(await page.evaluate(() => document.querySelector('main')!.innerText), /standalone/);
     assert.equal(page.url().includes(password), false);
     await shot(page, '7-requirepass-overview');
+    await page.close();
+  });
+});
+
+describe('dashboard in cluster mode', () => {
+  let server: TestServer;
+  let browser: Browser;
+  let profile: string;
+
+  before(async () => {
+    server = await startOurs({
+      cluster: { enabled: true, node_id: 'dash-node', port: 0, slot_ranges: [{ start: 0, end: 8191 }] },
+      metrics: { enabled: true, addr: '127.0.0.1:0' },
+    });
+    ({ browser, profile } = await launch());
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (profile !== undefined) rmSync(profile, { recursive: true, force: true });
+    await server?.close();
+  });
+
+  it('shows the slot map and the node with its slots and state', async () => {
+    const page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 700 });
+    await page.goto(`http://127.0.0.1:${server.metricsPort}/#/cluster`, { waitUntil: 'load' });
+    await loaded(page, 'cluster');
+    const body = await page.evaluate(() => document.querySelector('main')!.innerText);
+    assert.doesNotMatch(body, /\b(null|undefined|NaN)\b/);
+    // Half the slots: the cluster is not ok, as CLUSTER INFO would say.
+    assert.match(body, /cluster_state: fail +8192 of 16384 slots assigned, 0 possibly failing, 0 failed, 1 nodes with slots/);
+    const row = await page.$eval('main table tbody tr', (tr) => (tr as HTMLElement).innerText.split('\t').slice(1, 5));
+    assert.deepEqual(row, ['dash-node (this node)', `127.0.0.1:${server.port}`, '0-8191', 'ok']);
+    // The bar: one segment for the node's half, one unassigned.
+    const segments = await page.$$eval('.slotmap div', (ds) => ds.map((d) => d.getAttribute('title')));
+    assert.deepEqual(segments, ['0-8191 dash-node', '8192-16383 unassigned']);
+    assert.equal(await page.$eval('nav a[data-page=cluster]', (a) => (a as HTMLElement).hidden), false);
+    await shot(page, '8-cluster');
     await page.close();
   });
 });

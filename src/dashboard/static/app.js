@@ -281,7 +281,7 @@ async function clusterPage() {
     table(['', 'node', 'address', 'slots', 'state', 'link', { label: 'last heard', num: true }],
       r.nodes.map((n) => { const sw = h('span', {}, '■'); sw.style.color = color.get(n.id); return h('tr', {}, td(sw), td(`${n.name}${n.myself ? ' (this node)' : ''}`), td(n.addr), td(n.slots.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')),
         td(h('span', { class: `pill ${n.state === 'ok' ? 'ok' : 'bad'}` }, n.state)), td(n.linked ? 'connected' : 'not connected'), td(n.myself ? '–' : `${Math.round(n.lastHeardMsAgo / 1000)} s ago`, true)); })),
-    r.conflicts.length ? h('p', { class: 'error' }, `slots claimed by more than one node: ${r.conflicts.map((c) => `${c.slot} (${c.nodes.join(', ')})`).join('; ')}`) : null);
+    ...(r.conflicts.length ? [h('p', { class: 'error' }, `slots claimed by more than one node: ${r.conflicts.map((c) => `${c.slot} (${c.nodes.join(', ')})`).join('; ')}`)] : []));
   return 3000;
 }
 
@@ -304,4 +304,5 @@ async function render() {
 }
 
 window.addEventListener('hashchange', render);
+api('/api/features').then(showFeatures, () => {});
 render();
