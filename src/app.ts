@@ -18,6 +18,7 @@ import { tlsServerOptions } from './server/tls.js';
 import { Store, type ShardStats } from './storage/store.js';
 import { Keyspace } from './storage/keyspace.js';
 import { Sampler } from './dashboard/sampler.js';
+import { readable } from './dashboard/api.js';
 import { checkSaveDir, defaultSaveDir } from './tools/backup.js';
 import { shutdownCodecs } from './storage/codecs.js';
 import { VERSION } from './version.js';
@@ -163,7 +164,25 @@ export async function startServer(config: Config, log: Logger, configFile: strin
             store,
             keyspace: new Keyspace(store),
             sampler,
-            killClient: (id: number) => server.killClient(id),
+            killClient: (id: number) => {
+              const found = [...server.clients()].some((c) => c.id === id);
+              server.killClient(id, false);
+              return found;
+            },
+            slowlog: {
+              get thresholdUs() {
+                return server.slowlog.slowerThan;
+              },
+              entries: (max: number) =>
+                server.slowlog.newest(max).map((e) => ({
+                  id: e.id,
+                  timestamp: e.time,
+                  durationUs: e.micros,
+                  args: e.args.map((a) => readable(a)),
+                  client: e.addr,
+                  clientName: e.name,
+                })),
+            },
             info: {
               addr: `${addr.host}:${port}`,
               dataDir,

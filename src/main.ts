@@ -18,6 +18,9 @@ import { VERSION } from './version.js';
 const PRINT_CONFIG_HELP = `  --print-config      print the effective configuration (every setting, secrets masked) as TOML and exit`;
 
 async function main(args: string[]): Promise<number> {
+  // Blobs are private by default: files and directories are created for the owner only, whatever
+  // umask the process was started with (the config's `umask` replaces this once it is read).
+  process.umask(0o077);
   // Operator subcommands (blobasaur backup|vacuum|migrate …) come before the server's flags.
   if (isToolCommand(args[0])) return runTool(args[0], args.slice(1));
   const printConfig = args.includes('--print-config');
@@ -49,6 +52,7 @@ async function main(args: string[]): Promise<number> {
     process.stdout.write(`# effective configuration of blobasaur ${VERSION}; from ${file ?? 'built-in defaults'}\n${stringify(maskSecrets(config) as Record<string, unknown>)}\n`);
     return 0;
   }
+  process.umask(config.umask);
   const pretty = wantsPretty(config.log_format);
   const log = createLogger(config.log_level, pretty);
   log.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');

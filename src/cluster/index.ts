@@ -4,19 +4,54 @@
  */
 import type { Config } from '../config/index.js';
 import { parseHostPort } from '../config/index.js';
+import { isLoopbackHost } from '../config/addr.js';
 import type { Logger } from '../observability/log.js';
 import { GossipBus } from './gossip.js';
 import { configSlots, countSlots, formatRanges } from './slots.js';
-import { ClusterState, describeConflicts } from './state.js';
+import { ClusterState } from './state.js';
 
 export { ClusterState } from './state.js';
 
 const WILDCARD = new Set(['', '0.0.0.0', '::', '[::]']);
+export const DEFAULT_BUS_PORT = 7000;
+
+/**
+ * Where the bus listens: `bus_addr`, else loopback on `port`. The loopback default keeps gossip,
+ * which decides where clients are sent, away from the network until the operator sets both a
+ * bus address and a secret. `addr`'s own host is kept when it is a loopback address (`::1`).
+ */
+export function busListenAddress(config: Config): { host: string; port: number } {
+  const c = config.cluster;
+  if (c.bus_addr !== undefined) {
+    const bus = parseHostPort(c.bus_addr);
+    if (!bus.ok) throw new Error(`cluster.bus_addr ${c.bus_addr} is not host:port`);
+    return { host: bus.host, port: bus.port };
+  }
+  const addr = parseHostPort(config.addr);
+  const host = addr.ok && isLoopbackHost(addr.host) ? addr.host : '127.0.0.1';
+  return { host, port: c.port ?? DEFAULT_BUS_PORT };
+}
+
+/** The start-up refusal for a bus reachable from the network without a secret; null when fine. */
+export function unsafeBusReason(config: Config): string | null {
+  const c = config.cluster;
+  if (!c.enabled || c.secret !== undefined) return null;
+  const bus = busListenAddress(config);
+  if (isLoopbackHost(bus.host)) return null;
+  const shown = bus.host.includes(':') ? `[${bus.host}]:${bus.port}` : `${bus.host}:${bus.port}`;
+  return (
+    `the cluster bus would listen on ${shown}, beyond loopback, without [cluster] secret: anyone who can reach ` +
+    `it could forge gossip and redirect clients. Set the same secret on every node under [cluster] ` +
+    `(secret = "<at least 16 characters>", e.g. the output of \`openssl rand -hex 32\`), or keep the bus on ` +
+    `this machine with bus_addr = "127.0.0.1:${bus.port}".`
+  );
+}
 
 export class Cluster {
   readonly state: ClusterState;
   private bus: GossipBus | null = null;
   private readonly bindHost: string;
+  private readonly bindPort: number;
   private readonly advertisedPort: number | null;
   private readonly hostFixed: boolean;
 
@@ -27,7 +62,11 @@ export class Cluster {
     const c = config.cluster;
     const addr = parseHostPort(config.addr);
     if (!addr.ok) throw new Error(`addr ${config.addr} is not host:port`);
-    this.bindHost = addr.host;
+    const unsafe = unsafeBusReason(config);
+    if (unsafe !== null) throw new Error(unsafe);
+    const bus = busListenAddress(config);
+    this.bindHost = bus.host;
+    this.bindPort = bus.port;
     let host = WILDCARD.has(addr.host) ? '' : addr.host;
     this.advertisedPort = null;
     if (c.advertise_addr !== undefined) {
@@ -47,8 +86,11 @@ export class Cluster {
       name: c.node_id,
       host,
       port: this.advertisedPort ?? addr.port,
-      busPort: c.port,
+      // Peers dial the bus at its own host when it is a specific address, else at `host`.
+      busHost: WILDCARD.has(bus.host) ? '' : bus.host,
+      busPort: bus.port,
       slots: configSlots(c.slot_ranges, c.slots),
+      epoch: c.config_epoch,
       nodeTimeoutMs: c.node_timeout_ms,
       namespaceRouting: c.namespace_routing,
       log,
@@ -61,7 +103,7 @@ export class Cluster {
     const bus = new GossipBus({
       state: this.state,
       bindHost: this.bindHost,
-      port: c.port,
+      port: this.bindPort,
       seeds: c.seeds,
       intervalMs: c.gossip_interval_ms,
       secret: c.secret,
@@ -69,7 +111,7 @@ export class Cluster {
       log: this.log,
     });
     // Ports first: the first gossip message (sent from start) carries them.
-    this.state.setSelfAddress(this.state.myself.host, this.advertisedPort ?? clientPort, c.port);
+    this.state.setSelfAddress(this.state.myself.host, this.advertisedPort ?? clientPort, this.bindPort);
     const busPort = await bus.start();
     this.state.setSelfAddress(this.state.myself.host, this.advertisedPort ?? clientPort, busPort);
     this.bus = bus;
@@ -78,7 +120,8 @@ export class Cluster {
       {
         node_id: me.name,
         id: me.id,
-        bus_port: busPort,
+        bus_addr: `${this.bindHost.includes(':') ? `[${this.bindHost}]` : this.bindHost}:${busPort}`,
+        config_epoch: me.epoch,
         seeds: c.seeds,
         slots: formatRanges(me.slots),
         slot_count: countSlots(me.slots),
@@ -87,6 +130,16 @@ export class Cluster {
       },
       'cluster mode: gossip bus listening',
     );
+    const remoteSeed = c.seeds.some((seed) => {
+      const p = parseHostPort(seed);
+      return p.ok && !isLoopbackHost(p.host);
+    });
+    if (isLoopbackHost(this.bindHost) && remoteSeed) {
+      this.log.warn(
+        { bus_addr: this.bindHost, seeds: c.seeds },
+        'cluster: the bus listens on loopback only, so seeds on other machines cannot reach this node; set [cluster] bus_addr and secret',
+      );
+    }
   }
 
   get busPort(): number {
@@ -102,17 +155,23 @@ export class Cluster {
   infoFields(): [string, string | number][] {
     const s = this.state;
     const conflicts = s.slotConflicts();
+    const st = s.stats;
     return [
       ['cluster_node_name', s.myself.name],
       ['cluster_node_id', s.myself.id],
       ['gossip_port', this.busPort],
       ['gossip_messages_sent', s.stats.messagesSent],
       ['gossip_messages_received', s.stats.messagesReceived],
-      ['gossip_auth_failures', s.stats.authFailures],
-      ['gossip_malformed', s.stats.malformed],
+      ['gossip_auth_failures', st.authFailures],
+      ['gossip_malformed', st.malformed],
+      ['gossip_replays', st.replays],
+      ['gossip_stale', st.stale],
+      ['gossip_nodes_refused', st.nodesRefused],
+      ['gossip_connections_refused', st.connectionsRefused],
+      ['known_nodes', s.size],
       ['namespace_routing', s.namespaceRouting],
-      ['slot_conflicts', conflicts.size],
-      ['slot_conflict_ranges', describeConflicts(conflicts)],
+      ['slot_conflicts', conflicts.count],
+      ['slot_conflict_ranges', conflicts.ranges],
     ];
   }
 }

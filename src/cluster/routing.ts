@@ -1,6 +1,6 @@
 /**
  * Cluster routing of one command. Which arguments are keys comes only from the command table
- * (`CommandSpec.keys`); the slot of those keys decides whether this node runs the command, sends
+ * (`CommandSpec.legacyKeys`, `CommandSpec.fields`); the slot of those keys decides whether this node runs the command, sends
  * the client elsewhere (-MOVED), or cannot serve it (-CLUSTERDOWN, -CROSSSLOT).
  */
 import { ErrorReply } from '../protocol/reply.js';
@@ -13,7 +13,7 @@ export const SLOT_NOT_SERVED = new ErrorReply('CLUSTERDOWN Hash slot not served'
 
 /** The key arguments at the spec's (first, last, step) positions. */
 export function keyArgs(spec: CommandSpec, args: readonly Buffer[]): Buffer[] {
-  const k = spec.keys;
+  const k = spec.legacyKeys;
   if (k === null || k.first <= 0 || k.step <= 0) return [];
   const last = Math.min(k.last < 0 ? args.length + k.last : k.last, args.length - 1);
   const out: Buffer[] = [];
@@ -22,36 +22,28 @@ export function keyArgs(spec: CommandSpec, args: readonly Buffer[]): Buffer[] {
 }
 
 /**
- * The fields of a namespaced (hash-group) command, for `namespace_routing = "field"`. They are
- * derived from the spec, not from a list of names: the fields start right after the namespace
- * key; an arity of -4 or lower means field/value pairs to the end (HSET, HMSET), -3 on a `fast`
- * command a list of fields to the end (HDEL, HMGET), a fixed arity of 3 or more one field (HGET,
- * HSETNX). Anything else acts on the whole namespace and routes by it: no argument after the
- * namespace (HGETALL, HLEN, HRANDFIELD) or a variadic command that is not `fast` (HSCAN's
- * arguments are a cursor and options). The table has no explicit field positions; if a hash
- * command ever breaks these rules, give KeyPositions a field spec instead of adding cases here.
+ * The fields of a namespaced (hash-group) command, for `namespace_routing = "field"`, at the
+ * positions its spec declares (`fields`): HSET's field/value pairs, HDEL's list, HGET's one field,
+ * HEXPIRE's `FIELDS numfields field…`. null when the spec declares none (HGETALL, HSCAN…: the whole
+ * namespace) or the call has no field there; the command then routes by the namespace.
  */
 export function fieldArgs(spec: CommandSpec, args: readonly Buffer[]): Buffer[] | null {
-  const k = spec.keys;
-  if (k === null || spec.group !== 'hash' || k.first !== k.last) return null;
-  const first = k.first + 1;
-  const a = spec.arity;
-  let step: number;
+  const f = spec.fields;
+  if (f === null) return null;
+  let first: number;
   let last: number;
-  if (a <= -4) {
-    step = 2;
+  if ('keyword' in f) {
+    let at = -1;
+    for (let i = 2; i < args.length && at < 0; i++) if (args[i].toString('latin1').toUpperCase() === f.keyword) at = i;
+    if (at < 0) return null;
+    first = at + 2; // after the keyword and numfields
     last = args.length - 1;
-  } else if (a === -3 && spec.flags.includes('fast')) {
-    step = 1;
-    last = args.length - 1;
-  } else if (a >= first + 1) {
-    step = 1;
-    last = first;
   } else {
-    return null;
+    first = f.first;
+    last = f.last < 0 ? args.length + f.last : f.last;
   }
   const out: Buffer[] = [];
-  for (let i = first; i <= last && i < args.length; i += step) out.push(args[i]);
+  for (let i = first; i <= last && i < args.length; i += f.step) out.push(args[i]);
   return out.length > 0 ? out : null;
 }
 
@@ -82,7 +74,7 @@ export function commandSlot(spec: CommandSpec, args: readonly Buffer[], mode: 'n
  * -CLUSTERDOWN), every later key must share it (else -CROSSSLOT), then -MOVED if it is not ours.
  */
 export function routeCommand(cluster: ClusterState, spec: CommandSpec, args: readonly Buffer[]): ErrorReply | null {
-  if (spec.keys === null) return null;
+  if (spec.legacyKeys === null) return null;
   const keys = routingKeys(spec, args, cluster.namespaceRouting);
   if (keys.length === 0) return null;
   const slot = keySlot(keys[0]);

@@ -9,7 +9,8 @@ export const SYNTAX_ERROR_TEXT = 'ERR syntax error';
 export const NOT_INTEGER_TEXT = 'ERR value is not an integer or out of range';
 export const NOT_FLOAT_TEXT = 'ERR value is not a valid float';
 
-const INTEGER = /^-?(0|[1-9][0-9]*)$/;
+// As string2ll: no sign on zero ("-0" is not an integer), no leading zeros, no '+'.
+const INTEGER = /^(0|-?[1-9][0-9]*)$/;
 
 /** Parses a whole decimal number the way Redis' string2ll does; null when it is not one (or not exact in a double). */
 export function parseInteger(arg: Buffer): number | null {
@@ -111,7 +112,14 @@ export function isExpiryUnit(word: string): word is ExpiryUnit {
   return word === 'ex' || word === 'px' || word === 'exat' || word === 'pxat';
 }
 
-/** Redis keeps expiries in a signed 64-bit millisecond count; so do we, within what a double holds exactly. */
+const LLONG_MAX = 2n ** 63n - 1n;
+const LLONG_MIN = -(2n ** 63n);
+/**
+ * Expiries are kept as epoch ms in a double, exact to ±(2^53-1) ms (year 287396). Redis accepts
+ * any time that fits in a signed 64-bit count; a time beyond our range is kept at its edge: one
+ * far in the future stays "never before 287396", one far in the past deletes the key, as Redis.
+ * Only PEXPIRETIME/EXPIRETIME (and GT/LT between two such times) can tell the difference.
+ */
 const MAX_MS = BigInt(Number.MAX_SAFE_INTEGER);
 
 function invalidExpire(command: string): CommandError {
@@ -121,17 +129,21 @@ function invalidExpire(command: string): CommandError {
 /**
  * The absolute expiry in epoch ms for `amount` in `unit`, relative times counted from `now`.
  * SET, SETEX and GETEX want a positive amount (`positive`); the EXPIRE family takes any value and
- * handles a time in the past itself. Out of range is Redis' "invalid expire time" error.
+ * handles a time in the past itself. The range checks are Redis 7's (expireGenericCommand,
+ * getExpireMillisecondsOrReply): seconds must survive ×1000 and the sum must fit in 64 bits,
+ * else Redis' "invalid expire time" error; what fits is clamped to what we keep (MAX_MS).
  */
 export function absoluteExpiry(amount: Buffer, unit: ExpiryUnit, command: string, now: number, positive: boolean): number {
   const n = parseInt64(amount);
   if (n === null) throw new CommandError(NOT_INTEGER_TEXT);
   if (positive && n <= 0n) throw invalidExpire(command);
   const seconds = unit === 'ex' || unit === 'exat';
+  if (seconds && (n > LLONG_MAX / 1000n || n < LLONG_MIN / 1000n)) throw invalidExpire(command);
   const ms = seconds ? n * 1000n : n;
-  const at = unit === 'ex' || unit === 'px' ? ms + BigInt(now) : ms;
-  if ((seconds && (n > MAX_MS / 1000n || n < -MAX_MS / 1000n)) || at > MAX_MS || at < -MAX_MS) throw invalidExpire(command);
-  return Number(at);
+  const base = unit === 'ex' || unit === 'px' ? BigInt(now) : 0n;
+  if (ms > LLONG_MAX - base) throw invalidExpire(command);
+  const at = ms + base;
+  return Number(at > MAX_MS ? MAX_MS : at < -MAX_MS ? -MAX_MS : at);
 }
 
 /** Redis' HFE_MAX_ABS_TIME_MSEC: hash-field expiries are kept in 48 bits. */

@@ -1,15 +1,16 @@
 /**
- * CLUSTER INFO/NODES/SLOTS/SHARDS/MYID/KEYSLOT/COUNTKEYSINSLOT/GETKEYSINSLOT and READONLY,
+ * CLUSTER INFO/NODES/SLOTS/SHARDS/MYID/KEYSLOT/COUNTKEYSINSLOT/GETKEYSINSLOT/FORGET and READONLY,
  * READWRITE, ASKING, shaped as Redis 7 replies. Without `[cluster] enabled` they answer as a
  * standalone redis-server does: "ERR This instance has cluster support disabled".
  */
 import { ErrorReply, OK, RespMap, Verbatim, type Reply } from '../protocol/reply.js';
 import { countKeysInSlot, keysInSlot } from '../cluster/keyspace.js';
-import { formatRanges, keySlot, SLOT_COUNT, type SlotRange } from '../cluster/slots.js';
+import { formatRanges, keySlot, SLOT_COUNT } from '../cluster/slots.js';
 import type { ClusterNode, ClusterState } from '../cluster/state.js';
 import { parseInteger } from './args.js';
 import { NOT_INTEGER, SYNTAX_ERROR } from './errors.js';
 import { containerHelp } from './help.js';
+import { defineCommand } from './define.js';
 import type { CommandContext, CommandFlag, CommandSpec, Handler } from './types.js';
 
 const DISABLED = new ErrorReply('ERR This instance has cluster support disabled');
@@ -22,96 +23,157 @@ function clustered(f: (cluster: ClusterState, ctx: CommandContext, args: Buffer[
   };
 }
 
-function sub(
-  name: string,
-  arity: number,
-  summary: string,
-  handler: Handler,
-  opts: { flags?: CommandFlag[]; tips?: string[]; since?: string } = {},
-): CommandSpec {
-  return {
+function connectionLevel(name: string, summary: string, flags: CommandFlag[]): CommandSpec {
+  return defineCommand({
     name,
-    arity,
-    flags: opts.flags ?? ['stale'],
-    keys: null,
-    categories: ['slow'],
-    ...(opts.tips === undefined ? {} : { tips: opts.tips }),
     group: 'cluster',
     summary,
-    since: opts.since ?? '3.0.0',
-    handler,
-  };
-}
-
-function connectionLevel(name: string, summary: string, flags: CommandFlag[]): CommandSpec {
-  return {
-    name,
+    complexity: 'O(1)',
+    since: '3.0.0',
     arity: 1,
     flags,
-    keys: null,
-    categories: ['fast', 'connection'],
-    group: 'cluster',
-    summary,
-    since: '3.0.0',
+    categories: ['connection'],
     // No replicas and no slot migration yet: every node is a master serving its own slots, so
     // these only acknowledge (Redis answers the same OK).
     handler: clustered(() => OK),
-  };
+  });
 }
 
-const NONDETERMINISTIC = ['nondeterministic_output'];
-
 export const clusterCommands: CommandSpec[] = [
-  {
+  defineCommand({
     name: 'cluster',
+    group: 'cluster',
+    summary: 'A container for cluster commands',
+    complexity: 'Depends on subcommand.',
+    since: '3.0.0',
     arity: -2,
     flags: [],
-    keys: null,
-    categories: ['slow'],
-    group: 'cluster',
-    summary: 'A container for Redis Cluster commands.',
-    since: '3.0.0',
     handler: () => SYNTAX_ERROR, // never called: the dispatcher routes to a subcommand
     subcommands: [
-      sub('cluster|info', 2, 'Returns information about the state of a node.', clustered((c) => new Verbatim(clusterInfo(c))), { tips: NONDETERMINISTIC }),
-      sub('cluster|nodes', 2, 'Returns the cluster configuration for a node.', clustered((c) => new Verbatim(clusterNodes(c))), { tips: NONDETERMINISTIC }),
-      sub('cluster|slots', 2, 'Returns the mapping of cluster slots to nodes.', clustered(clusterSlots), { tips: NONDETERMINISTIC }),
-      sub('cluster|shards', 2, 'Returns the mapping of cluster slots to shards.', clustered(clusterShards), { tips: NONDETERMINISTIC, since: '7.0.0' }),
-      sub('cluster|myid', 2, 'Returns the ID of a node.', clustered((c) => c.myself.id)),
-      sub('cluster|keyslot', 3, 'Returns the hash slot for a key.', clustered((_c, _ctx, args) => keySlot(args[2]))),
-      sub(
-        'cluster|countkeysinslot',
-        3,
-        'Returns the number of keys in a hash slot.',
-        clustered((c, { ks, now }, args) => {
+      defineCommand({
+        name: 'cluster|info',
+        group: 'cluster',
+        summary: 'Provides info about Redis Cluster node state',
+        complexity: 'O(1)',
+        since: '3.0.0',
+        arity: 2,
+        flags: ['stale'],
+        tips: ['nondeterministic_output'],
+        handler: clustered((c) => new Verbatim(clusterInfo(c))),
+      }),
+      defineCommand({
+        name: 'cluster|nodes',
+        group: 'cluster',
+        summary: 'Get Cluster config for the node',
+        complexity: 'O(N) where N is the total number of Cluster nodes',
+        since: '3.0.0',
+        arity: 2,
+        flags: ['stale'],
+        tips: ['nondeterministic_output'],
+        handler: clustered((c) => new Verbatim(clusterNodes(c))),
+      }),
+      defineCommand({
+        name: 'cluster|slots',
+        group: 'cluster',
+        summary: 'Get array of Cluster slot to node mappings',
+        complexity: 'O(N) where N is the total number of Cluster nodes',
+        since: '3.0.0',
+        arity: 2,
+        flags: ['stale'],
+        tips: ['nondeterministic_output'],
+        docFlags: ['deprecated'],
+        deprecatedSince: '7.0.0',
+        replacedBy: '`CLUSTER SHARDS`',
+        handler: clustered(clusterSlots),
+      }),
+      defineCommand({
+        name: 'cluster|shards',
+        group: 'cluster',
+        summary: 'Get array of cluster slots to node mappings',
+        complexity: 'O(N) where N is the total number of cluster nodes',
+        since: '7.0.0',
+        arity: 2,
+        flags: ['stale'],
+        tips: ['nondeterministic_output'],
+        handler: clustered(clusterShards),
+      }),
+      defineCommand({
+        name: 'cluster|myid',
+        group: 'cluster',
+        summary: 'Return the node id',
+        complexity: 'O(1)',
+        since: '3.0.0',
+        arity: 2,
+        flags: ['stale'],
+        handler: clustered((c) => c.myself.id),
+      }),
+      defineCommand({
+        name: 'cluster|keyslot',
+        group: 'cluster',
+        summary: 'Returns the hash slot of the specified key',
+        complexity: 'O(N) where N is the number of bytes in the key',
+        since: '3.0.0',
+        arity: 3,
+        flags: ['stale'],
+        handler: clustered((_c, _ctx, args) => keySlot(args[2])),
+      }),
+      defineCommand({
+        name: 'cluster|countkeysinslot',
+        group: 'cluster',
+        summary: 'Return the number of local keys in the specified hash slot',
+        complexity: 'O(1)',
+        since: '3.0.0',
+        arity: 3,
+        flags: ['stale'],
+        handler: clustered((c, { ks, now }, args) => {
           const slot = parseInteger(args[2]);
           if (slot === null) return NOT_INTEGER;
           if (slot < 0 || slot >= SLOT_COUNT) return new ErrorReply('ERR Invalid slot');
           return countKeysInSlot(ks, c.namespaceRouting, slot, now);
         }),
-      ),
-      sub(
-        'cluster|getkeysinslot',
-        4,
-        'Returns the key names in a hash slot.',
-        clustered((c, { ks, now }, args) => {
+      }),
+      defineCommand({
+        name: 'cluster|getkeysinslot',
+        group: 'cluster',
+        summary: 'Return local key names in the specified hash slot',
+        complexity: 'O(log(N)) where N is the number of requested keys',
+        since: '3.0.0',
+        arity: 4,
+        flags: ['stale'],
+        tips: ['nondeterministic_output'],
+        handler: clustered((c, { ks, now }, args) => {
           const slot = parseInteger(args[2]);
           const max = parseInteger(args[3]);
           if (slot === null || max === null) return NOT_INTEGER;
           if (max < 0 || slot < 0 || slot >= SLOT_COUNT) return new ErrorReply('ERR Invalid slot or number of keys');
           return keysInSlot(ks, c.namespaceRouting, slot, max, now);
         }),
-        { tips: NONDETERMINISTIC },
-      ),
-      sub('cluster|help', 2, 'Returns helpful text about the different subcommands.', (ctx) => containerHelp(ctx, 'cluster'), {
-        flags: ['loading', 'stale'],
+      }),
+      defineCommand({
+        name: 'cluster|forget',
+        group: 'cluster',
+        summary: 'Remove a node from the nodes table',
+        complexity: 'O(1)',
+        since: '3.0.0',
+        arity: 3,
+        flags: ['admin', 'stale', 'no_async_loading'],
+        handler: clustered(clusterForget),
+      }),
+      defineCommand({
+        name: 'cluster|help',
+        group: 'cluster',
+        summary: 'Show helpful text about the different subcommands',
+        complexity: 'O(1)',
         since: '5.0.0',
+        arity: 2,
+        flags: ['loading', 'stale'],
+        handler: (ctx) => containerHelp(ctx, 'cluster'),
       }),
     ],
-  },
-  connectionLevel('readonly', 'Enables read-only queries for a connection to a Redis Cluster replica node.', ['loading', 'stale', 'fast']),
-  connectionLevel('readwrite', 'Enables read-write queries for a connection to a Redis Cluster replica node.', ['loading', 'stale', 'fast']),
-  connectionLevel('asking', 'Signals that a cluster client is following an -ASK redirect.', ['fast']),
+  }),
+  connectionLevel('readonly', 'Enables read queries for a connection to a cluster replica node', ['loading', 'stale', 'fast']),
+  connectionLevel('readwrite', 'Disables read queries for a connection to a cluster replica node', ['loading', 'stale', 'fast']),
+  connectionLevel('asking', 'Sent by cluster clients after an -ASK redirect', ['fast']),
 ];
 
 /** The address clients use for a node; a node that has not learned its own host says 127.0.0.1. */
@@ -130,14 +192,14 @@ export function clusterInfo(c: ClusterState): string {
     ['cluster_slots_fail', s.fail],
     ['cluster_known_nodes', c.nodes().length],
     ['cluster_size', s.size],
-    ['cluster_current_epoch', 0],
-    ['cluster_my_epoch', 0],
+    ['cluster_current_epoch', c.currentEpoch()],
+    ['cluster_my_epoch', c.myself.epoch],
     // Per-type counters appear once non-zero, before each total, as in Redis.
     ...byType(c.stats.sentByType, 'sent'),
     ['cluster_stats_messages_sent', c.stats.messagesSent],
     ...byType(c.stats.receivedByType, 'received'),
     ['cluster_stats_messages_received', c.stats.messagesReceived],
-    ['total_cluster_links_buffer_limit_exceeded', 0],
+    ['total_cluster_links_buffer_limit_exceeded', c.stats.linkBufferLimitExceeded],
   ];
   return fields.map(([k, v]) => `${k}:${v}\r\n`).join('');
 }
@@ -155,48 +217,40 @@ function nodeFlags(n: ClusterNode): string {
   return flags.join(',');
 }
 
-/** One CLUSTER NODES line: id addr@bus,hostname flags master ping pong epoch link slots. */
+/**
+ * One CLUSTER NODES line: id addr@bus,hostname flags master ping pong epoch link slots. The slots
+ * are those the node serves once contested slots are settled, as every client must see them.
+ */
 export function nodeLine(n: ClusterNode): string {
-  const slots = n.slots.length > 0 ? ` ${formatRanges(n.slots)}` : '';
+  const slots = n.owned.length > 0 ? ` ${formatRanges(n.owned)}` : '';
   const link = n.myself || (n.linked && !n.failed) ? 'connected' : 'disconnected';
   const ping = n.myself ? 0 : n.pingSent;
   const pong = n.myself ? 0 : n.pongReceived;
-  return `${n.id} ${nodeHost(n)}:${n.port}@${n.busPort},${n.name} ${nodeFlags(n)} - ${ping} ${pong} 0 ${link}${slots}\n`;
+  return `${n.id} ${nodeHost(n)}:${n.port}@${n.busPort},${n.name} ${nodeFlags(n)} - ${ping} ${pong} ${n.epoch} ${link}${slots}\n`;
 }
 
 export function clusterNodes(c: ClusterState): string {
   return c.nodes().map(nodeLine).join('');
 }
 
+/** CLUSTER FORGET, worded as Redis 7 words it (there are no replicas, so no "my master" case). */
+function clusterForget(c: ClusterState, _ctx: CommandContext, args: Buffer[]): Reply {
+  switch (c.forget(args[2].toString('latin1'))) {
+    case 'unknown':
+      return new ErrorReply(`ERR Unknown node ${args[2].toString()}`);
+    case 'myself':
+      return new ErrorReply("ERR I tried hard but I can't forget myself...");
+    default:
+      return OK;
+  }
+}
+
 /** CLUSTER SLOTS: one entry per run of consecutive slots with the same owner, ascending. */
 function clusterSlots(c: ClusterState): Reply {
   const runs: { start: number; end: number; node: ClusterNode }[] = [];
-  for (const n of c.nodes()) for (const [a, b] of n.slots) runs.push({ start: a, end: b, node: n });
+  for (const n of c.nodes()) for (const [a, b] of n.owned) runs.push({ start: a, end: b, node: n });
   runs.sort((x, y) => x.start - y.start);
-  const conflicts = c.slotConflicts();
-  const out: Reply[] = [];
-  for (const r of runs) {
-    // Slots claimed twice are not served by anyone; they are left out, as unassigned slots are.
-    for (const [a, b] of withoutConflicts([r.start, r.end], conflicts)) {
-      out.push([a, b, [nodeHost(r.node), r.node.port, r.node.id, new RespMap([['hostname', r.node.name]])]]);
-    }
-  }
-  return out;
-}
-
-function withoutConflicts([a, b]: SlotRange, conflicts: ReadonlyMap<number, unknown>): SlotRange[] {
-  if (conflicts.size === 0) return [[a, b]];
-  const out: SlotRange[] = [];
-  let start = -1;
-  for (let s = a; s <= b + 1; s++) {
-    const ok = s <= b && !conflicts.has(s);
-    if (ok && start < 0) start = s;
-    else if (!ok && start >= 0) {
-      out.push([start, s - 1]);
-      start = -1;
-    }
-  }
-  return out;
+  return runs.map((r) => [r.start, r.end, [nodeHost(r.node), r.node.port, r.node.id, new RespMap([['hostname', r.node.name]])]]);
 }
 
 /** CLUSTER SHARDS: every master is a shard of one node (there are no replicas). */
@@ -204,7 +258,7 @@ function clusterShards(c: ClusterState): Reply {
   return c.nodes().map(
     (n) =>
       new RespMap([
-        ['slots', n.slots.flatMap(([a, b]) => [a, b])],
+        ['slots', n.owned.flatMap(([a, b]) => [a, b])],
         [
           'nodes',
           [

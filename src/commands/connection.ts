@@ -4,70 +4,75 @@ import { AUTH_WITHOUT_PASSWORD_TEXT, HELLO_NOAUTH_TEXT, WRONGPASS_TEXT } from '.
 import { parseInteger } from './args.js';
 import { NOT_INTEGER, SYNTAX_ERROR, wrongArity } from './errors.js';
 import { containerHelp } from './help.js';
+import { defineCommand } from './define.js';
+import { clientStateSubcommands } from './client-state.js';
 import type { ClientState, CommandContext, CommandSpec } from './types.js';
-
-const CONNECTION = { group: 'connection', keys: null } as const;
 
 const WRONGPASS = new ErrorReply(WRONGPASS_TEXT);
 const DEFAULT_USER = Buffer.from('default');
 
 export const connectionCommands: CommandSpec[] = [
-  {
-    ...CONNECTION,
+  defineCommand({
     name: 'auth',
+    group: 'connection',
+    summary: 'Authenticate to the server',
+    complexity: 'O(N) where N is the number of passwords defined for the user',
+    since: '1.0.0',
     arity: -2,
     // no_auth: the one command table flag that lets a command run before the client authenticates.
     flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth', 'allow_busy'],
-    categories: ['fast', 'connection'],
-    summary: 'Authenticates the connection.',
-    since: '1.0.0',
+    categories: ['connection'],
     handler: auth,
-  },
-  {
-    ...CONNECTION,
+  }),
+  defineCommand({
     name: 'ping',
+    group: 'connection',
+    summary: 'Ping the server',
+    complexity: 'O(1)',
+    since: '1.0.0',
     arity: -1,
     flags: ['fast'],
-    categories: ['fast', 'connection'],
+    categories: ['connection'],
     tips: ['request_policy:all_shards', 'response_policy:all_succeeded'],
-    summary: 'Returns the server\'s liveliness response.',
-    since: '1.0.0',
     handler: (_ctx, args) => {
       if (args.length > 2) return wrongArity('ping');
       return args.length === 2 ? args[1] : PONG;
     },
-  },
-  {
-    ...CONNECTION,
+  }),
+  defineCommand({
     name: 'echo',
+    group: 'connection',
+    summary: 'Echo the given string',
+    complexity: 'O(1)',
+    since: '1.0.0',
     arity: 2,
-    flags: ['fast'],
-    categories: ['fast', 'connection'],
-    summary: 'Returns the given string.',
-    since: '1.0.0',
+    flags: ['loading', 'stale', 'fast'],
+    categories: ['connection'],
     handler: (_ctx, args) => args[1],
-  },
-  {
-    ...CONNECTION,
+  }),
+  defineCommand({
     name: 'quit',
-    arity: -1,
-    flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth', 'allow_busy'],
-    categories: ['fast', 'connection'],
-    summary: 'Closes the connection.',
+    group: 'connection',
+    summary: 'Close the connection',
+    complexity: 'O(1)',
     since: '1.0.0',
+    arity: -1,
+    flags: ['allow_busy', 'noscript', 'loading', 'stale', 'fast', 'no_auth'],
+    categories: ['connection'],
     handler: ({ client }) => {
       client.closeAfterReply = true;
       return OK;
     },
-  },
-  {
-    ...CONNECTION,
+  }),
+  defineCommand({
     name: 'select',
+    group: 'connection',
+    summary: 'Change the selected database for the current connection',
+    complexity: 'O(1)',
+    since: '1.0.0',
     arity: 2,
     flags: ['loading', 'stale', 'fast'],
-    categories: ['keyspace', 'fast', 'connection'],
-    summary: 'Changes the selected database.',
-    since: '1.0.0',
+    categories: ['connection'],
     handler: (_ctx, args) => {
       const index = parseInteger(args[1]);
       if (index === null) return NOT_INTEGER;
@@ -75,40 +80,80 @@ export const connectionCommands: CommandSpec[] = [
       if (index !== 0) return new ErrorReply('ERR DB index is out of range');
       return OK;
     },
-  },
-  {
-    ...CONNECTION,
+  }),
+  defineCommand({
     name: 'hello',
+    group: 'connection',
+    summary: 'Handshake with Redis',
+    complexity: 'O(1)',
+    since: '6.0.0',
     arity: -1,
     flags: ['noscript', 'loading', 'stale', 'fast', 'no_auth', 'allow_busy'],
-    categories: ['fast', 'connection'],
-    summary: 'Handshakes with the Redis server.',
-    since: '6.0.0',
+    categories: ['connection'],
     handler: hello,
-  },
-  {
-    ...CONNECTION,
+  }),
+  defineCommand({
     name: 'client',
+    group: 'connection',
+    summary: 'A container for client connection commands',
+    complexity: 'Depends on subcommand.',
+    since: '2.4.0',
     arity: -2,
     flags: [],
-    categories: ['slow'],
-    summary: 'A container for client connection commands.',
-    since: '2.4.0',
     handler: () => SYNTAX_ERROR, // never called: the dispatcher routes to a subcommand
     subcommands: [
-      sub('client|id', 2, 'Returns the unique client ID of the connection.', '5.0.0', ({ client }) => client.id),
-      sub('client|getname', 2, 'Returns the name of the connection.', '2.6.9', ({ client }) =>
+      defineCommand({
+        name: 'client|id',
+        group: 'connection',
+        summary: 'Returns the client ID for the current connection',
+        complexity: 'O(1)',
+        since: '5.0.0',
+        arity: 2,
+        flags: ['noscript', 'loading', 'stale'],
+        categories: ['connection'],
+        handler: ({ client }) => client.id,
+      }),
+      defineCommand({
+        name: 'client|getname',
+        group: 'connection',
+        summary: 'Get the current connection name',
+        complexity: 'O(1)',
+        since: '2.6.9',
+        arity: 2,
+        flags: ['noscript', 'loading', 'stale'],
+        categories: ['connection'],
+        handler: ({ client }) =>
         client.name === '' ? null : client.name,
-      ),
-      sub('client|setname', 3, 'Sets the connection name.', '2.6.9', ({ client }, args) => {
+      }),
+      defineCommand({
+        name: 'client|setname',
+        group: 'connection',
+        summary: 'Set the current connection name',
+        complexity: 'O(1)',
+        since: '2.6.9',
+        arity: 3,
+        flags: ['noscript', 'loading', 'stale'],
+        categories: ['connection'],
+        handler: ({ client }, args) => {
         const name = args[2].toString('latin1');
         if (!validClientText(name)) {
           return new ErrorReply('ERR Client names cannot contain spaces, newlines or special characters.');
         }
         client.name = name;
         return OK;
+      },
       }),
-      sub('client|setinfo', 4, 'Sets information specific to the client or connection.', '7.2.0', ({ client }, args) => {
+      defineCommand({
+        name: 'client|setinfo',
+        group: 'connection',
+        summary: 'Sets information specific to the client or connection.',
+        complexity: 'O(1)',
+        since: '7.2.0',
+        arity: 4,
+        flags: ['noscript', 'loading', 'stale'],
+        categories: ['connection'],
+        tips: ['request_policy:all_nodes', 'response_policy:all_succeeded'],
+        handler: ({ client }, args) => {
         const attr = args[2].toString('latin1').toLowerCase();
         const value = args[3].toString('latin1');
         if (attr !== 'lib-name' && attr !== 'lib-ver') {
@@ -120,27 +165,60 @@ export const connectionCommands: CommandSpec[] = [
         if (attr === 'lib-name') client.libName = value;
         else client.libVer = value;
         return OK;
+      },
       }),
-      sub('client|info', 2, 'Returns information about the connection.', '6.2.0', ({ client, now }) =>
-        new Verbatim(`${clientLine(client, now)}\n`),
-      ),
-      sub('client|list', -2, 'Lists open connections.', '2.4.0', clientList),
-      sub('client|help', 2, 'Returns helpful text about the different subcommands.', '5.0.0', (ctx) =>
+      defineCommand({
+        name: 'client|info',
+        group: 'connection',
+        summary: 'Returns information about the current client connection.',
+        complexity: 'O(1)',
+        since: '6.2.0',
+        arity: 2,
+        flags: ['noscript', 'loading', 'stale'],
+        categories: ['connection'],
+        tips: ['nondeterministic_output'],
+        handler: ({ client, now }) => new Verbatim(`${clientLine(client, now)}\n`),
+      }),
+      defineCommand({
+        name: 'client|list',
+        group: 'connection',
+        summary: 'Get the list of client connections',
+        complexity: 'O(N) where N is the number of client connections',
+        since: '2.4.0',
+        arity: -2,
+        flags: ['admin', 'noscript', 'loading', 'stale'],
+        categories: ['connection'],
+        tips: ['nondeterministic_output'],
+        handler: clientList,
+      }),
+      defineCommand({
+        name: 'client|kill',
+        group: 'connection',
+        summary: 'Kill the connection of a client',
+        complexity: 'O(N) where N is the number of client connections',
+        since: '2.4.0',
+        arity: -3,
+        flags: ['admin', 'noscript', 'loading', 'stale'],
+        categories: ['connection'],
+        handler: clientKill,
+      }),
+      defineCommand({
+        name: 'client|help',
+        group: 'connection',
+        summary: 'Show helpful text about the different subcommands',
+        complexity: 'O(1)',
+        since: '5.0.0',
+        arity: 2,
+        flags: ['loading', 'stale'],
+        categories: ['connection'],
+        handler: (ctx) =>
         containerHelp(ctx, 'client'),
-      ),
+      }),
+      // CLIENT REPLY, PAUSE, UNPAUSE, NO-EVICT, NO-TOUCH (client-state.ts).
+      ...clientStateSubcommands,
     ],
-  },
+  }),
 ];
-
-function sub(
-  name: string,
-  arity: number,
-  summary: string,
-  since: string,
-  handler: CommandSpec['handler'],
-): CommandSpec {
-  return { name, arity, flags: ['noscript', 'loading', 'stale'], keys: null, categories: ['slow', 'connection'], group: 'connection', summary, since, handler };
-}
 
 /** AUTH [username] password: "default" is the only user; a failure leaves the client as it was. */
 function auth({ client, server }: CommandContext, args: Buffer[]): Reply {
@@ -221,7 +299,77 @@ function clientList({ server, now }: CommandContext, args: Buffer[]): Reply {
   return new Verbatim(out);
 }
 
-/** One CLIENT LIST line, with Redis 7.2's field names and order. */
+/**
+ * CLIENT KILL addr (old form: +OK or "No such client"), or CLIENT KILL <filter> <value> … (new
+ * form: the number killed) with ID, ADDR, LADDR, USER, TYPE, SKIPME (default yes) and MAXAGE
+ * (Redis 7.4: older than that many seconds). The asking client, when killed, gets its reply first.
+ */
+function clientKill({ server, client, now }: CommandContext, args: Buffer[]): Reply {
+  const text = (b: Buffer): string => b.toString('latin1');
+  if (args.length === 3) {
+    const addr = text(args[2]);
+    for (const c of server.clients()) {
+      if (c.addr !== addr) continue;
+      server.killClient(c.id, c.id === client.id);
+      return OK;
+    }
+    return new ErrorReply('ERR No such client');
+  }
+  let id: number | null = null;
+  let addr: string | null = null;
+  let laddr: string | null = null;
+  let normal = true;
+  let skipme = true;
+  let maxAge = 0;
+  for (let i = 2; i < args.length; i += 2) {
+    const opt = text(args[i]).toLowerCase();
+    if (i + 1 >= args.length) return SYNTAX_ERROR;
+    const value = args[i + 1];
+    if (opt === 'id') {
+      const n = parseInteger(value);
+      if (n === null || n < 1) return new ErrorReply('ERR client-id should be greater than 0');
+      id = n;
+    } else if (opt === 'type') {
+      const type = text(value).toLowerCase();
+      if (!['normal', 'master', 'slave', 'replica', 'pubsub'].includes(type)) return new ErrorReply(`ERR Unknown client type '${text(value)}'`);
+      // Every client here is a normal one: no replicas, no pub/sub.
+      normal = type === 'normal';
+    } else if (opt === 'addr') {
+      addr = text(value);
+    } else if (opt === 'laddr') {
+      laddr = text(value);
+    } else if (opt === 'user') {
+      if (!value.equals(DEFAULT_USER)) return new ErrorReply(`ERR No such user '${text(value)}'`);
+    } else if (opt === 'skipme') {
+      const yn = text(value).toLowerCase();
+      if (yn !== 'yes' && yn !== 'no') return SYNTAX_ERROR;
+      skipme = yn === 'yes';
+    } else if (opt === 'maxage') {
+      const n = parseInteger(value);
+      if (n === null) return new ErrorReply('ERR maxage is not an integer or out of range');
+      maxAge = n;
+    } else {
+      return SYNTAX_ERROR;
+    }
+  }
+  const victims: ClientState[] = [];
+  for (const c of server.clients()) {
+    if (!normal || (id !== null && c.id !== id) || (addr !== null && c.addr !== addr) || (laddr !== null && c.laddr !== laddr)) continue;
+    if (maxAge > 0 && Math.floor((now - c.createdAt) / 1000) <= maxAge) continue;
+    if (skipme && c.id === client.id) continue;
+    victims.push(c);
+  }
+  // Collected first: closing a client removes it from the registry being walked.
+  for (const c of victims) server.killClient(c.id, c.id === client.id);
+  return victims.length;
+}
+
+/**
+ * One CLIENT LIST line, with Redis 7.2's field names and order. Memory fields are this server's
+ * real numbers: qbuf (bytes of an unfinished command), argv-mem (commands read, not yet run), omem
+ * (replies owed: unsent or parked), tot-mem (their sum; Redis adds its client struct, we add
+ * nothing). Fields that have no meaning here are Redis' idle values (fd=-1, sub=0, rbs=0…).
+ */
 export function clientLine(c: ClientState, now: number): string {
   return [
     `id=${c.id}`,
@@ -235,9 +383,11 @@ export function clientLine(c: ClientState, now: number): string {
     `db=${c.db}`,
     'sub=0 psub=0 ssub=0 multi=-1',
     `qbuf=${c.queryBufferBytes}`,
-    'qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0',
-    `omem=${c.outputBytes}`,
-    `tot-mem=${c.queryBufferBytes + c.outputBytes}`,
+    'qbuf-free=0',
+    `argv-mem=${c.argvBytes}`,
+    'multi-mem=0 rbs=0 rbp=0 obl=0 oll=0',
+    `omem=${c.backlog}`,
+    `tot-mem=${c.queryBufferBytes + c.argvBytes + c.backlog}`,
     'events=r',
     `cmd=${c.lastCommand}`,
     'user=default redir=-1',

@@ -12,8 +12,11 @@ import { CorruptValueError, type Keyspace } from '../storage/keyspace.js';
 import { commandTable } from './table.js';
 import { CommandError, type ClientState, type CommandContext, type CommandSpec, type ServerContext } from './types.js';
 import { NOAUTH_TEXT } from '../server/security.js';
+import { flagTransaction, queueInMulti, RUN_INSIDE_MULTI } from './transactions.js';
 
 const NOAUTH = new ErrorReply(NOAUTH_TEXT);
+/** A MONITOR client is a replica to Redis: it may not touch the keyspace. */
+const MONITOR_KEYSPACE = new ErrorReply("ERR Replica can't interact with the keyspace");
 
 /** Whether new writes may run now (the store's inflight budget), and a way to wait for room. */
 export interface WriteRoom {
@@ -40,19 +43,29 @@ export class Dispatcher {
 
   dispatch(client: ClientState, args: Buffer[]): Outcome {
     const spec = commandTable.resolve(args);
-    if (spec instanceof ErrorReply) return this.reject(spec);
+    if (spec instanceof ErrorReply) return this.reject(client, spec);
     // The command table's no_auth flag (AUTH, HELLO, QUIT) is the only way past this gate.
-    if (!client.authenticated && !spec.flags.includes('no_auth')) return this.reject(NOAUTH);
-    const write = spec.flags.includes('write');
+    // `required` is read on every command: CONFIG SET requirepass "" lets waiting clients in, as in Redis.
+    if (!client.authenticated && this.server.auth.required && !spec.flags.includes('no_auth')) return this.reject(client, NOAUTH);
+    const tx = client.tx;
+    const queues = tx !== null && tx.inMulti && !RUN_INSIDE_MULTI.has(spec.name);
+    // EXEC writes if what it runs does (CLIENT PAUSE WRITE, write room).
+    const write = spec.flags.includes('write') || (spec.name === 'exec' && tx !== null && tx.inMulti && tx.writes);
+    if (client.monitor && (write || spec.flags.includes('readonly'))) return this.reject(client, MONITOR_KEYSPACE);
+    const now = this.clock();
+    const paused = this.server.pause.blocks(write, now);
+    if (paused !== null) return { kind: 'wait', until: paused };
     // The overlay is full: this write (and everything after it) waits for commits.
-    if (write && !this.room.hasRoom) return { kind: 'wait', until: this.room.waitForRoom() };
+    if (write && !queues && !this.room.hasRoom) return { kind: 'wait', until: this.room.waitForRoom() };
+    const ctx: CommandContext = { ks: this.ks, client, server: this.server, now };
+    if (queues) return { kind: 'ran', reply: queueInMulti(ctx, spec, args), write: false };
     client.lastCommand = spec.name;
     this.server.stats.totalCommands++;
-    const ctx: CommandContext = { ks: this.ks, client, server: this.server, now: this.clock() };
     return { kind: 'ran', reply: run(spec, ctx, args), write };
   }
 
-  private reject(reply: ErrorReply): Outcome {
+  private reject(client: ClientState, reply: ErrorReply): Outcome {
+    flagTransaction(client);
     recordRejected(this.server, reply.code);
     return { kind: 'rejected', reply };
   }
@@ -70,15 +83,29 @@ export function run(spec: CommandSpec, ctx: CommandContext, args: Buffer[]): Rep
   } catch (err) {
     out = errorReply(err);
   }
+  // As Redis' call(): once the command has run, shown to MONITOR clients unless it is an admin one.
+  if (ctx.server.monitors.active && !spec.flags.includes('admin') && !spec.flags.includes('skip_monitor')) {
+    ctx.server.monitors.feed(ctx.client, args);
+  }
   // Counted when the reply is ready: a Promise result (a write waiting for its commit) when it settles.
   if (out instanceof Promise) {
     return out.catch(errorReply).then((reply) => {
       recordCommand(ctx.server, spec.name, write, started, reply instanceof ErrorReply ? reply.code : null);
+      watchSlow(spec, ctx, args, started);
       return reply;
     });
   }
   recordCommand(ctx.server, spec.name, write, started, out instanceof ErrorReply ? out.code : null);
+  watchSlow(spec, ctx, args, started);
   return out;
+}
+
+/** SLOWLOG and LATENCY: two comparisons against precomputed thresholds; only a slow command does more. */
+function watchSlow(spec: CommandSpec, ctx: CommandContext, args: Buffer[], started: number): void {
+  const ms = performance.now() - started;
+  const { slowlog, latency } = ctx.server;
+  if (ms >= slowlog.thresholdMs) slowlog.record(spec, ctx.client, args, ms, Date.now());
+  if (ms >= latency.thresholdMs) latency.record(spec, ms, Date.now());
 }
 
 function errorReply(err: unknown): ErrorReply {

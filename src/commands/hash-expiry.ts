@@ -8,9 +8,10 @@ import { joinAcks, type Ack, type ExpiryPolicy } from '../storage/keyspace.js';
 import { ArgReader, fieldExpiry, keyword, parseInteger, readExpiryOption, SYNTAX_ERROR_TEXT, type ExpiryOption, type ExpiryUnit } from './args.js';
 import { ttlReply } from './expiry.js';
 import { afterAck, CommandError, type CommandSpec, type Handler } from './types.js';
+import { defineCommand, keyAt } from './define.js';
 
 /** Parses `FIELDS numfields field…` starting at `at`; the fields, or Redis' error. */
-function parseFields(args: Buffer[], at: number, pairs = false): Buffer[] | ErrorReply {
+export function parseFields(args: Buffer[], at: number, pairs = false): Buffer[] | ErrorReply {
   if (at >= args.length || keyword(args[at]) !== 'fields') {
     return new ErrorReply('ERR Mandatory argument FIELDS is missing or not at the right position');
   }
@@ -113,30 +114,140 @@ const hsetex: Handler = ({ ks, now }, args) => {
   return afterAck(joinAcks(acks), 1);
 };
 
-function spec(name: string, arity: number, write: boolean, summary: string, since: string, handler: Handler): CommandSpec {
-  return {
-    name,
-    arity,
-    flags: write ? ['write', 'denyoom', 'fast'] : ['readonly', 'fast'],
-    keys: { first: 1, last: 1, step: 1, flags: write ? ['RW', 'update'] : ['RO', 'access'] },
-    categories: [write ? 'write' : 'read', 'hash', 'fast'],
-    group: 'hash',
-    summary,
-    since,
-    handler,
-  };
-}
 
+/**
+ * Redis 7.0 has none of these; their specs follow the newer Redis' command JSON (src/commands/*.json:
+ * 7.4.0 for the HEXPIRE/HTTL family and HPERSIST, 8.0 for HSETEX).
+ */
 export const hashExpiryCommands: CommandSpec[] = [
-  spec('hexpire', -6, true, 'Set expiry for hash field using relative time to expire (seconds)', '7.4.0', hexpire('ex', 'hexpire')),
-  spec('hpexpire', -6, true, 'Set expiry for hash field using relative time to expire (milliseconds)', '7.4.0', hexpire('px', 'hpexpire')),
-  spec('hexpireat', -6, true, 'Set expiry for hash field using an absolute Unix timestamp (seconds)', '7.4.0', hexpire('exat', 'hexpireat')),
-  spec('hpexpireat', -6, true, 'Set expiry for hash field using an absolute Unix timestamp (milliseconds)', '7.4.0', hexpire('pxat', 'hpexpireat')),
-  spec('httl', -5, false, 'Returns the TTL in seconds of a hash field.', '7.4.0', httl('s', false)),
-  spec('hpttl', -5, false, 'Returns the TTL in milliseconds of a hash field.', '7.4.0', httl('ms', false)),
-  spec('hexpiretime', -5, false, 'Returns the expiration time of a hash field as a Unix timestamp, in seconds.', '7.4.0', httl('s', true)),
-  spec('hpexpiretime', -5, false, 'Returns the expiration time of a hash field as a Unix timestamp, in msec.', '7.4.0', httl('ms', true)),
-  spec('hpersist', -5, true, 'Removes the expiration time for each specified field', '7.4.0', hpersist),
-  spec('hsetex', -6, true, 'Set the value of one or more fields of a given hash key, and optionally set their expiration.', '8.0.0', hsetex),
+  defineCommand({
+    name: 'hexpire',
+    group: 'hash',
+    summary: 'Set expiry for hash field using relative time to expire (seconds)',
+    complexity: 'O(N) where N is the number of specified fields',
+    since: '7.4.0',
+    arity: -6,
+    flags: ['write', 'denyoom', 'fast'],
+    categories: ['hash'],
+    keys: [keyAt(1, ['RW', 'update'])],
+    fields: { keyword: 'FIELDS' },
+    handler: hexpire('ex', 'hexpire'),
+  }),
+  defineCommand({
+    name: 'hpexpire',
+    group: 'hash',
+    summary: 'Set expiry for hash field using relative time to expire (milliseconds)',
+    complexity: 'O(N) where N is the number of specified fields',
+    since: '7.4.0',
+    arity: -6,
+    flags: ['write', 'denyoom', 'fast'],
+    categories: ['hash'],
+    keys: [keyAt(1, ['RW', 'update'])],
+    fields: { keyword: 'FIELDS' },
+    handler: hexpire('px', 'hpexpire'),
+  }),
+  defineCommand({
+    name: 'hexpireat',
+    group: 'hash',
+    summary: 'Set expiry for hash field using an absolute Unix timestamp (seconds)',
+    complexity: 'O(N) where N is the number of specified fields',
+    since: '7.4.0',
+    arity: -6,
+    flags: ['write', 'denyoom', 'fast'],
+    categories: ['hash'],
+    keys: [keyAt(1, ['RW', 'update'])],
+    fields: { keyword: 'FIELDS' },
+    handler: hexpire('exat', 'hexpireat'),
+  }),
+  defineCommand({
+    name: 'hpexpireat',
+    group: 'hash',
+    summary: 'Set expiry for hash field using an absolute Unix timestamp (milliseconds)',
+    complexity: 'O(N) where N is the number of specified fields',
+    since: '7.4.0',
+    arity: -6,
+    flags: ['write', 'denyoom', 'fast'],
+    categories: ['hash'],
+    keys: [keyAt(1, ['RW', 'update'])],
+    fields: { keyword: 'FIELDS' },
+    handler: hexpire('pxat', 'hpexpireat'),
+  }),
+  defineCommand({
+    name: 'httl',
+    group: 'hash',
+    summary: 'Returns the TTL in seconds of a hash field.',
+    complexity: 'O(N) where N is the number of specified fields',
+    since: '7.4.0',
+    arity: -5,
+    flags: ['readonly', 'fast'],
+    categories: ['hash'],
+    keys: [keyAt(1, ['RO', 'access'])],
+    fields: { keyword: 'FIELDS' },
+    handler: httl('s', false),
+  }),
+  defineCommand({
+    name: 'hpttl',
+    group: 'hash',
+    summary: 'Returns the TTL in milliseconds of a hash field.',
+    complexity: 'O(N) where N is the number of specified fields',
+    since: '7.4.0',
+    arity: -5,
+    flags: ['readonly', 'fast'],
+    categories: ['hash'],
+    keys: [keyAt(1, ['RO', 'access'])],
+    fields: { keyword: 'FIELDS' },
+    handler: httl('ms', false),
+  }),
+  defineCommand({
+    name: 'hexpiretime',
+    group: 'hash',
+    summary: 'Returns the expiration time of a hash field as a Unix timestamp, in seconds.',
+    complexity: 'O(N) where N is the number of specified fields',
+    since: '7.4.0',
+    arity: -5,
+    flags: ['readonly', 'fast'],
+    categories: ['hash'],
+    keys: [keyAt(1, ['RO', 'access'])],
+    fields: { keyword: 'FIELDS' },
+    handler: httl('s', true),
+  }),
+  defineCommand({
+    name: 'hpexpiretime',
+    group: 'hash',
+    summary: 'Returns the expiration time of a hash field as a Unix timestamp, in msec.',
+    complexity: 'O(N) where N is the number of specified fields',
+    since: '7.4.0',
+    arity: -5,
+    flags: ['readonly', 'fast'],
+    categories: ['hash'],
+    keys: [keyAt(1, ['RO', 'access'])],
+    fields: { keyword: 'FIELDS' },
+    handler: httl('ms', true),
+  }),
+  defineCommand({
+    name: 'hpersist',
+    group: 'hash',
+    summary: 'Removes the expiration time for each specified field',
+    complexity: 'O(N) where N is the number of specified fields',
+    since: '7.4.0',
+    arity: -5,
+    flags: ['write', 'fast'],
+    categories: ['hash'],
+    keys: [keyAt(1, ['RW', 'update'])],
+    fields: { keyword: 'FIELDS' },
+    handler: hpersist,
+  }),
+  defineCommand({
+    name: 'hsetex',
+    group: 'hash',
+    summary: 'Set the value of one or more fields of a given hash key, and optionally set their expiration.',
+    complexity: 'O(N) where N is the number of fields being set.',
+    since: '8.0.0',
+    arity: -6,
+    flags: ['write', 'denyoom', 'fast'],
+    categories: ['hash'],
+    keys: [keyAt(1, ['RW', 'update'])],
+    fields: { keyword: 'FIELDS', step: 2 },
+    handler: hsetex,
+  }),
 ];
-

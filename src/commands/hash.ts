@@ -5,14 +5,13 @@
  */
 import { ErrorReply, OK, RespMap, type Reply } from '../protocol/reply.js';
 import { FIELD_SCAN_START, joinAcks, type Ack, type FieldScanPosition, type FieldValue, type Keyspace } from '../storage/keyspace.js';
-import { integerArg, keyword } from './args.js';
+import { integerArg, keyword, parseInteger } from './args.js';
 import { CursorRegistry } from './cursors.js';
 import { SYNTAX_ERROR, wrongArity } from './errors.js';
 import { globMatch } from './glob.js';
 import { parseScanOptions } from './keys.js';
-import { afterAck, arrayReply, oneKey, type CommandContext, type CommandSpec, type Handler } from './types.js';
-
-const HASH = { group: 'hash' } as const;
+import { defineCommand, keyAt } from './define.js';
+import { afterAck, arrayReply, type CommandContext, type CommandSpec, type Handler } from './types.js';
 
 /** HSET / HMSET: writes each pair (a field loses any expiry it had); returns how many fields are new. */
 function hsetPairs({ ks, now }: CommandContext, args: Buffer[], from: number): { added: number; ack: Ack } {
@@ -42,6 +41,13 @@ function pairs(ctx: CommandContext, items: FieldValue[]): Reply | Promise<Reply>
   );
 }
 
+/**
+ * COUNT is a hint (Redis may return more or fewer): one step reads at most this many fields, so one
+ * HSCAN cannot pull a namespace's worth of blobs into memory at once.
+ */
+const HSCAN_MAX_NAMES = 100_000;
+const HSCAN_MAX_VALUES = 1000;
+
 const fieldCursors = new WeakMap<Keyspace, CursorRegistry<FieldScanPosition>>();
 
 /** HSCAN ns cursor [MATCH pattern] [COUNT count] [NOVALUES] */
@@ -54,16 +60,28 @@ const hscan: Handler = ({ ks, now }, args) => {
   }
   const pos = cursors.load(args[2].toString('latin1'), FIELD_SCAN_START);
   if (pos === undefined) return new ErrorReply('ERR invalid cursor');
-  const { fields, next } = ks.fieldScanStep(args[1], pos, Math.min(count, 100_000), now);
+  const { fields, next } = ks.fieldScanStep(args[1], pos, Math.min(count, novalues ? HSCAN_MAX_NAMES : HSCAN_MAX_VALUES), now);
   const cursor = cursors.save(next);
   const matched = pattern === null ? fields : fields.filter((f) => globMatch(pattern, f.field));
   if (novalues) return [cursor, matched.map((f) => f.field)];
   return settle(matched, (values) => [cursor, matched.flatMap((f, i) => [f.field, values[i]])]);
 };
 
+/**
+ * A negative HRANDFIELD count repeats fields, so its reply is as long as the client asks: past this
+ * it is refused (Redis would build it) rather than built past every output limit. A positive
+ * count is bounded by the hash's size already.
+ */
+const HRANDFIELD_MAX_REPEATS = 100_000;
+const COUNT_OUT_OF_RANGE = new ErrorReply('ERR value is out of range');
+
 /** HRANDFIELD ns [count [WITHVALUES]] */
 const hrandfield: Handler = (ctx, args) => {
   const { ks, now } = ctx;
+  if (args.length >= 3) {
+    const n = parseInteger(args[2]);
+    if (n !== null && n < -HRANDFIELD_MAX_REPEATS) return COUNT_OUT_OF_RANGE;
+  }
   if (args.length > 4) return SYNTAX_ERROR;
   const withValues = args.length === 4;
   if (withValues && keyword(args[3]) !== 'withvalues') return SYNTAX_ERROR;
@@ -91,83 +109,99 @@ const hrandfield: Handler = (ctx, args) => {
 };
 
 export const hashCommands: CommandSpec[] = [
-  {
-    ...HASH,
+  defineCommand({
     name: 'hset',
+    group: 'hash',
+    summary: 'Set the string value of a hash field',
+    complexity:
+      'O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.',
+    since: '2.0.0',
     arity: -4,
     flags: ['write', 'denyoom', 'fast'],
-    keys: oneKey(['RW', 'update']),
-    categories: ['write', 'hash', 'fast'],
-    summary: 'Creates or modifies the value of a field in a hash.',
-    since: '2.0.0',
+    categories: ['hash'],
+    keys: [keyAt(1, ['RW', 'update'])],
+    fields: { first: 2, step: 2 },
     handler: (ctx, args) => {
       if (args.length % 2 !== 0) return wrongArity('hset');
       const { added, ack } = hsetPairs(ctx, args, 2);
       return afterAck(ack, added);
     },
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hmset',
+    group: 'hash',
+    summary: 'Set multiple hash fields to multiple values',
+    complexity: 'O(N) where N is the number of fields being set.',
+    since: '2.0.0',
     arity: -4,
     flags: ['write', 'denyoom', 'fast'],
-    keys: oneKey(['RW', 'update']),
-    categories: ['write', 'hash', 'fast'],
-    summary: 'Sets the values of multiple fields.',
-    since: '2.0.0',
+    categories: ['hash'],
+    docFlags: ['deprecated'],
+    deprecatedSince: '4.0.0',
+    replacedBy: '`HSET` with multiple field-value pairs',
+    keys: [keyAt(1, ['RW', 'update'])],
+    fields: { first: 2, step: 2 },
     handler: (ctx, args) => {
       if (args.length % 2 !== 0) return wrongArity('hmset');
       return afterAck(hsetPairs(ctx, args, 2).ack, OK);
     },
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hsetnx',
+    group: 'hash',
+    summary: 'Set the value of a hash field, only if the field does not exist',
+    complexity: 'O(1)',
+    since: '2.0.0',
     arity: 4,
     flags: ['write', 'denyoom', 'fast'],
-    keys: oneKey(['RW', 'insert']),
-    categories: ['write', 'hash', 'fast'],
-    summary: 'Sets the value of a field in a hash only when the field doesn\'t exist.',
-    since: '2.0.0',
+    categories: ['hash'],
+    keys: [keyAt(1, ['RW', 'insert'])],
+    fields: { first: 2, last: 2 },
     handler: ({ ks, now }, args) => {
       if (ks.exists(args[1], args[2], now)) return 0;
       return afterAck(ks.set(args[1], args[2], args[3], 'clear', now), 1);
     },
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hget',
+    group: 'hash',
+    summary: 'Get the value of a hash field',
+    complexity: 'O(1)',
+    since: '2.0.0',
     arity: 3,
     flags: ['readonly', 'fast'],
-    keys: oneKey(['RO', 'access']),
-    categories: ['read', 'hash', 'fast'],
-    summary: 'Returns the value of a field in a hash.',
-    since: '2.0.0',
+    categories: ['hash'],
+    keys: [keyAt(1, ['RO', 'access'])],
+    fields: { first: 2, last: 2 },
     handler: ({ ks, now }, args) => ks.get(args[1], args[2], now),
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hmget',
+    group: 'hash',
+    summary: 'Get the values of all the given hash fields',
+    complexity: 'O(N) where N is the number of fields being requested.',
+    since: '2.0.0',
     arity: -3,
     flags: ['readonly', 'fast'],
-    keys: oneKey(['RO', 'access']),
-    categories: ['read', 'hash', 'fast'],
-    summary: 'Returns the values of all fields in a hash.',
-    since: '2.0.0',
+    categories: ['hash'],
+    keys: [keyAt(1, ['RO', 'access'])],
+    fields: { first: 2 },
     handler: ({ ks, now }, args) => {
       const values = args.slice(2).map((f) => ks.get(args[1], f, now));
       return arrayReply(values);
     },
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hdel',
+    group: 'hash',
+    summary: 'Delete one or more hash fields',
+    complexity: 'O(N) where N is the number of fields to be removed.',
+    since: '2.0.0',
     arity: -3,
     flags: ['write', 'fast'],
-    keys: oneKey(['RW', 'delete']),
-    categories: ['write', 'hash', 'fast'],
-    summary: 'Deletes one or more fields and their values from a hash.',
-    since: '2.0.0',
+    categories: ['hash'],
+    keys: [keyAt(1, ['RW', 'delete'])],
+    fields: { first: 2 },
     handler: ({ ks, now }, args) => {
       const ns = args[1];
       let removed = 0;
@@ -180,98 +214,109 @@ export const hashCommands: CommandSpec[] = [
       }
       return afterAck(joinAcks(acks), removed);
     },
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hexists',
+    group: 'hash',
+    summary: 'Determine if a hash field exists',
+    complexity: 'O(1)',
+    since: '2.0.0',
     arity: 3,
     flags: ['readonly', 'fast'],
-    keys: oneKey(['RO']),
-    categories: ['read', 'hash', 'fast'],
-    summary: 'Determines whether a field exists in a hash.',
-    since: '2.0.0',
+    categories: ['hash'],
+    keys: [keyAt(1, ['RO'])],
+    fields: { first: 2, last: 2 },
     handler: ({ ks, now }, args) => (ks.exists(args[1], args[2], now) ? 1 : 0),
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hstrlen',
+    group: 'hash',
+    summary: 'Get the length of the value of a hash field',
+    complexity: 'O(1)',
+    since: '3.2.0',
     arity: 3,
     flags: ['readonly', 'fast'],
-    keys: oneKey(['RO']),
-    categories: ['read', 'hash', 'fast'],
-    summary: 'Returns the length of the value of a field.',
-    since: '3.2.0',
+    categories: ['hash'],
+    keys: [keyAt(1, ['RO'])],
+    fields: { first: 2, last: 2 },
     handler: ({ ks, now }, args) => ks.size(args[1], args[2], now),
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hlen',
+    group: 'hash',
+    summary: 'Get the number of fields in a hash',
+    complexity: 'O(1)',
+    since: '2.0.0',
     arity: 2,
     flags: ['readonly', 'fast'],
-    keys: oneKey(['RO']),
-    categories: ['read', 'hash', 'fast'],
-    summary: 'Returns the number of fields in a hash.',
-    since: '2.0.0',
+    categories: ['hash'],
+    keys: [keyAt(1, ['RO'])],
     handler: ({ ks, now }, args) => ks.namespaceFields(args[1], false, now).length,
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hkeys',
+    group: 'hash',
+    summary: 'Get all the fields in a hash',
+    complexity: 'O(N) where N is the size of the hash.',
+    since: '2.0.0',
     arity: 2,
     flags: ['readonly'],
-    keys: oneKey(['RO', 'access']),
-    categories: ['read', 'hash', 'slow'],
+    categories: ['hash'],
     tips: ['nondeterministic_output_order'],
-    summary: 'Returns all fields in a hash.',
-    since: '2.0.0',
+    keys: [keyAt(1, ['RO', 'access'])],
     handler: ({ ks, now }, args) => ks.namespaceFields(args[1], false, now).map((f) => f.field),
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hvals',
+    group: 'hash',
+    summary: 'Get all the values in a hash',
+    complexity: 'O(N) where N is the size of the hash.',
+    since: '2.0.0',
     arity: 2,
     flags: ['readonly'],
-    keys: oneKey(['RO', 'access']),
-    categories: ['read', 'hash', 'slow'],
+    categories: ['hash'],
     tips: ['nondeterministic_output_order'],
-    summary: 'Returns all values in a hash.',
-    since: '2.0.0',
+    keys: [keyAt(1, ['RO', 'access'])],
     handler: ({ ks, now }, args) => settle(ks.namespaceFields(args[1], true, now), (values) => values),
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hgetall',
+    group: 'hash',
+    summary: 'Get all the fields and values in a hash',
+    complexity: 'O(N) where N is the size of the hash.',
+    since: '2.0.0',
     arity: 2,
     flags: ['readonly'],
-    keys: oneKey(['RO', 'access']),
-    categories: ['read', 'hash', 'slow'],
+    categories: ['hash'],
     tips: ['nondeterministic_output_order'],
-    summary: 'Returns all fields and values in a hash.',
-    since: '2.0.0',
+    keys: [keyAt(1, ['RO', 'access'])],
     handler: (ctx, args) => pairs(ctx, ctx.ks.namespaceFields(args[1], true, ctx.now)),
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hscan',
+    group: 'hash',
+    summary: 'Incrementally iterate hash fields and associated values',
+    complexity:
+      'O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection..',
+    since: '2.8.0',
     arity: -3,
     flags: ['readonly'],
-    keys: oneKey(['RO', 'access']),
-    categories: ['read', 'hash', 'slow'],
+    categories: ['hash'],
     tips: ['nondeterministic_output'],
-    summary: 'Iterates over fields and values of a hash.',
-    since: '2.8.0',
+    keys: [keyAt(1, ['RO', 'access'])],
     handler: hscan,
-  },
-  {
-    ...HASH,
+  }),
+  defineCommand({
     name: 'hrandfield',
+    group: 'hash',
+    summary: 'Get one or multiple random fields from a hash',
+    complexity: 'O(N) where N is the number of fields returned',
+    since: '6.2.0',
     arity: -2,
     flags: ['readonly'],
-    keys: oneKey(['RO', 'access']),
-    categories: ['read', 'hash', 'slow'],
+    categories: ['hash'],
     tips: ['nondeterministic_output'],
-    summary: 'Returns one or more random fields from a hash.',
-    since: '6.2.0',
+    keys: [keyAt(1, ['RO', 'access'])],
     handler: hrandfield,
-  },
+  }),
 ];

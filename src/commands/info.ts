@@ -1,9 +1,13 @@
 /** INFO: Redis' sections and field names where a field means the same thing. */
+import { randomBytes } from 'node:crypto';
 import { arch, platform, release } from 'node:os';
 import { opsStats } from '../observability/metrics.js';
 import { VERSION } from '../version.js';
 import type { CommandContext } from './types.js';
 import type { StoreStats } from '../storage/keyspace.js';
+
+/** A replication id, new at every start as Redis' is. */
+const REPLID = randomBytes(20).toString('hex');
 
 type Fields = ReadonlyArray<readonly [string, string | number]>;
 
@@ -104,9 +108,20 @@ async function sectionFields(
         ['async_write_failures', server.stats.asyncWriteFailures],
       ];
     case 'replication':
+      // No replication: a master without replicas or backlog, in the fields clients read
+      // (Sentinel-aware clients, redis-py's and ioredis' role checks, WAIT-based tools).
       return [
         ['role', 'master'],
         ['connected_slaves', 0],
+        ['master_failover_state', 'no-failover'],
+        ['master_replid', REPLID],
+        ['master_replid2', '0000000000000000000000000000000000000000'],
+        ['master_repl_offset', 0],
+        ['second_repl_offset', -1],
+        ['repl_backlog_active', 0],
+        ['repl_backlog_size', 1048576],
+        ['repl_backlog_first_byte_offset', 0],
+        ['repl_backlog_histlen', 0],
       ];
     case 'cpu': {
       const cpu = process.cpuUsage();

@@ -4,7 +4,8 @@ import { joinAcks, type Ack, type PendingValue } from '../storage/keyspace.js';
 import { integerArg } from './args.js';
 import { wrongArity } from './errors.js';
 import { set } from './expiry.js';
-import { afterAck, arrayReply, oneKey, type CommandSpec, type Handler } from './types.js';
+import { defineCommand, keyAt } from './define.js';
+import { afterAck, arrayReply, type CommandSpec, type Handler } from './types.js';
 
 const STRING = { group: 'string' } as const;
 
@@ -87,106 +88,118 @@ function mset(nx: boolean): Handler {
 }
 
 export const stringCommands: CommandSpec[] = [
-  {
+  defineCommand({
     ...STRING,
     name: 'get',
+    summary: 'Get the value of a key',
+    complexity: 'O(1)',
+    since: '1.0.0',
     arity: 2,
     flags: ['readonly', 'fast'],
-    keys: oneKey(['RO', 'access']),
-    categories: ['read', 'string', 'fast'],
-    summary: 'Returns the string value of a key.',
-    since: '1.0.0',
+    categories: ['string'],
+    keys: [keyAt(1, ['RO', 'access'])],
     handler: ({ ks, now }, args) => ks.get(null, args[1], now),
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'set',
+    summary: 'Set the string value of a key',
+    complexity: 'O(1)',
+    since: '1.0.0',
     arity: -3,
     flags: ['write', 'denyoom'],
-    keys: oneKey(['OW', 'update']),
-    categories: ['write', 'string', 'slow'],
-    summary: 'Sets the string value of a key, ignoring its type. The key is created if it doesn\'t exist.',
-    since: '1.0.0',
+    categories: ['string'],
+    keys: [keyAt(1, ['RW', 'access', 'update', 'variable_flags'], { notes: 'RW and ACCESS due to the optional `GET` argument' })],
     handler: set,
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'mget',
+    summary: 'Get the values of all the given keys',
+    complexity: 'O(N) where N is the number of keys to retrieve.',
+    since: '1.0.0',
     arity: -2,
     flags: ['readonly', 'fast'],
-    keys: { first: 1, last: -1, step: 1, flags: ['RO', 'access'] },
-    categories: ['read', 'string', 'fast'],
+    categories: ['string'],
     tips: ['request_policy:multi_shard'],
-    summary: 'Atomically returns the string values of one or more keys.',
-    since: '1.0.0',
+    keys: [keyAt(1, ['RO', 'access'], { lastkey: -1 })],
     handler: mget,
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'mset',
+    summary: 'Set multiple keys to multiple values',
+    complexity: 'O(N) where N is the number of keys to set.',
+    since: '1.0.1',
     arity: -3,
     flags: ['write', 'denyoom'],
-    keys: { first: 1, last: -1, step: 2, flags: ['OW', 'update'] },
-    categories: ['write', 'string', 'slow'],
+    categories: ['string'],
     tips: ['request_policy:multi_shard', 'response_policy:all_succeeded'],
-    summary: 'Atomically creates or modifies the string values of one or more keys.',
-    since: '1.0.1',
+    keys: [keyAt(1, ['OW', 'update'], { lastkey: -1, keystep: 2 })],
     handler: mset(false),
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'msetnx',
+    summary: 'Set multiple keys to multiple values, only if none of the keys exist',
+    complexity: 'O(N) where N is the number of keys to set.',
+    since: '1.0.1',
     arity: -3,
     flags: ['write', 'denyoom'],
-    keys: { first: 1, last: -1, step: 2, flags: ['OW', 'insert'] },
-    categories: ['write', 'string', 'slow'],
+    categories: ['string'],
     tips: ['request_policy:multi_shard', 'response_policy:agg_min'],
-    summary: 'Atomically modifies the string values of one or more keys only when all keys don\'t exist.',
-    since: '1.0.1',
+    keys: [keyAt(1, ['OW', 'insert'], { lastkey: -1, keystep: 2 })],
     handler: mset(true),
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'strlen',
+    summary: 'Get the length of the value stored in a key',
+    complexity: 'O(1)',
+    since: '2.2.0',
     arity: 2,
     flags: ['readonly', 'fast'],
-    keys: oneKey(['RO']),
-    categories: ['read', 'string', 'fast'],
-    summary: 'Returns the length of a string value.',
-    since: '2.2.0',
+    categories: ['string'],
+    keys: [keyAt(1, ['RO'])],
     handler: ({ ks, now }, args) => ks.size(null, args[1], now),
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'getrange',
+    summary: 'Get a substring of the string stored at a key',
+    complexity:
+      'O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.',
+    since: '2.4.0',
     arity: 4,
     flags: ['readonly'],
-    keys: oneKey(['RO', 'access']),
-    categories: ['read', 'string', 'slow'],
-    summary: 'Returns a substring of the string stored at a key.',
-    since: '2.4.0',
+    categories: ['string'],
+    keys: [keyAt(1, ['RO', 'access'])],
     handler: getrange,
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'setrange',
+    summary: 'Overwrite part of a string at key starting at the specified offset',
+    complexity:
+      'O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.',
+    since: '2.2.0',
     arity: 4,
     flags: ['write', 'denyoom'],
-    keys: oneKey(['RW', 'update']),
-    categories: ['write', 'string', 'slow'],
-    summary: 'Overwrites a part of a string value with another by an offset. Creates the key if it doesn\'t exist.',
-    since: '2.2.0',
+    categories: ['string'],
+    keys: [keyAt(1, ['RW', 'update'])],
     handler: setrange,
-  },
-  {
+  }),
+  defineCommand({
     ...STRING,
     name: 'append',
+    summary: 'Append a value to a key',
+    complexity:
+      'O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.',
+    since: '2.0.0',
     arity: 3,
     flags: ['write', 'denyoom', 'fast'],
-    keys: oneKey(['RW', 'insert']),
-    categories: ['write', 'string', 'fast'],
-    summary: 'Appends a string to the value of a key. Creates the key if it doesn\'t exist.',
-    since: '2.0.0',
+    categories: ['string'],
+    keys: [keyAt(1, ['RW', 'insert'])],
     handler: append,
-  },
+  }),
 ];

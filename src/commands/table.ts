@@ -13,6 +13,17 @@ import { serverCommands } from './server.js';
 import { stringCommands } from './strings.js';
 import { expiryCommands } from './expiry.js';
 import { hashExpiryCommands } from './hash-expiry.js';
+import { counterCommands } from './counters.js';
+import { bitmapCommands } from './bitmaps.js';
+import { lcsCommands } from './lcs.js';
+import { legacyStringCommands } from './legacy-strings.js';
+import { copyCommands } from './copy.js';
+import { hashGetModifyCommands } from './hash-get-modify.js';
+import { objectCommands } from './object.js';
+import { slowlogCommands } from './slowlog.js';
+import { transactionCommands } from './transactions.js';
+import { clientStateCommands } from './client-state.js';
+import { migrateCommands } from './migrate.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -25,8 +36,11 @@ export class CommandTable implements CommandTableView {
     }
   }
 
+  /** A command by lower-case name; `container|sub` names a subcommand, as in COMMAND INFO. */
   lookup(name: string): CommandSpec | undefined {
-    return this.byName.get(name);
+    const bar = name.indexOf('|');
+    if (bar < 0) return this.byName.get(name);
+    return this.byName.get(name.slice(0, bar))?.subcommands?.find((s) => s.name === name);
   }
 
   /** The spec that runs `args` (a subcommand where there is one), or the error Redis gives. */
@@ -53,8 +67,19 @@ export const commandTable = new CommandTable([
   ...keyCommands,
   ...hashCommands,
   ...hashExpiryCommands,
+  ...counterCommands,
+  ...bitmapCommands,
+  ...lcsCommands,
+  ...legacyStringCommands,
+  ...copyCommands,
+  ...hashGetModifyCommands,
   ...connectionCommands,
   ...serverCommands,
   ...configCommands,
   ...clusterCommands,
+  ...objectCommands,
+  ...slowlogCommands,
+  ...transactionCommands,
+  ...clientStateCommands,
+  ...migrateCommands,
 ]);

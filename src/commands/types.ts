@@ -5,44 +5,106 @@
 import type { Reply, ProtocolVersion } from '../protocol/reply.js';
 import type { Ack, Keyspace } from '../storage/keyspace.js';
 import type { ClusterState } from '../cluster/state.js';
+import type { LatencyMonitor, SlowLog } from './slowlog.js';
+import type { MonitorFeed } from '../server/monitor.js';
+import type { ClientPause } from '../server/pause.js';
+import type { Transaction } from './transactions.js';
 
-/** Redis command flags we use; they appear as they are in COMMAND INFO. */
+/** Redis command flags, as COMMAND INFO shows them (the visible ones of server.c's list). */
 export type CommandFlag =
   | 'write'
   | 'readonly'
   | 'denyoom'
+  | 'module'
   | 'admin'
+  | 'pubsub'
   | 'noscript'
+  | 'blocking'
   | 'loading'
   | 'stale'
+  | 'skip_monitor'
+  | 'skip_slowlog'
+  | 'asking'
   | 'fast'
   | 'no_auth'
-  | 'allow_busy'
-  | 'no_multi';
+  | 'no_mandatory_keys'
+  | 'no_async_loading'
+  | 'no_multi'
+  | 'movablekeys'
+  | 'allow_busy';
 
-/** Where a command's keys are: Redis' legacy (first, last, step) triple; last -1 means "to the end". */
-export interface KeyPositions {
-  first: number;
-  last: number;
-  step: number;
-  /** Redis 7 key-spec flags, as COMMAND INFO shows them (e.g. RO access, RW update, RM delete). */
-  flags: readonly string[];
+/** Redis 7 key-spec flags: the access (RO/RW/OW/RM) and what the command does to the key. */
+export type KeySpecFlag =
+  | 'RO'
+  | 'RW'
+  | 'OW'
+  | 'RM'
+  | 'access'
+  | 'update'
+  | 'insert'
+  | 'delete'
+  | 'not_key'
+  | 'incomplete'
+  | 'variable_flags';
+
+/** One Redis 7 key spec: where the search for keys begins, then how the keys are found. */
+export interface KeySpec {
+  readonly notes?: string;
+  readonly flags: readonly KeySpecFlag[];
+  readonly beginSearch: { readonly type: 'index'; readonly index: number } | { readonly type: 'keyword'; readonly keyword: string; readonly startfrom: number };
+  readonly findKeys:
+    | { readonly type: 'range'; readonly lastkey: number; readonly keystep: number; readonly limit: number }
+    | { readonly type: 'keynum'; readonly keynumidx: number; readonly firstkey: number; readonly keystep: number };
 }
 
-export interface CommandSpec {
+/** Redis' legacy (first, last, step) key triple; last -1 means "to the end". Derived from the key specs. */
+export interface LegacyKeys {
+  readonly first: number;
+  readonly last: number;
+  readonly step: number;
+}
+
+/**
+ * Where a hash command's fields are: argument `first` to `last` (-1: to the end) every `step`, or
+ * the arguments after `KEYWORD numfields`, every `step`.
+ */
+export type FieldSpec =
+  | { readonly first: number; readonly last: number; readonly step: number }
+  | { readonly keyword: string; readonly step: number };
+
+/** Known only to this module's types: no object literal elsewhere can be a CommandSpec. */
+declare const builtBy: unique symbol;
+
+/**
+ * One command table entry. Only defineCommand() (define.ts) makes one — it checks the declaration
+ * and derives the rest — so every entry in the table has been checked.
+ */
+export type CommandSpec = CommandSpecFields & { readonly [builtBy]: 'defineCommand' };
+
+/** What a CommandSpec holds; defineCommand() fills it in. */
+export interface CommandSpecFields {
   /** Lower-case name; subcommands are named as Redis names them ("client|setname"). */
   readonly name: string;
   /** Redis arity: N means exactly N words including the name, -N means at least N. */
   readonly arity: number;
+  /** In COMMAND INFO order. */
   readonly flags: readonly CommandFlag[];
-  readonly keys: KeyPositions | null;
-  /** ACL categories without the '@'. */
+  readonly keySpecs: readonly KeySpec[];
+  /** Derived from keySpecs as Redis derives it; null when the command takes no key. */
+  readonly legacyKeys: LegacyKeys | null;
+  /** Declared field positions of a namespaced command; null routes by the namespace. */
+  readonly fields: FieldSpec | null;
+  /** ACL categories without the '@', in COMMAND INFO order: derived from the flags plus declared ones. */
   readonly categories: readonly string[];
   /** Redis 7 command tips (request_policy … for multi-key commands). */
-  readonly tips?: readonly string[];
+  readonly tips: readonly string[];
   readonly group: string;
   readonly summary: string;
+  readonly complexity?: string;
   readonly since: string;
+  readonly docFlags: readonly string[];
+  readonly deprecatedSince?: string;
+  readonly replacedBy?: string;
   readonly handler: Handler;
   readonly subcommands?: readonly CommandSpec[];
 }
@@ -69,7 +131,37 @@ export interface ClientState {
   /** Bytes waiting in the query buffer and in unsent replies, for CLIENT LIST. */
   readonly queryBufferBytes: number;
   readonly outputBytes: number;
+  /** Bytes of commands read and not yet run, for CLIENT LIST argv-mem. */
+  readonly argvBytes: number;
+  /** Replies owed: unsent bytes plus finished replies parked behind an unfinished one (CLIENT LIST omem). */
+  readonly backlog: number;
+  /** MULTI/WATCH state (transactions.ts); null until the client first uses either. */
+  tx: Transaction | null;
+  /** CLIENT REPLY: which replies the connection sends (see ReplyMode). */
+  reply: ReplyMode;
+  /** CLIENT NO-EVICT / NO-TOUCH: recorded; this server neither evicts clients nor tracks access. */
+  noEvict: boolean;
+  noTouch: boolean;
+  /** Set by MONITOR: the client is fed every command the others run. */
+  monitor: boolean;
+  /** Sends a reply outside the request/reply order (MONITOR's feed); absent without a socket. */
+  push?(reply: Reply): void;
 }
+
+/**
+ * CLIENT REPLY state: 'off' sends nothing; 'skip' drops the reply of the command running now;
+ * 'skip-next' (set by CLIENT REPLY SKIP) becomes 'skip' once the current command is done.
+ */
+export type ReplyMode = 'on' | 'off' | 'skip' | 'skip-next';
+
+/**
+ * A CONFIG SET of a parameter the server applies itself (config.ts validates the value first and
+ * applies the slow log and latency parameters on its own).
+ */
+export type ConfigChange =
+  | { readonly name: 'maxclients' | 'timeout' | 'client-query-buffer-limit'; readonly value: number }
+  | { readonly name: 'requirepass'; readonly value: string }
+  | { readonly name: 'loglevel'; readonly value: 'debug' | 'verbose' | 'notice' | 'warning' };
 
 export interface ServerStats {
   totalConnections: number;
@@ -106,8 +198,22 @@ export interface ServerContext {
   shutdown(reason: string): void;
   /** Extra INFO sections contributed by subsystems: name and a function computing the fields. */
   infoSections(): ReadonlyArray<readonly [string, () => ReadonlyArray<readonly [string, string | number]>]>;
+  /** SLOWLOG's entries and settings; dispatch records commands slower than its threshold. */
+  readonly slowlog: SlowLog;
+  /** LATENCY's events and latency-monitor-threshold; dispatch records commands over it. */
+  readonly latency: LatencyMonitor;
+  /** Applies a validated CONFIG SET change (maxclients, timeout, requirepass, loglevel, limits). */
+  applyConfig(change: ConfigChange): void;
+  /** CONFIG RESETSTAT: zeroes the counters INFO stats, commandstats and errorstats show. */
+  resetStats(): void;
+  /** CLIENT KILL: closes a client at once, or after its reply when it is the client asking. */
+  killClient(id: number, self: boolean): void;
   /** Present when `[cluster] enabled`: key commands are routed by it and CLUSTER answers from it. */
   cluster?: ClusterState;
+  /** MONITOR clients and the feed of executed commands to them. */
+  readonly monitors: MonitorFeed;
+  /** CLIENT PAUSE / UNPAUSE. */
+  readonly pause: ClientPause;
 }
 
 export interface CommandTableView {
@@ -125,11 +231,6 @@ export interface CommandContext {
    * decision and relative TTL inside one command uses it, so a command never sees time move.
    */
   readonly now: number;
-}
-
-/** Key positions of a command whose only key is its first argument. */
-export function oneKey(flags: readonly string[]): KeyPositions {
-  return { first: 1, last: 1, step: 1, flags };
 }
 
 /** An array reply whose elements may still be decoding: synchronous when none is. */

@@ -1,4 +1,4 @@
-import { isIPv6 } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 
 export type HostPort = { ok: true; host: string; port: number } | { ok: false; reason: string };
 
@@ -37,4 +37,11 @@ export function parseHostPort(value: string): HostPort {
   const port = Number(portPart);
   if (port > 65535) return { ok: false, reason: `port ${port} is above 65535` };
   return { ok: true, host, port };
+}
+
+/** Whether a listen host only accepts connections from this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  if (h === 'localhost' || h === '::1') return true;
+  return isIP(h) === 4 && h.startsWith('127.');
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseHostPort } from './addr.js';
+import { isLoopbackHost, parseHostPort } from './addr.js';
 
 const MiB = 1024 * 1024;
 const INT32_MAX = 2 ** 31 - 1;
@@ -119,19 +119,52 @@ const slotRangeSchema = z
     }
   });
 
-const clusterSchema = z.strictObject({
-  enabled: z.boolean().default(false).describe('join a cluster instead of running standalone'),
-  node_id: z.string().min(1).default('node-1').describe('unique name of this node in the cluster'),
-  seeds: z.array(hostPort(1)).default([]).describe('gossip addresses of nodes to contact on startup'),
-  advertise_addr: hostPort(1).optional().describe('address other nodes should use to reach this one'),
-  port: int(0, 65535).default(7000).describe('gossip (cluster bus) port'),
-  gossip_interval_ms: int(10).default(1000).describe('how often gossip messages are sent, in ms'),
-  node_timeout_ms: int(100).default(15000).describe('silence after which a node is considered failed, in ms'),
-  slot_ranges: z.array(slotRangeSchema).default([]).describe('hash-slot ranges owned by this node'),
-  slots: z.array(int(0, MAX_SLOT)).default([]).describe('individual hash slots owned by this node'),
-  namespace_routing: z.enum(['namespace', 'field']).default('namespace').describe('whether HSET-style keys route by namespace (key) or by field'),
-  secret: z.string().optional().describe('shared secret authenticating gossip messages'),
-});
+const clusterSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false).describe('join a cluster instead of running standalone'),
+    node_id: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,128}$/, 'node_id must be 1..128 letters, digits, ".", "_" or "-"')
+      .default('node-1')
+      .describe('unique name of this node in the cluster'),
+    seeds: z.array(hostPort(1)).default([]).describe('gossip addresses of nodes to contact on startup'),
+    advertise_addr: hostPort(1).optional().describe('address other nodes should use to reach this one'),
+    bus_addr: hostPort(0)
+      .optional()
+      .describe('listen address of the cluster bus (default 127.0.0.1:<port>); beyond loopback it needs a secret'),
+    port: int(0, 65535).optional().describe('cluster bus port when bus_addr is not set (default 7000)'),
+    gossip_interval_ms: int(10).default(1000).describe('how often gossip messages are sent, in ms'),
+    node_timeout_ms: int(100).default(15000).describe('silence after which a node is considered failed, in ms'),
+    slot_ranges: z.array(slotRangeSchema).default([]).describe('hash-slot ranges owned by this node'),
+    slots: z.array(int(0, MAX_SLOT)).default([]).describe('individual hash slots owned by this node'),
+    config_epoch: int(0, Number.MAX_SAFE_INTEGER)
+      .default(0)
+      .describe('epoch of this node\'s slot claims: when two nodes claim a slot, the higher epoch (then the lower node id) serves it'),
+    namespace_routing: z.enum(['namespace', 'field']).default('namespace').describe('whether HSET-style keys route by namespace (key) or by field'),
+    secret: z.string().min(16).optional().describe('shared secret (16+ characters) authenticating gossip messages; required when bus_addr is not loopback'),
+  })
+  .superRefine((c, ctx) => {
+    const bus = c.bus_addr === undefined ? null : parseHostPort(c.bus_addr);
+    if (bus?.ok === true && c.port !== undefined && c.port !== bus.port) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['port'],
+        message: `port ${c.port} differs from the port of bus_addr ${c.bus_addr}`,
+        params: { allowed: 'set the bus port in bus_addr only (or port only, for a loopback bus)' },
+      });
+    }
+    // Gossip decides where clients are sent: on the network it must be authenticated.
+    if (c.enabled && bus?.ok === true && !isLoopbackHost(bus.host) && c.secret === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['secret'],
+        message: `the cluster bus would listen on ${c.bus_addr}, beyond loopback, without a secret: anyone who can reach it could forge gossip and redirect clients`,
+        params: {
+          allowed: 'the same secret on every node (secret = "<16+ characters>", e.g. from `openssl rand -hex 32`), or bus_addr = "127.0.0.1:<port>" to keep the bus on this machine',
+        },
+      });
+    }
+  });
 
 const metricsSchema = z.strictObject({
   enabled: z.boolean().default(false).describe('serve Prometheus metrics over HTTP'),
@@ -200,6 +233,9 @@ export const configSchema = z
       .default(256 * MiB)
       .describe('pending reply bytes above which a client is disconnected'),
     timeout: int(0).default(0).describe('idle seconds before a client is closed (0 = never)'),
+    umask: int(0, 0o777)
+      .default(0o077)
+      .describe('permission bits removed from every file and directory created (0o077: owner only), e.g. 0o027'),
     ...operatorKeys,
   })
   .superRefine((c, ctx) => {

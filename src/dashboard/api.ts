@@ -11,7 +11,7 @@ import { vacuumActivity } from '../tools/vacuum.js';
 import { VERSION } from '../version.js';
 import type { Sampler } from './sampler.js';
 
-/** One slow-log entry as SLOWLOG GET describes it (issue 15 provides the source). */
+/** One slow-log entry as SLOWLOG GET describes it. */
 export interface SlowLogEntry {
   id: number;
   /** Unix time in seconds. */
@@ -22,10 +22,11 @@ export interface SlowLogEntry {
   clientName: string;
 }
 
-/** Where the dashboard reads the slow log from; absent: the server keeps none, the panel is hidden. */
+/** Where the dashboard reads the slow log from (SLOWLOG's); absent: the page is not offered. */
 export interface SlowLogSource {
+  /** The newest `max` entries, newest first. */
   entries(max: number): SlowLogEntry[];
-  /** Entries recorded over the server's life, and the threshold in µs (as CONFIG slowlog-log-slower-than). */
+  /** slowlog-log-slower-than, in µs (negative: off). */
   readonly thresholdUs: number;
 }
 
@@ -313,7 +314,7 @@ export function cluster(d: DashboardDeps): unknown {
   if (c === undefined) throw new ApiError(404, 'cluster mode is not enabled');
   return {
     summary: c.summary(),
-    conflicts: [...c.slotConflicts()].slice(0, 100).map(([slot, nodes]) => ({ slot, nodes })),
+    conflicts: c.slotConflicts(),
     nodes: c.nodes().map((n) => ({
       id: n.id,
       name: n.name,

@@ -6,7 +6,7 @@ import type { Store } from '../storage/store.js';
 import { MIGRATE_STATE_FILE } from '../tools/migrate.js';
 
 /** Keys whose values are secrets: logged as "***" (only whether they are set shows). */
-const SECRET_KEYS = new Set(['requirepass', 'masterauth', 'password', 'tls_key_password']);
+const SECRET_KEYS = new Set(['requirepass', 'masterauth', 'password', 'tls_key_password', 'secret']);
 
 /** The config with secret values replaced, for the start-up log. */
 export function maskSecrets(value: unknown, key = ''): unknown {

@@ -45,6 +45,8 @@ export type Reply =
   | typeof NO_REPLY
   | typeof NULL_ARRAY
   | number
+  /** An integer beyond 2^53 (INCR's 64-bit counters). */
+  | bigint
   | string
   | Buffer
   | SimpleString
@@ -95,7 +97,7 @@ export class ReplyEncoder {
       this.ascii(proto === 3 ? '_\r\n' : '$-1\r\n');
     } else if (reply instanceof Buffer) {
       this.bulk(reply);
-    } else if (typeof reply === 'number') {
+    } else if (typeof reply === 'number' || typeof reply === 'bigint') {
       this.ascii(`:${reply}\r\n`);
     } else if (typeof reply === 'string') {
       this.bulk(Buffer.from(reply, 'utf8'));

@@ -19,7 +19,8 @@ import type { Socket } from 'node:net';
 import { ProtocolError, RequestParser, type Args, type ParserLimits } from '../protocol/parser.js';
 import { ErrorReply, NO_REPLY, ReplyEncoder, type ProtocolVersion, type Reply } from '../protocol/reply.js';
 import type { Dispatcher } from '../commands/dispatch.js';
-import type { ClientState } from '../commands/types.js';
+import type { ClientState, ReplyMode } from '../commands/types.js';
+import type { Transaction } from '../commands/transactions.js';
 
 export interface ConnectionLimits extends ParserLimits {
   /** Backlog bytes above which the client's commands stop executing and its socket stops being read. */
@@ -51,6 +52,13 @@ export interface ConnectionHooks {
  */
 const UNAUTH_MAX_ARGS = 10;
 const UNAUTH_MAX_BULK = 16 * 1024;
+/**
+ * Unsent output an unauthenticated client may hold: tiny pipelined commands each earn a -NOAUTH
+ * reply several times their size, so a client that never reads would otherwise be held to the
+ * (much larger) output limits. Past this it is disconnected, as Redis disconnects clients over
+ * their output limit. It is what the docs promise for input: one socket read plus 10 × 16 KiB.
+ */
+export const UNAUTH_MAX_OUTPUT = 64 * 1024 + UNAUTH_MAX_ARGS * UNAUTH_MAX_BULK;
 
 /** How long an ended connection waits for the peer to close its side before it is destroyed. */
 const CLOSE_LINGER_MS = 2000;
@@ -87,6 +95,11 @@ export class Connection implements ClientState {
   db = 0;
   authenticated: boolean;
   closeAfterReply = false;
+  tx: Transaction | null = null;
+  reply: ReplyMode = 'on';
+  noEvict = false;
+  noTouch = false;
+  monitor = false;
   readonly addr: string;
   readonly laddr: string;
 
@@ -109,6 +122,8 @@ export class Connection implements ClientState {
   private ending = false;
   /** Set when no more commands will be read (protocol error, QUIT, shutdown). */
   private stopReading = false;
+  /** While this client's command runs: what push() sent meanwhile, to follow its reply. */
+  private dispatching: Reply[] | null = null;
   /** A protocol error to answer once the commands read before it are answered. */
   private pendingError: ErrorReply | null = null;
   /** socket.writableLength at the last idle check, to notice a client reading its replies. */
@@ -148,6 +163,13 @@ export class Connection implements ClientState {
 
   get outputBytes(): number {
     return this.encoder.pending + this.socket.writableLength;
+  }
+
+  /** Bytes of commands read and not yet run (CLIENT LIST argv-mem). */
+  get argvBytes(): number {
+    let n = 0;
+    for (let i = this.inboxHead; i < this.inbox.length; i++) for (const a of this.inbox[i]) n += a.length;
+    return n;
   }
 
   /** Output the client owes us reading: unsent bytes plus finished replies parked in slots. */
@@ -284,7 +306,10 @@ export class Connection implements ClientState {
       }
       const args = this.inbox[this.inboxHead];
       if (!this.authenticated && this.oversizedBeforeAuth(args)) break;
+      this.dispatching = [];
       const outcome = this.dispatcher.dispatch(this, args);
+      const pushed = this.dispatching;
+      this.dispatching = null;
       if (outcome.kind === 'wait') {
         // This write (and everything after it) waits for commits; then it is dispatched again.
         this.waitingForRoom = true;
@@ -295,7 +320,8 @@ export class Connection implements ClientState {
         break;
       }
       this.inboxHead++;
-      this.deliver(outcome.reply, outcome.kind === 'ran' && !outcome.write);
+      this.answer(outcome.reply, outcome.kind === 'ran' && !outcome.write);
+      for (const reply of pushed) this.deliver(reply, false);
     }
     if (this.closed) return;
     if (this.inboxHead >= this.inbox.length) {
@@ -313,6 +339,27 @@ export class Connection implements ClientState {
     }
     this.flushOutput();
     this.maybeEnd();
+  }
+
+  /** A command's reply, unless CLIENT REPLY OFF or SKIP drops it. */
+  private answer(result: Reply | Promise<Reply>, isRead: boolean): void {
+    const mode = this.reply;
+    if (mode === 'on') this.deliver(result, isRead);
+    else if (mode === 'skip') this.reply = 'on';
+    // CLIENT REPLY SKIP itself answers nothing; the command after it is the one skipped.
+    else if (mode === 'skip-next') this.reply = 'skip';
+  }
+
+  /** A reply outside the request/reply order (MONITOR's feed), after the replies already owed. */
+  push(reply: Reply): void {
+    if (this.closed) return;
+    // A monitor's own command is shown after its reply, as Redis feeds monitors once a command has run.
+    if (this.dispatching !== null) {
+      this.dispatching.push(reply);
+      return;
+    }
+    this.deliver(reply, false);
+    this.queueFlush();
   }
 
   private deliver(result: Reply | Promise<Reply>, isRead: boolean): void {
@@ -361,6 +408,11 @@ export class Connection implements ClientState {
     if (reply instanceof ErrorReply) this.hooks.onErrorReply();
     const before = this.backlog;
     this.encoder.write(reply, this.proto);
+    if (!this.authenticated && this.backlog > UNAUTH_MAX_OUTPUT) {
+      this.hooks.onOutputLimit(this, this.backlog);
+      this.destroy();
+      return;
+    }
     // Already over the soft limit, and this reply takes it past the hard one.
     if (before > this.limits.outputSoftLimit && this.backlog > this.limits.outputHardLimit) this.watchOutputLimit();
   }

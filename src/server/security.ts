@@ -58,10 +58,18 @@ function digest(b: Buffer): Buffer {
  * configured one's by timingSafeEqual, so the time taken does not depend on how much of it matched.
  */
 export class PasswordAuthenticator implements Authenticator {
-  private readonly expected: Buffer | null;
+  private expected: Buffer | null = null;
 
   /** An empty requirepass means no password, as `requirepass ""` does in Redis. */
   constructor(requirepass: string | null | undefined) {
+    this.setPassword(requirepass);
+  }
+
+  /**
+   * CONFIG SET requirepass: clients already authenticated stay so; a client that has not
+   * authenticated is gated by `required` on its every command (dispatch), as in Redis.
+   */
+  setPassword(requirepass: string | null | undefined): void {
     this.expected = requirepass === null || requirepass === undefined || requirepass === '' ? null : digest(Buffer.from(requirepass, 'utf8'));
   }
 

@@ -7,13 +7,18 @@ import { createServer as createTlsServer, type Server as TlsServer, type TlsOpti
 import type { Logger } from 'pino';
 import type { ProtocolError } from '../protocol/parser.js';
 import { commandTable } from '../commands/table.js';
-import type { ClientState, ServerContext, ServerStats } from '../commands/types.js';
+import type { ClientState, ConfigChange, ServerContext, ServerStats } from '../commands/types.js';
+import { LatencyMonitor, SlowLog } from '../commands/slowlog.js';
+import { opsStats } from '../observability/metrics.js';
 import type { Store } from '../storage/store.js';
 import { Keyspace } from '../storage/keyspace.js';
 import { Dispatcher } from '../commands/dispatch.js';
 import { startSave } from '../tools/backup.js';
 import { Connection, type ConnectionHooks, type ConnectionLimits } from './connection.js';
+import { MonitorFeed } from './monitor.js';
+import { ClientPause } from './pause.js';
 import { DENIED_LINE, MAXCLIENTS_LINE, PasswordAuthenticator, protectedModeRefuses } from './security.js';
+import { TLS_HANDSHAKE_TIMEOUT_MS } from './tls.js';
 
 export interface ServerOptions {
   host: string;
@@ -56,6 +61,15 @@ export class BlobServer implements ServerContext {
     asyncWriteFailures: 0,
   };
   readonly auth: PasswordAuthenticator;
+  readonly slowlog = new SlowLog();
+  readonly latency = new LatencyMonitor();
+  /** Settings CONFIG SET may change: start as configured. */
+  private maxClients: number;
+  private idleTimeoutSec: number;
+  /** Shared by every connection's parser, so a CONFIG SET of a limit applies to every client at once. */
+  private readonly limits: ConnectionLimits;
+  readonly monitors: MonitorFeed;
+  readonly pause = new ClientPause();
   private readonly net: NetServer;
   private readonly tls: TlsServer | null = null;
   private boundTlsPort = 0;
@@ -65,6 +79,8 @@ export class BlobServer implements ServerContext {
   private readonly hooks: ConnectionHooks;
   private readonly dispatcher: Dispatcher;
   private readonly connections = new Map<number, Connection>();
+  /** TCP connections to the TLS port still handshaking, by peer address: they count as clients. */
+  private readonly handshakes = new Map<string, { raw: Socket; timer: NodeJS.Timeout }>();
   private nextId = 1;
   private shuttingDown: Promise<void> | null = null;
   private boundPort = 0;
@@ -78,16 +94,31 @@ export class BlobServer implements ServerContext {
     private readonly log: Logger,
   ) {
     this.auth = new PasswordAuthenticator(opts.requirepass);
+    this.maxClients = opts.maxClients;
+    this.idleTimeoutSec = opts.idleTimeoutSec ?? 0;
+    this.limits = { ...opts.limits };
+    this.monitors = new MonitorFeed((user, password) => this.auth.verify(user, password));
     this.dispatcher = new Dispatcher(new Keyspace(store), this, store);
     this.net = createServer({ noDelay: true }, (socket) => this.accept(socket));
     if (opts.tls) {
-      this.tls = createTlsServer(opts.tls.options, (socket) => this.accept(socket));
+      this.tls = createTlsServer(opts.tls.options, (socket) => {
+        this.handshakeDone(socket);
+        this.accept(socket);
+      });
+      this.tls.on('connection', (raw: Socket) => this.startHandshake(raw));
       this.tls.on('tlsClientError', (err, socket) => {
         this.log.debug({ client: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message }, 'TLS handshake failed');
+        // With a listener for this event, node:tls leaves the socket open (a timed-out handshake too).
+        socket.destroy();
       });
     }
     this.hooks = {
-      onClose: (c) => this.connections.delete(c.id),
+      onClose: (c) => {
+        this.connections.delete(c.id);
+        // Its watched keys and monitor registration would otherwise outlive it.
+        c.tx?.discard();
+        this.monitors.remove(c);
+      },
       onProtocolError: (c, err) => this.protocolError(c, err),
       onErrorReply: () => this.stats.errorReplies++,
       onOutputLimit: (c, backlog) => {
@@ -117,8 +148,70 @@ export class BlobServer implements ServerContext {
     return startSave(this, this.store, this.opts.backupDir);
   }
 
+  /** The configured parameters, with the current values of those CONFIG SET changes. */
   configParameters(): ReadonlyArray<readonly [string, string]> {
-    return this.opts.configParameters?.() ?? [];
+    const live = new Map<string, string>([
+      ['maxclients', String(this.maxClients)],
+      ['timeout', String(this.idleTimeoutSec)],
+      ['client-query-buffer-limit', String(this.limits.maxQueryBuffer)],
+      ['loglevel', redisLogLevel(this.log.level)],
+      ['slowlog-log-slower-than', String(this.slowlog.slowerThan)],
+      ['slowlog-max-len', String(this.slowlog.maxLen)],
+      ['latency-monitor-threshold', String(this.latency.monitorThreshold)],
+    ]);
+    const out: [string, string][] = [];
+    for (const [name, value] of this.opts.configParameters?.() ?? []) {
+      out.push([name, live.get(name) ?? value]);
+      live.delete(name);
+    }
+    return [...out, ...live];
+  }
+
+  applyConfig(change: ConfigChange): void {
+    switch (change.name) {
+      case 'maxclients':
+        // As Redis: clients over the new limit stay; new ones are refused until there is room.
+        this.maxClients = change.value;
+        break;
+      case 'timeout':
+        this.idleTimeoutSec = change.value;
+        this.startIdleTimer();
+        break;
+      case 'client-query-buffer-limit':
+        this.limits.maxQueryBuffer = change.value;
+        break;
+      case 'requirepass':
+        this.auth.setPassword(change.value);
+        break;
+      case 'loglevel':
+        this.log.level = PINO_LEVEL[change.value];
+        break;
+    }
+    this.log.info({ parameter: change.name }, 'CONFIG SET');
+  }
+
+  resetStats(): void {
+    this.stats.totalConnections = 0;
+    this.stats.totalCommands = 0;
+    this.stats.rejectedConnections = 0;
+    this.stats.protocolErrors = 0;
+    this.stats.errorReplies = 0;
+    this.stats.asyncWriteFailures = 0;
+    const ops = opsStats(this);
+    // Prometheus counters are monotonic by contract: only INFO's numbers go back to zero.
+    for (const s of ops.commands.values()) {
+      s.calls = 0;
+      s.usec = 0;
+      s.failed = 0;
+    }
+    ops.errors.clear();
+  }
+
+  killClient(id: number, self: boolean): void {
+    const c = this.connections.get(id);
+    if (c === undefined) return;
+    if (self) c.closeAfterReply = true;
+    else c.destroy();
   }
 
   /** Starts the listeners; resolves with the plain port once every listener is bound. */
@@ -132,25 +225,23 @@ export class BlobServer implements ServerContext {
         throw err;
       }
     }
-    const timeout = this.opts.idleTimeoutSec ?? 0;
-    if (timeout > 0) {
+    this.startIdleTimer();
+    return this.boundPort;
+  }
+
+  private startIdleTimer(): void {
+    if (this.idleTimer !== null) clearInterval(this.idleTimer);
+    this.idleTimer = null;
+    const timeout = this.idleTimeoutSec;
+    if (timeout > 0 && this.shuttingDown === null) {
       // Redis checks each client about once a second; so do we, a little more often.
       this.idleTimer = setInterval(() => this.closeIdle(timeout * 1000), Math.min(500, timeout * 1000));
       this.idleTimer.unref();
     }
-    return this.boundPort;
   }
 
   clients(): Iterable<ClientState> {
     return this.connections.values();
-  }
-
-  /** Closes one client at once, as CLIENT KILL ID does (the dashboard's "kill"); false when absent. */
-  killClient(id: number): boolean {
-    const c = this.connections.get(id);
-    if (c === undefined) return false;
-    c.destroy();
-    return true;
   }
 
   /** Fields are computed only when the section is asked for: some scan every shard. */
@@ -180,6 +271,7 @@ export class BlobServer implements ServerContext {
     this.net.close();
     this.tls?.close();
     if (this.idleTimer !== null) clearInterval(this.idleTimer);
+    for (const h of this.handshakes.values()) h.raw.destroy();
     for (const c of this.connections.values()) c.stop();
     await this.store.drain();
     // Replies to writes that just committed leave before the sockets close.
@@ -191,13 +283,50 @@ export class BlobServer implements ServerContext {
     this.onShutdown(reason);
   }
 
+  /**
+   * A TCP connection to the TLS port: it counts toward maxclients from now on, and is destroyed if
+   * its handshake has not finished TLS_HANDSHAKE_TIMEOUT_MS after it connected (node's own
+   * handshakeTimeout restarts whenever a byte arrives, so a peer trickling bytes would outlive it).
+   */
+  private startHandshake(raw: Socket): void {
+    if (this.shuttingDown !== null || this.connections.size + this.handshakes.size >= this.maxClients) {
+      if (this.shuttingDown === null) this.stats.rejectedConnections++;
+      this.stats.totalConnections++;
+      // No plaintext error line: the peer expects a TLS handshake.
+      raw.destroy();
+      return;
+    }
+    // The TLS socket wrapping `raw` has the same peer address and port, which no other open
+    // connection to this port can share: that is how handshakeDone finds this entry.
+    const peer = `${raw.remoteAddress}:${raw.remotePort}`;
+    const timer = setTimeout(() => {
+      this.handshakes.delete(peer);
+      raw.destroy();
+    }, TLS_HANDSHAKE_TIMEOUT_MS);
+    timer.unref();
+    const entry = { raw, timer };
+    this.handshakes.set(peer, entry);
+    raw.once('close', () => {
+      clearTimeout(timer);
+      if (this.handshakes.get(peer) === entry) this.handshakes.delete(peer);
+    });
+  }
+
+  private handshakeDone(socket: Socket): void {
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const entry = this.handshakes.get(peer);
+    if (entry === undefined) return;
+    clearTimeout(entry.timer);
+    this.handshakes.delete(peer);
+  }
+
   private accept(socket: Socket): void {
     this.stats.totalConnections++;
     if (this.shuttingDown !== null) {
       socket.destroy();
       return;
     }
-    if (this.connections.size >= this.opts.maxClients) {
+    if (this.connections.size + this.handshakes.size >= this.maxClients) {
       this.stats.rejectedConnections++;
       reject(socket, MAXCLIENTS_LINE);
       return;
@@ -213,7 +342,7 @@ export class BlobServer implements ServerContext {
       return;
     }
     const id = this.nextId++;
-    const conn = new Connection(id, socket, this.dispatcher, this.auth.required, this.opts.limits, this.hooks);
+    const conn = new Connection(id, socket, this.dispatcher, this.auth.required, this.limits, this.hooks);
     this.connections.set(id, conn);
   }
 
@@ -244,6 +373,15 @@ export class BlobServer implements ServerContext {
     this.log.warn(t !== undefined && t.skipped > 0 ? { ...fields, similar_not_logged: t.skipped } : fields, message);
     this.throttled.set(kind, { at: now, skipped: 0 });
   }
+}
+
+/** Redis' loglevel names for pino's levels, both ways. */
+const PINO_LEVEL = { debug: 'trace', verbose: 'debug', notice: 'info', warning: 'warn' } as const;
+
+function redisLogLevel(level: string): string {
+  if (level === 'trace') return 'debug';
+  if (level === 'debug') return 'verbose';
+  return level === 'info' ? 'notice' : 'warning';
 }
 
 function listenOn(server: NetServer, host: string, port: number): Promise<number> {

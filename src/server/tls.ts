@@ -19,8 +19,8 @@ export class TlsSetupError extends Error {
 }
 
 /**
- * A client that connects and never finishes the handshake is dropped after this long (it is not a
- * client yet, so maxclients and timeout do not see it).
+ * A client that connects and never finishes the handshake is destroyed this long after it connected
+ * (server.ts keeps the timer; until then it counts toward maxclients).
  */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 

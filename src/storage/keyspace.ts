@@ -76,11 +76,55 @@ export interface BlobMeta {
 /** The outcome of RENAME / RENAMENX. */
 export type RenameResult = { done: true; ack: Ack } | { done: false; why: 'no-source' | 'target-exists' };
 
+/**
+ * Told when a watched key is written, deleted or flushed (WATCH). A namespace's name is its key:
+ * a write to any field of it touches it. Expiry by time is not a touch: WATCH compares expiries.
+ */
+export interface KeyWatcher {
+  keyTouched(): void;
+}
+
 /** The committed row is the truth for this key (nothing pending for it). */
 const COMMITTED = Symbol('committed');
 
 export class Keyspace {
+  /** Watchers by key name (latin1). Empty unless some client WATCHes: every write checks its size only. */
+  private readonly watchers = new Map<string, Set<KeyWatcher>>();
+
   constructor(private readonly store: Store) {}
+
+  // ---- watching keys (WATCH) --------------------------------------------------------------------
+
+  /** Tells `w` when the key (a plain key or a namespace of that name) is next touched. */
+  watch(key: Buffer, w: KeyWatcher): void {
+    const id = key.toString('latin1');
+    let set = this.watchers.get(id);
+    if (set === undefined) this.watchers.set(id, (set = new Set()));
+    set.add(w);
+  }
+
+  unwatch(key: Buffer, w: KeyWatcher): void {
+    const id = key.toString('latin1');
+    const set = this.watchers.get(id);
+    if (set === undefined) return;
+    set.delete(w);
+    if (set.size === 0) this.watchers.delete(id);
+  }
+
+  /** Every watcher of the key; called after a write to it (ns's name for a field). */
+  private touch(key: Buffer): void {
+    const set = this.watchers.get(key.toString('latin1'));
+    // A watcher usually unwatches everything when touched: iterate over a copy.
+    if (set !== undefined) for (const w of [...set]) w.keyTouched();
+  }
+
+  /**
+   * Runs `f` (EXEC's commands): every write it makes is committed in one transaction and one
+   * savepoint per shard, all or nothing on that shard.
+   */
+  atomically<T>(f: () => T): T {
+    return this.store.atomically(f);
+  }
 
   /** Largest value a command may build (APPEND, SETRANGE): the server's proto_max_bulk_len. */
   get maxValueBytes(): number {
@@ -176,7 +220,9 @@ export class Keyspace {
   /** Writes a value; `expiry` says what becomes of the key's expiry. */
   set(ns: Buffer | null, key: Buffer, value: PendingValue, expiry: ExpiryPolicy, now: number): Ack {
     const at = expiry === 'keep' ? (this.expiry(ns, key, now) ?? null) : expiry === 'clear' ? null : expiry.at;
-    return this.store.write(ns, key, value, at, now);
+    const ack = this.store.write(ns, key, value, at, now);
+    if (this.watchers.size !== 0) this.touch(ns ?? key);
+    return ack;
   }
 
   /**
@@ -196,13 +242,17 @@ export class Keyspace {
     const current = found?.value ?? null;
     const value = current instanceof Promise ? current.then(f) : f(current);
     const at = expiry === 'keep' ? (found?.expiresAt ?? null) : expiry === 'clear' ? null : expiry.at;
-    return { value, ack: this.store.write(ns, key, value, at, now) };
+    const ack = this.store.write(ns, key, value, at, now);
+    if (this.watchers.size !== 0) this.touch(ns ?? key);
+    return { value, ack };
   }
 
   /** Deletes a live key; `removed` says whether there was one. */
   delete(ns: Buffer | null, key: Buffer, now: number): { removed: boolean; ack: Ack } {
     if (!this.exists(ns, key, now)) return { removed: false, ack: undefined };
-    return { removed: true, ack: this.store.remove(ns, key) };
+    const ack = this.store.remove(ns, key);
+    if (this.watchers.size !== 0) this.touch(ns ?? key);
+    return { removed: true, ack };
   }
 
   /**
@@ -210,8 +260,9 @@ export class Keyspace {
    * The caller checks that the key exists.
    */
   setExpiry(ns: Buffer | null, key: Buffer, at: number | null, now: number): Ack {
-    if (at !== null && at <= now) return this.store.remove(ns, key);
-    return this.store.expire(ns, key, at, now);
+    const ack = at !== null && at <= now ? this.store.remove(ns, key) : this.store.expire(ns, key, at, now);
+    if (this.watchers.size !== 0) this.touch(ns ?? key);
+    return ack;
   }
 
   /**
@@ -223,7 +274,12 @@ export class Keyspace {
     if (found === null) return { done: false, why: 'no-source' };
     if (src.equals(dst)) return onlyIfAbsent ? { done: false, why: 'target-exists' } : { done: true, ack: undefined };
     if (onlyIfAbsent && this.exists(null, dst, now)) return { done: false, why: 'target-exists' };
-    return { done: true, ack: this.store.move(src, dst, found.value, found.expiresAt, now) };
+    const ack = this.store.move(src, dst, found.value, found.expiresAt, now);
+    if (this.watchers.size !== 0) {
+      this.touch(src);
+      this.touch(dst);
+    }
+    return { done: true, ack };
   }
 
   /** COPY of a plain key with its expiry; null when the source is absent or (without replace) the target exists. */
@@ -231,7 +287,9 @@ export class Keyspace {
     const found = this.lookup(null, src, now);
     if (found === null) return null;
     if (!replace && this.exists(null, dst, now)) return null;
-    return this.store.write(null, dst, found.value, found.expiresAt, now);
+    const ack = this.store.write(null, dst, found.value, found.expiresAt, now);
+    if (this.watchers.size !== 0) this.touch(dst);
+    return ack;
   }
 
   // ---- namespaces -------------------------------------------------------------------------------
@@ -274,7 +332,9 @@ export class Keyspace {
 
   /** Deletes every field of a namespace, on every shard (DEL of a namespace). */
   deleteNamespace(ns: Buffer): Ack {
-    return this.store.removeNamespace(ns);
+    const ack = this.store.removeNamespace(ns);
+    if (this.watchers.size !== 0) this.touch(ns);
+    return ack;
   }
 
   /** A plain blob is a string; a namespace is a hash. A name that is both reads as a string. */
@@ -387,8 +447,21 @@ export class Keyspace {
     return null;
   }
 
-  /** Empties every shard (FLUSHDB / FLUSHALL). */
-  flushAll(): Ack {
+  /**
+   * Empties every shard (FLUSHDB / FLUSHALL). Watchers of keys that exist are touched, as Redis
+   * touches only watched keys the flush removes.
+   */
+  flushAll(now: number = Date.now()): Ack {
+    if (this.watchers.size !== 0) {
+      const existing: Buffer[] = [];
+      for (const id of this.watchers.keys()) {
+        const key = Buffer.from(id, 'latin1');
+        if (this.exists(null, key, now) || this.namespaceExists(key, now)) existing.push(key);
+      }
+      const ack = this.store.flushAll();
+      for (const key of existing) this.touch(key);
+      return ack;
+    }
     return this.store.flushAll();
   }
 

@@ -191,10 +191,37 @@ export class Store {
   }
 
   /**
+   * Runs `f` with every write it queues marked as one transaction: each shard commits them
+   * together, in one COMMIT and one savepoint (all or nothing on that shard). Shards still
+   * commit independently of each other. `f` must queue its writes synchronously.
+   */
+  atomically<T>(f: () => T): T {
+    if (this.atomicDepth++ === 0) {
+      const group = ++this.atomicGroups;
+      for (const q of this.queues) q.atomicGroup = group;
+    }
+    try {
+      return f();
+    } finally {
+      if (--this.atomicDepth === 0) for (const q of this.queues) q.atomicGroup = undefined;
+    }
+  }
+
+  private atomicDepth = 0;
+  private atomicGroups = 0;
+
+  /**
    * Writes `value` under `key` for RENAME: the copy is committed before the source's delete, even
    * across shards, so a crash in between leaves both rather than neither. Returns the ack of both.
+   * Inside atomically() the delete does not wait for the copy: it belongs to its shard's group,
+   * which must not wait on another shard's group (two crossing RENAMEs would wait on each other).
    */
   move(src: Buffer, dst: Buffer, value: PendingValue, expiresAt: number | null, now: number): Ack {
+    if (this.atomicDepth > 0) {
+      const copied = this.queueOf(dst).push(this.setWrite(null, dst, value, expiresAt, now), !this.opts.asyncWrite);
+      const removed = this.queueOf(src).push({ kind: 'del', ns: null, key: src }, !this.opts.asyncWrite);
+      return joinAcks([copied, removed]);
+    }
     const copied = this.queueOf(dst).push(this.setWrite(null, dst, value, expiresAt, now), true)!;
     copied.catch(() => {}); // a failed copy is reported through the delete that waits for it
     // Even within one shard the delete waits: a failed copy must fail the delete too.

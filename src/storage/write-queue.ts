@@ -7,6 +7,9 @@
  * the socket data). Inside that transaction, writes are grouped `batchSize` at a time into
  * savepoints: a group is the unit that succeeds or fails together. With `batchTimeoutMs` > 0, a
  * queue shorter than `batchSize` waits up to that long for company before committing.
+ *
+ * Writes pushed while `atomicGroup` is set (a transaction's, EXEC) are never split: they go into
+ * one COMMIT whatever its size caps, and into one savepoint of their own whatever `batchSize`.
  */
 import type { Encoded } from './codecs.js';
 import { KEEP, Overlay, type PendingValue } from './overlay.js';
@@ -71,6 +74,8 @@ interface Queued {
   settle: Settle | undefined;
   /** An offloaded sweep step, once started. */
   offloaded?: Promise<SweepResult>;
+  /** The transaction (Store.atomically) this write belongs to: committed whole, in one savepoint. */
+  group?: number;
 }
 
 /** Store-wide bound on writes executed and not yet committed (inflight_capacity). */
@@ -138,6 +143,8 @@ export class WriteQueue {
   commits = 0;
   committedOps = 0;
   failedOps = 0;
+  /** Set by Store.atomically() while a transaction queues its writes: they commit as one group. */
+  atomicGroup: number | undefined = undefined;
 
   constructor(
     readonly shard: Shard,
@@ -184,6 +191,7 @@ export class WriteQueue {
     const bytes = write.kind === 'set' ? (write.value instanceof Promise ? 0 : write.value.length) + write.key.length : 0;
     this.budget.take(bytes);
     const item: Queued = { seq, write, bytes, settle: undefined };
+    if (this.atomicGroup !== undefined) item.group = this.atomicGroup;
     let ack: Promise<void> | undefined;
     if (wantAck) {
       ack = new Promise<void>((resolve, reject) => {
@@ -261,7 +269,16 @@ export class WriteQueue {
   private take(): Queued[] {
     let end = this.head;
     let bytes = 0;
-    while (end < this.queue.length && end - this.head < MAX_OPS_PER_COMMIT && bytes < MAX_BYTES_PER_COMMIT) {
+    while (end < this.queue.length) {
+      const item = this.queue[end];
+      // The rest of a transaction's group comes along, whatever the caps: it commits whole.
+      const inGroup = item.group !== undefined && end > this.head && this.queue[end - 1].group === item.group;
+      if (inGroup) {
+        bytes += item.bytes;
+        end++;
+        continue;
+      }
+      if (end - this.head >= MAX_OPS_PER_COMMIT || bytes >= MAX_BYTES_PER_COMMIT) break;
       // A write that waits for another shard's commit (RENAME's delete) starts a batch of its own:
       // what is queued before it commits without waiting, so two shards can never wait on each other.
       if (end > this.head && this.queue[end].write.kind === 'del' && (this.queue[end].write as { after?: unknown }).after) break;
@@ -287,17 +304,22 @@ export class WriteQueue {
     const errors = new Array<Error | null>(batch.length).fill(null);
     const groups: ShardWrite[][] = [];
     const groupMembers: number[][] = [];
+    /** The transaction each savepoint group belongs to (undefined: ordinary writes). */
+    const groupTx: (number | undefined)[] = [];
     for (let i = 0; i < batch.length; i++) {
       const q = batch[i];
       const write = toShardWrite(q, encodings.get(q));
       if (write instanceof Error) {
+        // A write that could not be prepared fails alone, as a command inside EXEC does in Redis.
         errors[i] = write;
         continue;
       }
       const last = groups.length - 1;
-      if (last < 0 || groups[last].length >= this.opts.batchSize) {
+      const fits = last >= 0 && groupTx[last] === q.group && (q.group !== undefined || groups[last].length < this.opts.batchSize);
+      if (!fits) {
         groups.push([write]);
         groupMembers.push([i]);
+        groupTx.push(q.group);
       } else {
         groups[last].push(write);
         groupMembers[last].push(i);

@@ -1,5 +1,5 @@
 /**
- * The operator subcommands: `blobasaur backup|vacuum|migrate …`. Each works on a data directory
+ * The operator subcommands: `blobasaur backup|vacuum|migrate|import …`. The first three work on a data directory
  * given with --data-dir, or the data_dir of the config (--config FILE, else ./config.toml, else the
  * default ./blob_data). Progress goes to stderr (progress.ts: a bar on a terminal, plain lines
  * otherwise); the result goes to stdout.
@@ -10,8 +10,9 @@ import { backupDataDir } from './backup.js';
 import { migrateDataDir, MigrateError, type MigrateProgress } from './migrate.js';
 import { progress } from './progress.js';
 import { readShardCount, vacuumDataDir } from './vacuum.js';
+import { importFromRedis, ImportError, type Endpoint, type ImportProgress } from './import.js';
 
-export const TOOL_COMMANDS = ['backup', 'vacuum', 'migrate'] as const;
+export const TOOL_COMMANDS = ['backup', 'vacuum', 'migrate', 'import'] as const;
 export type ToolCommand = (typeof TOOL_COMMANDS)[number];
 
 export function isToolCommand(word: string | undefined): word is ToolCommand {
@@ -28,13 +29,31 @@ const USAGE: Record<ToolCommand, string> = {
   migrate: `Usage: blobasaur migrate --to-shards M [--data-dir DIR | --config FILE] [--batch N]
   With the server stopped, changes the shard count to M, moving only the keys whose shard changes
   (N rows per transaction, default 1000). Resumable: if interrupted, run the same command again.`,
+  import: `Usage: blobasaur import --from HOST:PORT [--to HOST:PORT] [options]
+  Copies a live Redis (strings and hashes, with their TTLs) into a running blobasaur server:
+  SCAN on the source, DUMP + PTTL there, RESTORE … ABSTTL here (GET/HGETALL if DUMP is refused).
+  Keys of other types (list, set, zset, stream) are reported and skipped.
+    --from HOST:PORT          the Redis to copy from (required)
+    --to HOST:PORT            this server (default 127.0.0.1:6379)
+    --from-user U / --to-user U          ACL user names for AUTH
+    --from-password P / --to-password P  passwords (or the environment variables
+                              BLOBASAUR_IMPORT_FROM_PASSWORD / BLOBASAUR_IMPORT_TO_PASSWORD)
+    --from-db N               the source database (SELECT N; default 0)
+    --match PATTERN           only keys matching this SCAN pattern
+    --count N                 SCAN COUNT hint (default 100)
+    --replace                 overwrite keys that exist here (default: they fail as BUSYKEY)
+    --pipeline N              keys in flight at once (default 32; memory ~ N x largest value)
+    --plain                   never use DUMP: read with GET / HGETALL
+    --timeout-ms N            per-request timeout (default 30000)
+    --progress-every N        off a terminal: one progress line per N keys (default 1000)`,
 };
 
 /** Appended to `blobasaur --help`. */
 export const TOOLS_HELP = `Operator subcommands (blobasaur <subcommand> --help for each):
   blobasaur backup --to DIR [--data-dir DIR]        online backup of every shard
   blobasaur vacuum [--data-dir DIR] [--mode incremental|full] [--budget-mb N]
-  blobasaur migrate --to-shards M [--data-dir DIR]  change the shard count (server stopped)`;
+  blobasaur migrate --to-shards M [--data-dir DIR]  change the shard count (server stopped)
+  blobasaur import --from HOST:PORT [--to HOST:PORT] copy a live Redis into a running server`;
 
 class UsageError extends Error {}
 
@@ -69,12 +88,66 @@ function dataDirOf(p: Parsed): string {
   const dir = p.flags.get('--data-dir');
   if (dir !== undefined) return resolve(dir);
   const { config } = loadConfig({ configPath: p.flags.get('--config') });
+  process.umask(config.umask);
   return resolve(config.data_dir);
 }
 
 function positiveInt(cmd: ToolCommand, flag: string, value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`blobasaur ${cmd}: ${flag} must be a positive integer, got "${value}"`);
   return Number(value);
+}
+
+/**
+ * `blobasaur import`'s updating line: a live Redis has no total to show a bar against (progress.ts
+ * draws the bars of the other subcommands), so it stays a line rewritten in place on a terminal.
+ */
+function progressWriter(): { line: (text: string, force?: boolean) => void; end: () => void } {
+  const tty = process.stderr.isTTY === true;
+  let last = 0;
+  let shown = false;
+  return {
+    line: (text, force = false) => {
+      const now = Date.now();
+      if (!force && shown && now - last < (tty ? 100 : 1000)) return;
+      last = now;
+      shown = true;
+      process.stderr.write(tty ? `\r\x1b[K${text}` : `${text}\n`);
+    },
+    end: () => {
+      if (tty && shown) process.stderr.write('\n');
+    },
+  };
+}
+
+function endpoint(cmd: ToolCommand, flag: string, value: string): Endpoint {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(value);
+  if (m === null) throw new UsageError(`blobasaur ${cmd}: ${flag} must be HOST:PORT, got "${value}"`);
+  return { host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+/**
+ * Import progress: on a terminal, the updating line (the hook a progress bar replaces); otherwise
+ * one plain line each time another `every` keys have been scanned.
+ */
+function importProgress(every: number): (p: ImportProgress) => void {
+  const bar = progressWriter();
+  const tty = process.stderr.isTTY === true;
+  let nextLine = every;
+  return (p) => {
+    const text = `import: ${p.scanned} keys scanned, ${p.copied} copied, ${p.skipped} skipped, ${p.failed} failed, ${mib(p.bytes)}`;
+    if (p.done) {
+      if (tty) {
+        bar.line(text, true);
+        bar.end();
+      }
+      return;
+    }
+    if (tty) bar.line(text);
+    else if (p.scanned >= nextLine) {
+      process.stderr.write(`${text}\n`);
+      nextLine = (Math.floor(p.scanned / every) + 1) * every;
+    }
+  };
 }
 
 function mib(bytes: number): string {
@@ -159,6 +232,46 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
         }
         return 0;
       }
+      case 'import': {
+        const p = parseArgs(
+          cmd,
+          argv,
+          ['--from', '--to', '--from-user', '--to-user', '--from-password', '--to-password', '--from-db', '--match', '--count', '--pipeline', '--timeout-ms', '--progress-every'],
+          ['--replace', '--plain'],
+        );
+        const fromText = p.flags.get('--from');
+        if (fromText === undefined) throw new UsageError('blobasaur import: --from HOST:PORT is required');
+        const from = endpoint(cmd, '--from', fromText);
+        const to = endpoint(cmd, '--to', p.flags.get('--to') ?? '127.0.0.1:6379');
+        from.username = p.flags.get('--from-user');
+        to.username = p.flags.get('--to-user');
+        from.password = p.flags.get('--from-password') ?? process.env.BLOBASAUR_IMPORT_FROM_PASSWORD;
+        to.password = p.flags.get('--to-password') ?? process.env.BLOBASAUR_IMPORT_TO_PASSWORD;
+        const db = p.flags.get('--from-db');
+        if (db !== undefined) from.db = db === '0' ? 0 : positiveInt(cmd, '--from-db', db);
+        const num = (flag: string): number | undefined => {
+          const v = p.flags.get(flag);
+          return v === undefined ? undefined : positiveInt(cmd, flag, v);
+        };
+        const s = await importFromRedis({
+          from,
+          to,
+          match: p.flags.get('--match'),
+          count: num('--count'),
+          pipeline: num('--pipeline'),
+          timeoutMs: num('--timeout-ms'),
+          replace: p.switches.has('--replace'),
+          plainReads: p.switches.has('--plain'),
+          progress: importProgress(num('--progress-every') ?? 1000),
+        });
+        const skipped = Object.entries(s.skippedByType).map(([t, n]) => `${t} ${n}`).join(', ');
+        process.stdout.write(
+          `import from ${fromText}: ${s.copied} keys copied (${mib(s.bytes)} of DUMP payloads) in ${(s.elapsedMs / 1000).toFixed(1)} s` +
+            ` using ${s.mode === 'dump' ? 'DUMP/RESTORE' : 'plain reads'}; ${s.scanned} scanned; skipped ${s.skipped}${skipped === '' ? '' : ` (${skipped})`}; failed ${s.failed}\n`,
+        );
+        for (const f of s.failures) process.stdout.write(`  failed: ${f.key}: ${f.error}\n`);
+        return s.failed === 0 ? 0 : 1;
+      }
     }
   } catch (err) {
     if (err instanceof UsageError) {
@@ -166,7 +279,7 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
       return 2;
     }
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`blobasaur ${cmd}: ${err instanceof MigrateError ? '' : 'failed: '}${message}\n`);
+    process.stderr.write(`blobasaur ${cmd}: ${err instanceof MigrateError || err instanceof ImportError ? '' : 'failed: '}${message}\n`);
     return 1;
   }
 }

@@ -1,6 +1,9 @@
 /** Cluster test helpers: nodes of our server in this process or as child processes, and probes. */
+import { createHmac, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
+import { nodeIdFor } from '../../src/cluster/state.js';
 import { RawClient, resp } from './raw.js';
 import { freePort, spawnOurs, startOurs, tempDir, type Child, type TestServer } from './servers.js';
 
@@ -57,6 +60,8 @@ export async function spawnNode(spec: NodeSpec, t: Timing, dir = tempDir('blobas
     `seeds = [${(c.seeds as string[]).map((s) => `"${s}"`).join(', ')}]`,
     `gossip_interval_ms = ${t.intervalMs}`,
     `node_timeout_ms = ${t.timeoutMs}`,
+    // Scalar extras (secret, config_epoch, …) as TOML; JSON's quoting of these is TOML's too.
+    ...Object.entries(spec.cluster ?? {}).map(([k, v]) => `${k} = ${JSON.stringify(v)}`),
     ...spec.slots.flatMap(([a, b]) => ['[[cluster.slot_ranges]]', `start = ${a}`, `end = ${b}`]),
   ].join('\n');
   const file = join(dir, 'config.toml');
@@ -114,4 +119,114 @@ export async function waitFor(what: string, cond: () => Promise<boolean>, timeou
     if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+// ---- forging gossip, as an attacker on the bus would -------------------------------------------
+
+export interface ForgedRecord {
+  id: string;
+  name: string;
+  host: string;
+  port: number;
+  busHost: string;
+  busPort: number;
+  slots: [number, number][];
+  inc: number;
+  ver: number;
+  epoch: number;
+}
+
+/** A node record as gossip carries it; the id is derived from the name as the server derives it. */
+export function forgedRecord(name: string, fields: Partial<Omit<ForgedRecord, 'id' | 'name'>> = {}): ForgedRecord {
+  return {
+    id: nodeIdFor(name),
+    name,
+    host: '127.0.0.1',
+    port: 1,
+    busHost: '',
+    busPort: 1,
+    slots: [[0, 16383]],
+    inc: Date.now(),
+    ver: 0,
+    epoch: 1_000_000,
+    ...fields,
+  };
+}
+
+/** One gossip line: `<mac> <json>\n`, signed with `secret` when given, else `-`. */
+export function gossipLine(msg: Record<string, unknown>, secret?: string): string {
+  const json = JSON.stringify({ to: '', ts: Date.now(), nonce: randomBytes(16).toString('hex'), ...msg });
+  const mac = secret === undefined ? '-' : createHmac('sha256', secret).update(json).digest('hex');
+  return `${mac} ${json}\n`;
+}
+
+/**
+ * Connects to a bus port, writes `data`, and collects what comes back until the server closes the
+ * connection or `waitMs` passes.
+ */
+export async function busExchange(port: number, data: string | Buffer, waitMs = 300): Promise<{ reply: string; closedByServer: boolean }> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    let reply = '';
+    let closedByServer = false;
+    const timer = setTimeout(() => s.destroy(), waitMs);
+    s.on('data', (d: Buffer) => (reply += d.toString()));
+    s.on('error', () => {});
+    s.on('end', () => (closedByServer = true));
+    s.on('close', (hadError) => {
+      clearTimeout(timer);
+      resolve({ reply, closedByServer: closedByServer || hadError });
+    });
+    s.connect(port, '127.0.0.1', () => s.write(data));
+  });
+}
+
+/** A numeric field of INFO gossip. */
+export async function gossipField(port: number, field: string): Promise<number> {
+  const m = new RegExp(`${field}:(\\d+)`).exec(await command(port, 'INFO', 'gossip'));
+  if (m === null) throw new Error(`no ${field} in INFO gossip`);
+  return Number(m[1]);
+}
+
+/**
+ * A TCP relay in front of a bus port that keeps every line the dialling side sends: what an
+ * attacker on the path between two nodes captures.
+ */
+export async function capturingRelay(target: number): Promise<{ port: number; lines: string[]; close(): Promise<void> }> {
+  const lines: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((inbound) => {
+    const outbound = new Socket();
+    sockets.add(inbound).add(outbound);
+    let buf = '';
+    // A socket queues writes made while it is still connecting, so nothing is lost.
+    outbound.on('data', (d: Buffer) => inbound.write(d));
+    inbound.on('data', (d: Buffer) => {
+      outbound.write(d);
+      buf += d.toString();
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        lines.push(buf.slice(0, nl + 1));
+        buf = buf.slice(nl + 1);
+      }
+    });
+    for (const s of [inbound, outbound]) {
+      s.on('error', () => {});
+      s.on('close', () => {
+        inbound.destroy();
+        outbound.destroy();
+      });
+    }
+    outbound.connect(target, '127.0.0.1');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address !== null ? address.port : 0,
+    lines,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }

@@ -8,11 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Dispatcher } from '../../src/commands/dispatch.js';
 import { commandTable } from '../../src/commands/table.js';
+import { LatencyMonitor, SlowLog } from '../../src/commands/slowlog.js';
 import type { ClientState, ServerContext } from '../../src/commands/types.js';
 import { ReplyEncoder, type ProtocolVersion, type Reply } from '../../src/protocol/reply.js';
 import type { CompressionSettings } from '../../src/storage/codecs.js';
 import { Keyspace } from '../../src/storage/keyspace.js';
 import { Store } from '../../src/storage/store.js';
+import { MonitorFeed } from '../../src/server/monitor.js';
+import { ClientPause } from '../../src/server/pause.js';
 
 export interface HarnessOptions {
   asyncWrite?: boolean;
@@ -56,6 +59,13 @@ export class Harness {
       closeAfterReply: false,
       queryBufferBytes: 0,
       outputBytes: 0,
+      argvBytes: 0,
+      backlog: 0,
+      tx: null,
+      reply: 'on',
+      noEvict: false,
+      noTouch: false,
+      monitor: false,
     };
     const client = this.client;
     const server: ServerContext = {
@@ -71,6 +81,13 @@ export class Harness {
       startSave: () => Promise.reject(new Error('no backups in the harness')),
       shutdown: () => {},
       infoSections: () => [],
+      slowlog: new SlowLog(),
+      latency: new LatencyMonitor(),
+      applyConfig: () => {},
+      resetStats: () => {},
+      killClient: () => {},
+      monitors: new MonitorFeed(() => false),
+      pause: new ClientPause(),
     };
     this.dispatcher = new Dispatcher(new Keyspace(store), server, store, () => this.now);
   }

@@ -40,7 +40,9 @@ describe('cluster client matrix (three child-process nodes)', () => {
   before(async () => {
     const bus = [await freePort(), await freePort(), await freePort()];
     for (let i = 0; i < 3; i++) {
-      specs.push({ name: `node-${i + 1}`, slots: RANGES[i], busPort: bus[i], seeds: bus.filter((_, j) => j !== i), port: await freePort() });
+      // With a secret, as a production cluster runs: the clients see no difference.
+      const cluster = { secret: 'client-matrix-secret-0123456789' };
+      specs.push({ name: `node-${i + 1}`, slots: RANGES[i], busPort: bus[i], seeds: bus.filter((_, j) => j !== i), port: await freePort(), cluster });
     }
     children.push(...(await Promise.all(specs.map((s) => spawnNode(s, T)))));
     await waitFor('three nodes ok', async () => {

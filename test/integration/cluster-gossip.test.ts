@@ -123,11 +123,19 @@ describe('gossip: three nodes', () => {
     assert.equal(await command(servers[0].port, 'SET', keyIn(0, 5460), 'x'), '+OK\r\n');
 
     servers[1] = await startNode({ ...specs[1], dataDir: servers[1].dataDir }, T);
-    await waitFor('node-2 connected again', () => allOk(servers), 5000);
+    await waitFor('node-2 ok again', () => allOk(servers), 5000);
+    // The link comes back at the next dial after the failed ones' back-off (two intervals).
+    await waitFor(
+      'node-2 connected again',
+      async () => {
+        for (const i of [0, 2]) if ((await nodes(servers[i].port)).find((n) => n.name === 'node-2')!.link !== 'connected') return false;
+        return true;
+      },
+      2000,
+    );
     for (const i of [0, 2]) {
       const n2 = (await nodes(servers[i].port)).find((n) => n.name === 'node-2')!;
       assert.deepEqual(n2.flags, ['master']);
-      assert.equal(n2.link, 'connected');
     }
     assert.equal(await command(servers[1].port, 'GET', key), 'v');
   });
@@ -166,27 +174,33 @@ describe('gossip: slot claim conflicts', () => {
     await Promise.all(servers.map((s) => s.close()));
   });
 
-  it('two nodes claiming one slot: logged, shown, never routed', async () => {
+  it('two nodes claiming one slot: the higher config_epoch serves it on both, logged and shown', async () => {
     const bus = [await freePort(), await freePort()];
     servers = await Promise.all([
       startNode({ name: 'a', slots: [[0, 10000]], busPort: bus[0], seeds: [bus[1]] }, T),
-      startNode({ name: 'b', slots: [[9000, 16383]], busPort: bus[1], seeds: [bus[0]] }, T),
+      startNode({ name: 'b', slots: [[9000, 16383]], busPort: bus[1], seeds: [bus[0]], cluster: { config_epoch: 2 } }, T),
     ]);
-    await waitFor('both nodes known', async () => (await nodes(servers[0].port)).length === 2 && (await nodes(servers[1].port)).length === 2, 5000);
+    await waitFor('both nodes ok', () => allOk(servers), 5000);
     const both = keyIn(9000, 10000);
     const onlyA = keyIn(0, 8999);
-    for (const s of servers) {
-      assert.equal(await clusterState(s.port), 'fail');
-      assert.equal(await command(s.port, 'GET', both), '-CLUSTERDOWN Hash slot not served\r\n');
+    for (const [i, s] of servers.entries()) {
+      // Settled the same way on both nodes: b (epoch 2) serves 9000-10000, nothing is down.
+      assert.equal(await clusterState(s.port), 'ok');
       const info = await command(s.port, 'INFO', 'gossip');
       assert.match(info, /slot_conflicts:1001\r\n/);
-      assert.match(info, /slot_conflict_ranges:9000-10000 \(a, b\)|slot_conflict_ranges:9000-10000 \(b, a\)/);
-      // CLUSTER NODES shows both claims; CLUSTER SLOTS leaves the contested slots out.
-      const claims = (await nodes(s.port)).map((n) => n.slots).sort();
-      assert.deepEqual(claims, ['0-10000', '9000-16383']);
+      assert.match(info, /slot_conflict_ranges:9000-10000 \(b over a\)\r\n/);
+      const view = (await nodes(s.port)).map((n) => `${n.name} ${n.slots}`).sort();
+      assert.deepEqual(view, ['a 0-8999', 'b 9000-16383']);
+      const cinfo = await command(s.port, 'CLUSTER', 'INFO');
+      assert.match(cinfo, /cluster_current_epoch:2\r\n/);
+      assert.match(cinfo, new RegExp(`cluster_my_epoch:${i === 0 ? 0 : 2}\r\n`));
+      const epochs = (await command(s.port, 'CLUSTER', 'NODES')).split('\n').filter((l) => l !== '').map((l) => `${l.split(' ')[1].split(',')[1]}:${l.split(' ')[6]}`).sort();
+      assert.deepEqual(epochs, ['a:0', 'b:2']);
       const slots = await command(s.port, 'CLUSTER', 'SLOTS');
-      assert.doesNotMatch(slots, /:9000\r\n|:10000\r\n/);
+      assert.match(slots, /^\*2\r\n\*3\r\n:0\r\n:8999\r\n.*\*3\r\n:9000\r\n:16383\r\n/s);
     }
+    assert.equal(await command(servers[0].port, 'GET', both), `-MOVED ${keySlot(both)} 127.0.0.1:${servers[1].port}\r\n`);
+    assert.equal(await command(servers[1].port, 'SET', both, 'v'), '+OK\r\n');
     assert.equal(await command(servers[1].port, 'GET', onlyA), `-MOVED ${keySlot(onlyA)} 127.0.0.1:${servers[0].port}\r\n`);
   });
 });
@@ -201,9 +215,9 @@ describe('gossip: shared secret', () => {
     const bus = [await freePort(), await freePort(), await freePort()];
     const seeds = (i: number) => bus.filter((_, j) => j !== i);
     servers = await Promise.all([
-      startNode({ name: 's1', slots: [[0, 8191]], busPort: bus[0], seeds: seeds(0), cluster: { secret: 'sesame' } }, T),
-      startNode({ name: 's2', slots: [[8192, 16383]], busPort: bus[1], seeds: seeds(1), cluster: { secret: 'sesame' } }, T),
-      startNode({ name: 'intruder', slots: [[0, 100]], busPort: bus[2], seeds: seeds(2), cluster: { secret: 'wrong' } }, T),
+      startNode({ name: 's1', slots: [[0, 8191]], busPort: bus[0], seeds: seeds(0), cluster: { secret: 'sesame-open-up-1234' } }, T),
+      startNode({ name: 's2', slots: [[8192, 16383]], busPort: bus[1], seeds: seeds(1), cluster: { secret: 'sesame-open-up-1234' } }, T),
+      startNode({ name: 'intruder', slots: [[0, 100]], busPort: bus[2], seeds: seeds(2), cluster: { secret: 'wrong-secret-4567890' } }, T),
     ]);
     await waitFor('s1 and s2 ok', async () => (await clusterState(servers[0].port)) === 'ok' && (await clusterState(servers[1].port)) === 'ok', 5000);
     await waitFor('auth failures counted', async () => /gossip_auth_failures:[1-9]/.test(await command(servers[0].port, 'INFO', 'gossip')), 5000);

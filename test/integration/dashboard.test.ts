@@ -231,8 +231,24 @@ describe('dashboard in a real browser', () => {
     const res = await fetch(`${base}api/delete`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ k: b64('notes:greeting') }) });
     assert.equal(res.status, 403);
     assert.equal(await redis.exists('notes:greeting'), 1);
-    // No slow log source and no cluster: those pages are not offered.
-    assert.deepEqual(await page.$$eval('nav a[hidden]', (as) => as.map((a) => a.textContent)), ['Slow log', 'Cluster']);
+    // Not in cluster mode: that page is not offered.
+    assert.deepEqual(await page.$$eval('nav a[hidden]', (as) => as.map((a) => a.textContent)), ['Cluster']);
+  });
+
+  it('slow log: what SLOWLOG GET holds, newest first, with secrets redacted', async () => {
+    assert.equal(await redis.config('SET', 'slowlog-log-slower-than', '0'), 'OK');
+    await redis.set('slow:one', 'x');
+    await redis.call('AUTH', 'not-the-password').catch(() => 'refused');
+    assert.equal(await redis.config('SET', 'slowlog-log-slower-than', '-1'), 'OK');
+    const body = await show(page, '#/slowlog', 'slowlog');
+    assert.match(body, /off \(slowlog-log-slower-than is negative\)/);
+    const commands = await page.$$eval('main table tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).innerText.split('\t')[3]));
+    const want = (await redis.call('SLOWLOG', 'GET', '128')) as [number, number, number, string[], string, string][];
+    assert.deepEqual(commands, want.map((e) => e[3].join(' ')));
+    assert.ok(commands.includes('set slow:one x'), commands.join(' | '));
+    assert.ok(commands.includes('AUTH (redacted)'), commands.join(' | '));
+    assert.equal(body.includes('not-the-password'), false);
+    await shot(page, '7-slowlog');
   });
 });
 
@@ -276,7 +292,7 @@ describe('dashboard with requirepass', () => {
     await loaded(page, 'overview');
     assert.match(await page.evaluate(() => document.querySelector('main')!.innerText), /standalone/);
     assert.equal(page.url().includes(password), false);
-    await shot(page, '7-requirepass-overview');
+    await shot(page, '9-requirepass-overview');
     await page.close();
   });
 });

@@ -181,7 +181,11 @@ print(json.dumps({
     assert.match(cmd, /\r\ncmdstat_info:calls=1,/);
     client.write(resp('INFO', 'errorstats', 'cluster', 'replication'));
     const body = (await client.reply()).replace(/^\$\d+\r\n/, '');
-    assert.equal(body, '# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n# Errorstats\r\nerrorstat_ERR:count=2\r\n\r\n# Cluster\r\ncluster_enabled:0\r\n\r\n');
+    assert.equal(
+      body.replace(/master_replid:[0-9a-f]{40}/, 'master_replid:X'),
+      '# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:X\r\n' +
+        'master_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\n' +
+        'repl_backlog_active:0\r\nrepl_backlog_size:1048576\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n\r\n# Errorstats\r\nerrorstat_ERR:count=2\r\n\r\n# Cluster\r\ncluster_enabled:0\r\n\r\n');
     // Commands that never run (unknown, wrong arity) count in errorstats too, as in Redis.
     client.write(Buffer.concat([resp('NOSUCHCMD'), resp('GET')]));
     await client.replies(2);

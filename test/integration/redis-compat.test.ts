@@ -166,7 +166,7 @@ describe('replies match redis-server', () => {
 });
 
 describe('CONFIG on our server', () => {
-  it('GET reports our values in Redis names and never the password; SET refuses, as for an immutable parameter', async () => {
+  it('GET reports our values in Redis names and never the password; SET refuses an immutable parameter', async () => {
     const ours = await startOurs({ requirepass: 'secret', maxclients: 77 });
     const c = await RawClient.connect(ours.port);
     try {
@@ -180,8 +180,12 @@ describe('CONFIG on our server', () => {
       const all = await c.reply();
       assert.match(all, /\r\ndatabases\r\n\$1\r\n1\r\n/);
       assert.doesNotMatch(all, /requirepass|secret/);
-      c.write(resp('CONFIG', 'SET', 'maxclients', '5'));
-      assert.equal(await c.reply(), "-ERR CONFIG SET failed (possibly related to argument 'maxclients') - can't set immutable config\r\n");
+      c.write(resp('CONFIG', 'SET', 'port', '5'));
+      assert.equal(await c.reply(), "-ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config\r\n");
+      c.write(resp('CONFIG', 'SET', 'requirepass', 'other'));
+      assert.equal(await c.reply(), '+OK\r\n');
+      c.write(resp('CONFIG', 'GET', 'requirepass'));
+      assert.equal(await c.reply(), '*0\r\n');
     } finally {
       c.destroy();
       await ours.close();

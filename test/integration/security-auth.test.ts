@@ -112,7 +112,7 @@ describe('AUTH with requirepass, compared with redis-server', () => {
     assert.equal(maskHello(actual), maskHello(expected));
   });
 
-  it('every command without the no_auth flag answers NOAUTH; AUTH, HELLO and QUIT do not', async () => {
+  it('every command without the no_auth flag answers NOAUTH; AUTH, HELLO, QUIT and RESET do not', async () => {
     const c = await RawClient.connect(ours.port);
     // One request per command (and subcommand), with as many arguments as its arity asks for.
     const specs: CommandSpec[] = [];
@@ -129,10 +129,13 @@ describe('AUTH with requirepass, compared with redis-server', () => {
       assert.equal(await c.reply(), '-NOAUTH Authentication required.\r\n', `${spec.name} ran without AUTH`);
     }
     const open = specs.filter((s) => s.flags.includes('no_auth')).map((s) => s.name).sort();
-    assert.deepEqual(open, ['auth', 'hello', 'quit']);
+    assert.deepEqual(open, ['auth', 'hello', 'quit', 'reset']);
     // Nothing gated changed the data: log in and look.
     c.write(cat(resp('AUTH', PASSWORD), resp('DBSIZE')));
     assert.deepEqual(await c.replies(2), ['+OK\r\n', ':0\r\n']);
+    // RESET logs the connection out again, as in Redis.
+    c.write(cat(resp('RESET'), resp('DBSIZE')));
+    assert.deepEqual(await c.replies(2), ['+RESET\r\n', '-NOAUTH Authentication required.\r\n']);
     c.destroy();
   });
 

@@ -607,3 +607,74 @@ test('reads share a read transaction within a turn, and a commit in the same tur
   r.peek.exec("INSERT INTO blobs (key, data, codec, size, created_at, updated_at, expires_at, version) VALUES (X'6F74686572', X'78', 0, 1, 0, 0, NULL, 0)");
   assert.equal(r.shard.get(b('other'), now)?.data.toString(), 'x');
 });
+
+/** Pushes `writes` as one transaction (what Store.atomically does for each shard's queue). */
+function pushAtomic(q: WriteQueue, group: number, writes: PendingWrite[]): Promise<void>[] {
+  q.atomicGroup = group;
+  try {
+    return writes.map((w) => q.push(w, true)!);
+  } finally {
+    q.atomicGroup = undefined;
+  }
+}
+
+test("a transaction's writes get one savepoint group of their own, whatever batchSize", async () => {
+  const r = rig({ batchSize: 2 });
+  const before = [setW('b1', '1'), setW('b2', '2'), setW('b3', '3')].map((w) => r.queue.push(w, true)!);
+  const tx = pushAtomic(r.queue, 1, Array.from({ length: 5 }, (_, i) => setW(`t${i}`, `${i}`)));
+  const after = [setW('a1', '1'), setW('a2', '2')].map((w) => r.queue.push(w, true)!);
+  await Promise.all([...before, ...tx, ...after]);
+  assert.equal(r.queue.commits, 1);
+  assert.deepEqual(r.groupSizes, [[2, 1, 5, 2]]);
+});
+
+test("a transaction's writes are never split across commits by the per-commit caps", async () => {
+  const r = rig({ batchSize: 1000 });
+  // More than MAX_OPS_PER_COMMIT (4096): ordinary writes would be split into two commits.
+  const plain = Array.from({ length: 5000 }, (_, i) => r.queue.push(setW(`p${i}`, 'v'), true)!);
+  await Promise.all(plain);
+  assert.deepEqual(r.commitsSeen.map((c) => c.ops), [4096, 904]);
+  r.groupSizes.length = 0;
+  r.commitsSeen.length = 0;
+  const lead = Array.from({ length: 100 }, (_, i) => r.queue.push(setW(`l${i}`, 'v'), true)!);
+  const tx = pushAtomic(r.queue, 7, Array.from({ length: 5000 }, (_, i) => setW(`t${i}`, 'v')));
+  await Promise.all([...lead, ...tx]);
+  // The transaction started inside the first commit's cap and was taken whole into it.
+  assert.deepEqual(r.commitsSeen.map((c) => c.ops), [5100]);
+  assert.deepEqual(r.groupSizes, [[100, 5000]]);
+});
+
+test('a transaction that reaches the cap starts the next commit rather than being split', async () => {
+  const r = rig({ batchSize: 1000 });
+  const lead = Array.from({ length: 4096 }, (_, i) => r.queue.push(setW(`l${i}`, 'v'), true)!);
+  const tx = pushAtomic(r.queue, 1, Array.from({ length: 10 }, (_, i) => setW(`t${i}`, 'v')));
+  await Promise.all([...lead, ...tx]);
+  assert.deepEqual(r.commitsSeen.map((c) => c.ops), [4096, 10]);
+  assert.deepEqual(r.groupSizes[1], [10]);
+});
+
+test("a transaction's group is all-or-nothing on its shard; writes outside it are kept", async () => {
+  const r = rig({ batchSize: 1 });
+  addPoisonTrigger(r.peek);
+  const outside = r.queue.push(setW('outside', 'o'), true)!;
+  const tx = pushAtomic(r.queue, 3, [setW('t1', '1'), setW('t2', 'poison'), setW('t3', '3'), delW('outside')]);
+  const results = await Promise.allSettled([outside, ...tx]);
+  assert.deepEqual(results.map((s) => s.status), ['fulfilled', 'rejected', 'rejected', 'rejected', 'rejected']);
+  assert.deepEqual(r.groupSizes, [[1, 4]]);
+  assert.equal(r.stored('outside'), 'o');
+  assert.equal(r.stored('t1'), undefined);
+  assert.equal(r.stored('t3'), undefined);
+  assert.equal(r.queue.overlay.size, 0);
+});
+
+test('a write of a transaction that fails to encode fails alone; the rest of its group commits', async () => {
+  const r = rig({ batchSize: 1 });
+  const failing = Promise.reject(new Error('encoder broke'));
+  failing.catch(() => {});
+  const tx = pushAtomic(r.queue, 4, [setW('t1', '1'), setW('t2', 'x', null, failing), setW('t3', '3')]);
+  const results = await Promise.allSettled(tx);
+  assert.deepEqual(results.map((s) => s.status), ['fulfilled', 'rejected', 'fulfilled']);
+  assert.deepEqual(r.groupSizes, [[2]]);
+  assert.equal(r.stored('t1'), '1');
+  assert.equal(r.stored('t3'), '3');
+});

@@ -251,7 +251,7 @@ async function clientsPage() {
 
 async function slowlogPage() {
   const r = await api('/api/slowlog?count=128');
-  main.replaceChildren(h('h1', {}, 'Slow log'), h('p', { class: 'muted' }, `commands slower than ${fmt.ms(r.thresholdUs / 1000)}`),
+  main.replaceChildren(h('h1', {}, 'Slow log'), h('p', { class: 'muted' }, r.thresholdUs < 0 ? 'off (slowlog-log-slower-than is negative)' : `commands that took ${fmt.ms(r.thresholdUs / 1000)} or more (CONFIG SET slowlog-log-slower-than changes it)`),
     table([{ label: 'id', num: true }, 'when', { label: 'duration', num: true }, 'command', 'client'],
       r.entries.map((e) => h('tr', {}, td(String(e.id), true), td(fmt.time(e.timestamp * 1000)), td(fmt.ms(e.durationUs / 1000), true), td(e.args.join(' ')), td(`${e.client}${e.clientName ? ` (${e.clientName})` : ''}`)))));
   return 5000;
@@ -281,7 +281,7 @@ async function clusterPage() {
     table(['', 'node', 'address', 'slots', 'state', 'link', { label: 'last heard', num: true }],
       r.nodes.map((n) => { const sw = h('span', {}, '■'); sw.style.color = color.get(n.id); return h('tr', {}, td(sw), td(`${n.name}${n.myself ? ' (this node)' : ''}`), td(n.addr), td(n.slots.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(', ')),
         td(h('span', { class: `pill ${n.state === 'ok' ? 'ok' : 'bad'}` }, n.state)), td(n.linked ? 'connected' : 'not connected'), td(n.myself ? '–' : `${Math.round(n.lastHeardMsAgo / 1000)} s ago`, true)); })),
-    ...(r.conflicts.length ? [h('p', { class: 'error' }, `slots claimed by more than one node: ${r.conflicts.map((c) => `${c.slot} (${c.nodes.join(', ')})`).join('; ')}`)] : []));
+    ...(r.conflicts.count ? [h('p', { class: 'error' }, `${r.conflicts.count} slots claimed by more than one node: ${r.conflicts.ranges}`)] : []));
   return 3000;
 }
 
