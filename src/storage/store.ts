@@ -440,7 +440,10 @@ export class Store {
 
   /** Frees up to `pages` free pages of one shard; the pages freed. */
   vacuumShard(id: number, pages: number): number {
-    return this.queues[id].shard.incrementalVacuum(pages);
+    const freed = this.queues[id].shard.incrementalVacuum(pages);
+    // The file shrinks when the WAL holding the vacuum is checkpointed: ask for one.
+    if (freed > 0) this.maintenance?.markDirty(id);
+    return freed;
   }
 
   /** Frees up to `pages` free pages of each shard (auto_vacuum = INCREMENTAL); pages freed in total. */

@@ -75,6 +75,9 @@ const DEFAULTS = {
   timeout: 0,
   umask: 0o077,
   busy_reply_threshold_ms: 5000,
+  dashboard: { enabled: true },
+  log_format: 'auto',
+  auto_vacuum: true,
 };
 
 test('no config file gives exactly the defaults', () => {
