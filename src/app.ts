@@ -265,7 +265,7 @@ function redisParameters(config: Config, dataDir: string, host: string, port: nu
   ];
 }
 
-/** Compression and the bytes it saves; a scan of every shard's table headers, not of the values. */
+/** Compression and the bytes it saves, from the sums each shard maintains (no scan). */
 function storageFields(store: Store, config: Config): [string, string | number][] {
   const c = config.storage_compression;
   const t = store.byteTotals();

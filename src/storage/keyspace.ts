@@ -488,12 +488,15 @@ export class Keyspace {
     return this.store.flushAll();
   }
 
-  /** Live plain keys plus live namespaces (a namespace counts once, like a Redis hash). */
+  /**
+   * Plain keys plus namespaces (a namespace counts once, like a Redis hash), from maintained
+   * counts; what has expired is reclaimed first (Store.dbsize explains how this matches Redis).
+   */
   dbsize(): Promise<number> {
     return this.store.dbsize();
   }
 
-  /** Live keys with an expiry (INFO keyspace); committed rows only. */
+  /** Keys with an expiry (INFO keyspace), from maintained counts; committed rows only. */
   countExpiring(now: number): number {
     return this.store.countExpiring(now);
   }

@@ -62,6 +62,85 @@ CREATE TABLE IF NOT EXISTS ns_blobs (
 CREATE INDEX IF NOT EXISTS ns_blobs_expires_at ON ns_blobs (expires_at) WHERE expires_at IS NOT NULL;
 `,
   },
+  {
+    version: 2,
+    description: 'counts and byte sums kept by triggers (stats, ns_counts, ns_changes)',
+    // The sums are computed once here from the rows a format 1 file holds (one scan of the record
+    // headers: length(data) does not read the values); from then on every write keeps them in the
+    // same transaction, through triggers, whoever writes (server, maintenance thread, tools).
+    up: `
+CREATE TABLE stats (
+  id      INTEGER PRIMARY KEY CHECK (id = 0),
+  keys    INTEGER NOT NULL,
+  expires INTEGER NOT NULL,
+  fields  INTEGER NOT NULL,
+  logical INTEGER NOT NULL,
+  stored  INTEGER NOT NULL
+);
+INSERT INTO stats (id, keys, expires, fields, logical, stored) SELECT 0,
+  (SELECT count(*) FROM blobs),
+  (SELECT count(*) FROM blobs WHERE expires_at IS NOT NULL),
+  (SELECT count(*) FROM ns_blobs),
+  (SELECT coalesce(sum(size), 0) FROM blobs) + (SELECT coalesce(sum(size), 0) FROM ns_blobs),
+  (SELECT coalesce(sum(length(data)), 0) FROM blobs) + (SELECT coalesce(sum(length(data)), 0) FROM ns_blobs);
+CREATE TABLE ns_counts (
+  namespace BLOB PRIMARY KEY NOT NULL,
+  fields    INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO ns_counts (namespace, fields) SELECT namespace, count(*) FROM ns_blobs GROUP BY namespace;
+CREATE TABLE ns_changes (
+  namespace BLOB NOT NULL,
+  delta     INTEGER NOT NULL
+);
+CREATE TRIGGER blobs_count_insert AFTER INSERT ON blobs BEGIN
+  UPDATE stats SET keys = keys + 1, expires = expires + (NEW.expires_at IS NOT NULL),
+    logical = logical + NEW.size, stored = stored + length(NEW.data);
+END;
+CREATE TRIGGER blobs_count_delete AFTER DELETE ON blobs BEGIN
+  UPDATE stats SET keys = keys - 1, expires = expires - (OLD.expires_at IS NOT NULL),
+    logical = logical - OLD.size, stored = stored - length(OLD.data);
+END;
+CREATE TRIGGER blobs_count_update AFTER UPDATE ON blobs BEGIN
+  UPDATE stats SET expires = expires - (OLD.expires_at IS NOT NULL) + (NEW.expires_at IS NOT NULL),
+    logical = logical - OLD.size + NEW.size, stored = stored - length(OLD.data) + length(NEW.data);
+END;
+CREATE TRIGGER ns_blobs_count_insert AFTER INSERT ON ns_blobs BEGIN
+  UPDATE stats SET fields = fields + 1, logical = logical + NEW.size, stored = stored + length(NEW.data);
+  INSERT INTO ns_counts (namespace, fields) VALUES (NEW.namespace, 1)
+    ON CONFLICT (namespace) DO UPDATE SET fields = fields + 1;
+END;
+CREATE TRIGGER ns_blobs_count_delete AFTER DELETE ON ns_blobs BEGIN
+  UPDATE stats SET fields = fields - 1, logical = logical - OLD.size, stored = stored - length(OLD.data);
+  UPDATE ns_counts SET fields = fields - 1 WHERE namespace = OLD.namespace;
+  DELETE FROM ns_counts WHERE namespace = OLD.namespace AND fields <= 0;
+END;
+CREATE TRIGGER ns_blobs_count_update AFTER UPDATE ON ns_blobs BEGIN
+  UPDATE stats SET logical = logical - OLD.size + NEW.size, stored = stored - length(OLD.data) + length(NEW.data);
+END;
+CREATE TRIGGER ns_counts_appear AFTER INSERT ON ns_counts BEGIN
+  INSERT INTO ns_changes (namespace, delta) VALUES (NEW.namespace, 1);
+END;
+CREATE TRIGGER ns_counts_vanish AFTER DELETE ON ns_counts BEGIN
+  INSERT INTO ns_changes (namespace, delta) VALUES (OLD.namespace, -1);
+END;
+`,
+  },
+];
+
+/**
+ * The tables whose rows are keys (a key or a field each), with the column the shard ring places
+ * them by. Every other table is derived from these (counts, sums) and is kept by triggers.
+ */
+export const KEYED_TABLES: readonly string[] = ['blobs', 'ns_blobs'];
+
+/** The triggers that keep stats and ns_counts (migration 2); FLUSH sets them aside while it empties the tables. */
+export const COUNTING_TRIGGERS: readonly string[] = [
+  'blobs_count_insert',
+  'blobs_count_delete',
+  'blobs_count_update',
+  'ns_blobs_count_insert',
+  'ns_blobs_count_delete',
+  'ns_blobs_count_update',
 ];
 
 /** The user_version of a shard file this build writes. */

@@ -6,8 +6,9 @@
  */
 import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
-import { applyMigrations } from './schema.js';
+import { applyMigrations, COUNTING_TRIGGERS } from './schema.js';
 import { SweepStep, type SweepResult } from './sweep.js';
+import type { NamespaceTally } from './namespace-tally.js';
 
 export interface SqliteSettings {
   synchronous: 'OFF' | 'NORMAL' | 'FULL';
@@ -66,11 +67,13 @@ export class Shard {
     nsSet: Statement<[Buffer, Buffer, Buffer, number, number, number, number, number | null]>;
     nsDel: Statement<[Buffer, Buffer]>;
     nsDrop: Statement<[Buffer]>;
-    countKeys: Statement<[number], number>;
-    namespaces: Statement<[number], Buffer>;
     meta: Statement<[Buffer], RowMeta>;
-    totals: Statement<[], ByteTotals>;
+    counts: Statement<[], ShardCounts>;
+    nsChanges: Statement<[], { namespace: Buffer; delta: number }>;
   };
+
+  /** Told when a namespace appears in or vanishes from this shard (see NamespaceTally). */
+  private tally: NamespaceTally | null = null;
 
   /** Expired rows deleted by sweeps, and whether the last sweep hit its limit (more are waiting). */
   sweptRows = 0;
@@ -101,6 +104,8 @@ export class Shard {
     this.db.pragma(`busy_timeout = ${sqlite.busy_timeout_ms}`);
     this.db.pragma(`mmap_size = ${sqlite.mmap_size_mb * 1024 * 1024}`);
     this.db.pragma('temp_store = MEMORY');
+    // The counts are kept by triggers: a row that INSERT OR REPLACE replaces must fire its delete trigger.
+    this.db.pragma('recursive_triggers = ON');
     // After a checkpoint lets the WAL restart, cut the file back rather than keep its peak size.
     this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     try {
@@ -138,14 +143,9 @@ export class Shard {
       ),
       nsDel: db.prepare('DELETE FROM ns_blobs WHERE namespace = ? AND key = ?'),
       nsDrop: db.prepare('DELETE FROM ns_blobs WHERE namespace = ?'),
-      countKeys: db.prepare<[number], number>(`SELECT count(*) FROM blobs WHERE ${LIVE}`).pluck(),
-      namespaces: db.prepare<[number], Buffer>(`SELECT DISTINCT namespace FROM ns_blobs WHERE ${LIVE}`).pluck(),
       meta: db.prepare('SELECT created_at, updated_at, expires_at, version FROM blobs WHERE key = ?'),
-      // length(data) reads the record header only, so this walks the tables without their payloads.
-      totals: db.prepare(
-        `SELECT count(*) AS rows, coalesce(sum(size), 0) AS logical, coalesce(sum(length(data)), 0) AS stored
-         FROM (SELECT size, data FROM blobs UNION ALL SELECT size, data FROM ns_blobs)`,
-      ),
+      counts: db.prepare('SELECT keys, expires, fields, logical, stored FROM stats WHERE id = 0'),
+      nsChanges: db.prepare('DELETE FROM ns_changes RETURNING namespace, delta'),
     };
   }
 
@@ -205,9 +205,46 @@ export class Shard {
     return this.prep<RowInfo>(`SELECT ${cols} FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).get(ns, key, now);
   }
 
+  /**
+   * Rows and byte sums of the committed rows, kept by triggers in the same transaction as every
+   * write (schema migration 2): one point read, whatever the size of the data set. Rows that have
+   * expired but wait for the sweeper are still counted, as Redis counts keys it has not reclaimed.
+   */
+  counts(): ShardCounts {
+    this.shareReadTxn();
+    return this.stmt.counts.get() ?? { keys: 0, expires: 0, fields: 0, logical: 0, stored: 0 };
+  }
+
   /** Rows, bytes as clients wrote them, and bytes as stored (after compression); committed rows only. */
   byteTotals(): ByteTotals {
-    return this.stmt.totals.get() ?? { rows: 0, logical: 0, stored: 0 };
+    const c = this.counts();
+    return { rows: c.keys + c.fields, logical: c.logical, stored: c.stored };
+  }
+
+  /**
+   * Reports this shard's namespaces to `tally` (one read of ns_counts, at start) and from then on
+   * every namespace that appears in or vanishes from the shard, after each commit.
+   */
+  attachTally(tally: NamespaceTally): void {
+    this.endReadTxn();
+    this.tally = tally;
+    this.tx.begin.run();
+    try {
+      for (const ns of this.db.prepare<[], Buffer>('SELECT namespace FROM ns_counts').pluck().iterate()) tally.add(ns, 1);
+      // Left by commits before a restart: ns_counts already holds their effect.
+      this.db.prepare('DELETE FROM ns_changes').run();
+      this.tx.commit.run();
+    } catch (err) {
+      if (this.db.inTransaction) this.tx.rollback.run();
+      throw err;
+    }
+  }
+
+  /** Hands the namespace changes written by triggers (ours or the maintenance thread's) to the tally; inside a write transaction. */
+  private passNamespaceChanges(): void {
+    const tally = this.tally;
+    if (tally === null) return;
+    for (const c of this.stmt.nsChanges.all()) tally.add(c.namespace, c.delta);
   }
 
   // Keyspace reads (SCAN, namespaces as hashes, sizes). Prepared on first use: most servers never
@@ -255,11 +292,6 @@ export class Shard {
     const q = (table: string): boolean =>
       this.prep(`SELECT 1 FROM ${table} WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1`).get(now) !== undefined;
     return q('blobs') || q('ns_blobs');
-  }
-
-  /** Live rows carrying an expiry (INFO keyspace `expires`). */
-  countExpiring(now: number): number {
-    return this.prep<number>(`SELECT count(*) FROM blobs WHERE expires_at IS NOT NULL AND expires_at > ?`).pluck().get(now) ?? 0;
   }
 
   /** The logical size of a value without reading it (the size column precedes the data). */
@@ -310,14 +342,6 @@ export class Shard {
     return stmt.get(from, now) ?? stmt.get(0, now);
   }
 
-  countKeys(now: number): number {
-    return this.stmt.countKeys.get(now) ?? 0;
-  }
-
-  namespaces(now: number): Buffer[] {
-    return this.stmt.namespaces.all(now);
-  }
-
   /**
    * Applies groups of writes in one transaction. Each group is a savepoint: a group that fails is
    * rolled back alone and reported in the returned array (index = group), the others commit.
@@ -327,7 +351,8 @@ export class Shard {
     const results: (Error | null)[] = [];
     const tx = this.tx;
     // A batch of nothing but offloaded sweep results writes nothing: no transaction to pay for.
-    if (groups.every((g) => g.every((w) => w.kind === 'swept'))) {
+    // (Unless the worker deleted rows: their namespace changes are handed over in a transaction.)
+    if (groups.every((g) => g.every((w) => w.kind === 'swept' && w.result.rows === 0))) {
       for (const g of groups) {
         for (const w of g) this.apply(w);
         results.push(null);
@@ -360,6 +385,7 @@ export class Shard {
           results.push(err instanceof Error ? err : new Error(String(err)));
         }
       }
+      this.passNamespaceChanges();
       tx.commit.run();
     } catch (err) {
       if (this.db.inTransaction) tx.rollback.run();
@@ -394,9 +420,25 @@ export class Shard {
         else this.prep('UPDATE ns_blobs SET expires_at = ? WHERE namespace = ? AND key = ?').run(w.expiresAt, w.ns, w.key);
         return;
       case 'flush':
-        this.db.exec('DELETE FROM blobs; DELETE FROM ns_blobs;');
+        this.flush();
         return;
     }
+  }
+
+  /**
+   * Deletes every row. Row triggers would turn SQLite's whole-table delete into a row-by-row one,
+   * so the counting triggers are set aside for it (inside the same transaction: they are back
+   * before anyone else can write) and the counts reset to what an empty shard has.
+   */
+  private flush(): void {
+    const triggers = this.db
+      .prepare<[string], { name: string; sql: string }>("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN (SELECT value FROM json_each(?))")
+      .all(JSON.stringify(COUNTING_TRIGGERS));
+    for (const t of triggers) this.db.exec(`DROP TRIGGER ${JSON.stringify(t.name)}`);
+    this.db.exec('DELETE FROM blobs; DELETE FROM ns_blobs; UPDATE stats SET keys = 0, expires = 0, fields = 0, logical = 0, stored = 0;');
+    // One row per namespace present here; its delete trigger reports each to the tally.
+    this.db.exec('DELETE FROM ns_counts');
+    for (const t of triggers) this.db.exec(t.sql);
   }
 
   /** Moves the WAL into the main file; called at shutdown so the next start reads one file. */
@@ -500,6 +542,18 @@ export interface PageStats {
 
 export interface FieldRow extends StoredValue {
   key: Buffer;
+}
+
+/** What the stats table holds for one shard. */
+export interface ShardCounts {
+  /** Plain keys (rows of blobs), expired-but-unswept ones included. */
+  keys: number;
+  /** Plain keys with an expiry. */
+  expires: number;
+  /** Namespace fields (rows of ns_blobs). */
+  fields: number;
+  logical: number;
+  stored: number;
 }
 
 export interface ByteTotals {

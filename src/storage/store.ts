@@ -17,6 +17,7 @@ import { checkLayout } from './layout.js';
 import { MaintenanceWorker } from './maintenance.js';
 import type { ReadCacheStats } from './read-cache.js';
 import { shardFileName } from './schema.js';
+import { NamespaceTally } from './namespace-tally.js';
 
 export type Ack = Promise<void> | undefined;
 
@@ -74,6 +75,10 @@ const SAFETY_NET_CHECKPOINT_PAGES = 16384;
 /** SQLite's default, restored if the worker is lost. */
 const DEFAULT_CHECKPOINT_PAGES = 1000;
 
+/** What DBSIZE reclaims before counting, per shard: steps of so many rows. */
+const REAP_STEPS = 8;
+const REAP_LIMIT = 256;
+
 /** Pause between sweep steps while expired rows keep coming. */
 const SWEEP_PAUSE_MS = 2;
 
@@ -88,6 +93,8 @@ export class Store {
   private readonly maintenance: MaintenanceWorker | null = null;
   /** Set by the first close(), so concurrent calls share one shutdown instead of closing twice. */
   private closing: Promise<void> | null = null;
+  /** Distinct namespaces over all shards (DBSIZE counts a namespace once). */
+  private readonly namespaces = new NamespaceTally();
 
   private constructor(private readonly opts: StoreOptions) {
     this.ring = new ShardRing(opts.numShards);
@@ -95,6 +102,7 @@ export class Store {
     this.queues = [];
     for (let id = 0; id < opts.numShards; id++) {
       const shard = new Shard(id, join(opts.dataDir, shardFileName(id)), opts.sqlite);
+      shard.attachTally(this.namespaces);
       this.queues.push(
         new WriteQueue(shard, this.budget, {
           batchSize: opts.batchSize,
@@ -250,20 +258,23 @@ export class Store {
     return joinAcks(this.queues.map((q) => q.push({ kind: 'flush' }, !this.opts.asyncWrite)));
   }
 
-  /** Live plain keys plus live namespaces (a namespace counts once, like a Redis hash). */
+  /**
+   * Plain keys plus namespaces (a namespace counts once, like a Redis hash), from the counts the
+   * shards keep: O(shards), whatever the data set. Like Redis, which counts a key until it is
+   * reclaimed (lazily when touched, or by its active expiry cycle), the count includes rows that
+   * have expired and still wait for the sweeper; to keep those few, DBSIZE first has the sweeper
+   * reclaim what has expired by now (bounded steps, off the event loop with the maintenance
+   * thread), then waits for every pending write to commit.
+   */
   async dbsize(): Promise<number> {
+    await this.reapExpired(Date.now());
     await this.drain();
-    const now = Date.now();
     let keys = 0;
-    const namespaces = new Set<string>();
-    for (const q of this.queues) {
-      keys += q.shard.countKeys(now);
-      for (const ns of q.shard.namespaces(now)) namespaces.add(ns.toString('latin1'));
-    }
-    return keys + namespaces.size;
+    for (const q of this.queues) keys += q.shard.counts().keys;
+    return keys + this.namespaces.size;
   }
 
-  /** Logical and stored bytes of every committed row, summed over the shards. */
+  /** Logical and stored bytes of every committed row, summed over the shards (maintained sums: no scan). */
   byteTotals(): ByteTotals {
     const total: ByteTotals = { rows: 0, logical: 0, stored: 0 };
     for (const q of this.queues) {
@@ -273,6 +284,28 @@ export class Store {
       total.stored += t.stored;
     }
     return total;
+  }
+
+  /**
+   * Sweeps what has expired by `now`, at most REAP_STEPS steps of REAP_LIMIT rows per shard: what
+   * a mass expiry leaves beyond that is counted until the background sweeper gets to it.
+   */
+  private async reapExpired(now: number): Promise<void> {
+    await Promise.all(
+      this.queues.map(async (q) => {
+        for (let step = 0; step < REAP_STEPS && q.shard.hasExpired(now); step++) {
+          await this.sweepStep(q, now, REAP_LIMIT).catch(() => {});
+          if (!q.shard.lastSweepFull) break;
+        }
+      }),
+    );
+  }
+
+  /** Queues one sweep step on `q`'s shard (on the maintenance thread when there is one); settles after its commit. */
+  private sweepStep(q: WriteQueue, now: number, limit: number): Promise<void> {
+    const worker = this.maintenance;
+    const offload = worker?.alive ? () => worker.sweep(q.shard.id, now, limit) : undefined;
+    return q.push({ kind: 'sweep', now, limit, offload }, true)!;
   }
 
   /** Resolves once every write executed so far on the key's shard has committed or failed. */
@@ -340,9 +373,7 @@ export class Store {
         // An idle shard costs one indexed lookup, not a transaction.
         if (this.sweeping.has(q) || !q.shard.hasExpired(now)) continue;
         this.sweeping.add(q);
-        const offload = worker?.alive ? () => worker.sweep(q.shard.id, now, limit) : undefined;
-        const done = q.push({ kind: 'sweep', now, limit, offload }, true)!;
-        void done
+        void this.sweepStep(q, now, limit)
           .catch(() => {})
           .then(() => {
             this.sweeping.delete(q);
@@ -364,9 +395,9 @@ export class Store {
     return this.queues.reduce((n, q) => n + q.shard.sweptRows, 0);
   }
 
-  /** Live keys with an expiry, over all shards (INFO keyspace); committed rows only. */
-  countExpiring(now: number): number {
-    return this.queues.reduce((n, q) => n + q.shard.countExpiring(now), 0);
+  /** Keys with an expiry, over all shards (INFO keyspace); committed rows, from the maintained counts. */
+  countExpiring(_now?: number): number {
+    return this.queues.reduce((n, q) => n + q.shard.counts().expires, 0);
   }
 
   // ---- the write path (keyspace.ts decides what to write) ---------------------------------------

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { LAYOUT_FILE, writeLayout } from '../storage/layout.js';
 import { ShardRing } from '../storage/mpchash.js';
-import { applyMigrations, schemaTables, shardFiles, shardPath } from '../storage/schema.js';
+import { applyMigrations, KEYED_TABLES, schemaTables, shardFiles, shardPath } from '../storage/schema.js';
 import { Shard } from '../storage/shard.js';
 import { readShardCount } from './vacuum.js';
 
@@ -84,6 +84,9 @@ function openRaw(path: string, migrate = true): Database.Database {
     db.pragma('locking_mode = EXCLUSIVE');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
+    // INSERT OR REPLACE of a row moved twice (a resumed run) must fire the delete trigger of the
+    // row it replaces, or the counts kept by triggers would drift.
+    db.pragma('recursive_triggers = ON');
     db.exec('BEGIN EXCLUSIVE; COMMIT');
   } catch (err) {
     db.close();
@@ -197,7 +200,7 @@ export function migrateDataDir(
     for (let source = 0; source < st.from; source++) {
       const src = dbs[source];
       if (src === null || st.done_sources.includes(source)) continue;
-      for (const table of tables().keys()) {
+      for (const table of KEYED_TABLES) {
         moveTable(src, source, table, dbs, ring, batch, (n, m) => {
           scanned += n;
           moved += m;
@@ -219,7 +222,7 @@ export function migrateDataDir(
         continue;
       }
       rows += n;
-      for (const table of tables().keys()) {
+      for (const table of KEYED_TABLES) {
         const keys = db.prepare<[], Buffer>(`SELECT key FROM ${table}`).pluck().iterate();
         for (const key of keys) {
           const home = ring.shardOf(key);

@@ -74,6 +74,24 @@ function dump(data: string): Map<string, string> {
   return rows;
 }
 
+/** Rows, logical and stored bytes of the rows not expired at `now`, counted from the files. */
+function totals(data: string, now: number): { rows: number; logical: number; stored: number } {
+  const t = { rows: 0, logical: 0, stored: 0 };
+  for (const file of shardFiles(data)) {
+    const db = new Database(file, { readonly: true });
+    for (const table of ['blobs', 'ns_blobs']) {
+      const r = db
+        .prepare(`SELECT count(*) AS n, sum(size) AS l, sum(length(data)) AS s FROM ${table} WHERE expires_at IS NULL OR expires_at > ?`)
+        .get(now) as { n: number; l: number; s: number };
+      t.rows += r.n;
+      t.logical += r.l;
+      t.stored += r.s;
+    }
+    db.close();
+  }
+  return t;
+}
+
 function versions(data: string): number[] {
   return shardFiles(data).map((file) => {
     const db = new Database(file, { readonly: true });
@@ -92,6 +110,7 @@ describe('a data directory written before schema versions (format 1)', () => {
     writeFormat1Dir(data, now);
     const before = dump(data);
     assert.deepEqual(versions(data), [0, 0, 0]);
+    const liveTotals = totals(data, now);
 
     const server = await spawnOurs(['--data-dir', data, '--shards', String(SHARDS)]);
     const r = new Redis({ port: server.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
@@ -117,6 +136,14 @@ describe('a data directory written before schema versions (format 1)', () => {
       assert.equal(await r.type('users'), 'hash');
       // Plain keys (the expired one not counted) plus the two namespaces.
       assert.equal(await r.dbsize(), PLAIN + 2 + 2);
+      // Migration 2 counted the old rows; DBSIZE had the two expired ones swept before counting.
+      assert.match(await r.info('keyspace'), new RegExp(`\r\ndb0:keys=${PLAIN + 4},expires=1,avg_ttl=0\r\n`));
+      const info = await r.info('blobasaur');
+      const field = (name: string): number => Number(new RegExp(`\r\n${name}:(\\d+)\r\n`).exec(info)?.[1]);
+      assert.deepEqual(
+        { rows: field('stored_values'), logical: field('logical_bytes'), stored: field('stored_bytes') },
+        liveTotals,
+      );
 
       // The upgraded files take writes as any other.
       assert.equal(await r.set('after', 'upgrade'), 'OK');

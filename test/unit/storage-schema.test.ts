@@ -25,8 +25,29 @@ import { tempDir } from '../helpers/servers.js';
 
 const SQLITE = { synchronous: 'NORMAL', cache_size_mb: 4, busy_timeout_ms: 1000, mmap_size_mb: 0 } as const;
 
-/** A second step as a later release might add one: a column for chunked blobs. */
-const ADD_CHUNKS: Migration = { version: 2, description: 'blobs.chunks', up: 'ALTER TABLE blobs ADD COLUMN chunks INTEGER NOT NULL DEFAULT 0' };
+/** A next step as a later release might add one: a column for chunked blobs. */
+const NEXT = SCHEMA_VERSION + 1;
+const ADD_CHUNKS: Migration = { version: NEXT, description: 'blobs.chunks', up: 'ALTER TABLE blobs ADD COLUMN chunks INTEGER NOT NULL DEFAULT 0' };
+
+/** What migrations 1 and 2 create. */
+const V1_OBJECTS = ['table blobs', 'index blobs_expires_at', 'table ns_blobs', 'index ns_blobs_expires_at'];
+const V2_OBJECTS = [
+  'table blobs',
+  'trigger blobs_count_delete',
+  'trigger blobs_count_insert',
+  'trigger blobs_count_update',
+  'index blobs_expires_at',
+  'table ns_blobs',
+  'trigger ns_blobs_count_delete',
+  'trigger ns_blobs_count_insert',
+  'trigger ns_blobs_count_update',
+  'index ns_blobs_expires_at',
+  'table ns_changes',
+  'table ns_counts',
+  'trigger ns_counts_appear',
+  'trigger ns_counts_vanish',
+  'table stats',
+];
 
 function objects(db: Database.Database): string[] {
   return db.prepare("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[];
@@ -42,33 +63,40 @@ test('shard files are named shard-N.db inside the data directory', () => {
   assert.equal(shardPath('/var/lib/blobasaur', 3), '/var/lib/blobasaur/shard-3.db');
 });
 
-test('the schema today is version 1: two tables and their expiry indexes', () => {
-  assert.equal(SCHEMA_VERSION, 1);
+test('the schema today is version 2: the two keyed tables with their expiry indexes, and the counts their triggers keep', () => {
+  assert.equal(SCHEMA_VERSION, 2);
+  assert.deepEqual(schemaTables(1), [
+    { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
+    { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
+  ]);
   assert.deepEqual(schemaTables(), [
     { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
     { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
+    { name: 'ns_changes', columns: ['namespace', 'delta'] },
+    { name: 'ns_counts', columns: ['namespace', 'fields'] },
+    { name: 'stats', columns: ['id', 'keys', 'expires', 'fields', 'logical', 'stored'] },
   ]);
 });
 
 test('a fresh file gets every migration and the last version', () => {
   const file = freshFile();
   const db = new Database(file);
-  assert.deepEqual(applyMigrations(db, file), { from: 0, to: 1 });
-  assert.equal(schemaVersion(db), 1);
-  assert.deepEqual(objects(db), ['table blobs', 'index blobs_expires_at', 'table ns_blobs', 'index ns_blobs_expires_at']);
+  assert.deepEqual(applyMigrations(db, file), { from: 0, to: SCHEMA_VERSION });
+  assert.equal(schemaVersion(db), SCHEMA_VERSION);
+  assert.deepEqual(objects(db), V2_OBJECTS);
   // Opening again changes nothing.
-  assert.deepEqual(applyMigrations(db, file), { from: 1, to: 1 });
+  assert.deepEqual(applyMigrations(db, file), { from: SCHEMA_VERSION, to: SCHEMA_VERSION });
   db.close();
 
   const file2 = freshFile();
   const db2 = new Database(file2);
-  assert.deepEqual(applyMigrations(db2, file2, [...MIGRATIONS, ADD_CHUNKS]), { from: 0, to: 2 });
-  assert.equal(schemaVersion(db2), 2);
+  assert.deepEqual(applyMigrations(db2, file2, [...MIGRATIONS, ADD_CHUNKS]), { from: 0, to: NEXT });
+  assert.equal(schemaVersion(db2), NEXT);
   assert.ok((db2.pragma('table_info(blobs)') as { name: string }[]).some((c) => c.name === 'chunks'));
   db2.close();
 });
 
-test('a file written before user_version (format 1) is stamped version 1 with its rows untouched', () => {
+test('a file written before user_version (format 1) is stamped version 1, then migrated, with its rows untouched', () => {
   const file = freshFile();
   const old = openFormat1Shard(file);
   old.prepare('INSERT INTO blobs (key, codec, size, created_at, updated_at, expires_at, version, data) VALUES (?, 0, 3, 10, 20, 99, 4, ?)').run(Buffer.from('k'), Buffer.from('abc'));
@@ -77,15 +105,23 @@ test('a file written before user_version (format 1) is stamped version 1 with it
   const before = old.prepare('SELECT * FROM blobs').all();
   old.close();
 
+  const stamped = new Database(file);
+  assert.deepEqual(applyMigrations(stamped, file, MIGRATIONS.slice(0, 1)), { from: 0, to: 1 });
+  assert.deepEqual(objects(stamped), V1_OBJECTS);
+  stamped.close();
+
   const shard = new Shard(0, file, SQLITE);
   shard.close();
   const db = new Database(file);
-  assert.equal(schemaVersion(db), 1);
+  assert.equal(schemaVersion(db), SCHEMA_VERSION);
   assert.deepEqual(db.prepare('SELECT * FROM blobs').all(), before);
   assert.equal(db.prepare('SELECT count(*) FROM ns_blobs').pluck().get(), 1);
-  assert.deepEqual(objects(db), ['table blobs', 'index blobs_expires_at', 'table ns_blobs', 'index ns_blobs_expires_at']);
+  assert.deepEqual(objects(db), V2_OBJECTS);
+  // Migration 2 counted the rows that were there: one key with an expiry, one field, 4 bytes.
+  assert.deepEqual(db.prepare('SELECT keys, expires, fields, logical, stored FROM stats').get(), { keys: 1, expires: 1, fields: 1, logical: 4, stored: 4 });
+  assert.deepEqual(db.prepare('SELECT namespace, fields FROM ns_counts').all(), [{ namespace: Buffer.from('ns'), fields: 1 }]);
   // And a later step runs on it, after the stamp.
-  assert.deepEqual(applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS]), { from: 1, to: 2 });
+  assert.deepEqual(applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS]), { from: SCHEMA_VERSION, to: NEXT });
   assert.equal(db.prepare('SELECT chunks FROM blobs').pluck().get(), 0);
   db.close();
 });
@@ -110,22 +146,24 @@ test('a file with a newer version than this build knows is refused, naming the f
   const db = new Database(file);
   applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS]);
   db.close();
-  const expected = `${file} has schema version 2: it was written by a newer blobasaur (this one reads versions up to 1). Run that newer version, or restore a backup taken before the upgrade.`;
+  const expected = `${file} has schema version ${NEXT}: it was written by a newer blobasaur (this one reads versions up to ${SCHEMA_VERSION}). Run that newer version, or restore a backup taken before the upgrade.`;
   assert.throws(() => new Shard(0, file, SQLITE), (e: Error) => e instanceof SchemaError && e.message === expected);
   // The refused Shard closed its connection: with locking_mode EXCLUSIVE it would still hold the file.
   assert.throws(() => new Shard(0, file, { ...SQLITE, locking_mode: 'EXCLUSIVE' }), (e: Error) => e.message === expected);
   const again = new Database(file, { timeout: 0 });
   again.exec('BEGIN IMMEDIATE; COMMIT');
-  assert.equal(schemaVersion(again), 2);
+  assert.equal(schemaVersion(again), NEXT);
   again.close();
 });
 
 test('a failed step rolls back whole and leaves the version before it', () => {
   const file = freshFile();
   const db = new Database(file);
+  // On top of migration 1 alone, so the version numbers below stay as written.
+  const chunks2: Migration = { ...ADD_CHUNKS, version: 2 };
   const steps: Migration[] = [
-    ...MIGRATIONS,
-    ADD_CHUNKS,
+    MIGRATIONS[0],
+    chunks2,
     { version: 3, description: 'adds a side table, then fails', up: 'CREATE TABLE side (x); INSERT INTO nosuch VALUES (1)' },
   ];
   assert.throws(
@@ -137,7 +175,7 @@ test('a failed step rolls back whole and leaves the version before it', () => {
   // Steps 1 and 2 committed; step 3's table is gone with its transaction.
   assert.equal(schemaVersion(db), 2);
   assert.equal(db.inTransaction, false);
-  assert.deepEqual(objects(db), ['table blobs', 'index blobs_expires_at', 'table ns_blobs', 'index ns_blobs_expires_at']);
+  assert.deepEqual(objects(db), V1_OBJECTS);
 
   // A step written as a function that throws half-way does the same.
   const fnStep: Migration = {
@@ -148,12 +186,12 @@ test('a failed step rolls back whole and leaves the version before it', () => {
       throw new Error('disk on fire');
     },
   };
-  assert.throws(() => applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS, fnStep]), /migration 3 \(function step\) failed: disk on fire; the file is left at schema version 2$/);
+  assert.throws(() => applyMigrations(db, file, [MIGRATIONS[0], chunks2, fnStep]), /migration 3 \(function step\) failed: disk on fire; the file is left at schema version 2$/);
   assert.equal(schemaVersion(db), 2);
   assert.ok(!objects(db).includes('table side'));
   // Fixed, the same list then runs to the end.
   const fixed: Migration = { version: 3, description: 'side table', up: 'CREATE TABLE side (x)' };
-  assert.deepEqual(applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS, fixed]), { from: 2, to: 3 });
+  assert.deepEqual(applyMigrations(db, file, [MIGRATIONS[0], chunks2, fixed]), { from: 2, to: 3 });
   db.close();
 });
 

@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+// Big values and whole-store counts against the event loop (issue 17's budget). A second client
+// does small GETs, one at a time, while the first:
+//   counts  DBSIZE / INFO keyspace / INFO blobasaur at --keys keys (default 300,000)
+//   big     SETs a --mib MiB value (default 500), GETs it back, GETRANGE 16 bytes, APPEND 3 bytes
+//           (ioredis), then round-trips the value through redis-cli and redis-py (--clients)
+// and reports the second client's p50/p99/max, the server's RSS growth (VmRSS, sampled every
+// 20 ms, and VmHWM) and each command's own latency. Prints a Markdown table.
+//
+//   node bench/big-blobs.mjs [--part counts|big|all] [--keys N] [--mib N] [--clients] [--server-js path]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { pipelined, processMemory, startBlobasaur, tempDir, timeGets } from './lib.mjs';
+
+const { values: opts } = parseArgs({
+  options: {
+    part: { type: 'string', default: 'all' },
+    keys: { type: 'string', default: '300000' },
+    mib: { type: 'string', default: '500' },
+    clients: { type: 'boolean', default: false },
+    'server-js': { type: 'string' },
+  },
+});
+const MiB = 1024 * 1024;
+const rows = [];
+const row = (what, probe, own, note = '') => rows.push({ what, probe, own, note });
+const ms = (x) => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 0) : '—');
+const probeText = (p) => `p50 ${ms(p.p50)} / p99 ${ms(p.p99)} / max ${ms(p.max)} ms (${p.n} GETs)`;
+
+const config = 'log_level = "warn"\nproto_max_bulk_len = 536870912\nclient_query_buffer_limit = 1073741824\n';
+const server = await startBlobasaur(config, 'blobasaur-big-', { serverJs: opts['server-js'], stdio: 'pipe' });
+const probe = new Redis({ port: server.port, host: '127.0.0.1' });
+const main = new Redis({ port: server.port, host: '127.0.0.1' });
+const probeKeys = Array.from({ length: 100 }, (_, i) => `probe:${i}`);
+for (const k of probeKeys) await probe.set(k, 'x'.repeat(100));
+
+/** Runs `work` while the probe client times small GETs; returns the work's result, its ms and the probe's figures. */
+async function underProbe(work) {
+  let done = false;
+  const probing = timeGets(probe, probeKeys, 600_000, () => done);
+  const t = performance.now();
+  const result = await work();
+  const own = performance.now() - t;
+  done = true;
+  return { result, own, probe: await probing };
+}
+
+/** Samples the server's RSS every 20 ms while `work` runs; returns the work's result and the peak growth. */
+async function watchRss(work) {
+  const base = processMemory(server.pid).rss;
+  let peak = base;
+  const timer = setInterval(() => (peak = Math.max(peak, processMemory(server.pid).rss)), 20);
+  try {
+    const result = await work();
+    return { result, growth: peak - base, base };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+try {
+  if (opts.part === 'all' || opts.part === 'counts') {
+    const keys = Number(opts.keys);
+    await pipelined(server.port, keys, (i) => (i % 10 === 0 ? ['HSET', `h:${i % 1000}`, `f:${i}`, 'v'.repeat(50)] : ['SET', `k:${i}`, 'v'.repeat(100), ...(i % 3 === 0 ? ['EX', '3600'] : [])]));
+    for (const [name, args] of [
+      ['DBSIZE', ['dbsize']],
+      ['INFO keyspace', ['info', 'keyspace']],
+      ['INFO blobasaur', ['info', 'blobasaur']],
+    ]) {
+      // Ten in a row, so the probe sees each of them.
+      const r = await underProbe(async () => {
+        for (let i = 0; i < 10; i++) await main.call(...args);
+      });
+      row(`${name} ×10 at ${keys.toLocaleString('en')} keys`, probeText(r.probe), `${ms(r.own / 10)} ms each`);
+    }
+  }
+
+  if (opts.part === 'all' || opts.part === 'big') {
+    const size = Number(opts.mib) * MiB;
+    const value = randomBytes(size);
+    const digest = createHash('sha256').update(value).digest('hex');
+    const quiet = await timeGets(probe, probeKeys, 2000);
+    row('nothing else running', probeText(quiet), '—');
+
+    const set = await watchRss(() => underProbe(() => main.set('big', value)));
+    row(`SET ${opts.mib} MiB (ioredis)`, probeText(set.result.probe), `${ms(set.result.own)} ms`, `RSS +${Math.round(set.growth / MiB)} MiB`);
+    await new Promise((r) => setTimeout(r, 1000));
+    const get = await watchRss(() => underProbe(() => main.getBuffer('big')));
+    const same = createHash('sha256').update(get.result.result).digest('hex') === digest;
+    row(`GET ${opts.mib} MiB (ioredis)`, probeText(get.result.probe), `${ms(get.result.own)} ms`, `RSS +${Math.round(get.growth / MiB)} MiB; ${same ? 'bytes equal' : 'BYTES DIFFER'}`);
+    get.result.result = null;
+
+    const range = await underProbe(() => main.getrangeBuffer('big', 1000, 1015));
+    row('GETRANGE big 1000 1015', probeText(range.probe), `${ms(range.own)} ms`, range.result.equals(value.subarray(1000, 1016)) ? 'bytes equal' : 'WRONG BYTES');
+    const append = await underProbe(() => main.append('big', 'abc'));
+    row('APPEND big abc', probeText(append.probe), `${ms(append.own)} ms`, append.result === size + 3 ? '' : `length ${append.result}`);
+    const del = await underProbe(() => main.del('big'));
+    row('DEL big', probeText(del.probe), `${ms(del.own)} ms`);
+
+    if (opts.clients) {
+      const { dir } = tempDir('blobasaur-big-clients-');
+      const file = join(dir, 'value.bin');
+      writeFileSync(file, value);
+      // redis-cli -x takes the last argument from stdin; GET's bulk goes to stdout raw (plus a newline).
+      let t = performance.now();
+      execFileSync('redis-cli', ['-p', String(server.port), '-x', 'SET', 'cli'], { input: value, maxBuffer: 16 * MiB });
+      const out = spawnSync('redis-cli', ['-p', String(server.port), '--raw', 'GET', 'cli'], { maxBuffer: size + MiB });
+      const cliOk = out.stdout.length === size + 1 && createHash('sha256').update(out.stdout.subarray(0, size)).digest('hex') === digest;
+      row(`redis-cli SET+GET ${opts.mib} MiB`, '—', `${ms(performance.now() - t)} ms`, cliOk ? 'bytes equal' : 'BYTES DIFFER');
+      t = performance.now();
+      // Debian's python3-redis (a pyenv python3 first on PATH may not have it).
+      const py = spawnSync('/usr/bin/python3', ['-c', `
+import hashlib, redis, sys
+r = redis.Redis(port=${server.port})
+v = open(sys.argv[1], 'rb').read()
+r.set('py', v)
+print(hashlib.sha256(r.get('py')).hexdigest())
+`, file], { encoding: 'utf8' });
+      row(`redis-py SET+GET ${opts.mib} MiB`, '—', `${ms(performance.now() - t)} ms`, py.stdout.trim() === digest ? 'bytes equal' : `BYTES DIFFER ${py.stderr.slice(0, 200)}`);
+    }
+    row('server RSS peak (VmHWM)', '—', `${Math.round(processMemory(server.pid).hwm / MiB)} MiB`);
+  }
+} finally {
+  probe.disconnect();
+  main.disconnect();
+  server.stop();
+}
+
+console.log('| what the first client does | second client, small GETs | the command itself | note |');
+console.log('| --- | --- | --- | --- |');
+for (const r of rows) console.log(`| ${r.what} | ${r.probe} | ${r.own} | ${r.note} |`);
