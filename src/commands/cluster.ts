@@ -5,6 +5,7 @@
  */
 import { ErrorReply, OK, RespMap, Verbatim, type Reply } from '../protocol/reply.js';
 import { countKeysInSlot, keysInSlot } from '../cluster/keyspace.js';
+import { readonlyClients } from '../cluster/routing.js';
 import { formatRanges, keySlot, SLOT_COUNT } from '../cluster/slots.js';
 import type { ClusterNode, ClusterState } from '../cluster/state.js';
 import { parseInteger } from './args.js';
@@ -23,7 +24,7 @@ function clustered(f: (cluster: ClusterState, ctx: CommandContext, args: Buffer[
   };
 }
 
-function connectionLevel(name: string, summary: string, flags: CommandFlag[]): CommandSpec {
+function connectionLevel(name: string, summary: string, flags: CommandFlag[], readonlyMode?: boolean): CommandSpec {
   return defineCommand({
     name,
     group: 'cluster',
@@ -33,9 +34,13 @@ function connectionLevel(name: string, summary: string, flags: CommandFlag[]): C
     arity: 1,
     flags,
     categories: ['connection'],
-    // No replicas and no slot migration yet: every node is a master serving its own slots, so
-    // these only acknowledge (Redis answers the same OK).
-    handler: clustered(() => OK),
+    // READONLY/READWRITE switch replica reads for this connection; ASKING has no slot migration
+    // to act on yet, so it only acknowledges (Redis answers the same OK).
+    handler: clustered((_c, ctx) => {
+      if (readonlyMode === true) readonlyClients.add(ctx.client);
+      else if (readonlyMode === false) readonlyClients.delete(ctx.client);
+      return OK;
+    }),
   });
 }
 
@@ -171,8 +176,8 @@ export const clusterCommands: CommandSpec[] = [
       }),
     ],
   }),
-  connectionLevel('readonly', 'Enables read queries for a connection to a cluster replica node', ['loading', 'stale', 'fast']),
-  connectionLevel('readwrite', 'Disables read queries for a connection to a cluster replica node', ['loading', 'stale', 'fast']),
+  connectionLevel('readonly', 'Enables read queries for a connection to a cluster replica node', ['loading', 'stale', 'fast'], true),
+  connectionLevel('readwrite', 'Disables read queries for a connection to a cluster replica node', ['loading', 'stale', 'fast'], false),
   connectionLevel('asking', 'Sent by cluster clients after an -ASK redirect', ['fast']),
 ];
 

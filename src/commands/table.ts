@@ -15,6 +15,7 @@ import { expiryCommands } from './expiry.js';
 import { hashExpiryCommands } from './hash-expiry.js';
 import { objectCommands } from './object.js';
 import { slowlogCommands } from './slowlog.js';
+import { replicationCommands } from './replication.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -64,4 +65,5 @@ export const commandTable = new CommandTable([
   ...clusterCommands,
   ...objectCommands,
   ...slowlogCommands,
+  ...replicationCommands,
 ]);

@@ -5,6 +5,7 @@
 import type { Reply, ProtocolVersion } from '../protocol/reply.js';
 import type { Ack, Keyspace } from '../storage/keyspace.js';
 import type { ClusterState } from '../cluster/state.js';
+import type { Replication } from '../replication/index.js';
 import type { LatencyMonitor, SlowLog } from './slowlog.js';
 
 /** Redis command flags, as COMMAND INFO shows them (the visible ones of server.c's list). */
@@ -190,6 +191,8 @@ export interface ServerContext {
   killClient(id: number, self: boolean): void;
   /** Present when `[cluster] enabled`: key commands are routed by it and CLUSTER answers from it. */
   cluster?: ClusterState;
+  /** This node's replication role: primary (streams to replicas) or replica (refuses writes). */
+  replication?: Replication;
 }
 
 export interface CommandTableView {

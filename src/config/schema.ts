@@ -192,6 +192,12 @@ const clusterSchema = z
     }
   });
 
+const replicationSchema = z.strictObject({
+  replicaof: hostPort(1).optional().describe('host:port of the primary this node replicates at start (REPLICAOF); not with a managed cluster, whose map says who replicates whom'),
+  masterauth: z.string().optional().describe("password to present to the primary (its requirepass)"),
+  backlog_mb: int(1, 4096).default(1).describe('MiB of recent committed writes kept for replicas to resume from after a disconnect'),
+});
+
 const metricsSchema = z.strictObject({
   enabled: z.boolean().default(false).describe('serve Prometheus metrics over HTTP'),
   addr: hostPort(0).default('127.0.0.1:9121').describe('listen address of the metrics endpoint'),
@@ -213,6 +219,7 @@ export const configSchema = z
     storage_compression: storageCompressionSchema.prefault({}).describe('compression of blobs at rest'),
     sqlite: sqliteSchema.prefault({}).describe('SQLite tuning applied to every shard'),
     cluster: clusterSchema.prefault({}).describe('cluster membership and slot ownership'),
+    replication: replicationSchema.prefault({}).describe('replication from a primary'),
     metrics: metricsSchema.prefault({}).describe('Prometheus metrics endpoint'),
     log_level: z
       .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])

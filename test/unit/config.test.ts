@@ -64,6 +64,7 @@ const DEFAULTS = {
     cluster_name: 'default',
     lease_ttl_s: 5,
   },
+  replication: { backlog_mb: 1 },
   metrics: { enabled: false, addr: '127.0.0.1:9121' },
   log_level: 'info',
   protected_mode: true,
@@ -408,7 +409,7 @@ test('every key in the schema has a description', () => {
     }
   };
   walk(configSchema.shape, '');
-  for (const table of ['sqlite', 'cluster', 'metrics'] as const) {
+  for (const table of ['sqlite', 'cluster', 'replication', 'metrics'] as const) {
     walk(configSchema.shape[table].unwrap().shape, `${table}.`);
   }
   walk(configSchema.shape.storage_compression.unwrap().in.shape, 'storage_compression.');
