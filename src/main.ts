@@ -7,6 +7,7 @@ import { CliError, ConfigError, HELP_TEXT, loadConfig, parseCli } from './config
 import { createLogger } from './observability/log.js';
 import { maskSecrets, refuseMidMigration } from './observability/startup.js';
 import { isToolCommand, runTool, TOOLS_HELP } from './tools/cli.js';
+import { runClusterTool } from './tools/cluster-cli.js';
 import { startServer } from './app.js';
 import { LayoutError } from './storage/layout.js';
 import { SchemaError } from './storage/schema.js';
@@ -19,6 +20,7 @@ async function main(argv: string[]): Promise<number> {
   process.umask(0o077);
   // Operator subcommands (blobasaur backup|vacuum|migrate …) come before the server's flags.
   if (isToolCommand(argv[0])) return runTool(argv[0], argv.slice(1));
+  if (argv[0] === 'cluster') return runClusterTool(argv.slice(1));
   let command;
   let loaded;
   try {
