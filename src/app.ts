@@ -13,6 +13,9 @@ import { LayoutError } from './storage/layout.js';
 import { startAutoVacuum } from './tools/vacuum.js';
 import { BlobServer } from './server/server.js';
 import { Cluster } from './cluster/index.js';
+import { ManagedRoles } from './cluster/failover.js';
+import { Replication } from './replication/index.js';
+import { randomBytes } from 'node:crypto';
 import type { ServerContext } from './commands/types.js';
 import { tlsServerOptions } from './server/tls.js';
 import { Store, type ShardStats } from './storage/store.js';
@@ -132,6 +135,20 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     (server as ServerContext).cluster = cluster.state;
     server.addInfoSection('gossip', () => cluster.infoFields());
   }
+  const replication = new Replication(
+    store,
+    {
+      name: config.cluster.enabled ? config.cluster.node_id : randomBytes(8).toString('hex'),
+      addr: () => `${addr.host === '0.0.0.0' || addr.host === '' ? '127.0.0.1' : addr.host}:${server.port}`,
+      backlogBytes: config.replication.backlog_mb * 1024 * 1024,
+      masterauth: config.replication.masterauth ?? config.requirepass,
+      secret: config.cluster.enabled ? config.cluster.secret : undefined,
+    },
+    log,
+  );
+  (server as ServerContext).replication = replication;
+  let roles: ManagedRoles | null = null;
+  let rolesTimer: NodeJS.Timeout | null = null;
   let port: number;
   try {
     port = await server.listen();
@@ -139,15 +156,34 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     await store.close();
     throw err;
   }
+  if (cluster !== null && cluster.managed) {
+    // Views are taken in one at a time, and again every second (a failed promotion is retried).
+    let chain: Promise<void> = Promise.resolve();
+    const take = (): void => {
+      const etcd = cluster.etcd;
+      if (etcd === null || roles === null) return;
+      const r = roles;
+      chain = chain.then(() => r.onView(etcd.view())).catch((err: Error) => log.warn({ err: err.message }, 'cluster role change failed'));
+    };
+    cluster.onManagedView = take;
+    rolesTimer = setInterval(take, 1000);
+    rolesTimer.unref();
+  }
   if (cluster !== null) {
     try {
       await cluster.start(port);
+      if (cluster.etcd !== null) {
+        roles = new ManagedRoles(cluster.etcd, replication, config.cluster.node_id, log);
+        cluster.onManagedView(cluster.etcd.view());
+      }
     } catch (err) {
       await cluster.stop();
       await server.close('cluster bus failed to start');
       throw err;
     }
   }
+  const replicaOf = config.replication.replicaof === undefined ? null : parseHostPort(config.replication.replicaof);
+  if (replicaOf !== null && replicaOf.ok && !(cluster?.managed ?? false)) await replication.follow(replicaOf.host, replicaOf.port);
   let metrics: MetricsServer | null = null;
   let dashboardUrl: string | null = null;
   let sampler: Sampler | null = null;
@@ -227,6 +263,9 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     dashboardUrl,
     backupDir,
     close: async (reason = 'close') => {
+      if (rolesTimer !== null) clearInterval(rolesTimer);
+      roles?.stop();
+      await replication.close();
       await cluster?.stop();
       stopAutoVacuum();
       sampler?.stop();

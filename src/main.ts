@@ -9,6 +9,7 @@ import { banner } from './observability/banner.js';
 import { createLogger, wantsPretty } from './observability/log.js';
 import { maskSecrets, refuseMidMigration } from './observability/startup.js';
 import { isToolCommand, runTool, TOOLS_HELP } from './tools/cli.js';
+import { runClusterTool } from './tools/cluster-cli.js';
 import { startServer } from './app.js';
 import { LayoutError } from './storage/layout.js';
 import { SchemaError } from './storage/schema.js';
@@ -23,6 +24,7 @@ async function main(args: string[]): Promise<number> {
   process.umask(0o077);
   // Operator subcommands (blobasaur backup|vacuum|migrate …) come before the server's flags.
   if (isToolCommand(args[0])) return runTool(args[0], args.slice(1));
+  if (args[0] === 'cluster') return runClusterTool(args.slice(1));
   const printConfig = args.includes('--print-config');
   const argv = args.filter((a) => a !== '--print-config');
   let command;

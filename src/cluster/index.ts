@@ -7,6 +7,8 @@ import { parseHostPort } from '../config/index.js';
 import { isLoopbackHost } from '../config/addr.js';
 import type { Logger } from '../observability/log.js';
 import { GossipBus } from './gossip.js';
+import { EtcdMember, etcdPrefix, type EtcdView } from './etcd.js';
+import { nodeIdFor, type ManagedNode } from './state.js';
 import { configSlots, countSlots, formatRanges } from './slots.js';
 import { ClusterState } from './state.js';
 
@@ -35,7 +37,7 @@ export function busListenAddress(config: Config): { host: string; port: number }
 /** The start-up refusal for a bus reachable from the network without a secret; null when fine. */
 export function unsafeBusReason(config: Config): string | null {
   const c = config.cluster;
-  if (!c.enabled || c.secret !== undefined) return null;
+  if (!c.enabled || c.secret !== undefined || c.etcd.length > 0) return null;
   const bus = busListenAddress(config);
   if (isLoopbackHost(bus.host)) return null;
   const shown = bus.host.includes(':') ? `[${bus.host}]:${bus.port}` : `${bus.host}:${bus.port}`;
@@ -50,6 +52,10 @@ export function unsafeBusReason(config: Config): string | null {
 export class Cluster {
   readonly state: ClusterState;
   private bus: GossipBus | null = null;
+  /** Managed mode (`[cluster] etcd`): the etcd registration and watch; null with gossip. */
+  etcd: EtcdMember | null = null;
+  /** Called with every new etcd view, after the state has taken it in (replication follows it). */
+  onManagedView: (view: EtcdView) => void = () => {};
   private readonly bindHost: string;
   private readonly bindPort: number;
   private readonly advertisedPort: number | null;
@@ -97,8 +103,13 @@ export class Cluster {
     });
   }
 
-  /** Starts gossip once the client port is known (it may have been 0: ephemeral). */
+  get managed(): boolean {
+    return this.config.cluster.etcd.length > 0;
+  }
+
+  /** Starts gossip (or the etcd registration) once the client port is known (it may have been 0). */
   async start(clientPort: number): Promise<void> {
+    if (this.managed) return this.startManaged(clientPort);
     const c = this.config.cluster;
     const bus = new GossipBus({
       state: this.state,
@@ -142,6 +153,38 @@ export class Cluster {
     }
   }
 
+  private async startManaged(clientPort: number): Promise<void> {
+    const c = this.config.cluster;
+    const port = this.advertisedPort ?? clientPort;
+    const host = this.state.myself.host === '' ? '127.0.0.1' : this.state.myself.host;
+    this.state.setSelfAddress(host, port, 0);
+    const member = new EtcdMember(
+      {
+        hosts: c.etcd,
+        prefix: etcdPrefix(c.cluster_name),
+        username: c.etcd_username,
+        password: c.etcd_password,
+        caFile: c.etcd_ca_file,
+        certFile: c.etcd_cert_file,
+        keyFile: c.etcd_key_file,
+        leaseTtlS: c.lease_ttl_s,
+      },
+      { name: c.node_id, host, port },
+      this.log,
+      (view) => {
+        this.state.offsets = new Map([...view.alive].map(([name, a]) => [nodeIdFor(name), a.offset]));
+        this.state.applyManaged(view.map?.epoch ?? 0, managedNodes(view));
+        this.onManagedView(view);
+      },
+    );
+    this.etcd = member;
+    await member.start();
+    this.log.info(
+      { node_id: c.node_id, id: this.state.myself.id, etcd: c.etcd, prefix: member.prefix, lease_ttl_s: c.lease_ttl_s, epoch: this.state.myself.epoch },
+      'cluster mode: managed through etcd',
+    );
+  }
+
   get busPort(): number {
     return this.bus?.port ?? 0;
   }
@@ -149,6 +192,8 @@ export class Cluster {
   async stop(): Promise<void> {
     await this.bus?.stop();
     this.bus = null;
+    await this.etcd?.stop();
+    this.etcd = null;
   }
 
   /** The `INFO gossip` section: bus counters and slot conflicts. */
@@ -174,4 +219,26 @@ export class Cluster {
       ['slot_conflict_ranges', conflicts.ranges],
     ];
   }
+}
+
+/**
+ * The nodes a view shows: every node in the slot map (primaries with their slots, replicas with
+ * their primary), then live nodes not yet in the map (primaries without slots, as Redis shows a
+ * node that has met the cluster). A node without a member record has no address yet and waits.
+ */
+export function managedNodes(view: EtcdView): ManagedNode[] {
+  const out: ManagedNode[] = [];
+  const seen = new Set<string>();
+  const add = (name: string, slots: ManagedNode['slots'], replicaOf: string | null): void => {
+    const m = view.members.get(name);
+    if (m === undefined || seen.has(name)) return;
+    seen.add(name);
+    out.push({ name, host: m.host, port: m.port, slots, replicaOf, alive: view.alive.has(name) });
+  };
+  for (const s of view.map?.shards ?? []) {
+    add(s.primary, s.slots, null);
+    for (const r of s.replicas) add(r, [], s.primary);
+  }
+  for (const name of view.alive.keys()) add(name, [], null);
+  return out;
 }

@@ -11,6 +11,9 @@ import type { ClusterState } from './state.js';
 export const CROSSSLOT = new ErrorReply("CROSSSLOT Keys in request don't hash to the same slot");
 export const SLOT_NOT_SERVED = new ErrorReply('CLUSTERDOWN Hash slot not served');
 
+/** Connections that sent READONLY: a replica serves them reads of its primary's slots. */
+export const readonlyClients = new WeakSet<object>();
+
 /** The key arguments at the spec's (first, last, step) positions. */
 export function keyArgs(spec: CommandSpec, args: readonly Buffer[]): Buffer[] {
   const k = spec.legacyKeys;
@@ -73,7 +76,7 @@ export function commandSlot(spec: CommandSpec, args: readonly Buffer[], mode: 'n
  * checks run in Redis' order (getNodeByQuery): the first key's slot must be served (else
  * -CLUSTERDOWN), every later key must share it (else -CROSSSLOT), then -MOVED if it is not ours.
  */
-export function routeCommand(cluster: ClusterState, spec: CommandSpec, args: readonly Buffer[]): ErrorReply | null {
+export function routeCommand(cluster: ClusterState, spec: CommandSpec, args: readonly Buffer[], client?: object): ErrorReply | null {
   if (spec.legacyKeys === null) return null;
   const keys = routingKeys(spec, args, cluster.namespaceRouting);
   if (keys.length === 0) return null;
@@ -82,5 +85,8 @@ export function routeCommand(cluster: ClusterState, spec: CommandSpec, args: rea
   if (r.kind === 'down') return SLOT_NOT_SERVED;
   for (let i = 1; i < keys.length; i++) if (keySlot(keys[i]) !== slot) return CROSSSLOT;
   if (r.kind === 'self') return null;
+  // A replica answers reads of its primary's slots to a client that asked for it (READONLY).
+  const replicaRead = client !== undefined && readonlyClients.has(client) && spec.flags.includes('readonly') && cluster.myself.replicaOf === r.node.id;
+  if (replicaRead) return null;
   return new ErrorReply(`MOVED ${slot} ${r.node.host === '' ? '127.0.0.1' : r.node.host}:${r.node.port}`);
 }

@@ -61,6 +61,20 @@ export interface ClusterNode extends NodeRecord {
   pfail: boolean;
   /** Silent longer than the node timeout: `fail`; its slots are not served. */
   failed: boolean;
+  /** Id of the primary this node replicates (managed clusters); null for a primary. */
+  replicaOf: string | null;
+}
+
+/** One node as a managed cluster's etcd view describes it (see cluster/managed.ts). */
+export interface ManagedNode {
+  name: string;
+  host: string;
+  port: number;
+  slots: SlotRange[];
+  /** Name of its primary; null for a primary. */
+  replicaOf: string | null;
+  /** Holds a live lease in etcd. */
+  alive: boolean;
 }
 
 export type SlotRoute = { kind: 'self' } | { kind: 'moved'; node: ClusterNode } | { kind: 'down'; why: 'unassigned' | 'failed' };
@@ -171,6 +185,7 @@ export class ClusterState {
       linked: true,
       pfail: false,
       failed: false,
+      replicaOf: null,
     };
     this.byId.set(this.myself.id, this.myself);
     this.rebuild();
@@ -267,6 +282,7 @@ export class ClusterState {
         linked: false,
         pfail: false,
         failed: false,
+        replicaOf: null,
       };
       this.byId.set(r.id, n);
       this.log.info({ node: r.name, id: r.id, addr: `${r.host}:${r.port}`, bus_port: r.busPort, epoch: r.epoch, slots: formatRanges(r.slots) }, 'cluster node discovered');
@@ -346,6 +362,54 @@ export class ClusterState {
     // Expired CLUSTER FORGET entries go here too, so the map never outlives its TTL by much.
     for (const [id, until] of this.forgotten) if (t >= until) this.forgotten.delete(id);
     this.settle();
+  }
+
+  /**
+   * Managed mode: etcd's view replaces the whole table (it is the source of truth, not gossip).
+   * `epoch` is the slot map's epoch, shown as every node's config epoch. A node without a lease
+   * is `fail`: etcd decided that, not this node.
+   */
+  applyManaged(epoch: number, view: readonly ManagedNode[]): void {
+    const t = this.now();
+    const idOf = (name: string): string => nodeIdFor(name);
+    const keep = new Set<string>([this.myself.id]);
+    for (const v of view) {
+      const id = idOf(v.name);
+      keep.add(id);
+      let n = this.byId.get(id);
+      if (n === undefined) {
+        n = {
+          id, name: v.name, host: v.host, port: v.port, busHost: '', busPort: 0, slots: [], owned: [], inc: 0, ver: 0, epoch,
+          myself: false, lastHeard: t, pingSent: 0, pongReceived: 0, linked: true, pfail: false, failed: false, replicaOf: null,
+        };
+        this.byId.set(id, n);
+      }
+      if (!n.myself) {
+        n.host = v.host;
+        n.port = v.port;
+        if (n.failed !== !v.alive) this.log[v.alive ? 'info' : 'warn']({ node: v.name, id }, v.alive ? 'cluster node holds a lease again' : 'cluster node failed: its etcd lease expired');
+        n.failed = !v.alive;
+        n.linked = v.alive;
+        if (v.alive) n.lastHeard = t;
+      }
+      n.slots = [...v.slots];
+      n.epoch = epoch;
+      n.replicaOf = v.replicaOf === null ? null : idOf(v.replicaOf);
+    }
+    for (const id of [...this.byId.keys()]) if (!keep.has(id)) this.byId.delete(id);
+    if (!view.some((v) => idOf(v.name) === this.myself.id)) {
+      this.myself.slots = [];
+      this.myself.replicaOf = null;
+      this.myself.epoch = epoch;
+    }
+    this.rebuild();
+  }
+
+  /** Replication offsets by node id, as the managed view publishes them (CLUSTER SHARDS). */
+  offsets = new Map<string, number>();
+
+  offsetOf(n: ClusterNode): number {
+    return this.offsets.get(n.id) ?? 0;
   }
 
   /** Where a command on `slot` goes. */

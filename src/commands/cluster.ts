@@ -5,6 +5,7 @@
  */
 import { ErrorReply, OK, RespMap, Verbatim, type Reply } from '../protocol/reply.js';
 import { countKeysInSlot, keysInSlot } from '../cluster/keyspace.js';
+import { readonlyClients } from '../cluster/routing.js';
 import { formatRanges, keySlot, SLOT_COUNT } from '../cluster/slots.js';
 import type { ClusterNode, ClusterState } from '../cluster/state.js';
 import { parseInteger } from './args.js';
@@ -23,7 +24,7 @@ function clustered(f: (cluster: ClusterState, ctx: CommandContext, args: Buffer[
   };
 }
 
-function connectionLevel(name: string, summary: string, flags: CommandFlag[]): CommandSpec {
+function connectionLevel(name: string, summary: string, flags: CommandFlag[], readonlyMode?: boolean): CommandSpec {
   return defineCommand({
     name,
     group: 'cluster',
@@ -33,9 +34,13 @@ function connectionLevel(name: string, summary: string, flags: CommandFlag[]): C
     arity: 1,
     flags,
     categories: ['connection'],
-    // No replicas and no slot migration yet: every node is a master serving its own slots, so
-    // these only acknowledge (Redis answers the same OK).
-    handler: clustered(() => OK),
+    // READONLY/READWRITE switch replica reads for this connection; ASKING has no slot migration
+    // to act on yet, so it only acknowledges (Redis answers the same OK).
+    handler: clustered((_c, ctx) => {
+      if (readonlyMode === true) readonlyClients.add(ctx.client);
+      else if (readonlyMode === false) readonlyClients.delete(ctx.client);
+      return OK;
+    }),
   });
 }
 
@@ -171,8 +176,8 @@ export const clusterCommands: CommandSpec[] = [
       }),
     ],
   }),
-  connectionLevel('readonly', 'Enables read queries for a connection to a cluster replica node', ['loading', 'stale', 'fast']),
-  connectionLevel('readwrite', 'Disables read queries for a connection to a cluster replica node', ['loading', 'stale', 'fast']),
+  connectionLevel('readonly', 'Enables read queries for a connection to a cluster replica node', ['loading', 'stale', 'fast'], true),
+  connectionLevel('readwrite', 'Disables read queries for a connection to a cluster replica node', ['loading', 'stale', 'fast'], false),
   connectionLevel('asking', 'Sent by cluster clients after an -ASK redirect', ['fast']),
 ];
 
@@ -211,7 +216,8 @@ function byType(counts: Record<string, number>, dir: 'sent' | 'received'): [stri
 }
 
 function nodeFlags(n: ClusterNode): string {
-  const flags = n.myself ? ['myself', 'master'] : ['master'];
+  const role = n.replicaOf === null ? 'master' : 'slave';
+  const flags = n.myself ? ['myself', role] : [role];
   if (n.failed) flags.push('fail');
   else if (n.pfail) flags.push('fail?');
   return flags.join(',');
@@ -226,7 +232,7 @@ export function nodeLine(n: ClusterNode): string {
   const link = n.myself || (n.linked && !n.failed) ? 'connected' : 'disconnected';
   const ping = n.myself ? 0 : n.pingSent;
   const pong = n.myself ? 0 : n.pongReceived;
-  return `${n.id} ${nodeHost(n)}:${n.port}@${n.busPort},${n.name} ${nodeFlags(n)} - ${ping} ${pong} ${n.epoch} ${link}${slots}\n`;
+  return `${n.id} ${nodeHost(n)}:${n.port}@${n.busPort},${n.name} ${nodeFlags(n)} ${n.replicaOf ?? '-'} ${ping} ${pong} ${n.epoch} ${link}${slots}\n`;
 }
 
 export function clusterNodes(c: ClusterState): string {
@@ -245,35 +251,58 @@ function clusterForget(c: ClusterState, _ctx: CommandContext, args: Buffer[]): R
   }
 }
 
-/** CLUSTER SLOTS: one entry per run of consecutive slots with the same owner, ascending. */
+/** The replicas of each primary (managed clusters), in node order. */
+function replicasOf(c: ClusterState): Map<string, ClusterNode[]> {
+  const out = new Map<string, ClusterNode[]>();
+  for (const n of c.nodes()) {
+    if (n.replicaOf === null) continue;
+    const list = out.get(n.replicaOf) ?? [];
+    list.push(n);
+    out.set(n.replicaOf, list);
+  }
+  return out;
+}
+
+function slotsNode(n: ClusterNode): Reply {
+  return [nodeHost(n), n.port, n.id, new RespMap([['hostname', n.name]])];
+}
+
+/**
+ * CLUSTER SLOTS: one entry per run of consecutive slots with the same owner, ascending; the
+ * owner's live replicas follow it, as Redis lists them (failed replicas are left out).
+ */
 function clusterSlots(c: ClusterState): Reply {
+  const replicas = replicasOf(c);
   const runs: { start: number; end: number; node: ClusterNode }[] = [];
   for (const n of c.nodes()) for (const [a, b] of n.owned) runs.push({ start: a, end: b, node: n });
   runs.sort((x, y) => x.start - y.start);
-  return runs.map((r) => [r.start, r.end, [nodeHost(r.node), r.node.port, r.node.id, new RespMap([['hostname', r.node.name]])]]);
+  return runs.map((r) => [r.start, r.end, slotsNode(r.node), ...(replicas.get(r.node.id) ?? []).filter((n) => !n.failed).map(slotsNode)]);
 }
 
-/** CLUSTER SHARDS: every master is a shard of one node (there are no replicas). */
+function shardNode(n: ClusterNode, offset: (n: ClusterNode) => number): RespMap {
+  return new RespMap([
+    ['id', n.id],
+    ['port', n.port],
+    ['ip', nodeHost(n)],
+    ['endpoint', nodeHost(n)],
+    ['hostname', n.name],
+    ['role', n.replicaOf === null ? 'master' : 'replica'],
+    ['replication-offset', offset(n)],
+    ['health', n.failed ? 'fail' : 'online'],
+  ]);
+}
+
+/** CLUSTER SHARDS: one shard per primary, its replicas after it. */
 function clusterShards(c: ClusterState): Reply {
-  return c.nodes().map(
-    (n) =>
-      new RespMap([
-        ['slots', n.owned.flatMap(([a, b]) => [a, b])],
-        [
-          'nodes',
-          [
-            new RespMap([
-              ['id', n.id],
-              ['port', n.port],
-              ['ip', nodeHost(n)],
-              ['endpoint', nodeHost(n)],
-              ['hostname', n.name],
-              ['role', 'master'],
-              ['replication-offset', 0],
-              ['health', n.failed ? 'fail' : 'online'],
-            ]),
-          ],
-        ],
-      ]),
-  );
+  const replicas = replicasOf(c);
+  return c
+    .nodes()
+    .filter((n) => n.replicaOf === null || c.node(n.replicaOf) === undefined)
+    .map(
+      (n) =>
+        new RespMap([
+          ['slots', n.owned.flatMap(([a, b]) => [a, b])],
+          ['nodes', [n, ...(replicas.get(n.id) ?? [])].map((m) => shardNode(m, (x) => c.offsetOf(x)))],
+        ]),
+    );
 }

@@ -81,7 +81,7 @@ export function run(spec: CommandSpec, ctx: CommandContext, args: Buffer[]): Rep
   const write = spec.flags.includes('write');
   let out: Reply | Promise<Reply>;
   // Cluster mode: the spec's key positions decide whether this node runs it (-MOVED, -CROSSSLOT…).
-  const redirect = ctx.server.cluster === undefined ? null : routeCommand(ctx.server.cluster, spec, args);
+  const redirect = (ctx.server.cluster === undefined ? null : routeCommand(ctx.server.cluster, spec, args, ctx.client)) ?? replicaGate(ctx, write);
   try {
     out = redirect ?? spec.handler(ctx, args);
   } catch (err) {
@@ -102,6 +102,13 @@ export function run(spec: CommandSpec, ctx: CommandContext, args: Buffer[]): Rep
   recordCommand(ctx.server, spec.name, write, started, out instanceof ErrorReply ? out.code : null);
   watchSlow(spec, ctx, args, started);
   return out;
+}
+
+/** -READONLY on a replica; -CLUSTERDOWN on a managed primary that lost its lease. */
+function replicaGate(ctx: CommandContext, write: boolean): ErrorReply | null {
+  if (!write || ctx.server.replication === undefined) return null;
+  const refused = ctx.server.replication.refuseWrite();
+  return refused === null ? null : new ErrorReply(refused);
 }
 
 /** SLOWLOG and LATENCY: two comparisons against precomputed thresholds; only a slow command does more. */

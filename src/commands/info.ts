@@ -108,6 +108,7 @@ async function sectionFields(
         ['async_write_failures', server.stats.asyncWriteFailures],
       ];
     case 'replication':
+      if (server.replication !== undefined) return server.replication.infoFields();
       // No replication: a master without replicas or backlog, in the fields clients read
       // (Sentinel-aware clients, redis-py's and ioredis' role checks, WAIT-based tools).
       return [

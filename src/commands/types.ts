@@ -5,6 +5,7 @@
 import type { Reply, ProtocolVersion } from '../protocol/reply.js';
 import type { Ack, Keyspace } from '../storage/keyspace.js';
 import type { ClusterState } from '../cluster/state.js';
+import type { Replication } from '../replication/index.js';
 import type { LatencyMonitor, SlowLog } from './slowlog.js';
 import type { MonitorFeed } from '../server/monitor.js';
 import type { ClientPause } from '../server/pause.js';
@@ -214,6 +215,8 @@ export interface ServerContext {
   readonly monitors: MonitorFeed;
   /** CLIENT PAUSE / UNPAUSE. */
   readonly pause: ClientPause;
+  /** This node's replication role: primary (streams to replicas) or replica (refuses writes). */
+  replication?: Replication;
 }
 
 export interface CommandTableView {

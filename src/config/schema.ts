@@ -142,8 +142,34 @@ const clusterSchema = z
       .describe('epoch of this node\'s slot claims: when two nodes claim a slot, the higher epoch (then the lower node id) serves it'),
     namespace_routing: z.enum(['namespace', 'field']).default('namespace').describe('whether HSET-style keys route by namespace (key) or by field'),
     secret: z.string().min(16).optional().describe('shared secret (16+ characters) authenticating gossip messages; required when bus_addr is not loopback'),
+    etcd: z
+      .array(z.string().regex(/^https?:\/\/\S+$/, 'an etcd endpoint is http://host:port or https://host:port'))
+      .default([])
+      .describe('etcd endpoints: when set, the cluster is managed through etcd (membership, slot map, failover) instead of gossip'),
+    cluster_name: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'cluster_name must be 1..64 letters, digits, ".", "_" or "-"')
+      .default('default')
+      .describe('name of the managed cluster: its keys in etcd are under /blobasaur/<cluster_name>/'),
+    etcd_username: z.string().min(1).optional().describe('etcd user (etcd authentication)'),
+    etcd_password: z.string().optional().describe('password of etcd_username'),
+    etcd_ca_file: z.string().min(1).optional().describe('CA certificate (PEM) to verify etcd over https'),
+    etcd_cert_file: z.string().min(1).optional().describe('client certificate (PEM) for etcd over https'),
+    etcd_key_file: z.string().min(1).optional().describe('private key (PEM) of etcd_cert_file'),
+    lease_ttl_s: int(1, 600).default(5).describe('etcd lease TTL in seconds: a node silent this long is failed (and its replica promoted)'),
   })
   .superRefine((c, ctx) => {
+    if (c.etcd.length > 0 && (c.slot_ranges.length > 0 || c.slots.length > 0 || c.seeds.length > 0)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['etcd'],
+        message: 'a managed cluster (etcd) takes its slots and members from etcd, not from slot_ranges, slots or seeds',
+        params: { allowed: 'either etcd = [...] or seeds/slot_ranges, not both' },
+      });
+    }
+    if ((c.etcd_cert_file === undefined) !== (c.etcd_key_file === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['etcd_key_file'], message: 'etcd_cert_file and etcd_key_file go together', params: { allowed: 'both or neither' } });
+    }
     const bus = c.bus_addr === undefined ? null : parseHostPort(c.bus_addr);
     if (bus?.ok === true && c.port !== undefined && c.port !== bus.port) {
       ctx.addIssue({
@@ -165,6 +191,12 @@ const clusterSchema = z
       });
     }
   });
+
+const replicationSchema = z.strictObject({
+  replicaof: hostPort(1).optional().describe('host:port of the primary this node replicates at start (REPLICAOF); not with a managed cluster, whose map says who replicates whom'),
+  masterauth: z.string().optional().describe("password to present to the primary (its requirepass)"),
+  backlog_mb: int(1, 4096).default(1).describe('MiB of recent committed writes kept for replicas to resume from after a disconnect'),
+});
 
 const metricsSchema = z.strictObject({
   enabled: z.boolean().default(false).describe('serve Prometheus metrics over HTTP'),
@@ -210,6 +242,7 @@ export const configSchema = z
     storage_compression: storageCompressionSchema.prefault({}).describe('compression of blobs at rest'),
     sqlite: sqliteSchema.prefault({}).describe('SQLite tuning applied to every shard'),
     cluster: clusterSchema.prefault({}).describe('cluster membership and slot ownership'),
+    replication: replicationSchema.prefault({}).describe('replication from a primary'),
     metrics: metricsSchema.prefault({}).describe('Prometheus metrics endpoint'),
     log_level: z
       .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'])

@@ -521,6 +521,29 @@ export class Shard {
     if (done.totalPages === 0) throw new Error(`backup of ${this.path} copied no pages (source locked?)`);
   }
 
+  /**
+   * Replaces every row with those of `file`, a backup of a shard of the same schema (a replica's
+   * full copy from its primary), in one transaction: readers see the old rows or the new, never a
+   * mix. Synchronous, proportional to the copy's size.
+   */
+  replaceContents(file: string): void {
+    this.endReadTxn();
+    this.db.prepare('ATTACH DATABASE ? AS snap').run(file);
+    try {
+      const theirs = Number(this.db.pragma('snap.user_version', { simple: true }));
+      const ours = Number(this.db.pragma('main.user_version', { simple: true }));
+      if (theirs !== ours) throw new Error(`copy has schema version ${theirs}, this shard ${ours}`);
+      this.db.transaction(() => {
+        for (const table of ['blobs', 'ns_blobs']) {
+          this.db.exec(`DELETE FROM main.${table}`);
+          this.db.exec(`INSERT INTO main.${table} SELECT * FROM snap.${table}`);
+        }
+      })();
+    } finally {
+      this.db.exec('DETACH DATABASE snap');
+    }
+  }
+
   /** PRAGMA incremental_vacuum(pages): returns the pages freed (0 unless auto_vacuum is INCREMENTAL). */
   incrementalVacuum(pages: number): number {
     this.endReadTxn();

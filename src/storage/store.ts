@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CodecError, decode, decodeSync, encode, type CompressionSettings } from './codecs.js';
 import { ShardRing } from './mpchash.js';
-import { Shard, type ByteTotals, type PageStats, type SqliteSettings, type StoredValue } from './shard.js';
+import { Shard, type ByteTotals, type PageStats, type ShardWrite, type SqliteSettings, type StoredValue } from './shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
 import type { PendingValue } from './overlay.js';
 import { checkLayout } from './layout.js';
@@ -113,6 +113,7 @@ export class Store {
             this.maintenance?.markDirty(id);
             this.commitObserver?.(id, ops, millis, ok);
           },
+          onCommitted: (writes) => this.replicationHook?.(id, writes),
         }),
       );
     }
@@ -435,6 +436,9 @@ export class Store {
   }
 
   // ---- operations (observability/, tools/) ------------------------------------------------------
+
+  /** Told of the committed writes of every commit, in order (replication/primary.ts). */
+  replicationHook: ((shard: number, writes: readonly ShardWrite[]) => void) | null = null;
 
   /** Told of every commit attempt (shard, writes, milliseconds, ok); set by the metrics. */
   commitObserver: ((shard: number, ops: number, millis: number, ok: boolean) => void) | null = null;

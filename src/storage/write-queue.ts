@@ -121,6 +121,8 @@ export interface WriteQueueOptions {
   readCacheBytes?: number;
   /** Called after every commit attempt, for metrics. */
   onCommit?: (ops: number, millis: number, ok: boolean) => void;
+  /** Called with the writes of every group that committed, in commit order (replication). */
+  onCommitted?: (writes: readonly ShardWrite[]) => void;
 }
 
 /** Caps one COMMIT so a burst cannot stall the event loop for long. */
@@ -332,6 +334,7 @@ export class WriteQueue {
       results.forEach((err, g) => {
         if (err !== null) for (const i of groupMembers[g]) errors[i] = err;
       });
+      if (this.opts.onCommitted !== undefined) this.opts.onCommitted(groups.filter((_, g) => results[g] === null).flat());
     } catch (err) {
       ok = false;
       const e = err instanceof Error ? err : new Error(String(err));

@@ -60,7 +60,11 @@ const DEFAULTS = {
     slots: [],
     config_epoch: 0,
     namespace_routing: 'namespace',
+    etcd: [],
+    cluster_name: 'default',
+    lease_ttl_s: 5,
   },
+  replication: { backlog_mb: 1 },
   metrics: { enabled: false, addr: '127.0.0.1:9121' },
   log_level: 'info',
   protected_mode: true,
@@ -388,6 +392,19 @@ test('inactive keys are detected only when set', () => {
   for (const key of INACTIVE_KEYS) assert.ok(top.includes(key.split('.')[0]), `${key} is not a config key`);
 });
 
+test('a managed cluster: etcd endpoints, not together with seeds or slot ranges', () => {
+  const ok = load('[cluster]\nenabled = true\netcd = ["http://127.0.0.1:2379"]\ncluster_name = "prod"\nlease_ttl_s = 3\n');
+  assert.deepEqual(ok.config.cluster.etcd, ['http://127.0.0.1:2379']);
+  assert.equal(ok.config.cluster.cluster_name, 'prod');
+  assert.equal(ok.config.cluster.lease_ttl_s, 3);
+  const both = configErrorOf(() => load('[cluster]\netcd = ["http://127.0.0.1:2379"]\nseeds = ["127.0.0.1:7000"]\n'));
+  includesAll(both, ['key "cluster.etcd"', 'not from slot_ranges, slots or seeds']);
+  const bad = configErrorOf(() => load('[cluster]\netcd = ["127.0.0.1:2379"]\n'));
+  includesAll(bad, ['key "cluster.etcd[0]"', 'http://host:port']);
+  const half = configErrorOf(() => load('[cluster]\netcd = ["https://e:2379"]\netcd_cert_file = "c.pem"\n'));
+  includesAll(half, ['key "cluster.etcd_key_file"', 'go together']);
+});
+
 test('every key in the schema has a description', () => {
   const missing: string[] = [];
   const walk = (shape: Record<string, { description?: string | undefined }>, prefix: string): void => {
@@ -396,7 +413,7 @@ test('every key in the schema has a description', () => {
     }
   };
   walk(configSchema.shape, '');
-  for (const table of ['sqlite', 'cluster', 'metrics'] as const) {
+  for (const table of ['sqlite', 'cluster', 'replication', 'metrics'] as const) {
     walk(configSchema.shape[table].unwrap().shape, `${table}.`);
   }
   walk(configSchema.shape.storage_compression.unwrap().in.shape, 'storage_compression.');

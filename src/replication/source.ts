@@ -1,0 +1,266 @@
+/**
+ * The primary's side of replication: every committed write batch gets an offset (bytes of the
+ * stream so far, as Redis counts master_repl_offset) and goes into a bounded backlog; replicas
+ * take a copy of each shard, then pull the backlog from their offset (BLOBREPL STREAM, a long
+ * poll that doubles as their acknowledgement, which WAIT counts).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from '../observability/log.js';
+import { copyShards, encodeBatch, replicable } from '../storage/replicated.js';
+import type { ShardWrite } from '../storage/shard.js';
+import type { Store } from '../storage/store.js';
+
+/** Bytes one BLOBREPL CHUNK returns at most. */
+export const CHUNK_BYTES = 1024 * 1024;
+/** A copy nobody has read from for this long is deleted. */
+const SNAPSHOT_IDLE_MS = 60_000;
+/** A replica that has not polled for this long is no longer counted as connected. */
+const REPLICA_GONE_MS = 10_000;
+
+interface Entry {
+  start: number;
+  data: Buffer;
+}
+
+export interface SnapshotInfo {
+  id: string;
+  replid: string;
+  /** Stream offset when the copy began: the replica streams from here. */
+  startOffset: number;
+  /** Per shard: offset when its copy completed; batches of that shard starting before it are in the copy. */
+  shardOffsets: number[];
+  sizes: number[];
+}
+
+export interface ReplicaInfo {
+  id: string;
+  addr: string;
+  ackOffset: number;
+  lastSeen: number;
+}
+
+export class ReplicationSource {
+  replid = randomBytes(20).toString('hex');
+  offset = 0;
+  /**
+   * As in Redis, the backlog exists (and the offset counts) from the first replica on: a server
+   * nobody replicates keeps nothing (INFO: repl_backlog_active:0, master_repl_offset:0).
+   */
+  active = false;
+  private entries: Entry[] = [];
+  private head = 0;
+  private backlogBytes = 0;
+  private readonly pollers = new Set<() => void>();
+  readonly replicas = new Map<string, ReplicaInfo>();
+  private readonly snapshots = new Map<string, { dir: string; files: string[]; timer: NodeJS.Timeout }>();
+  private ackWaiters: { offset: number; n: number; resolve: (count: number) => void }[] = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly maxBacklogBytes: number,
+    private readonly log: Logger,
+  ) {}
+
+  attach(): void {
+    this.store.replicationHook = (shard, writes) => this.append(shard, writes);
+  }
+
+  detach(): void {
+    this.store.replicationHook = null;
+    for (const wake of this.pollers) wake();
+  }
+
+  /** Starts a new history (a node that was a replica becomes a primary): replicas take a new copy. */
+  reset(offset: number): void {
+    this.replid = randomBytes(20).toString('hex');
+    this.offset = offset;
+    this.entries = [];
+    this.head = 0;
+    this.backlogBytes = 0;
+    this.active = true;
+  }
+
+  get backlogFirstOffset(): number {
+    return this.head < this.entries.length ? this.entries[this.head].start : this.offset;
+  }
+
+  get backlogLength(): number {
+    return this.offset - this.backlogFirstOffset;
+  }
+
+  private append(shard: number, writes: readonly ShardWrite[]): void {
+    if (!this.active) return;
+    const kept = replicable(writes);
+    if (kept.length === 0) return;
+    const data = encodeBatch({ shard, writes: kept });
+    this.entries.push({ start: this.offset, data });
+    this.offset += data.length;
+    this.backlogBytes += data.length;
+    // Keep at least the newest batch, whatever its size.
+    while (this.backlogBytes > this.maxBacklogBytes && this.entries.length - this.head > 1) {
+      this.backlogBytes -= this.entries[this.head].data.length;
+      this.head++;
+    }
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+    for (const wake of [...this.pollers]) wake();
+  }
+
+  /** Consistent copies of every shard, with the offsets that say where the stream resumes. */
+  async snapshot(): Promise<SnapshotInfo> {
+    this.active = true;
+    const dir = mkdtempSync(join(tmpdir(), 'blobasaur-repl-'));
+    const startOffset = this.offset;
+    const shardOffsets: number[] = [];
+    try {
+      const files = await copyShards(this.store, dir, (i) => `shard-${i}.db`, () => shardOffsets.push(this.offset));
+      const sizes: number[] = [];
+      for (const f of files) {
+        const h = await open(f, 'r');
+        sizes.push((await h.stat()).size);
+        await h.close();
+      }
+      const id = randomBytes(8).toString('hex');
+      this.snapshots.set(id, { dir, files, timer: this.expireTimer(id) });
+      return { id, replid: this.replid, startOffset, shardOffsets, sizes };
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  private expireTimer(id: string): NodeJS.Timeout {
+    const t = setTimeout(() => this.dropSnapshot(id), SNAPSHOT_IDLE_MS);
+    t.unref();
+    return t;
+  }
+
+  async chunk(id: string, shard: number, pos: number): Promise<Buffer | null> {
+    const s = this.snapshots.get(id);
+    if (s === undefined || shard < 0 || shard >= s.files.length) return null;
+    clearTimeout(s.timer);
+    s.timer = this.expireTimer(id);
+    const h = await open(s.files[shard], 'r');
+    try {
+      const buf = Buffer.alloc(CHUNK_BYTES);
+      const { bytesRead } = await h.read(buf, 0, CHUNK_BYTES, pos);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await h.close();
+    }
+  }
+
+  dropSnapshot(id: string): void {
+    const s = this.snapshots.get(id);
+    if (s === undefined) return;
+    clearTimeout(s.timer);
+    this.snapshots.delete(id);
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * A replica asks for the batches from `from` (all it has applied). Returns them (up to about
+   * `maxBytes`, at least one), waiting up to `timeoutMs` when there are none yet; 'resync' when
+   * the backlog no longer has `from` or `from` is not of this history.
+   */
+  async stream(replica: string, addr: string, replid: string, from: number, maxBytes: number, timeoutMs: number): Promise<Entry[] | 'resync'> {
+    if (replid !== this.replid || from > this.offset || from < this.backlogFirstOffset) return 'resync';
+    this.ack(replica, addr, from);
+    if (from === this.offset && timeoutMs > 0) {
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          clearTimeout(timer);
+          this.pollers.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, timeoutMs);
+        this.pollers.add(wake);
+      });
+      if (from < this.backlogFirstOffset) return 'resync';
+    }
+    let i = this.indexOf(from);
+    if (i < 0) return from === this.offset ? [] : 'resync';
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (; i < this.entries.length && (out.length === 0 || bytes < maxBytes); i++) {
+      out.push(this.entries[i]);
+      bytes += this.entries[i].data.length;
+    }
+    return out;
+  }
+
+  private indexOf(offset: number): number {
+    let lo = this.head;
+    let hi = this.entries.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.entries[mid].start;
+      if (s === offset) return mid;
+      if (s < offset) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  private ack(id: string, addr: string, offset: number): void {
+    const r = this.replicas.get(id);
+    if (r === undefined) {
+      this.replicas.set(id, { id, addr, ackOffset: offset, lastSeen: Date.now() });
+      this.log.info({ replica: id, addr }, 'replica connected');
+    } else {
+      r.ackOffset = Math.max(r.ackOffset, offset);
+      r.lastSeen = Date.now();
+      r.addr = addr;
+    }
+    if (this.ackWaiters.length > 0) {
+      this.ackWaiters = this.ackWaiters.filter((w) => {
+        const n = this.acked(w.offset);
+        if (n < w.n) return true;
+        w.resolve(n);
+        return false;
+      });
+    }
+  }
+
+  /** Replicas seen recently. */
+  connected(now = Date.now()): ReplicaInfo[] {
+    for (const [id, r] of this.replicas) if (now - r.lastSeen > REPLICA_GONE_MS) this.replicas.delete(id);
+    return [...this.replicas.values()];
+  }
+
+  /** Replicas that have acknowledged `offset`. */
+  acked(offset: number): number {
+    return this.connected().filter((r) => r.ackOffset >= offset).length;
+  }
+
+  /** WAIT: resolves with the number of replicas that acknowledged everything written so far. */
+  wait(n: number, timeoutMs: number): Promise<number> {
+    const target = this.offset;
+    const now = this.acked(target);
+    if (now >= n || n <= 0) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const w = { offset: target, n, resolve };
+      this.ackWaiters.push(w);
+      if (timeoutMs > 0) {
+        setTimeout(() => {
+          if (!this.ackWaiters.includes(w)) return;
+          this.ackWaiters = this.ackWaiters.filter((x) => x !== w);
+          resolve(this.acked(target));
+        }, timeoutMs);
+      }
+    });
+  }
+
+  close(): void {
+    this.detach();
+    for (const id of [...this.snapshots.keys()]) this.dropSnapshot(id);
+    for (const w of this.ackWaiters) w.resolve(this.acked(w.offset));
+    this.ackWaiters = [];
+  }
+}
