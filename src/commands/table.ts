@@ -24,6 +24,7 @@ import { slowlogCommands } from './slowlog.js';
 import { transactionCommands } from './transactions.js';
 import { clientStateCommands } from './client-state.js';
 import { migrateCommands } from './migrate.js';
+import { pubsubCommands } from './pubsub.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -82,4 +83,5 @@ export const commandTable = new CommandTable([
   ...transactionCommands,
   ...clientStateCommands,
   ...migrateCommands,
+  ...pubsubCommands,
 ]);
