@@ -9,12 +9,17 @@ import type { Logger } from './observability/log.js';
 import { startMetricsServer, type MetricsServer } from './observability/http.js';
 import { createMetrics, shardFileBytes } from './observability/metrics.js';
 import { dataLayout } from './observability/startup.js';
+import { LayoutError } from './storage/layout.js';
 import { startAutoVacuum } from './tools/vacuum.js';
 import { BlobServer } from './server/server.js';
 import { Cluster } from './cluster/index.js';
 import type { ServerContext } from './commands/types.js';
 import { tlsServerOptions } from './server/tls.js';
 import { Store, type ShardStats } from './storage/store.js';
+import { Keyspace } from './storage/keyspace.js';
+import { Sampler } from './dashboard/sampler.js';
+import { readable } from './dashboard/api.js';
+import { checkSaveDir, defaultSaveDir } from './tools/backup.js';
 import { shutdownCodecs } from './storage/codecs.js';
 import { VERSION } from './version.js';
 
@@ -24,6 +29,10 @@ export interface RunningServer {
   readonly port: number;
   /** Port of the /metrics and /health endpoint; null when [metrics] is not enabled. */
   readonly metricsPort: number | null;
+  /** The dashboard's address (http://host:port/); null when it is off. */
+  readonly dashboardUrl: string | null;
+  /** Where SAVE and BGSAVE write. */
+  readonly backupDir: string;
   /** Graceful shutdown; resolves when every write is committed and the shards are closed. */
   close(reason?: string): Promise<void>;
 }
@@ -38,6 +47,9 @@ export async function startServer(config: Config, log: Logger, configFile: strin
   const addr = parseHostPort(config.addr);
   if (!addr.ok) throw new Error(`addr ${config.addr} is not host:port`);
   const dataDir = resolve(config.data_dir);
+  const backupDir = config.backup_dir === undefined ? defaultSaveDir(dataDir) : resolve(config.backup_dir);
+  const badBackupDir = checkSaveDir(backupDir, dataDir);
+  if (badBackupDir !== null) throw new LayoutError(badBackupDir);
   // Before the store opens: a TLS file problem stops the start with nothing to clean up.
   const tlsOptions = tlsServerOptions(config);
   const store = Store.open({
@@ -67,6 +79,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       port: addr.port,
       version: REDIS_COMPAT_VERSION,
       configFile,
+      backupDir,
       maxClients: config.maxclients,
       requirepass: config.requirepass ?? null,
       protectedMode: config.protected_mode,
@@ -136,20 +149,63 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     }
   }
   let metrics: MetricsServer | null = null;
+  let dashboardUrl: string | null = null;
+  let sampler: Sampler | null = null;
   if (config.metrics.enabled) {
     const maddr = parseHostPort(config.metrics.addr);
     if (!maddr.ok) throw new Error(`metrics.addr ${config.metrics.addr} is not host:port`);
+    const registry = createMetrics(server, store);
+    if (config.dashboard.enabled) sampler = new Sampler(server, store);
+    const dashboard =
+      sampler === null
+        ? null
+        : {
+            server,
+            store,
+            keyspace: new Keyspace(store),
+            sampler,
+            killClient: (id: number) => {
+              const found = [...server.clients()].some((c) => c.id === id);
+              server.killClient(id, false);
+              return found;
+            },
+            slowlog: {
+              get thresholdUs() {
+                return server.slowlog.slowerThan;
+              },
+              entries: (max: number) =>
+                server.slowlog.newest(max).map((e) => ({
+                  id: e.id,
+                  timestamp: e.time,
+                  durationUs: e.micros,
+                  args: e.args.map((a) => readable(a)),
+                  client: e.addr,
+                  clientName: e.name,
+                })),
+            },
+            info: {
+              addr: `${addr.host}:${port}`,
+              dataDir,
+              mode: cluster !== null ? `cluster node ${config.cluster.node_id}` : 'standalone',
+            },
+          };
     try {
-      metrics = await startMetricsServer(maddr.host, maddr.port, createMetrics(server, store), store, server);
+      metrics = await startMetricsServer(maddr.host, maddr.port, registry, store, server, dashboard);
     } catch (err) {
       await cluster?.stop();
       await server.close('metrics endpoint failed to start');
       throw err;
     }
-    log.info({ metrics_addr: `${maddr.host}:${metrics.port}` }, 'metrics endpoint serving /metrics and /health');
+    sampler?.start();
+    const host = maddr.host.includes(':') ? `[${maddr.host}]` : maddr.host;
+    if (dashboard !== null) dashboardUrl = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${metrics.port}/`;
+    log.info(
+      { metrics_addr: `${maddr.host}:${metrics.port}`, ...(dashboardUrl === null ? {} : { dashboard: dashboardUrl }) },
+      dashboardUrl === null ? 'metrics endpoint serving /metrics and /health' : 'HTTP endpoint serving the dashboard, /metrics and /health',
+    );
   }
-  const stopAutoVacuum = startAutoVacuum(store, log);
-  log.info({ data_dir: dataDir, layout: dataLayout(store) }, 'data layout');
+  const stopAutoVacuum = config.auto_vacuum ? startAutoVacuum(store, log) : () => {};
+  log.debug({ data_dir: dataDir, layout: dataLayout(store) }, 'data layout');
   log.info(
     {
       addr: `${addr.host}:${port}`,
@@ -168,9 +224,12 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     store,
     port,
     metricsPort: metrics?.port ?? null,
+    dashboardUrl,
+    backupDir,
     close: async (reason = 'close') => {
       await cluster?.stop();
       stopAutoVacuum();
+      sampler?.stop();
       await metrics?.close();
       await server.close(reason);
       await shutdownCodecs();
@@ -201,6 +260,8 @@ function redisParameters(config: Config, dataDir: string, host: string, port: nu
     ['proto-max-bulk-len', String(config.proto_max_bulk_len)],
     ['client-query-buffer-limit', String(config.client_query_buffer_limit)],
     ['cluster-enabled', yesNo(config.cluster.enabled)],
+    ['busy-reply-threshold', String(config.busy_reply_threshold_ms)],
+    ['lua-time-limit', String(config.busy_reply_threshold_ms)],
   ];
 }
 

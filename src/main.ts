@@ -4,7 +4,9 @@
  * on SIGINT, SIGTERM or SHUTDOWN (a second signal exits at once).
  */
 import { CliError, ConfigError, HELP_TEXT, loadConfig, parseCli } from './config/index.js';
-import { createLogger } from './observability/log.js';
+import { stringify } from 'smol-toml';
+import { banner } from './observability/banner.js';
+import { createLogger, wantsPretty } from './observability/log.js';
 import { maskSecrets, refuseMidMigration } from './observability/startup.js';
 import { isToolCommand, runTool, TOOLS_HELP } from './tools/cli.js';
 import { startServer } from './app.js';
@@ -13,18 +15,22 @@ import { SchemaError } from './storage/schema.js';
 import { TlsSetupError } from './server/tls.js';
 import { VERSION } from './version.js';
 
-async function main(argv: string[]): Promise<number> {
+const PRINT_CONFIG_HELP = `  --print-config      print the effective configuration (every setting, secrets masked) as TOML and exit`;
+
+async function main(args: string[]): Promise<number> {
   // Blobs are private by default: files and directories are created for the owner only, whatever
   // umask the process was started with (the config's `umask` replaces this once it is read).
   process.umask(0o077);
   // Operator subcommands (blobasaur backup|vacuum|migrate …) come before the server's flags.
-  if (isToolCommand(argv[0])) return runTool(argv[0], argv.slice(1));
+  if (isToolCommand(args[0])) return runTool(args[0], args.slice(1));
+  const printConfig = args.includes('--print-config');
+  const argv = args.filter((a) => a !== '--print-config');
   let command;
   let loaded;
   try {
     command = parseCli(argv);
     if (command.kind === 'help') {
-      process.stdout.write(`${HELP_TEXT}\n\n${TOOLS_HELP}\n`);
+      process.stdout.write(`${HELP_TEXT}\nAlso:\n${PRINT_CONFIG_HELP}\n\n${TOOLS_HELP}\n`);
       return 0;
     }
     if (command.kind === 'version') {
@@ -42,10 +48,16 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const { config, file, inactive } = loaded;
+  if (printConfig) {
+    process.stdout.write(`# effective configuration of blobasaur ${VERSION}; from ${file ?? 'built-in defaults'}\n${stringify(maskSecrets(config) as Record<string, unknown>)}\n`);
+    return 0;
+  }
   process.umask(config.umask);
-  const log = createLogger(config.log_level);
+  const pretty = wantsPretty(config.log_format);
+  const log = createLogger(config.log_level, pretty);
   log.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
-  log.info({ config: maskSecrets(config) }, 'effective configuration');
+  // The whole configuration is long: debug level, or `blobasaur --print-config`.
+  log.debug({ config: maskSecrets(config) }, 'effective configuration');
   for (const key of inactive) {
     // output_compression belongs to upstream's HTTP API, which this server does not have.
     const why = key === 'output_compression' ? 'has no effect: there is no HTTP data API to compress' : 'is accepted but not active yet in this version';
@@ -56,6 +68,23 @@ async function main(argv: string[]): Promise<number> {
   try {
     refuseMidMigration(config.data_dir);
     running = await startServer(config, log, file);
+    if (pretty) {
+      const host = config.addr.slice(0, config.addr.lastIndexOf(':'));
+      process.stdout.write(
+        banner(
+          config,
+          {
+            addr: `${host}:${running.port}`,
+            tlsAddr: running.server.tlsPort > 0 ? `${host}:${running.server.tlsPort}` : null,
+            dataDir: running.store.dataDir,
+            backupDir: running.backupDir,
+            dashboardUrl: running.dashboardUrl,
+            configFile: file,
+          },
+          process.stdout.isTTY === true && !process.env.NO_COLOR,
+        ),
+      );
+    }
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (err instanceof LayoutError || err instanceof SchemaError || err instanceof TlsSetupError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {

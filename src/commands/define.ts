@@ -113,8 +113,9 @@ export function defineCommand(d: CommandDeclaration): CommandSpec {
 
   const keys = d.keys ?? [];
   keys.forEach((k, i) => checkKeySpec(k, d.arity, (why) => fail(`key spec ${i}: ${why}`)));
-  // WATCH is the one command with keys that neither reads nor writes them (Redis' own spec).
-  const watchesOnly = d.group === 'transactions';
+  // WATCH is the one command with keys that neither reads nor writes them (Redis' own spec); EVAL/FCALL
+  // are neither either: whether the script writes is known only when it runs (as in Redis).
+  const watchesOnly = d.group === 'transactions' || d.group === 'scripting';
   if (keys.length > 0 && !watchesOnly && !flags.has('write') && !flags.has('readonly') && !keys.every((k) => k.flags.includes('not_key'))) {
     fail('a command with keys is either write or readonly');
   }

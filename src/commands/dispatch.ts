@@ -13,6 +13,7 @@ import { commandTable } from './table.js';
 import { CommandError, type ClientState, type CommandContext, type CommandSpec, type ServerContext } from './types.js';
 import { NOAUTH_TEXT } from '../server/security.js';
 import { flagTransaction, queueInMulti, RUN_INSIDE_MULTI } from './transactions.js';
+import { busyGate } from '../scripting/engine.js';
 
 const NOAUTH = new ErrorReply(NOAUTH_TEXT);
 /** A MONITOR client is a replica to Redis: it may not touch the keyspace. */
@@ -47,6 +48,9 @@ export class Dispatcher {
     // The command table's no_auth flag (AUTH, HELLO, QUIT) is the only way past this gate.
     // `required` is read on every command: CONFIG SET requirepass "" lets waiting clients in, as in Redis.
     if (!client.authenticated && this.server.auth.required && !spec.flags.includes('no_auth')) return this.reject(client, NOAUTH);
+    // A script running past busy-reply-threshold: only allow_busy commands get in (-BUSY).
+    const busy = busyGate(this.server, spec);
+    if (busy !== null) return this.reject(client, busy);
     const tx = client.tx;
     const queues = tx !== null && tx.inMulti && !RUN_INSIDE_MULTI.has(spec.name);
     // EXEC writes if what it runs does (CLIENT PAUSE WRITE, write room).

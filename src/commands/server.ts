@@ -214,7 +214,7 @@ export const serverCommands: CommandSpec[] = [
   }),
 ];
 
-/** SAVE, BGSAVE and LASTSAVE: an online backup of every shard into <data_dir>/backup (docs/operations.md). */
+/** SAVE, BGSAVE and LASTSAVE: an online backup of every shard into backup_dir (docs/operations.md). */
 const saveCommands: CommandSpec[] = [
   defineCommand({
     name: 'save',

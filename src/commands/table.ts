@@ -25,6 +25,7 @@ import { transactionCommands } from './transactions.js';
 import { clientStateCommands } from './client-state.js';
 import { migrateCommands } from './migrate.js';
 import { pubsubCommands } from './pubsub.js';
+import { scriptingCommands } from './scripting.js';
 import type { CommandSpec, CommandTableView } from './types.js';
 
 export class CommandTable implements CommandTableView {
@@ -84,4 +85,5 @@ export const commandTable = new CommandTable([
   ...clientStateCommands,
   ...migrateCommands,
   ...pubsubCommands,
+  ...scriptingCommands,
 ]);

@@ -171,6 +171,29 @@ const metricsSchema = z.strictObject({
   addr: hostPort(0).default('127.0.0.1:9121').describe('listen address of the metrics endpoint'),
 });
 
+// ---- operator experience: dashboard, logs, backups (issue 21) ------------------------------
+
+const dashboardSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe('serve the web dashboard on the [metrics] HTTP address (only when [metrics] is enabled)'),
+});
+
+const operatorKeys = {
+  dashboard: dashboardSchema.prefault({}).describe('the web dashboard'),
+  log_format: z
+    .enum(['auto', 'pretty', 'json'])
+    .default('auto')
+    .describe('auto: readable lines and a start-up banner on a terminal, JSON lines otherwise'),
+  auto_vacuum: z
+    .boolean()
+    .default(true)
+    .describe('give free pages back to the file system in the background (adaptive incremental vacuum)'),
+  backup_dir: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('where SAVE and BGSAVE write their backup (default: "<data_dir>.backup", beside data_dir, not inside it)'),
+};
+
 // ---- root -----------------------------------------------------------------------------------
 
 export const configSchema = z
@@ -213,6 +236,8 @@ export const configSchema = z
     umask: int(0, 0o777)
       .default(0o077)
       .describe('permission bits removed from every file and directory created (0o077: owner only), e.g. 0o027'),
+    busy_reply_threshold_ms: int(1).default(5000).describe("a Lua script running longer than this lets other clients in to get -BUSY (Redis' busy-reply-threshold)"),
+    ...operatorKeys,
   })
   .superRefine((c, ctx) => {
     // A soft limit above the hard one would never pause anyone: the client is dropped first.

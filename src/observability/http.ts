@@ -1,11 +1,15 @@
 /**
- * The metrics endpoint (`[metrics] enabled = true`): GET /metrics in Prometheus text format and
- * GET /health as JSON. Plain node:http; nothing else is served.
+ * The HTTP endpoint (`[metrics] enabled = true`): GET /metrics in Prometheus text format, GET
+ * /health as JSON, and the dashboard (`[dashboard] enabled`, src/dashboard/) on / and /api/.
+ * /metrics and /health carry no stored data and stay open for scrapers and health checks; the
+ * dashboard asks for requirepass. Plain node:http.
  */
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { ServerContext } from '../commands/types.js';
 import type { Store } from '../storage/store.js';
+import type { DashboardDeps } from '../dashboard/api.js';
+import { handleDashboard } from '../dashboard/routes.js';
 
 export interface ShardHealth {
   shard: number;
@@ -43,9 +47,11 @@ export async function startMetricsServer(
   registry: Registry,
   store: Store,
   context: ServerContext,
+  dashboard: DashboardDeps | null = null,
 ): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (dashboard !== null && handleDashboard(req, res, dashboard)) return;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;
@@ -62,7 +68,7 @@ export async function startMetricsServer(
       res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify(h)}\n`);
       return;
     }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /health\n');
+    res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try ${dashboard === null ? '' : '/ (the dashboard), '}/metrics or /health\n`);
   });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {

@@ -34,6 +34,16 @@ export class Verbatim {
   constructor(readonly text: string) {}
 }
 
+/** A boolean in RESP3 (`#t`/`#f`); the integer 1 or 0 in RESP2 (Lua scripts after redis.setresp(3)). */
+export class RespBoolean {
+  constructor(readonly value: boolean) {}
+}
+
+/** A double in RESP3 (`,`); a bulk string in RESP2. `text` is its printed form ("%.17g"). */
+export class RespDouble {
+  constructor(readonly text: string) {}
+}
+
 /** The null array (`*-1` in RESP2, `_` in RESP3). */
 export const NULL_ARRAY = Symbol('null-array');
 
@@ -54,6 +64,8 @@ export type Reply =
   | RespMap
   | RespSet
   | Verbatim
+  | RespBoolean
+  | RespDouble
   | readonly Reply[];
 
 export type ProtocolVersion = 2 | 3;
@@ -126,6 +138,11 @@ export class ReplyEncoder {
       } else {
         this.bulk(Buffer.from(reply.text, 'utf8'));
       }
+    } else if (reply instanceof RespBoolean) {
+      this.ascii(proto === 3 ? (reply.value ? '#t\r\n' : '#f\r\n') : reply.value ? ':1\r\n' : ':0\r\n');
+    } else if (reply instanceof RespDouble) {
+      if (proto === 3) this.ascii(`,${reply.text}\r\n`);
+      else this.bulk(Buffer.from(reply.text, 'latin1'));
     } else if (reply === NULL_ARRAY) {
       this.ascii(proto === 3 ? '_\r\n' : '*-1\r\n');
     }

@@ -35,6 +35,8 @@ export interface ServerOptions {
   idleTimeoutSec?: number;
   /** A second, TLS listener on this port with these options (from tls.ts); null: none. */
   tls?: { port: number; options: TlsOptions } | null;
+  /** Where SAVE and BGSAVE write (backup_dir); default beside the data directory. */
+  backupDir?: string;
   /** What CONFIG GET answers: Redis parameter names and this server's values for them. */
   configParameters?: () => ReadonlyArray<readonly [string, string]>;
 }
@@ -143,7 +145,7 @@ export class BlobServer implements ServerContext {
   }
 
   startSave(): Promise<void> {
-    return startSave(this, this.store);
+    return startSave(this, this.store, this.opts.backupDir);
   }
 
   /** The configured parameters, with the current values of those CONFIG SET changes. */

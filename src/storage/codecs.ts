@@ -194,6 +194,42 @@ function unbrotli(payload: Buffer): Buffer | Promise<Buffer> {
   return result.buffer;
 }
 
+/**
+ * Decodes on the calling thread whatever the size: for Lua scripts, which must read a value within
+ * the script's turn. The cost is bounded by the value size limit (measured in docs/scripting.md).
+ */
+export function decodeSync(codec: number, payload: Buffer): Buffer {
+  try {
+    switch (codec) {
+      case 0:
+        return payload;
+      case 1: {
+        if (payload.length < 18) throw new CodecError(`gzip payload too short (${payload.length} bytes)`);
+        const size = payload.readUInt32LE(payload.length - 4);
+        checkSize(size, 'gzip');
+        return checkLength(zlib.gunzipSync(payload, { maxOutputLength: Math.max(1, size) }), size, 'gzip');
+      }
+      case 2: {
+        const size = zstdContentSize(payload);
+        checkSize(size, 'zstd');
+        return zstdDecompress(payload, size, false);
+      }
+      case 3: {
+        if (payload.length < 5) throw new CodecError(`lz4 payload too short (${payload.length} bytes)`);
+        const size = payload.readUInt32LE(0);
+        checkSize(size, 'lz4');
+        return checkLength(lz4UncompressSync(payload), size, 'lz4');
+      }
+      case 4:
+        return zlib.brotliDecompressSync(payload, { maxOutputLength: MAX_VALUE_BYTES });
+      default:
+        throw new CodecError(`unknown codec id ${codec}`);
+    }
+  } catch (err) {
+    throw err instanceof CodecError ? err : corrupt(err);
+  }
+}
+
 /** Stops worker threads (if any were started). Coding still works afterwards; workers restart. */
 export function shutdownCodecs(): Promise<void> {
   return shutdownPool();

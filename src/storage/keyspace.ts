@@ -14,7 +14,7 @@
 import { expired, KEEP, type OverlayEntry, type PendingValue } from './overlay.js';
 import type { FieldRow } from './shard.js';
 import { codecName } from './codecs.js';
-import { decodeRow, joinAcks, type Ack, type Store, type StoreStats } from './store.js';
+import { decodeRow, decodeRowSync, joinAcks, type Ack, type Store, type StoreStats } from './store.js';
 import type { WriteQueue } from './write-queue.js';
 
 export type { Ack, PendingValue, StoreStats };
@@ -126,6 +126,29 @@ export class Keyspace {
     return this.store.atomically(f);
   }
 
+  /** atomically() for work that ends after this turn (a Lua script): writes until end() commit together per shard. */
+  beginAtomic(): { end(): void } {
+    return this.store.beginAtomic();
+  }
+
+  /** Set on the view scripts use (withSyncDecode): committed values decode on the calling thread. */
+  private syncDecode = false;
+
+  /**
+   * The same keyspace, except that committed values decode on the calling thread, so a read never
+   * returns a promise unless the value is a pending write still being computed. For Lua scripts,
+   * whose redis.call must answer within the script's turn.
+   */
+  withSyncDecode(): Keyspace {
+    const view = Object.create(this) as Keyspace;
+    view.syncDecode = true;
+    return view;
+  }
+
+  private decodeRow(row: Parameters<typeof decodeRow>[0], ns: Buffer | null, key: Buffer): PendingValue {
+    return this.syncDecode ? decodeRowSync(row, ns, key) : decodeRow(row, ns, key);
+  }
+
   /** Largest value a command may build (APPEND, SETRANGE): the server's proto_max_bulk_len. */
   get maxValueBytes(): number {
     return this.store.maxValueBytes;
@@ -152,7 +175,7 @@ export class Keyspace {
     const cached = q.cache.get(ns, key, now);
     if (cached !== undefined) return cached.value;
     const row = ns === null ? q.shard.get(key, now) : q.shard.nsGet(ns, key, now);
-    return row === undefined ? null : this.cacheRead(q, ns, key, decodeRow(row, ns, key), row.expires_at);
+    return row === undefined ? null : this.cacheRead(q, ns, key, this.decodeRow(row, ns, key), row.expires_at);
   }
 
   /** The value of a live key with its expiry, or null: what a read-modify-write starts from. */
@@ -168,7 +191,7 @@ export class Keyspace {
     if (cached !== undefined) return cached;
     const row = ns === null ? q.shard.get(key, now) : q.shard.nsGet(ns, key, now);
     if (row === undefined) return null;
-    return { value: this.cacheRead(q, ns, key, decodeRow(row, ns, key), row.expires_at), expiresAt: row.expires_at };
+    return { value: this.cacheRead(q, ns, key, this.decodeRow(row, ns, key), row.expires_at), expiresAt: row.expires_at };
   }
 
   exists(ns: Buffer | null, key: Buffer, now: number): boolean {
@@ -315,7 +338,7 @@ export class Keyspace {
       if (!q.overlay.hidesCommitted(ns)) {
         if (withValues) {
           for (const row of q.shard.nsFields(ns, null, -1, now)) {
-            if (!pending.has(row.key.toString('latin1'))) out.push({ field: row.key, value: decodeRow(row, ns, row.key) });
+            if (!pending.has(row.key.toString('latin1'))) out.push({ field: row.key, value: this.decodeRow(row, ns, row.key) });
           }
         } else {
           for (const field of q.shard.nsFieldNames(ns, now)) {
@@ -411,7 +434,7 @@ export class Keyspace {
       examined += Math.max(1, rows.length);
       const upper = rows.length < limit ? null : rows[rows.length - 1].key;
       for (const row of rows) {
-        if (!pending.has(row.key.toString('latin1'))) fields.push({ field: row.key, value: decodeRow(row, ns, row.key) });
+        if (!pending.has(row.key.toString('latin1'))) fields.push({ field: row.key, value: this.decodeRow(row, ns, row.key) });
       }
       const after = cur.after;
       for (const e of pending.values()) {
@@ -486,7 +509,7 @@ export class Keyspace {
   private valueOf(q: WriteQueue, ns: Buffer | null, entry: OverlayEntry): PendingValue | null {
     if (entry.value !== KEEP) return entry.value;
     const row = q.shard.getAny(ns, entry.key);
-    return row === undefined ? null : decodeRow(row, ns, entry.key);
+    return row === undefined ? null : this.decodeRow(row, ns, entry.key);
   }
 
   /** Keeps a value just read from its row in the read cache (if it wants it), and returns it. */

@@ -8,7 +8,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { CodecError, decode, encode, type CompressionSettings } from './codecs.js';
+import { CodecError, decode, decodeSync, encode, type CompressionSettings } from './codecs.js';
 import { ShardRing } from './mpchash.js';
 import { Shard, type ByteTotals, type PageStats, type SqliteSettings, type StoredValue } from './shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
@@ -196,15 +196,31 @@ export class Store {
    * commit independently of each other. `f` must queue its writes synchronously.
    */
   atomically<T>(f: () => T): T {
+    const group = this.beginAtomic();
+    try {
+      return f();
+    } finally {
+      group.end();
+    }
+  }
+
+  /**
+   * The same as atomically(), for work that ends later than it starts (a Lua script): writes queued
+   * until end() form one transaction per shard. Nests; the outermost end() closes the group.
+   */
+  beginAtomic(): { end(): void } {
     if (this.atomicDepth++ === 0) {
       const group = ++this.atomicGroups;
       for (const q of this.queues) q.atomicGroup = group;
     }
-    try {
-      return f();
-    } finally {
-      if (--this.atomicDepth === 0) for (const q of this.queues) q.atomicGroup = undefined;
-    }
+    let ended = false;
+    return {
+      end: () => {
+        if (ended) return;
+        ended = true;
+        if (--this.atomicDepth === 0) for (const q of this.queues) q.atomicGroup = undefined;
+      },
+    };
   }
 
   private atomicDepth = 0;
@@ -424,7 +440,10 @@ export class Store {
 
   /** Frees up to `pages` free pages of one shard; the pages freed. */
   vacuumShard(id: number, pages: number): number {
-    return this.queues[id].shard.incrementalVacuum(pages);
+    const freed = this.queues[id].shard.incrementalVacuum(pages);
+    // The file shrinks when the WAL holding the vacuum is checkpointed: ask for one.
+    if (freed > 0) this.maintenance?.markDirty(id);
+    return freed;
   }
 
   /** Frees up to `pages` free pages of each shard (auto_vacuum = INCREMENTAL); pages freed in total. */
@@ -455,6 +474,17 @@ export function decodeRow(row: StoredValue, ns: Buffer | null, key: Buffer): Buf
     return out instanceof Promise ? out.catch(fail) : out;
   } catch (err) {
     return fail(err);
+  }
+}
+
+/** decodeRow on the calling thread (for scripts): never a promise. */
+export function decodeRowSync(row: StoredValue, ns: Buffer | null, key: Buffer): Buffer {
+  try {
+    return decodeSync(row.codec, row.data);
+  } catch (err) {
+    const what = ns === null ? `key '${printable(key)}'` : `field '${printable(key)}' of '${printable(ns)}'`;
+    const why = err instanceof Error ? err.message : String(err);
+    throw new CorruptValueError(`stored value of ${what} cannot be decoded: ${why}`);
   }
 }
 

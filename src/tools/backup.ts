@@ -147,22 +147,34 @@ async function copyAll(source: string, dest: string, numShards: number, verify: 
   return manifest;
 }
 
-/** Where SAVE and BGSAVE put their copy: `<data_dir>/backup`, replaced whole by each save. */
-export function saveDir(store: Store): string {
-  return join(store.dataDir, 'backup');
+/**
+ * Where SAVE and BGSAVE put their copy (`backup_dir`), replaced whole by each save: by default
+ * `<data_dir>.backup`, beside the data directory so a disk or directory lost with it is not the
+ * only copy and a backup does not count against the data directory's space.
+ */
+export function defaultSaveDir(dataDir: string): string {
+  return `${resolve(dataDir)}.backup`;
+}
+
+/** A save directory that is the data directory or holds it would replace the data: refused at start. */
+export function checkSaveDir(saveDir: string, dataDir: string): string | null {
+  const s = resolve(saveDir);
+  const d = resolve(dataDir);
+  if (s === d || d.startsWith(`${s}/`)) return `backup_dir ${s} is the data directory or contains it; choose a directory beside data_dir`;
+  return null;
 }
 
 /**
- * SAVE / BGSAVE: an online backup of every shard into `<data_dir>/backup`, built beside it and
- * swapped in when complete, so the directory always holds the last complete save. One at a time.
+ * SAVE / BGSAVE: an online backup of every shard into `saveDir`, built beside it and swapped in
+ * when complete, so the directory always holds the last complete save. One at a time.
  */
-export function startSave(server: object, store: Store): Promise<void> {
+export function startSave(server: object, store: Store, saveDir: string = defaultSaveDir(store.dataDir)): Promise<void> {
   const state = opsStats(server).save;
   if (state.inProgress !== null) return state.inProgress;
   const started = Date.now();
   const changes = opsStats(server).writeCommands;
   const run = (async () => {
-    const final = saveDir(store);
+    const final = resolve(saveDir);
     const building = `${final}.tmp`;
     rmSync(building, { recursive: true, force: true });
     mkdirSync(building, { recursive: true });

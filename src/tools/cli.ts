@@ -1,14 +1,15 @@
 /**
  * The operator subcommands: `blobasaur backup|vacuum|migrate|import …`. The first three work on a data directory
  * given with --data-dir, or the data_dir of the config (--config FILE, else ./config.toml, else the
- * default ./blob_data). Progress goes to stderr: one updating line on a terminal, plain lines
- * otherwise; the result goes to stdout.
+ * default ./blob_data). Progress goes to stderr (progress.ts: a bar on a terminal, plain lines
+ * otherwise); the result goes to stdout.
  */
 import { resolve } from 'node:path';
 import { loadConfig } from '../config/index.js';
 import { backupDataDir } from './backup.js';
 import { migrateDataDir, MigrateError, type MigrateProgress } from './migrate.js';
-import { vacuumDataDir } from './vacuum.js';
+import { progress } from './progress.js';
+import { readShardCount, vacuumDataDir } from './vacuum.js';
 import { importFromRedis, ImportError, type Endpoint, type ImportProgress } from './import.js';
 
 export const TOOL_COMMANDS = ['backup', 'vacuum', 'migrate', 'import'] as const;
@@ -96,7 +97,10 @@ function positiveInt(cmd: ToolCommand, flag: string, value: string): number {
   return Number(value);
 }
 
-/** A progress line: rewritten in place on a terminal, at most one a second otherwise. */
+/**
+ * `blobasaur import`'s updating line: a live Redis has no total to show a bar against (progress.ts
+ * draws the bars of the other subcommands), so it stays a line rewritten in place on a terminal.
+ */
 function progressWriter(): { line: (text: string, force?: boolean) => void; end: () => void } {
   const tty = process.stderr.isTTY === true;
   let last = 0;
@@ -162,12 +166,16 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
         const to = p.flags.get('--to');
         if (to === undefined) throw new UsageError('blobasaur backup: --to DIR is required');
         const dataDir = dataDirOf(p);
-        const bar = progressWriter();
+        const bar = progress('backup', 'shards');
+        let copied = 0;
         const manifest = await backupDataDir(dataDir, to, {
           verify: !p.switches.has('--no-verify'),
-          progress: (shard, of, bytes) => bar.line(`backup: shard ${shard + 1}/${of} copied (${mib(bytes)})`, true),
+          progress: (shard, of, bytes) => {
+            copied += bytes;
+            bar.update(shard + 1, of, `shard ${shard} copied, ${mib(copied)} so far`);
+          },
         });
-        bar.end();
+        bar.done();
         const bytes = manifest.shards.reduce((n, s) => n + s.bytes, 0);
         const rows = manifest.shards.every((s) => s.rows !== null) ? `${manifest.shards.reduce((n, s) => n + (s.rows ?? 0), 0)} rows, ` : '';
         process.stdout.write(
@@ -183,12 +191,18 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
         const budget = p.flags.get('--budget-mb');
         const budgetBytes = budget === undefined ? null : positiveInt(cmd, '--budget-mb', budget) * 1048576;
         const dataDir = dataDirOf(p);
+        const bar = progress(`vacuum (${mode})`, 'shards');
+        const shards = readShardCount(dataDir);
+        const lines: string[] = [];
+        let returned = 0;
         const results = vacuumDataDir(dataDir, mode, budgetBytes, (r) => {
           const note = mode === 'incremental' && r.autoVacuum !== 'incremental' ? ' (auto_vacuum is off for this file: use --mode full)' : '';
-          process.stdout.write(
-            `shard ${r.shard}: ${mib(r.bytesBefore)} -> ${mib(r.bytesAfter)}, free pages ${r.freePagesBefore} -> ${r.freePagesAfter}${note}\n`,
-          );
+          lines.push(`shard ${r.shard}: ${mib(r.bytesBefore)} -> ${mib(r.bytesAfter)}, free pages ${r.freePagesBefore} -> ${r.freePagesAfter}${note}\n`);
+          returned += r.bytesBefore - r.bytesAfter;
+          bar.update(r.shard + 1, shards, `${mib(returned)} returned`);
         });
+        bar.done();
+        process.stdout.write(lines.join(''));
         const before = results.reduce((n, r) => n + r.bytesBefore, 0);
         const after = results.reduce((n, r) => n + r.bytesAfter, 0);
         process.stdout.write(`vacuum (${mode}) of ${dataDir}: ${mib(before)} -> ${mib(after)}, ${mib(before - after)} returned\n`);
@@ -200,17 +214,16 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
         if (to === undefined) throw new UsageError('blobasaur migrate: --to-shards M is required');
         const batch = p.flags.get('--batch');
         const dataDir = dataDirOf(p);
-        const bar = progressWriter();
+        const bar = progress('migrate', 'rows scanned');
         const show = (pr: MigrateProgress): void => {
-          const pct = pr.total === 0 ? 100 : Math.min(100, Math.floor((pr.scanned * 100) / pr.total));
-          if (pr.phase === 'move') bar.line(`migrate: shard ${pr.source + 1}/${pr.sources}, ${pr.scanned}/${pr.total} rows scanned (${pct}%), ${pr.moved} moved`);
-          else if (pr.phase === 'verify') bar.line(`migrate: verifying placement and counts`, true);
+          if (pr.phase === 'move') bar.update(pr.scanned, pr.total, `source shard ${pr.source + 1}/${pr.sources}, ${pr.moved} moved`);
+          else if (pr.phase === 'verify') bar.update(pr.total, pr.total, 'verifying placement and counts');
         };
         const r = migrateDataDir(dataDir, positiveInt(cmd, '--to-shards', to), {
           batch: batch === undefined ? undefined : positiveInt(cmd, '--batch', batch),
           progress: show,
         });
-        bar.end();
+        bar.done();
         if (r.nothingToDo) process.stdout.write(`${dataDir} already has ${r.to} shards: nothing to do\n`);
         else {
           process.stdout.write(

@@ -14,24 +14,108 @@ import { shardPath } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import { shardFileBytes } from '../observability/metrics.js';
 
-/** The server's background incremental vacuum: every interval, each shard frees at most `pagesPerRun`. */
+/**
+ * The server's background incremental vacuum, adaptive: every `intervalMs` each shard with at
+ * least `minFreePages` free pages gives some back, at a rate that returns the backlog seen within
+ * about `targetSeconds` (a larger backlog raises the rate). The event loop is never held for more
+ * than `maxSliceMs` per run, and one PRAGMA step is sized (by measuring it) to a fraction of that,
+ * so clients wait at most a few milliseconds behind it.
+ */
 export interface AutoVacuumOptions {
   intervalMs: number;
   /** A shard with fewer free pages than this is left alone (a little slack saves re-growing). */
   minFreePages: number;
-  pagesPerRun: number;
+  /** The backlog found is returned within about this many seconds, time slices permitting. */
+  targetSeconds: number;
+  /** Pages a shard with a backlog frees per run at least, so small backlogs go back in seconds. */
+  floorPagesPerRun: number;
+  /** Most event-loop time one run may take, over all shards. */
+  maxSliceMs: number;
 }
 
-export const AUTO_VACUUM_DEFAULTS: AutoVacuumOptions = { intervalMs: 60_000, minFreePages: 1024, pagesPerRun: 2048 };
+export const AUTO_VACUUM_DEFAULTS: AutoVacuumOptions = {
+  intervalMs: 250,
+  minFreePages: 1024,
+  targetSeconds: 30,
+  floorPagesPerRun: 1024,
+  maxSliceMs: 20,
+};
+
+/** What the background vacuum of a store has done, for the dashboard and logs. */
+export interface VacuumActivity {
+  bytes: number;
+  pages: number;
+  steps: number;
+  /** Longest single step, in ms: the longest a client waited behind it. */
+  longestStepMs: number;
+  lastRunAt: number | null;
+}
+
+const activity = new WeakMap<Store, VacuumActivity>();
+
+export function vacuumActivity(store: Store): VacuumActivity {
+  let a = activity.get(store);
+  if (a === undefined) {
+    a = { bytes: 0, pages: 0, steps: 0, longestStepMs: 0, lastRunAt: null };
+    activity.set(store, a);
+  }
+  return a;
+}
+
+const MIN_STEP_PAGES = 16;
+// 4 MiB of 4 KiB pages: a step this size measured 2-12 ms (moving pages writes them to the WAL).
+const MAX_STEP_PAGES = 1024;
 
 export function startAutoVacuum(store: Store, log: Logger, opts: AutoVacuumOptions = AUTO_VACUUM_DEFAULTS): () => void {
+  const act = vacuumActivity(store);
+  /** Per shard: pages to free per run while its backlog lasts (0: no backlog). */
+  const rate = new Map<number, number>();
+  let step = 256;
+  let first = 0;
+  const run = (): void => {
+    const started = performance.now();
+    const pages = store.pageStats();
+    for (let i = 0; i < pages.length; i++) {
+      // Start at a different shard each run so a short slice does not always favour shard 0.
+      const shard = (first + i) % pages.length;
+      const p = pages[shard];
+      if (p.autoVacuum !== 2 || p.freelistCount < opts.minFreePages) {
+        rate.delete(shard);
+        continue;
+      }
+      const wanted = Math.ceil((p.freelistCount * opts.intervalMs) / (opts.targetSeconds * 1000));
+      const prev = rate.get(shard) ?? 0;
+      if (prev === 0 && p.freelistCount * p.pageSize >= 64 * 1048576) {
+        log.info({ shard, free_mib: Math.round((p.freelistCount * p.pageSize) / 1048576) }, 'returning free pages to the file system (incremental vacuum)');
+      }
+      const perRun = Math.max(prev, wanted, opts.floorPagesPerRun);
+      rate.set(shard, perRun);
+      let done = 0;
+      while (done < perRun && performance.now() - started < opts.maxSliceMs) {
+        const t0 = performance.now();
+        const freed = store.vacuumShard(shard, Math.min(step, perRun - done));
+        const ms = performance.now() - t0;
+        if (freed === 0) break;
+        done += freed;
+        act.steps++;
+        act.longestStepMs = Math.max(act.longestStepMs, ms);
+        // Aim for steps of about a quarter of the slice: long enough to be efficient, short enough not to stall.
+        if (ms < opts.maxSliceMs / 8) step = Math.min(MAX_STEP_PAGES, step * 2);
+        else if (ms > opts.maxSliceMs / 2) step = Math.max(MIN_STEP_PAGES, Math.floor(step / 2));
+      }
+      if (done > 0) {
+        act.pages += done;
+        act.bytes += done * p.pageSize;
+        act.lastRunAt = Date.now();
+        log.debug({ shard, pages: done, bytes: done * p.pageSize }, 'incremental vacuum');
+      }
+      if (performance.now() - started >= opts.maxSliceMs) break;
+    }
+    first = (first + 1) % Math.max(1, pages.length);
+  };
   const timer = setInterval(() => {
     try {
-      store.pageStats().forEach((p, shard) => {
-        if (p.autoVacuum !== 2 || p.freelistCount < opts.minFreePages) return;
-        const freed = store.vacuumShard(shard, Math.min(p.freelistCount, opts.pagesPerRun));
-        if (freed > 0) log.debug({ shard, pages: freed, bytes: freed * p.pageSize }, 'incremental vacuum');
-      });
+      run();
     } catch (err) {
       // The store closes under us at shutdown; anything else is worth a line, not a crash.
       const message = err instanceof Error ? err.message : String(err);

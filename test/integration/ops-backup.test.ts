@@ -147,7 +147,7 @@ describe('online backup', () => {
     }
   });
 
-  it('SAVE, BGSAVE and LASTSAVE write <data_dir>/backup, restorable, under write load', async () => {
+  it('SAVE, BGSAVE and LASTSAVE write <data_dir>.backup (beside data_dir), restorable, under write load', async () => {
     const data = join(tempDir('blobasaur-ops-save-'), 'data');
     const server = await spawnOurs(['--data-dir', data, '--shards', String(SHARDS)]);
     const r = client(server.port);
@@ -160,8 +160,9 @@ describe('online backup', () => {
       assert.ok(first >= startedAt - 2 && first <= startedAt + 1, `LASTSAVE at start is the start time (${first})`);
       await writePre(r);
       assert.equal(await r.save(), 'OK');
-      assert.equal(existsSync(join(data, 'backup', 'manifest.json')), true);
-      checkBackupFiles(join(data, 'backup'), 0);
+      assert.equal(existsSync(join(`${data}.backup`, 'manifest.json')), true);
+      assert.equal(existsSync(join(data, 'backup')), false);
+      checkBackupFiles(`${data}.backup`, 0);
       assert.match(await r.info('persistence'), /\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\n/);
 
       const writer = startLiveWriter(w);
@@ -180,16 +181,17 @@ describe('online backup', () => {
       w.disconnect();
       await stop(server);
     }
-    const { liveKept } = checkBackupFiles(join(data, 'backup'), acked);
+    const { liveKept } = checkBackupFiles(`${data}.backup`, acked);
     assert.ok(liveKept >= ackedBeforeBgsave, `${liveKept} >= ${ackedBeforeBgsave}`);
-    await checkRestore(join(data, 'backup'), liveKept);
+    await checkRestore(`${data}.backup`, liveKept);
   });
 
-  it('with [sqlite] locking_mode = "EXCLUSIVE" the CLI says to use SAVE, leaves nothing behind, and SAVE works', async () => {
+  it('with [sqlite] locking_mode = "EXCLUSIVE" the CLI says to use SAVE, leaves nothing behind, and SAVE writes backup_dir', async () => {
     const dir = tempDir('blobasaur-ops-backup-excl-');
     const data = join(dir, 'data');
+    const saves = join(dir, 'saves');
     const config = join(dir, 'config.toml');
-    writeFileSync(config, '[sqlite]\nlocking_mode = "EXCLUSIVE"\n');
+    writeFileSync(config, `backup_dir = "${saves}"\n[sqlite]\nlocking_mode = "EXCLUSIVE"\n`);
     const server = await spawnOurs(['--config', config, '--data-dir', data, '--shards', String(SHARDS)]);
     const r = client(server.port);
     try {
@@ -210,8 +212,8 @@ describe('online backup', () => {
       r.disconnect();
       await stop(server);
     }
-    checkBackupFiles(join(data, 'backup'), 0);
-    await checkRestore(join(data, 'backup'), 0);
+    checkBackupFiles(saves, 0);
+    await checkRestore(saves, 0);
   });
 
   it('backup CLI usage errors exit 2', async () => {

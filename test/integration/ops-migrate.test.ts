@@ -154,7 +154,7 @@ describe('shard migration', () => {
     // Kill #1: as soon as progress shows.
     const first = await migrate(data, 6, (stderr) => /rows scanned/.test(stderr));
     assert.equal(first.signal, 'SIGKILL', `killed mid-way; it printed ${first.stdout}${first.stderr}`);
-    assert.match(first.stderr, /^migrate: shard 1\/4, 200\/20300 rows scanned \(0%\), \d+ moved\n/);
+    assert.match(first.stderr, /^migrate: 200\/20300 rows scanned \(0%\), source shard 1\/4, \d+ moved\n/);
     const state = JSON.parse(readFileSync(join(data, 'migrate.json'), 'utf8')) as { from: number; to: number; rows_before: number };
     assert.deepEqual([state.from, state.to, state.rows_before], [4, 6, KEYS + FIELDS]);
     assert.deepEqual(JSON.parse(readFileSync(join(data, 'blobasaur.json'), 'utf8')), { format: 1, num_shards: 4 });

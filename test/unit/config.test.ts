@@ -74,6 +74,10 @@ const DEFAULTS = {
   client_output_buffer_limit_hard: 268435456,
   timeout: 0,
   umask: 0o077,
+  busy_reply_threshold_ms: 5000,
+  dashboard: { enabled: true },
+  log_format: 'auto',
+  auto_vacuum: true,
 };
 
 test('no config file gives exactly the defaults', () => {

@@ -1,31 +1,62 @@
-/** The server's background incremental vacuum frees at most pagesPerRun pages per shard per run. */
+/** The server's background incremental vacuum: adaptive rate, bounded time slices, files that shrink. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createLogger } from '../../src/observability/log.js';
-import { startAutoVacuum } from '../../src/tools/vacuum.js';
+import { startAutoVacuum, vacuumActivity } from '../../src/tools/vacuum.js';
 import { startOurs } from '../helpers/servers.js';
 
-test('auto-vacuum returns free pages of a running store, a bounded number per run', async () => {
+const silent = createLogger('silent', false);
+
+async function fillAndEmpty(s: Awaited<ReturnType<typeof startOurs>>, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await s.store.write(null, Buffer.from(`k${i}`), Buffer.alloc(8192, i), null, Date.now());
+  for (let i = 0; i < n; i++) await s.store.remove(null, Buffer.from(`k${i}`));
+}
+
+test('auto-vacuum frees at least floorPagesPerRun per run, and returns everything above minFreePages', async () => {
   const s = await startOurs({ num_shards: 1 });
   try {
-    const shard = s.store.queues[0].shard;
-    for (let i = 0; i < 300; i++) await s.store.write(null, Buffer.from(`k${i}`), Buffer.alloc(8192, i), null, Date.now());
-    for (let i = 0; i < 300; i++) await s.store.remove(null, Buffer.from(`k${i}`));
-    const before = shard.pageStats();
+    await fillAndEmpty(s, 300);
+    const [before] = s.store.pageStats();
     assert.equal(before.autoVacuum, 2);
-    assert.ok(before.freelistCount > 200, `${before.freelistCount} free pages`);
-    const stop = startAutoVacuum(s.store, createLogger('silent', false), { intervalMs: 20, minFreePages: 10, pagesPerRun: 100 });
+    assert.ok(before.freelistCount > 500, `${before.freelistCount} free pages`);
+    // A backlog this small wants fewer than 50 pages a run to finish in 100 s: the floor decides.
+    const opts = { intervalMs: 20, minFreePages: 10, targetSeconds: 100, floorPagesPerRun: 50, maxSliceMs: 50 };
+    const started = Date.now();
+    const stop = startAutoVacuum(s.store, silent, opts);
     await new Promise((resolve) => setTimeout(resolve, 30));
     stop();
-    const afterOne = shard.pageStats();
-    // One run (or two, timers permitting) of 100 pages.
-    assert.ok([before.freelistCount - 100, before.freelistCount - 200].includes(afterOne.freelistCount), `${afterOne.freelistCount}`);
-    const stop2 = startAutoVacuum(s.store, createLogger('silent', false), { intervalMs: 10, minFreePages: 10, pagesPerRun: 100 });
-    for (let i = 0; i < 100 && shard.pageStats().freelistCount >= 10; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    const runs = Math.floor((Date.now() - started) / opts.intervalMs);
+    const freed = before.freelistCount - s.store.pageStats()[0].freelistCount;
+    assert.ok(runs >= 1 && freed === 50 * runs, `${freed} pages freed in ${runs} runs`);
+
+    const stop2 = startAutoVacuum(s.store, silent, opts);
+    for (let i = 0; i < 200 && s.store.pageStats()[0].freelistCount >= 10; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     stop2();
-    // It stops below minFreePages: the remainder is left as slack.
-    assert.ok(shard.pageStats().freelistCount < 10);
-    assert.equal(shard.pageStats().pageCount, before.pageCount - (before.freelistCount - shard.pageStats().freelistCount));
+    const after = s.store.pageStats()[0];
+    // It stops below minFreePages: the remainder is left as slack; the file lost what was freed.
+    assert.ok(after.freelistCount < 10, `${after.freelistCount}`);
+    assert.equal(after.pageCount, before.pageCount - (before.freelistCount - after.freelistCount));
+    const act = vacuumActivity(s.store);
+    assert.equal(act.pages, before.freelistCount - after.freelistCount);
+    assert.equal(act.bytes, act.pages * before.pageSize);
+  } finally {
+    await s.close();
+  }
+});
+
+test('auto-vacuum raises its rate with the backlog: targetSeconds decides when above the floor', async () => {
+  const s = await startOurs({ num_shards: 1 });
+  try {
+    await fillAndEmpty(s, 300);
+    const [before] = s.store.pageStats();
+    // ceil(free * 20 / 200) = a tenth of the backlog per run.
+    const opts = { intervalMs: 20, minFreePages: 10, targetSeconds: 0.2, floorPagesPerRun: 1, maxSliceMs: 50 };
+    const stop = startAutoVacuum(s.store, silent, opts);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    stop();
+    const freed = before.freelistCount - s.store.pageStats()[0].freelistCount;
+    const perRun = Math.ceil(before.freelistCount / 10);
+    assert.ok(freed > 0 && freed % perRun === 0, `${freed} pages freed, ${perRun} per run`);
   } finally {
     await s.close();
   }

@@ -1,0 +1,392 @@
+/**
+ * Lua scripting: replies byte for byte against redis-server (errors with their @user_script
+ * positions, nil/false, nested tables, RESP3, pcall, SCRIPT and FUNCTION), a runaway script
+ * (-BUSY to others, SCRIPT KILL, UNKILLABLE), the VM memory bound, FUNCTION persistence across a
+ * restart, and client libraries that rely on scripts (redlock, redis-py's lock()).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import Redlock from 'redlock';
+import { compareServersForSuite, itMatchesRedis, type Cmd } from '../helpers/compare.js';
+import { startOurs, startRedis, tempDir, type RedisServer, type TestServer } from '../helpers/servers.js';
+
+const run = promisify(execFile);
+
+const LIB = `#!lua name=mylib
+local function echo(keys, args) return {keys[1], args[1]} end
+redis.register_function('echo', echo)
+redis.register_function{function_name='readit', callback=function(keys) return redis.call('GET', keys[1]) end, flags={'no-writes'}, description='reads'}
+redis.register_function('boom', function() return redis.call('nosuch') end)`;
+
+const SCRIPTS: Record<string, Cmd[]> = {
+  'values and conversions': [
+    ['EVAL', 'return 1', '0'],
+    ['EVAL', 'return 3.99', '0'],
+    ['EVAL', 'return -7.5', '0'],
+    ['EVAL', "return 'str'", '0'],
+    ['EVAL', 'return true', '0'],
+    ['EVAL', 'return false', '0'],
+    ['EVAL', 'return nil', '0'],
+    ['EVAL', "return {1, 2, {3, 'x', {false, true}}, 'y'}", '0'],
+    ['EVAL', "return {1, 2, nil, 4}", '0'],
+    ['EVAL', "return {ok='FINE'}", '0'],
+    ['EVAL', "return {err='MYERR something bad'}", '0'],
+    ['EVAL', "return redis.status_reply('DONE')", '0'],
+    ['EVAL', "return redis.error_reply('CODE text')", '0'],
+    ['EVAL', "return redis.error_reply('plain')", '0'],
+    ['EVAL', "return {KEYS[1], KEYS[2], ARGV[1], ARGV[2], #KEYS, #ARGV}", '2', 'k1', 'k2', 'a1', 'a2'],
+    ['EVAL', 'return redis.sha1hex(ARGV[1])', '0', 'hello'],
+    ['EVAL', "return redis.REDIS_VERSION ~= nil", '0'],
+    ['EVAL', "return type(unpack) .. type(table.getn) .. type(bit) .. type(cjson) .. type(cmsgpack) .. type(struct)", '0'],
+    ['EVAL', "return {type(io), type(os), type(require), type(dofile), type(loadfile)}", '0'],
+  ],
+  'redis.call and redis.pcall': [
+    ['EVAL', "redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])", '1', 'k', 'v'],
+    ['EVAL', "return redis.call('GET', 'missing')", '0'],
+    ['EVAL', "return redis.call('SET', 'n', 42)", '0'],
+    ['GET', 'n'],
+    ['EVAL', "return redis.call('DEL', 'k', 'n')", '0'],
+    ['EVAL', "return redis.pcall('GET')", '0'],
+    ['EVAL', "return redis.call('GET')", '0'],
+    ['EVAL', "return redis.call('NOSUCH')", '0'],
+    ['EVAL', "return redis.pcall('NOSUCH')", '0'],
+    ['EVAL', 'return redis.call()', '0'],
+    ['EVAL', "return redis.call('GET', {})", '0'],
+    ['EVAL', "return redis.call('EVAL', 'return 1', '0')", '0'],
+    ['EVAL', "return redis.call('SET', 'k', 'v', 'EX', 'x')", '0'],
+    ['EVAL', "local r = redis.pcall('SET', 'k', 'v', 'EX', 'x') return r['err']", '0'],
+    ['EVAL', "local ok = redis.pcall('SET', 'k', 'v', 'EX', 'x') return type(ok)", '0'],
+    ['EVAL', "local r = redis.call('SET', 'k', 'v') return r['ok']", '0'],
+    ['EVAL', "return redis.call('HSET', 'h', 'a', '1', 'b', '2')", '0'],
+    ['EVAL', "return redis.call('HGETALL', 'h')", '0'],
+    ['EVAL', "return pcall(function() return redis.call('GET') end)", '0'],
+  ],
+  'errors and their positions': [
+    ['EVAL', "error('boom')", '0'],
+    ['EVAL', '\n\nerror("third line")', '0'],
+    ['EVAL', "error({err='ERR custom'})", '0'],
+    ['EVAL', 'return undefined_global', '0'],
+    ['EVAL', 'x = 1', '0'],
+    ['EVAL', 'return 1 +', '0'],
+    ['EVAL', "redis.call('SET', 'k', 'v') error('after a write')", '0'],
+    ['EVAL', 'return 1', 'notanumber'],
+    ['EVAL', 'return 1', '-1'],
+    ['EVAL', 'return 1', '2', 'a'],
+    ['EVALSHA', 'ffffffffffffffffffffffffffffffffffffffff', '0'],
+    ['EVAL_RO', "return redis.call('SET', 'k', 'v')", '0'],
+    ['EVAL_RO', "return redis.call('GET', 'k')", '0'],
+    ['EVAL', "#!lua flags=no-writes\nreturn redis.call('SET', 'k', 'v')", '0'],
+    ['EVAL', '#!lua\nreturn 5', '0'],
+    ['EVAL', "return redis.setresp(4)", '0'],
+    ['EVAL', "return redis.log(redis.LOG_WARNING)", '0'],
+  ],
+  'RESP3': [
+    ['HELLO', '3'],
+    ['EVAL', 'return nil', '0'],
+    ['EVAL', 'return false', '0'],
+    ['EVAL', 'return true', '0'],
+    ['EVAL', "redis.setresp(3) return redis.call('GET', 'missing') == nil", '0'],
+    ['EVAL', "redis.setresp(3) return true", '0'],
+    ['EVAL', "redis.setresp(3) return false", '0'],
+    ['EVAL', "redis.setresp(3) return {double=3.5}", '0'],
+    ['EVAL', "redis.setresp(3) return {map={a=1}}", '0'],
+    ['EVAL', "redis.setresp(3) return {set={x=true}}", '0'],
+    ['EVAL', "return {double=2.5}", '0'],
+    ['EVAL', "redis.call('HSET', 'h', 'f', 'v') redis.setresp(3) local m = redis.call('HGETALL', 'h') return m['map']['f']", '0'],
+    ['EVAL', "local m = redis.call('HGETALL', 'h') return m", '0'],
+    ['EVAL', "redis.setresp(3) return redis.call('HGETALL', 'h')", '0'],
+  ],
+  'SCRIPT LOAD, EXISTS, FLUSH and EVALSHA': [
+    ['SCRIPT', 'FLUSH'],
+    ['SCRIPT', 'LOAD', "return 'loaded'"],
+    ['EVALSHA', 'b534286061d4b9e4026607613b95c06c06015ae8', '0'],
+    ['EVALSHA', 'B534286061D4B9E4026607613B95C06C06015AE8', '0'],
+    ['SCRIPT', 'EXISTS', 'b534286061d4b9e4026607613b95c06c06015ae8', 'ffffffffffffffffffffffffffffffffffffffff'],
+    ['EVALSHA_RO', 'b534286061d4b9e4026607613b95c06c06015ae8', '0'],
+    ['SCRIPT', 'FLUSH', 'SYNC'],
+    ['SCRIPT', 'EXISTS', 'b534286061d4b9e4026607613b95c06c06015ae8'],
+    ['EVALSHA', 'b534286061d4b9e4026607613b95c06c06015ae8', '0'],
+    ['SCRIPT', 'FLUSH', 'LATER'],
+    ['SCRIPT', 'LOAD', 'return +'],
+    ['SCRIPT', 'KILL'],
+    ['SCRIPT', 'HELP'],
+    ['SCRIPT', 'NOPE'],
+  ],
+  'FUNCTION and FCALL': [
+    ['FUNCTION', 'FLUSH'],
+    ['FUNCTION', 'LOAD', LIB],
+    ['FUNCTION', 'LOAD', LIB],
+    ['FUNCTION', 'LOAD', 'REPLACE', LIB],
+    ['FCALL', 'echo', '1', 'key', 'arg'],
+    ['SET', 'key', 'value'],
+    ['FCALL_RO', 'readit', '1', 'key'],
+    ['FCALL_RO', 'echo', '1', 'key', 'arg'],
+    ['FCALL', 'boom', '0'],
+    ['FCALL', 'nosuch', '0'],
+    ['FUNCTION', 'LOAD', 'return 1'],
+    ['FUNCTION', 'LOAD', '#!lua\nreturn 1'],
+    ['FUNCTION', 'LOAD', '#!lua name=empty\nreturn 1'],
+    ['FUNCTION', 'LOAD', '#!lua name=bad-name\nreturn 1'],
+    ['FUNCTION', 'LOAD', '#!nope name=x\nreturn 1'],
+    ['FUNCTION', 'DELETE', 'nosuch'],
+    ['FUNCTION', 'DELETE', 'mylib'],
+    ['FCALL', 'echo', '0'],
+    ['FUNCTION', 'LIST'],
+    ['FUNCTION', 'KILL'],
+    ['FUNCTION', 'STATS'],
+    ['FUNCTION', 'HELP'],
+  ],
+  'Lua 5.1 libraries': [
+    ['EVAL', "return cjson.encode({1, 2, 'a/b', {x=1}})", '0'],
+    ['EVAL', "return cjson.encode({})", '0'],
+    ['EVAL', "local t = cjson.decode(ARGV[1]) return {t.a, t.b[2], t.c == cjson.null}", '0', '{"a":"x","b":[1,2],"c":null}'],
+    ['EVAL', "return {bit.band(0xff, 0x0f), bit.bor(1, 2), bit.bxor(3, 1), bit.lshift(1, 4), bit.rshift(-1, 28), bit.arshift(-16, 2), bit.tohex(255), bit.tohex(-1, -4), bit.bnot(0)}", '0'],
+    ['EVAL', "return cmsgpack.pack({1, 'ab', {x=true}})", '0'],
+    ['EVAL', "return {cmsgpack.unpack(cmsgpack.pack(1, -200, 70000, 'str', {1, 2}))}", '0'],
+    ['EVAL', "return struct.pack('>I2i4', 258, -1)", '0'],
+    ['EVAL', "return {struct.unpack('>I2', ARGV[1])}", '0', '\x01\x02'],
+    ['EVAL', "return table.getn({1, 2, 3}) + select('#', unpack({1, 2}))", '0'],
+    ['EVAL', "return loadstring('return 7')()", '0'],
+  ],
+};
+
+describe('scripting: replies byte for byte against redis-server', () => {
+  const servers = compareServersForSuite();
+  itMatchesRedis(servers.ports, SCRIPTS);
+});
+
+/** A script that never returns: reads only, so it can be killed. */
+const RUNAWAY = 'local i = 0 while true do i = i + 1 end';
+
+async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('scripting: a runaway script', () => {
+  let ours: TestServer;
+  let redis: RedisServer;
+  before(async () => {
+    ours = await startOurs({ busy_reply_threshold_ms: 300 });
+    redis = await startRedis(['--busy-reply-threshold', '300']);
+  });
+  after(async () => {
+    await ours?.close();
+    await redis?.stop();
+  });
+
+  for (const side of ['ours', 'redis-server'] as const) {
+    it(`${side}: others get -BUSY, allow_busy commands run, SCRIPT KILL ends it, the server recovers`, async () => {
+      const port = side === 'ours' ? ours.port : redis.port;
+      const runner = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false });
+      const other = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false });
+      await runner.connect();
+      await other.connect();
+      try {
+        const started = Date.now();
+        const result = runner.eval(RUNAWAY, 0).then(
+          () => 'returned',
+          (err: Error) => err.message,
+        );
+        const busy = await waitFor('-BUSY', async () => {
+          try {
+            await other.get('k');
+            return undefined;
+          } catch (err) {
+            return (err as Error).message;
+          }
+        });
+        assert.equal(busy, 'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.');
+        assert.ok(Date.now() - started >= 250, 'not before the threshold');
+        // FUNCTION STATS has allow_busy, yet answers -BUSY while an EVAL script runs (Redis 7.0).
+        assert.equal(await other.call('FUNCTION', 'STATS').catch((e: Error) => e.message), 'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.');
+        assert.equal(await other.call('FUNCTION', 'KILL').catch((e: Error) => e.message), 'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.');
+        assert.equal(await other.call('SCRIPT', 'KILL'), 'OK');
+        assert.match(await result, /^ERR Script killed by user with SCRIPT KILL\.\.\. script: [0-9a-f]{40}, on @user_script:1\.$/);
+        assert.equal(await other.set('k', 'v'), 'OK');
+        assert.equal(await runner.get('k'), 'v');
+        assert.equal(await other.call('SCRIPT', 'KILL').catch((e: Error) => e.message), 'NOTBUSY No scripts in execution right now.');
+      } finally {
+        runner.disconnect();
+        other.disconnect();
+      }
+    });
+
+    it(`${side}: a script that has written is UNKILLABLE; it still ends when it returns`, async () => {
+      const port = side === 'ours' ? ours.port : redis.port;
+      const runner = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false });
+      const other = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false });
+      await runner.connect();
+      await other.connect();
+      try {
+        // Writes, then spins a bounded loop of about 2 s on each engine (fengari runs ~12M, Redis'
+        // Lua ~175M iterations/s here), then returns.
+        const script = "redis.call('SET', KEYS[1], 'w') local n = 0 for i = 1, tonumber(ARGV[1]) do n = n + 1 end return 'done'";
+        const iterations = side === 'ours' ? '25000000' : '350000000';
+        const result = runner.eval(script, 1, 'wk', iterations).then(String, (e: Error) => e.message);
+        await waitFor('-BUSY', async () => {
+          try {
+            await other.get('k');
+            return undefined;
+          } catch (err) {
+            return (err as Error).message;
+          }
+        });
+        assert.match(String(await other.call('SCRIPT', 'KILL').catch((e: Error) => e.message)), /^UNKILLABLE Sorry the script already executed write commands/);
+        assert.equal(await result, 'done');
+        assert.equal(await other.get('wk'), 'w');
+      } finally {
+        runner.disconnect();
+        other.disconnect();
+      }
+    });
+  }
+});
+
+describe('scripting: safety and persistence', () => {
+  it('a script allocating without limit gets an error; the server stays up', async () => {
+    const ours = await startOurs();
+    const c = new Redis({ port: ours.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    try {
+      const err = await c
+        .eval("local t = {} local s = string.rep('x', 256 * 1024) for i = 1, 100000 do t[i] = s .. i end return #t", 0)
+        .then(() => null, (e: Error) => e.message);
+      assert.match(String(err), /^ERR Script used more memory than the scripting memory limit/);
+      assert.equal(await c.eval('return 1', 0), 1);
+    } finally {
+      c.disconnect();
+      await ours.close();
+    }
+  });
+
+  it('FUNCTION LOAD libraries survive a restart (functions.json, mode 0600); FUNCTION DUMP/RESTORE round-trips', async () => {
+    const dir = tempDir();
+    let ours = await startOurs({ data_dir: dir });
+    let c = new Redis({ port: ours.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    let dump: Buffer;
+    try {
+      assert.equal(await c.call('FUNCTION', 'LOAD', LIB), 'mylib');
+      dump = (await c.callBuffer('FUNCTION', 'DUMP')) as Buffer;
+    } finally {
+      c.disconnect();
+      await ours.close();
+    }
+    assert.equal(statSync(join(dir, 'functions.json')).mode & 0o777, 0o600);
+    ours = await startOurs({ data_dir: dir });
+    c = new Redis({ port: ours.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    try {
+      assert.deepEqual(await c.call('FCALL', 'echo', '1', 'a', 'b'), ['a', 'b']);
+      assert.equal(await c.call('FUNCTION', 'FLUSH'), 'OK');
+      assert.equal(await c.call('FCALL', 'echo', '0').catch((e: Error) => e.message), 'ERR Function not found');
+      assert.equal(await c.call('FUNCTION', 'RESTORE', dump), 'OK');
+      assert.deepEqual(await c.call('FCALL', 'echo', '1', 'a', 'b'), ['a', 'b']);
+      assert.equal(await c.call('FUNCTION', 'RESTORE', dump).catch((e: Error) => e.message), "ERR Library 'mylib' already exists");
+      assert.equal(await c.call('FUNCTION', 'RESTORE', Buffer.from('junk')).catch((e: Error) => e.message), 'ERR payload version or checksum are wrong');
+    } finally {
+      c.disconnect();
+      await ours.close();
+    }
+  });
+
+  it('a script sees its own writes at once and replies after they commit, in every write mode', async () => {
+    for (const overrides of [{ async_write: false }, { async_write: true }, { storage_compression: { enabled: true, algorithm: 'zstd' } }]) {
+      const ours = await startOurs(overrides);
+      const c = new Redis({ port: ours.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+      try {
+        // A value large enough to decode off the loop outside scripts (compressed above 32 KiB).
+        const big = 'abc'.repeat(100_000);
+        await c.set('big', big);
+        const script = "redis.call('SET', KEYS[1], ARGV[1]) redis.call('APPEND', KEYS[1], 'x') return {redis.call('GET', KEYS[1]), string.len(redis.call('GET', 'big'))}";
+        assert.deepEqual(await c.eval(script, 1, 'k', 'v'), ['vx', big.length]);
+        assert.equal(await c.get('k'), 'vx');
+      } finally {
+        c.disconnect();
+        await ours.close();
+      }
+    }
+  });
+});
+
+describe('scripting: client libraries', () => {
+  let ours: TestServer;
+  let redis: RedisServer;
+  before(async () => {
+    ours = await startOurs();
+    redis = await startRedis();
+  });
+  after(async () => {
+    await ours?.close();
+    await redis?.stop();
+  });
+
+  /** Acquire, a contended acquire, extend, release, re-acquire: what each step gave. */
+  async function redlockStory(port: number): Promise<string[]> {
+    const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    const redlock = new Redlock([client], { retryCount: 0 });
+    const out: string[] = [];
+    try {
+      const lock = await redlock.lock('locks:res', 2000);
+      out.push(`locked ${typeof lock.value}`);
+      out.push(await redlock.lock('locks:res', 2000).then(() => 'second lock granted', () => 'second lock refused'));
+      const extended = await lock.extend(5000);
+      out.push(`extended ttl>2000: ${(await client.pttl('locks:res')) > 2000}`);
+      await extended.unlock();
+      out.push(`after unlock: ${await client.exists('locks:res')}`);
+      const again = await redlock.lock('locks:res', 1000);
+      out.push('locked again');
+      await again.unlock();
+    } finally {
+      client.disconnect();
+    }
+    return out;
+  }
+
+  it('redlock: lock, contention, extend, unlock as against redis-server', async () => {
+    const expected = await redlockStory(redis.port);
+    assert.deepEqual(expected, ['locked string', 'second lock refused', 'extended ttl>2000: true', 'after unlock: 0', 'locked again']);
+    assert.deepEqual(await redlockStory(ours.port), expected);
+  });
+
+  const PY_LOCK = `
+import sys, redis
+r = redis.Redis(host='127.0.0.1', port=int(sys.argv[1]))
+out = []
+lock = r.lock('pylock', timeout=5)
+out.append(lock.acquire(blocking=False))
+other = r.lock('pylock', timeout=5)
+out.append(other.acquire(blocking=False))
+out.append(lock.extend(10))
+out.append(r.pttl('pylock') > 5000)
+out.append(lock.reacquire())
+try:
+    other.release()
+    out.append('released by other')
+except redis.exceptions.LockError as e:
+    out.append(type(e).__name__)
+lock.release()
+out.append(r.exists('pylock'))
+try:
+    lock.extend(1)
+except redis.exceptions.LockError as e:
+    out.append(type(e).__name__)
+print(repr(out))
+`;
+
+  it("redis-py lock(): acquire, extend, reacquire, release as against redis-server", async () => {
+    const story = async (port: number): Promise<string> =>
+      (await run('/usr/bin/python3', ['-c', PY_LOCK, String(port)], { timeout: 30_000 })).stdout.trim();
+    const expected = await story(redis.port);
+    assert.equal(expected, "[True, False, True, True, True, 'LockError', 0, 'LockError']");
+    assert.equal(await story(ours.port), expected);
+  });
+});
