@@ -94,7 +94,8 @@ describe('cluster bus: where it listens and the secret', () => {
     const bus = await freePort();
     writeFileSync(
       file,
-      `addr = "127.0.0.1:${port}"\ndata_dir = "${join(dir, 'data')}"\n[cluster]\nenabled = true\nport = ${bus}\nsecret = "${SECRET}"\n` +
+      // debug: the effective configuration is logged at that level (and must show the secret masked).
+      `addr = "127.0.0.1:${port}"\ndata_dir = "${join(dir, 'data')}"\nlog_level = "debug"\n[cluster]\nenabled = true\nport = ${bus}\nsecret = "${SECRET}"\n` +
         '[[cluster.slot_ranges]]\nstart = 0\nend = 16383\n',
     );
     const proc = spawn(process.execPath, [MAIN_JS, '--config', file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
