@@ -5,7 +5,7 @@
  */
 import { ErrorReply, OK, RespMap, type Reply } from '../protocol/reply.js';
 import { FIELD_SCAN_START, joinAcks, type Ack, type FieldScanPosition, type FieldValue, type Keyspace } from '../storage/keyspace.js';
-import { integerArg, keyword, parseInteger } from './args.js';
+import { keyword, NOT_INTEGER_TEXT, parseInt64 } from './args.js';
 import { CursorRegistry } from './cursors.js';
 import { SYNTAX_ERROR, wrongArity } from './errors.js';
 import { globMatch } from './glob.js';
@@ -74,18 +74,35 @@ const hscan: Handler = ({ ks, now }, args) => {
  */
 const HRANDFIELD_MAX_REPEATS = 100_000;
 const COUNT_OUT_OF_RANGE = new ErrorReply('ERR value is out of range');
+const LONG_MAX = 2n ** 63n - 1n;
+const COUNT_NOT_A_LONG = new ErrorReply(`ERR value is out of range, value must between ${-LONG_MAX} and ${LONG_MAX}`);
+
+/**
+ * HRANDFIELD's count, checked in Redis' order (hrandfieldCommand): an integer in ±LONG_MAX, then
+ * the syntax, then WITHVALUES' ±LONG_MAX/2; then this server's cap on repeats.
+ */
+function hrandfieldCount(args: readonly Buffer[]): { count: number; withValues: boolean } | ErrorReply {
+  const n = parseInt64(args[2]);
+  if (n === null) return new ErrorReply(NOT_INTEGER_TEXT);
+  if (n < -LONG_MAX) return COUNT_NOT_A_LONG;
+  if (args.length > 4 || (args.length === 4 && keyword(args[3]) !== 'withvalues')) return SYNTAX_ERROR;
+  const withValues = args.length === 4;
+  if (withValues && (n < -LONG_MAX / 2n || n > LONG_MAX / 2n)) return COUNT_OUT_OF_RANGE;
+  if (n < -HRANDFIELD_MAX_REPEATS) return COUNT_OUT_OF_RANGE;
+  // A positive count is capped by the namespace's size, so any larger one reads the same.
+  return { count: n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n), withValues };
+}
 
 /** HRANDFIELD ns [count [WITHVALUES]] */
 const hrandfield: Handler = (ctx, args) => {
   const { ks, now } = ctx;
+  let count: number | null = null;
+  let withValues = false;
   if (args.length >= 3) {
-    const n = parseInteger(args[2]);
-    if (n !== null && n < -HRANDFIELD_MAX_REPEATS) return COUNT_OUT_OF_RANGE;
+    const parsed = hrandfieldCount(args);
+    if (parsed instanceof ErrorReply) return parsed;
+    ({ count, withValues } = parsed);
   }
-  if (args.length > 4) return SYNTAX_ERROR;
-  const withValues = args.length === 4;
-  if (withValues && keyword(args[3]) !== 'withvalues') return SYNTAX_ERROR;
-  const count = args.length >= 3 ? integerArg(args[2]) : null;
   const all = ks.namespaceFields(args[1], withValues, now);
   if (count === null) {
     return all.length === 0 ? null : all[Math.floor(Math.random() * all.length)].field;

@@ -24,6 +24,7 @@ import { slowlogCommands } from './slowlog.js';
 import { transactionCommands } from './transactions.js';
 import { clientStateCommands } from './client-state.js';
 import { migrateCommands } from './migrate.js';
+import { pubsubCommands } from './pubsub.js';
 import { scriptingCommands } from './scripting.js';
 import { replicationCommands } from './replication.js';
 import type { CommandSpec, CommandTableView } from './types.js';
@@ -84,6 +85,7 @@ export const commandTable = new CommandTable([
   ...transactionCommands,
   ...clientStateCommands,
   ...migrateCommands,
+  ...pubsubCommands,
   ...scriptingCommands,
   ...replicationCommands,
 ]);
