@@ -12,11 +12,11 @@
  * Commands Redis 7.0 does not know (NEWER_THAN_7_0) follow the newer Redis' command JSON; they are
  * checked in test/unit/command-spec.test.ts.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { commandTable } from '../../src/commands/table.js';
 import { RawClient, resp, replyEnd } from '../helpers/raw.js';
-import { startOurs, startRedis, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { compareServersForSuite } from '../helpers/compare.js';
 
 /**
  * Ours, and not in redis-server 7.0: 7.2 (CLIENT SETINFO), 7.4 (hash-field expiry), 8.0 (HSETEX,
@@ -115,24 +115,15 @@ async function ask(c: RawClient, ...cmd: string[]): Promise<Node> {
 }
 
 describe('COMMAND INFO and COMMAND DOCS equal redis-server 7.0\'s', () => {
-  let ours: TestServer;
-  let redis: RedisServer;
-  before(async () => {
-    ours = await startOurs();
-    redis = await startRedis();
-  });
-  after(async () => {
-    await ours?.close();
-    await redis?.stop();
-  });
+  const servers = compareServersForSuite();
 
   const names = commandTable.all.map((s) => s.name);
   const allNames = new Set(commandTable.all.flatMap((s) => [s.name, ...(s.subcommands ?? []).map((x) => x.name)]));
 
   for (const proto of ['2', '3'] as const) {
     it(`COMMAND INFO, RESP${proto}: every command Redis 7.0 knows`, async () => {
-      const a = await RawClient.connect(ours.port);
-      const b = await RawClient.connect(redis.port);
+      const a = await RawClient.connect(servers.ours.port);
+      const b = await RawClient.connect(servers.redis.port);
       try {
         if (proto === '3') await Promise.all([ask(a, 'HELLO', '3'), ask(b, 'HELLO', '3')]);
         const shared = new Set([...allNames].filter((n) => !NEWER_THAN_7_0.has(n)));
@@ -165,8 +156,8 @@ describe('COMMAND INFO and COMMAND DOCS equal redis-server 7.0\'s', () => {
     });
 
     it(`COMMAND DOCS, RESP${proto}: summary, since, group, complexity, doc flags, deprecation`, async () => {
-      const a = await RawClient.connect(ours.port);
-      const b = await RawClient.connect(redis.port);
+      const a = await RawClient.connect(servers.ours.port);
+      const b = await RawClient.connect(servers.redis.port);
       try {
         if (proto === '3') await Promise.all([ask(a, 'HELLO', '3'), ask(b, 'HELLO', '3')]);
         const shared = new Set([...allNames].filter((n) => !NEWER_THAN_7_0.has(n)));
@@ -187,8 +178,8 @@ describe('COMMAND INFO and COMMAND DOCS equal redis-server 7.0\'s', () => {
   }
 
   it('COMMAND INFO and DOCS of a subcommand by its container|sub name, as Redis 7.0', async () => {
-    const a = await RawClient.connect(ours.port);
-    const b = await RawClient.connect(redis.port);
+    const a = await RawClient.connect(servers.ours.port);
+    const b = await RawClient.connect(servers.redis.port);
     try {
       for (const name of ['client|list', 'config|set', 'CONFIG|GET', 'command|docs', 'cluster|slots', 'client|nosuch']) {
         for (const sub of ['INFO', 'DOCS']) {
@@ -205,7 +196,7 @@ describe('COMMAND INFO and COMMAND DOCS equal redis-server 7.0\'s', () => {
   });
 
   it('COMMAND, COMMAND COUNT, COMMAND LIST and COMMAND INFO without names cover the whole table', async () => {
-    const a = await RawClient.connect(ours.port);
+    const a = await RawClient.connect(servers.ours.port);
     try {
       assert.equal(serialize(await ask(a, 'COMMAND', 'COUNT')), `:${names.length}\r\n`);
       assert.deepEqual((await ask(a, 'COMMAND', 'LIST')).items.map((n) => n.text), names);

@@ -4,7 +4,7 @@
  * Flask-Limiter) with its fixed-window strategies. Each scenario runs against a
  * real redis-server and against ours and must see the same answers.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +13,7 @@ import express from 'express';
 import { rateLimit } from 'express-rate-limit';
 import { RedisStore, type RedisReply } from 'rate-limit-redis';
 import { Redis } from 'ioredis';
-import { startOurs, startRedis, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { compareServersForSuite } from '../helpers/compare.js';
 
 const run = promisify(execFile);
 
@@ -84,20 +84,11 @@ print("\\n".join(out))
 `;
 
 describe('rate limiters built on scripts', () => {
-  let ours: TestServer;
-  let redis: RedisServer;
-  before(async () => {
-    ours = await startOurs();
-    redis = await startRedis();
-  });
-  after(async () => {
-    await ours?.close();
-    await redis?.stop();
-  });
+  const servers = compareServersForSuite();
 
   it('express-rate-limit with rate-limit-redis: the sixth request is refused, as with redis-server', async () => {
-    const expected = await expressStory(redis.port);
-    const actual = await expressStory(ours.port);
+    const expected = await expressStory(servers.redis.port);
+    const actual = await expressStory(servers.ours.port);
     assert.deepEqual(
       expected.hits.map((h) => h.status),
       [200, 200, 200, 200, 200, 429, 429],
@@ -111,8 +102,8 @@ describe('rate limiters built on scripts', () => {
   it('Flask-Limiter\'s storage (limits): fixed windows answer as with redis-server', async () => {
     const story = async (port: number): Promise<string> =>
       (await run('/usr/bin/python3', ['-c', PY_LIMITS, String(port)], { timeout: 30_000 })).stdout.trim();
-    const expected = await story(redis.port);
+    const expected = await story(servers.redis.port);
     assert.match(expected, /fixed hits True True True False False/);
-    assert.equal(await story(ours.port), expected);
+    assert.equal(await story(servers.ours.port), expected);
   });
 });
