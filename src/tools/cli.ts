@@ -44,8 +44,7 @@ const USAGE: Record<ToolCommand, string> = {
     --replace                 overwrite keys that exist here (default: they fail as BUSYKEY)
     --pipeline N              keys in flight at once (default 32; memory ~ N x largest value)
     --plain                   never use DUMP: read with GET / HGETALL
-    --timeout-ms N            per-request timeout (default 30000)
-    --progress-every N        off a terminal: one progress line per N keys (default 1000)`,
+    --timeout-ms N            per-request timeout (default 30000)`,
 };
 
 /** Appended to `blobasaur --help`. */
@@ -97,28 +96,6 @@ function positiveInt(cmd: ToolCommand, flag: string, value: string): number {
   return Number(value);
 }
 
-/**
- * `blobasaur import`'s updating line: a live Redis has no total to show a bar against (progress.ts
- * draws the bars of the other subcommands), so it stays a line rewritten in place on a terminal.
- */
-function progressWriter(): { line: (text: string, force?: boolean) => void; end: () => void } {
-  const tty = process.stderr.isTTY === true;
-  let last = 0;
-  let shown = false;
-  return {
-    line: (text, force = false) => {
-      const now = Date.now();
-      if (!force && shown && now - last < (tty ? 100 : 1000)) return;
-      last = now;
-      shown = true;
-      process.stderr.write(tty ? `\r\x1b[K${text}` : `${text}\n`);
-    },
-    end: () => {
-      if (tty && shown) process.stderr.write('\n');
-    },
-  };
-}
-
 function endpoint(cmd: ToolCommand, flag: string, value: string): Endpoint {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(value);
   if (m === null) throw new UsageError(`blobasaur ${cmd}: ${flag} must be HOST:PORT, got "${value}"`);
@@ -126,27 +103,15 @@ function endpoint(cmd: ToolCommand, flag: string, value: string): Endpoint {
 }
 
 /**
- * Import progress: on a terminal, the updating line (the hook a progress bar replaces); otherwise
- * one plain line each time another `every` keys have been scanned.
+ * Import progress against the source's key count when the import started (a live source may grow
+ * or shrink meanwhile, so the total follows what has been scanned): a bar on a terminal, a plain
+ * line at most once a second otherwise.
  */
-function importProgress(every: number): (p: ImportProgress) => void {
-  const bar = progressWriter();
-  const tty = process.stderr.isTTY === true;
-  let nextLine = every;
+function importProgress(): (p: ImportProgress) => void {
+  const bar = progress('import', 'keys');
   return (p) => {
-    const text = `import: ${p.scanned} keys scanned, ${p.copied} copied, ${p.skipped} skipped, ${p.failed} failed, ${mib(p.bytes)}`;
-    if (p.done) {
-      if (tty) {
-        bar.line(text, true);
-        bar.end();
-      }
-      return;
-    }
-    if (tty) bar.line(text);
-    else if (p.scanned >= nextLine) {
-      process.stderr.write(`${text}\n`);
-      nextLine = (Math.floor(p.scanned / every) + 1) * every;
-    }
+    bar.update(p.scanned, Math.max(p.total, p.scanned), `${p.copied} copied, ${p.skipped} skipped, ${p.failed} failed, ${mib(p.bytes)}`);
+    if (p.done) bar.done();
   };
 }
 
@@ -236,7 +201,7 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
         const p = parseArgs(
           cmd,
           argv,
-          ['--from', '--to', '--from-user', '--to-user', '--from-password', '--to-password', '--from-db', '--match', '--count', '--pipeline', '--timeout-ms', '--progress-every'],
+          ['--from', '--to', '--from-user', '--to-user', '--from-password', '--to-password', '--from-db', '--match', '--count', '--pipeline', '--timeout-ms'],
           ['--replace', '--plain'],
         );
         const fromText = p.flags.get('--from');
@@ -262,7 +227,7 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
           timeoutMs: num('--timeout-ms'),
           replace: p.switches.has('--replace'),
           plainReads: p.switches.has('--plain'),
-          progress: importProgress(num('--progress-every') ?? 1000),
+          progress: importProgress(),
         });
         const skipped = Object.entries(s.skippedByType).map(([t, n]) => `${t} ${n}`).join(', ');
         process.stdout.write(

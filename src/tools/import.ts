@@ -39,6 +39,8 @@ export interface ImportOptions {
 }
 
 export interface ImportProgress {
+  /** Keys in the source when the import started (its DBSIZE): an estimate, since the source is live. */
+  total: number;
   scanned: number;
   copied: number;
   skipped: number;
@@ -157,6 +159,7 @@ export async function importFromRedis(opts: ImportOptions): Promise<ImportSummar
   const s: ImportSummary = {
     scanned: 0,
     copied: 0,
+    total: 0,
     skipped: 0,
     failed: 0,
     bytes: 0,
@@ -173,7 +176,7 @@ export async function importFromRedis(opts: ImportOptions): Promise<ImportSummar
   const report = (done: boolean): void => {
     s.elapsedMs = Date.now() - started;
     s.done = done;
-    opts.progress?.({ scanned: s.scanned, copied: s.copied, skipped: s.skipped, failed: s.failed, bytes: s.bytes, elapsedMs: s.elapsedMs, done });
+    opts.progress?.({ total: s.total, scanned: s.scanned, copied: s.copied, skipped: s.skipped, failed: s.failed, bytes: s.bytes, elapsedMs: s.elapsedMs, done });
   };
 
   // SCAN may return a key twice; the second copy is skipped, not refused as BUSYKEY. Names only.
@@ -212,6 +215,8 @@ export async function importFromRedis(opts: ImportOptions): Promise<ImportSummar
   };
 
   try {
+    const size = await src.send(['DBSIZE']);
+    s.total = typeof size === 'number' ? size : 0;
     let cursor = '0';
     do {
       const args = ['SCAN', cursor, 'COUNT', String(opts.count ?? 100)];
