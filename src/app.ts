@@ -15,6 +15,7 @@ import { Cluster } from './cluster/index.js';
 import type { ServerContext } from './commands/types.js';
 import { tlsServerOptions } from './server/tls.js';
 import { Store, type ShardStats } from './storage/store.js';
+import type { StorageError } from './storage/shard.js';
 import { shutdownCodecs } from './storage/codecs.js';
 import { VERSION } from './version.js';
 
@@ -59,6 +60,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       log.error({ err: err.message, shard, op: write.kind }, 'write failed to commit');
     },
     onMaintenanceProblem: (message, shard) => log.warn({ shard, err: message }, 'maintenance worker problem'),
+    onStorageError: storageErrorLogger(log),
   });
   const server: BlobServer = new BlobServer(
     store,
@@ -110,6 +112,9 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       ['read_cache_bytes', stats.readCache.bytes],
       ['read_cache_entries', stats.readCache.entries],
       ['shard_free_pages', store.pageStats().map((p) => p.freelistCount).join(',')],
+      // 1 for a shard that returned SQLITE_CORRUPT, NOTADB, IOERR or a checksum mismatch (docs/operations.md).
+      ['shard_damaged', stats.shards.map((s) => (s.damage === null ? 0 : 1)).join(',')],
+      ['storage_errors', sum((s) => s.storageErrors)],
       ...storageFields(store, config),
     ];
   });
@@ -215,6 +220,27 @@ function storageFields(store: Store, config: Config): [string, string | number][
     ['stored_bytes', t.stored],
     ['compression_ratio', t.stored === 0 ? '1.00' : (t.logical / t.stored).toFixed(2)],
   ];
+}
+
+/**
+ * One log line per storage error, naming the shard file; a shard that keeps failing (every read of
+ * a damaged page) logs at most once a second, with the count of the errors it did not log.
+ */
+function storageErrorLogger(log: Logger): (err: StorageError, shard: number) => void {
+  const last = new Map<number, { at: number; skipped: number }>();
+  return (err, shard) => {
+    const now = Date.now();
+    const seen = last.get(shard);
+    if (seen !== undefined && now - seen.at < 1000) {
+      seen.skipped++;
+      return;
+    }
+    log.error(
+      { shard, file: err.file, code: err.code ?? null, damaged: err.damage, ...(seen?.skipped ? { not_logged_since: seen.skipped } : {}) },
+      `storage error: ${err.message}`,
+    );
+    last.set(shard, { at: now, skipped: 0 });
+  };
 }
 
 /** The Redis version we answer as: clients pick features by it. */

@@ -62,6 +62,16 @@ CREATE TABLE IF NOT EXISTS ns_blobs (
 CREATE INDEX IF NOT EXISTS ns_blobs_expires_at ON ns_blobs (expires_at) WHERE expires_at IS NOT NULL;
 `,
   },
+  {
+    version: 2,
+    description: 'a checksum column for every stored value (checksum.ts; null for rows written before it)',
+    // ADD COLUMN rewrites nothing, so it runs in constant time on any file. The column lands after
+    // `data`, which costs nothing: every read of the checksum reads the value anyway.
+    up: `
+ALTER TABLE blobs ADD COLUMN checksum INTEGER;
+ALTER TABLE ns_blobs ADD COLUMN checksum INTEGER;
+`,
+  },
 ];
 
 /** The user_version of a shard file this build writes. */

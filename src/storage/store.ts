@@ -10,13 +10,16 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CodecError, decode, encode, type CompressionSettings } from './codecs.js';
 import { ShardRing } from './mpchash.js';
-import { Shard, type ByteTotals, type PageStats, type SqliteSettings, type StoredValue } from './shard.js';
+import { Shard, type ByteTotals, type PageStats, type ShardDamage, type SqliteSettings, type StorageError, type StoredValue } from './shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
 import type { PendingValue } from './overlay.js';
 import { checkLayout } from './layout.js';
 import { MaintenanceWorker } from './maintenance.js';
 import type { ReadCacheStats } from './read-cache.js';
 import { shardFileName } from './schema.js';
+import { printable } from './key-names.js';
+
+export { printable };
 
 export type Ack = Promise<void> | undefined;
 
@@ -29,6 +32,10 @@ export interface ShardStats {
   commits: number;
   committedWrites: number;
   failedWrites: number;
+  /** Why the shard is marked damaged (SQLITE_CORRUPT, a checksum mismatch…), or null. */
+  damage: ShardDamage | null;
+  /** SQLite errors seen on the shard since start. */
+  storageErrors: number;
 }
 
 export interface StoreStats {
@@ -65,6 +72,11 @@ export interface StoreOptions {
   /** Largest value a command may build (APPEND, SETRANGE): the server's proto_max_bulk_len. */
   maxValueBytes?: number;
   onWriteFailure: (err: Error, write: PendingWrite, shard: number) => void;
+  /**
+   * Told of every SQLite error on a shard (its message names the file), and of checksum
+   * mismatches; the server logs them. Never thrown from here: commands get their own error reply.
+   */
+  onStorageError?: (err: StorageError, shard: number) => void;
 }
 
 /** How often the checkpoint worker is asked to checkpoint the shards that committed since. */
@@ -94,7 +106,15 @@ export class Store {
     this.budget = new InflightBudget(opts.inflightCapacity, opts.inflightMaxBytes);
     this.queues = [];
     for (let id = 0; id < opts.numShards; id++) {
-      const shard = new Shard(id, join(opts.dataDir, shardFileName(id)), opts.sqlite);
+      let shard: Shard;
+      try {
+        shard = new Shard(id, join(opts.dataDir, shardFileName(id)), opts.sqlite);
+      } catch (err) {
+        // The shards opened so far must not stay open (and locked) behind a refused start.
+        for (const q of this.queues) q.shard.close();
+        throw err;
+      }
+      shard.onFault = (err) => opts.onStorageError?.(err, id);
       this.queues.push(
         new WriteQueue(shard, this.budget, {
           batchSize: opts.batchSize,
@@ -142,6 +162,8 @@ export class Store {
         commits: q.commits,
         committedWrites: q.committedOps,
         failedWrites: q.failedOps,
+        damage: q.shard.damage,
+        storageErrors: q.shard.errors,
       })),
       inflightWrites: this.budget.ops,
       sweptRows: this.sweptRows,
@@ -224,7 +246,8 @@ export class Store {
   byteTotals(): ByteTotals {
     const total: ByteTotals = { rows: 0, logical: 0, stored: 0 };
     for (const q of this.queues) {
-      const t = q.shard.byteTotals();
+      // A shard that cannot be read is left out (it is reported damaged) so INFO still answers.
+      const t = orElse(() => q.shard.byteTotals(), { rows: 0, logical: 0, stored: 0 });
       total.rows += t.rows;
       total.logical += t.logical;
       total.stored += t.stored;
@@ -252,8 +275,10 @@ export class Store {
       while (this.queues.some((q) => q.depth > 0));
       await this.maintenance?.close();
       for (const q of this.queues) {
-        q.shard.checkpoint();
-        q.shard.close();
+        // A checkpoint that fails (a full disk, a damaged file) leaves the WAL for the next start,
+        // which replays it: nothing committed is lost, and shutdown goes on (the error is reported).
+        orElse(() => q.shard.checkpoint(), false);
+        orElse(() => q.shard.close(), undefined);
       }
     })();
     return this.closing;
@@ -295,7 +320,8 @@ export class Store {
       }
       for (const q of this.queues) {
         // An idle shard costs one indexed lookup, not a transaction.
-        if (this.sweeping.has(q) || !q.shard.hasExpired(now)) continue;
+        // A shard that cannot answer (reported by the shard) is skipped this tick.
+        if (this.sweeping.has(q) || !orElse(() => q.shard.hasExpired(now), false)) continue;
         this.sweeping.add(q);
         const offload = worker?.alive ? () => worker.sweep(q.shard.id, now, limit) : undefined;
         const done = q.push({ kind: 'sweep', now, limit, offload }, true)!;
@@ -323,7 +349,7 @@ export class Store {
 
   /** Live keys with an expiry, over all shards (INFO keyspace); committed rows only. */
   countExpiring(now: number): number {
-    return this.queues.reduce((n, q) => n + q.shard.countExpiring(now), 0);
+    return this.queues.reduce((n, q) => n + orElse(() => q.shard.countExpiring(now), 0), 0);
   }
 
   // ---- the write path (keyspace.ts decides what to write) ---------------------------------------
@@ -387,12 +413,15 @@ export class Store {
 
   /** Page counts of each shard file, in shard order. */
   pageStats(): PageStats[] {
-    return this.queues.map((q) => q.shard.pageStats());
+    return this.queues.map((q) => orElse(() => q.shard.pageStats(), { pageSize: 0, pageCount: 0, freelistCount: 0, autoVacuum: 0 }));
   }
 
   /** Health of each shard: a read of each table and taking (then releasing) the write lock. */
-  probe(): ({ shard: number } & ReturnType<Shard['probe']>)[] {
-    return this.queues.map((q) => ({ shard: q.shard.id, ...q.shard.probe() }));
+  probe(): ({ shard: number; damaged: boolean } & ReturnType<Shard['probe']>)[] {
+    return this.queues.map((q) => {
+      const probed = q.shard.probe();
+      return { shard: q.shard.id, ...probed, damaged: q.shard.damage !== null };
+    });
   }
 
   /** Frees up to `pages` free pages of one shard; the pages freed. */
@@ -405,6 +434,18 @@ export class Store {
     let freed = 0;
     for (const q of this.queues) freed += q.shard.incrementalVacuum(pages);
     return freed;
+  }
+}
+
+/**
+ * `f()`, or `fallback` when it throws: for the store's own background and reporting paths, where
+ * the shard has already reported the error (Shard.fault) and a throw would reach nobody.
+ */
+function orElse<T>(f: () => T, fallback: T): T {
+  try {
+    return f();
+  } catch {
+    return fallback;
   }
 }
 
@@ -429,13 +470,4 @@ export function decodeRow(row: StoredValue, ns: Buffer | null, key: Buffer): Buf
   } catch (err) {
     return fail(err);
   }
-}
-
-/** A key as an error message can show it: printable ASCII kept, the rest escaped, long keys cut. */
-export function printable(key: Buffer): string {
-  let s = '';
-  for (const c of key.subarray(0, 128)) {
-    s += c >= 0x20 && c < 0x7f && c !== 0x27 && c !== 0x5c ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`;
-  }
-  return key.length > 128 ? `${s}…` : s;
 }

@@ -25,6 +25,9 @@ import { tempDir } from '../helpers/servers.js';
 
 const SQLITE = { synchronous: 'NORMAL', cache_size_mb: 4, busy_timeout_ms: 1000, mmap_size_mb: 0 } as const;
 
+/** The first step alone: the fake chains below build on it (the real second step is tested apart). */
+const V1 = MIGRATIONS.slice(0, 1);
+
 /** A second step as a later release might add one: a column for chunked blobs. */
 const ADD_CHUNKS: Migration = { version: 2, description: 'blobs.chunks', up: 'ALTER TABLE blobs ADD COLUMN chunks INTEGER NOT NULL DEFAULT 0' };
 
@@ -42,9 +45,13 @@ test('shard files are named shard-N.db inside the data directory', () => {
   assert.equal(shardPath('/var/lib/blobasaur', 3), '/var/lib/blobasaur/shard-3.db');
 });
 
-test('the schema today is version 1: two tables and their expiry indexes', () => {
-  assert.equal(SCHEMA_VERSION, 1);
+test('the schema today is version 2: two tables with a checksum column, and their expiry indexes', () => {
+  assert.equal(SCHEMA_VERSION, 2);
   assert.deepEqual(schemaTables(), [
+    { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data', 'checksum'] },
+    { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data', 'checksum'] },
+  ]);
+  assert.deepEqual(schemaTables(1), [
     { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
     { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
   ]);
@@ -53,22 +60,22 @@ test('the schema today is version 1: two tables and their expiry indexes', () =>
 test('a fresh file gets every migration and the last version', () => {
   const file = freshFile();
   const db = new Database(file);
-  assert.deepEqual(applyMigrations(db, file), { from: 0, to: 1 });
-  assert.equal(schemaVersion(db), 1);
+  assert.deepEqual(applyMigrations(db, file), { from: 0, to: 2 });
+  assert.equal(schemaVersion(db), 2);
   assert.deepEqual(objects(db), ['table blobs', 'index blobs_expires_at', 'table ns_blobs', 'index ns_blobs_expires_at']);
   // Opening again changes nothing.
-  assert.deepEqual(applyMigrations(db, file), { from: 1, to: 1 });
+  assert.deepEqual(applyMigrations(db, file), { from: 2, to: 2 });
   db.close();
 
   const file2 = freshFile();
   const db2 = new Database(file2);
-  assert.deepEqual(applyMigrations(db2, file2, [...MIGRATIONS, ADD_CHUNKS]), { from: 0, to: 2 });
+  assert.deepEqual(applyMigrations(db2, file2, [...V1, ADD_CHUNKS]), { from: 0, to: 2 });
   assert.equal(schemaVersion(db2), 2);
   assert.ok((db2.pragma('table_info(blobs)') as { name: string }[]).some((c) => c.name === 'chunks'));
   db2.close();
 });
 
-test('a file written before user_version (format 1) is stamped version 1 with its rows untouched', () => {
+test('a file written before user_version (format 1) is stamped version 1 with its rows untouched, then gains checksums', () => {
   const file = freshFile();
   const old = openFormat1Shard(file);
   old.prepare('INSERT INTO blobs (key, codec, size, created_at, updated_at, expires_at, version, data) VALUES (?, 0, 3, 10, 20, 99, 4, ?)').run(Buffer.from('k'), Buffer.from('abc'));
@@ -77,16 +84,27 @@ test('a file written before user_version (format 1) is stamped version 1 with it
   const before = old.prepare('SELECT * FROM blobs').all();
   old.close();
 
-  const shard = new Shard(0, file, SQLITE);
-  shard.close();
-  const db = new Database(file);
-  assert.equal(schemaVersion(db), 1);
-  assert.deepEqual(db.prepare('SELECT * FROM blobs').all(), before);
-  assert.equal(db.prepare('SELECT count(*) FROM ns_blobs').pluck().get(), 1);
-  assert.deepEqual(objects(db), ['table blobs', 'index blobs_expires_at', 'table ns_blobs', 'index ns_blobs_expires_at']);
+  const stamped = new Database(file);
+  assert.deepEqual(applyMigrations(stamped, file, V1), { from: 0, to: 1 });
+  assert.deepEqual(stamped.prepare('SELECT * FROM blobs').all(), before);
+  assert.equal(stamped.prepare('SELECT count(*) FROM ns_blobs').pluck().get(), 1);
+  assert.deepEqual(objects(stamped), ['table blobs', 'index blobs_expires_at', 'table ns_blobs', 'index ns_blobs_expires_at']);
   // And a later step runs on it, after the stamp.
-  assert.deepEqual(applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS]), { from: 1, to: 2 });
-  assert.equal(db.prepare('SELECT chunks FROM blobs').pluck().get(), 0);
+  assert.deepEqual(applyMigrations(stamped, file, [...V1, ADD_CHUNKS]), { from: 1, to: 2 });
+  assert.equal(stamped.prepare('SELECT chunks FROM blobs').pluck().get(), 0);
+  stamped.close();
+
+  // Opened by the server: every step, the old rows kept with no checksum (not checked on read).
+  const file2 = freshFile();
+  const old2 = openFormat1Shard(file2);
+  old2.prepare('INSERT INTO blobs (key, codec, size, created_at, updated_at, expires_at, version, data) VALUES (?, 0, 3, 10, 20, NULL, 4, ?)').run(Buffer.from('k'), Buffer.from('abc'));
+  old2.close();
+  const shard = new Shard(0, file2, SQLITE);
+  assert.deepEqual(shard.get(Buffer.from('k'), 0), { data: Buffer.from('abc'), codec: 0, checksum: null, expires_at: null });
+  shard.close();
+  const db = new Database(file2);
+  assert.equal(schemaVersion(db), SCHEMA_VERSION);
+  assert.equal(db.prepare('SELECT checksum FROM blobs').pluck().get(), null);
   db.close();
 });
 
@@ -108,15 +126,15 @@ test('an unversioned file whose tables blobasaur did not create is refused and l
 test('a file with a newer version than this build knows is refused, naming the file, and not changed', () => {
   const file = freshFile();
   const db = new Database(file);
-  applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS]);
+  applyMigrations(db, file, [...MIGRATIONS, { ...ADD_CHUNKS, version: MIGRATIONS.length + 1 }]);
   db.close();
-  const expected = `${file} has schema version 2: it was written by a newer blobasaur (this one reads versions up to 1). Run that newer version, or restore a backup taken before the upgrade.`;
+  const expected = `${file} has schema version 3: it was written by a newer blobasaur (this one reads versions up to 2). Run that newer version, or restore a backup taken before the upgrade.`;
   assert.throws(() => new Shard(0, file, SQLITE), (e: Error) => e instanceof SchemaError && e.message === expected);
   // The refused Shard closed its connection: with locking_mode EXCLUSIVE it would still hold the file.
   assert.throws(() => new Shard(0, file, { ...SQLITE, locking_mode: 'EXCLUSIVE' }), (e: Error) => e.message === expected);
   const again = new Database(file, { timeout: 0 });
   again.exec('BEGIN IMMEDIATE; COMMIT');
-  assert.equal(schemaVersion(again), 2);
+  assert.equal(schemaVersion(again), 3);
   again.close();
 });
 
@@ -124,7 +142,7 @@ test('a failed step rolls back whole and leaves the version before it', () => {
   const file = freshFile();
   const db = new Database(file);
   const steps: Migration[] = [
-    ...MIGRATIONS,
+    ...V1,
     ADD_CHUNKS,
     { version: 3, description: 'adds a side table, then fails', up: 'CREATE TABLE side (x); INSERT INTO nosuch VALUES (1)' },
   ];
@@ -148,12 +166,12 @@ test('a failed step rolls back whole and leaves the version before it', () => {
       throw new Error('disk on fire');
     },
   };
-  assert.throws(() => applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS, fnStep]), /migration 3 \(function step\) failed: disk on fire; the file is left at schema version 2$/);
+  assert.throws(() => applyMigrations(db, file, [...V1, ADD_CHUNKS, fnStep]), /migration 3 \(function step\) failed: disk on fire; the file is left at schema version 2$/);
   assert.equal(schemaVersion(db), 2);
   assert.ok(!objects(db).includes('table side'));
   // Fixed, the same list then runs to the end.
   const fixed: Migration = { version: 3, description: 'side table', up: 'CREATE TABLE side (x)' };
-  assert.deepEqual(applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS, fixed]), { from: 2, to: 3 });
+  assert.deepEqual(applyMigrations(db, file, [...V1, ADD_CHUNKS, fixed]), { from: 2, to: 3 });
   db.close();
 });
 
