@@ -61,6 +61,8 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     },
     onMaintenanceProblem: (message, shard) => log.warn({ shard, err: message }, 'maintenance worker problem'),
     onStorageError: storageErrorLogger(log),
+    diskReserveBytes: config.disk_reserve_mb * 1024 * 1024,
+    onDiskFull: (full, message) => (full ? log.error({ data_dir: dataDir }, message) : log.warn({ data_dir: dataDir }, message)),
   });
   const server: BlobServer = new BlobServer(
     store,
@@ -115,6 +117,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       // 1 for a shard that returned SQLITE_CORRUPT, NOTADB, IOERR or a checksum mismatch (docs/operations.md).
       ['shard_damaged', stats.shards.map((s) => (s.damage === null ? 0 : 1)).join(',')],
       ['storage_errors', sum((s) => s.storageErrors)],
+      ['disk_full', store.diskFull ? 1 : 0],
       ...storageFields(store, config),
     ];
   });

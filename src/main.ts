@@ -11,6 +11,7 @@ import { startServer } from './app.js';
 import { LayoutError } from './storage/layout.js';
 import { SchemaError } from './storage/schema.js';
 import { TlsSetupError } from './server/tls.js';
+import { StorageError } from './storage/shard.js';
 import { VERSION } from './version.js';
 
 async function main(argv: string[]): Promise<number> {
@@ -58,7 +59,13 @@ async function main(argv: string[]): Promise<number> {
     running = await startServer(config, log, file);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    if (err instanceof LayoutError || err instanceof SchemaError || err instanceof TlsSetupError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    if (
+      err instanceof LayoutError ||
+      err instanceof SchemaError ||
+      err instanceof StorageError ||
+      err instanceof TlsSetupError ||
+      (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+    ) {
       process.stderr.write(`blobasaur: ${message}\n`);
       return 1;
     }

@@ -6,7 +6,7 @@
  * promise settled by the commit in sync mode, undefined in async mode where the write is
  * acknowledged as soon as it is queued.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CodecError, decode, encode, type CompressionSettings } from './codecs.js';
 import { ShardRing } from './mpchash.js';
@@ -17,6 +17,7 @@ import { checkLayout } from './layout.js';
 import { MaintenanceWorker } from './maintenance.js';
 import type { ReadCacheStats } from './read-cache.js';
 import { shardFileName } from './schema.js';
+import { DiskReserve, RESUME_FACTOR } from './disk-reserve.js';
 import { printable } from './key-names.js';
 
 export { printable };
@@ -77,7 +78,14 @@ export interface StoreOptions {
    * mismatches; the server logs them. Never thrown from here: commands get their own error reply.
    */
   onStorageError?: (err: StorageError, shard: number) => void;
+  /** Bytes kept free on the data directory's file system for a full disk (disk-reserve.ts); 0: none. */
+  diskReserveBytes?: number;
+  /** Told when the disk fills (writes refused) and when writes resume. */
+  onDiskFull?: (full: boolean, message: string) => void;
 }
+
+/** A write refused while the data directory's file system is full (disk-reserve.ts). */
+export class DiskFullError extends Error {}
 
 /** How often the checkpoint worker is asked to checkpoint the shards that committed since. */
 const CHECKPOINT_INTERVAL_MS = 50;
@@ -85,6 +93,15 @@ const CHECKPOINT_INTERVAL_MS = 50;
 const SAFETY_NET_CHECKPOINT_PAGES = 16384;
 /** SQLite's default, restored if the worker is lost. */
 const DEFAULT_CHECKPOINT_PAGES = 1000;
+
+/** How often a full disk is checked for room again. */
+const DISK_FULL_RETRY_MS = 1000;
+/** Free space is read (statfs, a few µs) after a commit at most this often. */
+const DISK_WATCH_MS = 10;
+
+function mib(bytes: number): string {
+  return `${Math.round((bytes / 1048576) * 10) / 10} MiB`;
+}
 
 /** Pause between sweep steps while expired rows keep coming. */
 const SWEEP_PAUSE_MS = 2;
@@ -114,7 +131,10 @@ export class Store {
         for (const q of this.queues) q.shard.close();
         throw err;
       }
-      shard.onFault = (err) => opts.onStorageError?.(err, id);
+      shard.onFault = (err) => {
+        if (err.code?.startsWith('SQLITE_FULL') === true) this.diskFilled();
+        opts.onStorageError?.(err, id);
+      };
       this.queues.push(
         new WriteQueue(shard, this.budget, {
           batchSize: opts.batchSize,
@@ -122,6 +142,7 @@ export class Store {
           readCacheBytes: Math.floor((opts.readCacheBytes ?? 0) / opts.numShards),
           onFailure: (err, write) => opts.onWriteFailure(err, write, id),
           onCommit: (ops, millis, ok) => {
+            this.watchDisk();
             this.maintenance?.markDirty(id);
             this.commitObserver?.(id, ops, millis, ok);
           },
@@ -139,7 +160,10 @@ export class Store {
       this.queues.map((q) => q.shard.path),
       CHECKPOINT_INTERVAL_MS,
       {
-        onCheckpointError: (shard, message) => report(message, shard),
+        onCheckpointError: (shard, message) => {
+          if (/disk is full/.test(message)) this.diskFilled();
+          report(message, shard);
+        },
         onWorkerLost: (message) => {
           for (const q of this.queues) if (q.shard.isOpen) q.shard.setAutoCheckpoint(DEFAULT_CHECKPOINT_PAGES);
           report(`${message}; checkpoints and sweeps run on the event loop again`, null);
@@ -182,7 +206,16 @@ export class Store {
   static open(opts: StoreOptions): Store {
     mkdirSync(opts.dataDir, { recursive: true });
     checkLayout(opts.dataDir, opts.numShards);
+    // The reserve goes back first: opening a shard replays its WAL, which may need the room.
+    const reserve = opts.diskReserveBytes ? new DiskReserve(opts.dataDir, opts.diskReserveBytes) : null;
+    reserve?.releaseAll();
     const store = new Store(opts);
+    if (reserve !== null) {
+      store.reserve = reserve;
+      // A WAL left by a stop on a full disk moves into the files now, while the room is there.
+      for (const q of store.queues) orElse(() => q.shard.checkpoint(), false);
+      if (!reserve.take()) store.diskFilled();
+    }
     if (opts.sweepIntervalMs !== 0) store.startSweeper(opts.sweepIntervalMs);
     return store;
   }
@@ -217,6 +250,7 @@ export class Store {
    * across shards, so a crash in between leaves both rather than neither. Returns the ack of both.
    */
   move(src: Buffer, dst: Buffer, value: PendingValue, expiresAt: number | null, now: number): Ack {
+    this.refuseIfFull();
     const copied = this.queueOf(dst).push(this.setWrite(null, dst, value, expiresAt, now), true)!;
     copied.catch(() => {}); // a failed copy is reported through the delete that waits for it
     // Even within one shard the delete waits: a failed copy must fail the delete too.
@@ -265,15 +299,77 @@ export class Store {
     await Promise.all(this.queues.map((q) => q.drain()));
   }
 
+  // ---- a full disk (disk-reserve.ts) -------------------------------------------------------------
+
+  private reserve: DiskReserve | null = null;
+  private diskFullTimer: NodeJS.Timeout | null = null;
+  /** True while the file system is full: writes that add data are refused (DiskFullError). */
+  diskFull = false;
+
+  private diskCheckedAt = 0;
+
+  /** After commits (at most every DISK_WATCH_MS): stop adding data before SQLite runs out of room. */
+  private watchDisk(): void {
+    const reserve = this.reserve;
+    if (reserve === null || this.diskFull) return;
+    const now = performance.now();
+    if (now - this.diskCheckedAt < DISK_WATCH_MS) return;
+    this.diskCheckedAt = now;
+    if (orElse(() => reserve.low(this.walBytes()), false)) this.diskFilled();
+  }
+
+  /** Bytes of the shards' WAL files: at most what checkpoints may still add to the shard files. */
+  private walBytes(): number {
+    return this.queues.reduce((n, q) => n + orElse(() => statSync(`${q.shard.path}-wal`).size, 0), 0);
+  }
+
+  /** Low space or an SQLITE_FULL: give the reserve back, refuse new data, watch for room. */
+  private diskFilled(): void {
+    if (this.reserve === null || this.diskFull || this.closing !== null) return;
+    const reserve = this.reserve;
+    this.diskFull = true;
+    reserve.release();
+    this.opts.onDiskFull?.(true, `the file system of ${this.opts.dataDir} is full: writes that add data are refused, the ${mib(reserve.bytes)} reserve is released for checkpoints and deletes`);
+    // Not from inside the failed commit that reported it: on the next turn, and every second after.
+    setImmediate(() => this.checkpointAll());
+    this.diskFullTimer = setInterval(() => this.tryResume(), DISK_FULL_RETRY_MS);
+    this.diskFullTimer.unref();
+  }
+
+  private tryResume(): void {
+    const reserve = this.reserve;
+    if (reserve === null || this.closing !== null) return;
+    this.checkpointAll();
+    if (!reserve.roomToResume(this.walBytes()) || !reserve.take()) return;
+    this.diskFull = false;
+    if (this.diskFullTimer !== null) clearInterval(this.diskFullTimer);
+    this.diskFullTimer = null;
+    this.opts.onDiskFull?.(false, `the file system of ${this.opts.dataDir} has room again: the reserve is taken back and writes resume`);
+  }
+
+  private checkpointAll(): void {
+    for (const q of this.queues) if (q.shard.isOpen) orElse(() => q.shard.checkpoint(), false);
+  }
+
+  /** Throws DiskFullError while the disk is full (deletes are still let through). */
+  private refuseIfFull(): void {
+    if (!this.diskFull) return;
+    const need = this.reserve === null ? '' : ` until ${mib(RESUME_FACTOR * this.reserve.bytes + this.walBytes())} are free`;
+    throw new DiskFullError(`disk full: writes that add data are refused${need} in ${this.opts.dataDir} (deletes still work)`);
+  }
+
   /** Drains every queue, checkpoints the WAL into each file and closes them. */
   close(): Promise<void> {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
+    if (this.diskFullTimer !== null) clearInterval(this.diskFullTimer);
     this.closing ??= (async () => {
       // drain() waits for the writes made before it; repeat for any made while it waited.
       do await this.drain();
       while (this.queues.some((q) => q.depth > 0));
       await this.maintenance?.close();
+      // The last checkpoint gets the reserve's room (taken again at the next start).
+      this.reserve?.releaseAll();
       for (const q of this.queues) {
         // A checkpoint that fails (a full disk, a damaged file) leaves the WAL for the next start,
         // which replays it: nothing committed is lost, and shutdown goes on (the error is reported).
@@ -356,11 +452,13 @@ export class Store {
 
   /** Queues a value; reads see it at once. */
   write(ns: Buffer | null, key: Buffer, value: PendingValue, expiresAt: number | null, now: number): Ack {
+    this.refuseIfFull();
     return this.queueOf(key).push(this.setWrite(ns, key, value, expiresAt, now), !this.opts.asyncWrite);
   }
 
   /** Queues a new expiry for an existing key; the value stays as it is (pending or committed). */
   expire(ns: Buffer | null, key: Buffer, expiresAt: number | null, now: number): Ack {
+    this.refuseIfFull();
     return this.queueOf(key).push({ kind: 'expire', ns, key, expiresAt, now }, !this.opts.asyncWrite);
   }
 
