@@ -36,8 +36,12 @@ const MAX_PENDING_READS = 8;
 const INFLIGHT_MAX_BYTES = 256 * 1024 * 1024;
 
 export async function startServer(config: Config, log: Logger, configFile: string | null = null): Promise<RunningServer> {
-  const addr = parseHostPort(config.addr);
-  if (!addr.ok) throw new Error(`addr ${config.addr} is not host:port`);
+  // addr = "" (allowed only with tls_addr, config/schema.ts): no plaintext listener.
+  const plain = config.addr === '' ? null : parseHostPort(config.addr);
+  if (plain !== null && !plain.ok) throw new Error(`addr ${config.addr} is not host:port`);
+  const tlsAddr = config.tls_addr === undefined ? null : parseHostPort(config.tls_addr);
+  if (tlsAddr !== null && !tlsAddr.ok) throw new Error(`tls_addr ${config.tls_addr} is not host:port`);
+  const addr = plain ?? (tlsAddr as { host: string; port: number });
   const dataDir = resolve(config.data_dir);
   // Before the store opens: a TLS file problem stops the start with nothing to clean up.
   const tlsOptions = tlsServerOptions(config);
@@ -68,14 +72,19 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     store,
     {
       host: addr.host,
-      port: addr.port,
+      port: plain === null ? null : addr.port,
       version: REDIS_COMPAT_VERSION,
       configFile,
       maxClients: config.maxclients,
       requirepass: config.requirepass ?? null,
       protectedMode: config.protected_mode,
       idleTimeoutSec: config.timeout,
-      tls: tlsOptions === null ? null : { port: config.tls_port, options: tlsOptions },
+      tls:
+        tlsOptions === null
+          ? null
+          : tlsAddr !== null
+            ? { host: tlsAddr.host, port: tlsAddr.port, options: tlsOptions }
+            : { port: config.tls_port, options: tlsOptions },
       configParameters: (): [string, string][] => redisParameters(config, dataDir, addr.host, server.port),
       limits: {
         maxBulkLen: config.proto_max_bulk_len,
@@ -136,7 +145,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
   }
   if (cluster !== null) {
     try {
-      await cluster.start(port);
+      await cluster.start(port === 0 ? server.tlsPort : port);
     } catch (err) {
       await cluster.stop();
       await server.close('cluster bus failed to start');
@@ -160,8 +169,8 @@ export async function startServer(config: Config, log: Logger, configFile: strin
   log.info({ data_dir: dataDir, layout: dataLayout(store) }, 'data layout');
   log.info(
     {
-      addr: `${addr.host}:${port}`,
-      ...(server.tlsPort > 0 ? { tls_addr: `${addr.host}:${server.tlsPort}` } : {}),
+      addr: plain === null ? '(plaintext port off)' : `${addr.host}:${port}`,
+      ...(server.tlsPort > 0 ? { tls_addr: `${tlsAddr?.host ?? addr.host}:${server.tlsPort}` } : {}),
       data_dir: dataDir,
       shards: config.num_shards,
       async_write: config.async_write,
@@ -196,7 +205,7 @@ function redisParameters(config: Config, dataDir: string, host: string, port: nu
   return [
     ['bind', host],
     ['port', String(port)],
-    ['tls-port', String(config.tls_port)],
+    ['tls-port', String(config.tls_addr === undefined ? config.tls_port : (parseHostPort(config.tls_addr) as { port: number }).port)],
     ['dir', dataDir],
     ['databases', '1'],
     ['save', ''],
