@@ -33,7 +33,7 @@ function hostPort(minPort: 0 | 1): z.ZodString {
 
 /** A listen address, or "" for no listener at all (the plaintext port when TLS serves alone). */
 function hostPortOrOff(): z.ZodString {
-  const allowed = `"host:port", e.g. "127.0.0.1:6379", or "" for no plaintext listener (needs tls_addr)`;
+  const allowed = `"host:port" with port 0..65535, e.g. "127.0.0.1:6379" or "[::1]:6379", or "" for no plaintext listener (needs tls_addr)`;
   const s = z.string().superRefine((value, ctx) => {
     if (value === '') return;
     const parsed = parseHostPort(value);
