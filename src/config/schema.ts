@@ -224,7 +224,7 @@ export const configSchema = z
       .describe('pending reply bytes above which a client is disconnected'),
     timeout: int(0).default(0).describe('idle seconds before a client is closed (0 = never)'),
     disk_reserve_mb: int(0)
-      .default(64)
+      .default(16)
       .describe('room held free in data_dir for a full disk: released for checkpoints and deletes when the disk fills, writes resume once twice this is free (0 = off)'),
     umask: int(0, 0o777)
       .default(0o077)

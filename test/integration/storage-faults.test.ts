@@ -6,13 +6,14 @@
  */
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { ShardRing } from '../../src/storage/mpchash.js';
 import { shardPath } from '../../src/storage/schema.js';
-import { freePort, spawnOurs, tempDir, type Child } from '../helpers/servers.js';
+import { freePort, MAIN_JS, spawnOurs, tempDir, type Child } from '../helpers/servers.js';
 import { breakPageHolding, findOnce, flipBit } from '../helpers/corrupt.js';
 
 const SHARDS = 4;
@@ -191,4 +192,22 @@ describe('a flipped bit inside a stored value', () => {
       assert.equal(await stop(node), 0);
     });
   }
+});
+
+describe('a shard file that cannot be opened', () => {
+  it('stops the start with one line naming the file and the cause, exit code 1', async () => {
+    const dir = tempDir('blobasaur-notadb-');
+    const node = await start(dir);
+    started.push(node);
+    assert.equal(await stop(node), 0);
+    const file = shardPath(join(dir, 'data'), 3);
+    writeFileSync(file, Buffer.alloc(8192, 'not a database '));
+    const port = await freePort();
+    const proc = spawn(process.execPath, [MAIN_JS, '--config', join(dir, 'blobasaur.toml'), '--addr', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
+    assert.equal(code, 1);
+    assert.equal(stderr, `blobasaur: cannot open shard file ${file}: file is not a database (SQLITE_NOTADB)\n`);
+  });
 });
