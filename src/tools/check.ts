@@ -42,6 +42,7 @@ export function checkShardFile(shard: number, file: string): ShardCheck {
         if (line.integrity_check !== 'ok') note(line.integrity_check);
       }
     } catch (err) {
+      refuseLocked(file, err);
       note(`integrity_check failed: ${message(err)}`);
     }
     for (const table of ['blobs', 'ns_blobs'] as const) {
@@ -53,6 +54,7 @@ export function checkShardFile(shard: number, file: string): ShardCheck {
           else rows++;
         }
       } catch (err) {
+        refuseLocked(file, err);
         note(`${table}: reading the rows failed: ${message(err)}`);
       }
     }
@@ -80,6 +82,14 @@ export function checkDataDir(dataDir: string, progress: (c: ShardCheck) => void 
     progress(c);
   }
   return out;
+}
+
+/** A file locked by another process is not a damaged one: the check stops and says why. */
+function refuseLocked(file: string, err: unknown): void {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))) {
+    throw new Error(`${file} is locked by another process: a server running with [sqlite] locking_mode = "EXCLUSIVE" (stop it first), or a repair or migration`);
+  }
 }
 
 export function message(err: unknown): string {
