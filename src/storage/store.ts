@@ -10,7 +10,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CodecError, decode, encode, type CompressionSettings } from './codecs.js';
 import { ShardRing } from './mpchash.js';
-import { Shard, type ByteTotals, type PageStats, type ShardDamage, type SqliteSettings, type StorageError, type StoredValue } from './shard.js';
+import { isDamageCode, Shard, type ByteTotals, type PageStats, type ShardDamage, type SqliteSettings, type StorageError, type StoredValue } from './shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
 import type { PendingValue } from './overlay.js';
 import { checkLayout } from './layout.js';
@@ -162,6 +162,9 @@ export class Store {
       {
         onCheckpointError: (shard, message) => {
           if (/disk is full/.test(message)) this.diskFilled();
+          // The worker's own connection met a damaged file: the shard is marked as a read would mark it.
+          const code = /\((SQLITE_[A-Z_]+)\)$/.exec(message)?.[1];
+          if (isDamageCode(code)) this.queues[shard].shard.fault(Object.assign(new Error(message.replace(/ \(SQLITE_[A-Z_]+\)$/, '')), { code }));
           report(message, shard);
         },
         onWorkerLost: (message) => {
