@@ -7,6 +7,11 @@
  */
 import zlib from 'node:zlib';
 
+// Every write computes one: fail at start, with the reason, rather than on the first SET.
+if (typeof zlib.crc32 !== 'function') {
+  throw new Error(`blobasaur needs Node.js 20.15 or later (zlib.crc32); this is ${process.version}`);
+}
+
 /** The checksum of `bytes`; `seed` continues one over several buffers (chunks of one value). */
 export function checksum(bytes: Buffer, seed = 0): number {
   return zlib.crc32(bytes, seed);
