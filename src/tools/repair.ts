@@ -35,6 +35,7 @@ export interface ShardRepair {
 }
 
 const MAX_NAMED = 20;
+const DATA_TABLES = ['blobs', 'ns_blobs'];
 const BATCH = 1000;
 
 export class RepairError extends Error {}
@@ -73,7 +74,9 @@ export function repairShardFile(shard: number, file: string): ShardRepair {
     const dst = new Database(fresh);
     try {
       dst.pragma('journal_mode = WAL');
-      for (const t of schemaTables()) {
+      // The data tables only: anything else a migration adds (counts, indexes of the data) is
+      // derived, and the new file's own schema builds it from the rows copied in.
+      for (const t of schemaTables().filter((s) => DATA_TABLES.includes(s.name))) {
         const have = new Set((src.pragma(`table_info(${t.name})`) as { name: string }[]).map((c) => c.name));
         const cols = t.columns.filter((c) => have.has(c));
         const insert = dst.prepare(`INSERT OR REPLACE INTO ${t.name} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`);
