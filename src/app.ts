@@ -23,6 +23,7 @@ import { Keyspace } from './storage/keyspace.js';
 import { Sampler } from './dashboard/sampler.js';
 import { readable } from './dashboard/api.js';
 import { checkSaveDir, defaultSaveDir } from './tools/backup.js';
+import type { StorageError } from './storage/shard.js';
 import { shutdownCodecs } from './storage/codecs.js';
 import { VERSION } from './version.js';
 
@@ -47,8 +48,12 @@ const MAX_PENDING_READS = 8;
 const INFLIGHT_MAX_BYTES = 256 * 1024 * 1024;
 
 export async function startServer(config: Config, log: Logger, configFile: string | null = null): Promise<RunningServer> {
-  const addr = parseHostPort(config.addr);
-  if (!addr.ok) throw new Error(`addr ${config.addr} is not host:port`);
+  // addr = "" (allowed only with tls_addr, config/schema.ts): no plaintext listener.
+  const plain = config.addr === '' ? null : parseHostPort(config.addr);
+  if (plain !== null && !plain.ok) throw new Error(`addr ${config.addr} is not host:port`);
+  const tlsAddr = config.tls_addr === undefined ? null : parseHostPort(config.tls_addr);
+  if (tlsAddr !== null && !tlsAddr.ok) throw new Error(`tls_addr ${config.tls_addr} is not host:port`);
+  const addr = plain ?? (tlsAddr as { host: string; port: number });
   const dataDir = resolve(config.data_dir);
   const backupDir = config.backup_dir === undefined ? defaultSaveDir(dataDir) : resolve(config.backup_dir);
   const badBackupDir = checkSaveDir(backupDir, dataDir);
@@ -74,12 +79,15 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       log.error({ err: err.message, shard, op: write.kind }, 'write failed to commit');
     },
     onMaintenanceProblem: (message, shard) => log.warn({ shard, err: message }, 'maintenance worker problem'),
+    onStorageError: storageErrorLogger(log),
+    diskReserveBytes: config.disk_reserve_mb * 1024 * 1024,
+    onDiskFull: (full, message) => (full ? log.error({ data_dir: dataDir }, message) : log.warn({ data_dir: dataDir }, message)),
   });
   const server: BlobServer = new BlobServer(
     store,
     {
       host: addr.host,
-      port: addr.port,
+      port: plain === null ? null : addr.port,
       version: REDIS_COMPAT_VERSION,
       configFile,
       backupDir,
@@ -87,7 +95,12 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       requirepass: config.requirepass ?? null,
       protectedMode: config.protected_mode,
       idleTimeoutSec: config.timeout,
-      tls: tlsOptions === null ? null : { port: config.tls_port, options: tlsOptions },
+      tls:
+        tlsOptions === null
+          ? null
+          : tlsAddr !== null
+            ? { host: tlsAddr.host, port: tlsAddr.port, options: tlsOptions }
+            : { port: config.tls_port, options: tlsOptions },
       configParameters: (): [string, string][] => redisParameters(config, dataDir, addr.host, server.port),
       limits: {
         maxBulkLen: config.proto_max_bulk_len,
@@ -126,6 +139,10 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       ['read_cache_bytes', stats.readCache.bytes],
       ['read_cache_entries', stats.readCache.entries],
       ['shard_free_pages', store.pageStats().map((p) => p.freelistCount).join(',')],
+      // 1 for a shard that returned SQLITE_CORRUPT, NOTADB, IOERR or a checksum mismatch (docs/operations.md).
+      ['shard_damaged', stats.shards.map((s) => (s.damage === null ? 0 : 1)).join(',')],
+      ['storage_errors', sum((s) => s.storageErrors)],
+      ['disk_full', store.diskFull ? 1 : 0],
       ...storageFields(store, config),
     ];
   });
@@ -171,7 +188,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
   }
   if (cluster !== null) {
     try {
-      await cluster.start(port);
+      await cluster.start(port === 0 ? server.tlsPort : port);
       if (cluster.etcd !== null) {
         roles = new ManagedRoles(cluster.etcd, replication, config.cluster.node_id, log);
         cluster.onManagedView(cluster.etcd.view());
@@ -244,8 +261,8 @@ export async function startServer(config: Config, log: Logger, configFile: strin
   log.debug({ data_dir: dataDir, layout: dataLayout(store) }, 'data layout');
   log.info(
     {
-      addr: `${addr.host}:${port}`,
-      ...(server.tlsPort > 0 ? { tls_addr: `${addr.host}:${server.tlsPort}` } : {}),
+      addr: plain === null ? '(plaintext port off)' : `${addr.host}:${port}`,
+      ...(server.tlsPort > 0 ? { tls_addr: `${tlsAddr?.host ?? addr.host}:${server.tlsPort}` } : {}),
       data_dir: dataDir,
       shards: config.num_shards,
       async_write: config.async_write,
@@ -286,7 +303,7 @@ function redisParameters(config: Config, dataDir: string, host: string, port: nu
   return [
     ['bind', host],
     ['port', String(port)],
-    ['tls-port', String(config.tls_port)],
+    ['tls-port', String(config.tls_addr === undefined ? config.tls_port : (parseHostPort(config.tls_addr) as { port: number }).port)],
     ['dir', dataDir],
     ['databases', '1'],
     ['save', ''],
@@ -315,6 +332,27 @@ function storageFields(store: Store, config: Config): [string, string | number][
     ['stored_bytes', t.stored],
     ['compression_ratio', t.stored === 0 ? '1.00' : (t.logical / t.stored).toFixed(2)],
   ];
+}
+
+/**
+ * One log line per storage error, naming the shard file; a shard that keeps failing (every read of
+ * a damaged page) logs at most once a second, with the count of the errors it did not log.
+ */
+function storageErrorLogger(log: Logger): (err: StorageError, shard: number) => void {
+  const last = new Map<number, { at: number; skipped: number }>();
+  return (err, shard) => {
+    const now = Date.now();
+    const seen = last.get(shard);
+    if (seen !== undefined && now - seen.at < 1000) {
+      seen.skipped++;
+      return;
+    }
+    log.error(
+      { shard, file: err.file, code: err.code ?? null, damaged: err.damage, ...(seen?.skipped ? { not_logged_since: seen.skipped } : {}) },
+      `storage error: ${err.message}`,
+    );
+    last.set(shard, { at: now, skipped: 0 });
+  };
 }
 
 /** The Redis version we answer as: clients pick features by it. */

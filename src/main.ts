@@ -14,6 +14,7 @@ import { startServer } from './app.js';
 import { LayoutError } from './storage/layout.js';
 import { SchemaError } from './storage/schema.js';
 import { TlsSetupError } from './server/tls.js';
+import { StorageError } from './storage/shard.js';
 import { VERSION } from './version.js';
 
 const PRINT_CONFIG_HELP = `  --print-config      print the effective configuration (every setting, secrets masked) as TOML and exit`;
@@ -89,7 +90,13 @@ async function main(args: string[]): Promise<number> {
     }
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    if (err instanceof LayoutError || err instanceof SchemaError || err instanceof TlsSetupError || (err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    if (
+      err instanceof LayoutError ||
+      err instanceof SchemaError ||
+      err instanceof StorageError ||
+      err instanceof TlsSetupError ||
+      (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+    ) {
       process.stderr.write(`blobasaur: ${message}\n`);
       return 1;
     }

@@ -66,7 +66,8 @@ export class Cluster {
     private readonly log: Logger,
   ) {
     const c = config.cluster;
-    const addr = parseHostPort(config.addr);
+    // addr = "" (no plaintext port): clients reach this node on its TLS address.
+    const addr = parseHostPort(config.addr === '' ? (config.tls_addr ?? '') : config.addr);
     if (!addr.ok) throw new Error(`addr ${config.addr} is not host:port`);
     const unsafe = unsafeBusReason(config);
     if (unsafe !== null) throw new Error(unsafe);

@@ -93,6 +93,8 @@ async function sectionFields(
         ['rdb_last_bgsave_status', save.lastStatus],
         ['rdb_last_bgsave_time_sec', save.lastDurationMs < 0 ? -1 : Math.round(save.lastDurationMs / 1000)],
         ['aof_enabled', 0],
+        // Shards that returned SQLITE_CORRUPT/NOTADB/IOERR or a checksum mismatch (docs/operations.md).
+        ['storage_damaged_shards', ks.stats().shards.filter((s) => s.damage !== null).length],
         // Checkpoints move the WAL into the shard files on a worker thread (docs/operations.md).
         ...checkpointFields(ks.stats().checkpoints),
       ];

@@ -91,8 +91,12 @@ const scan: Handler = ({ ks, now }, args) => {
   return [cursors.save(next), matched];
 };
 
-/** KEYS pattern: every matching key, gathered by scanning to the end. */
-const keys: Handler = ({ ks, now }, args) => {
+/**
+ * KEYS pattern: every matching key, gathered by scanning to the end, 1000 candidates a step. The
+ * event loop is given back between steps, so other clients are served while a large keyspace is
+ * walked (a key present throughout is listed; one written or deleted meanwhile may or may not be).
+ */
+const keys: Handler = async ({ ks, now }, args) => {
   const out: Buffer[] = [];
   const all = args[1].length === 1 && args[1][0] === 0x2a;
   let pos: ScanPosition | null = SCAN_START;
@@ -100,6 +104,7 @@ const keys: Handler = ({ ks, now }, args) => {
     const step = ks.scanStep(pos, 1000, { strings: true, hashes: true }, now);
     for (const k of step.keys) if (all || globMatch(args[1], k)) out.push(k);
     pos = step.next;
+    if (pos !== null) await new Promise<void>((resolve) => setImmediate(resolve));
   }
   // A namespace spread over several shards is met once per shard; KEYS lists it once.
   const seen = new Set<string>();

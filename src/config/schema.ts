@@ -31,6 +31,18 @@ function hostPort(minPort: 0 | 1): z.ZodString {
   return s;
 }
 
+/** A listen address, or "" for no listener at all (the plaintext port when TLS serves alone). */
+function hostPortOrOff(): z.ZodString {
+  const allowed = `"host:port" with port 0..65535, e.g. "127.0.0.1:6379" or "[::1]:6379", or "" for no plaintext listener (needs tls_addr)`;
+  const s = z.string().superRefine((value, ctx) => {
+    if (value === '') return;
+    const parsed = parseHostPort(value);
+    if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.reason, params: { allowed } });
+  });
+  allowedHints.add(s, { allowed });
+  return s;
+}
+
 // ---- storage compression -------------------------------------------------------------------
 
 export const COMPRESSION_ALGORITHMS = ['none', 'gzip', 'zstd', 'lz4', 'brotli'] as const;
@@ -230,7 +242,7 @@ const operatorKeys = {
 
 export const configSchema = z
   .strictObject({
-    addr: hostPort(0).default('0.0.0.0:6379').describe('Redis-protocol listen address'),
+    addr: hostPortOrOff().default('0.0.0.0:6379').describe('Redis-protocol listen address; "" turns the plaintext port off (only with tls_addr)'),
     data_dir: z.string().min(1).default('./blob_data').describe('directory holding the SQLite shard files'),
     num_shards: int(1, 1024).default(4).describe('number of SQLite shards; fixed once data exists'),
     async_write: z.boolean().default(false).describe('acknowledge writes before they reach SQLite'),
@@ -250,7 +262,8 @@ export const configSchema = z
       .describe('minimum level written to the log'),
     requirepass: z.string().optional().describe('password clients must send with AUTH'),
     protected_mode: z.boolean().default(true).describe('refuse non-loopback clients when no password is set'),
-    tls_port: int(0, 65535).default(0).describe('TLS listen port (0 = TLS off)'),
+    tls_port: int(0, 65535).default(0).describe('TLS listen port on the host of addr (0 = TLS off unless tls_addr is set)'),
+    tls_addr: hostPort(0).optional().describe('TLS listen address (host:port), its own bind address; turns TLS on'),
     tls_cert_file: z.string().optional().describe('PEM certificate for TLS'),
     tls_key_file: z.string().optional().describe('PEM private key for TLS'),
     tls_ca_cert_file: z.string().optional().describe('PEM CA bundle used to verify client certificates'),
@@ -266,6 +279,9 @@ export const configSchema = z
       .default(256 * MiB)
       .describe('pending reply bytes above which a client is disconnected'),
     timeout: int(0).default(0).describe('idle seconds before a client is closed (0 = never)'),
+    disk_reserve_mb: int(0)
+      .default(16)
+      .describe('room held free in data_dir for a full disk: released for checkpoints and deletes when the disk fills, writes resume once twice this is free (0 = off)'),
     umask: int(0, 0o777)
       .default(0o077)
       .describe('permission bits removed from every file and directory created (0o077: owner only), e.g. 0o027'),
@@ -273,6 +289,24 @@ export const configSchema = z
     ...operatorKeys,
   })
   .superRefine((c, ctx) => {
+    const tlsAddr = c.tls_addr === undefined ? null : parseHostPort(c.tls_addr);
+    if (tlsAddr?.ok === true && c.tls_port !== 0 && c.tls_port !== tlsAddr.port) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls_port'],
+        message: `tls_port ${c.tls_port} differs from the port of tls_addr ${c.tls_addr}`,
+        params: { allowed: 'the TLS port in tls_addr only (or tls_port only, to listen on the host of addr)' },
+      });
+    }
+    // With no plaintext port, TLS is the only way in: it must have an address of its own.
+    if (c.addr === '' && c.tls_addr === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['addr'],
+        message: 'addr = "" turns the plaintext port off, which needs TLS listening on its own address',
+        params: { allowed: 'set tls_addr = "host:port" (with tls_cert_file and tls_key_file), or give addr a "host:port"' },
+      });
+    }
     // A soft limit above the hard one would never pause anyone: the client is dropped first.
     if (c.client_output_buffer_limit_soft > c.client_output_buffer_limit_hard) {
       ctx.addIssue({

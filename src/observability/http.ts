@@ -15,6 +15,8 @@ export interface ShardHealth {
   shard: number;
   readable: boolean;
   writable: boolean;
+  /** Marked damaged by an SQLite corruption error or a checksum mismatch: unhealthy until repaired. */
+  damaged: boolean;
   error: string | null;
 }
 
@@ -30,7 +32,7 @@ export function health(store: Store, server: ServerContext): Health {
   // Without [cluster] enabled a single node is its own healthy cluster.
   const cluster = server.cluster === undefined ? { enabled: false, state: 'ok' } : { enabled: true, state: server.cluster.summary().state };
   return {
-    ok: shards.every((s) => s.readable && s.writable) && cluster.state === 'ok',
+    ok: shards.every((s) => s.readable && s.writable && !s.damaged) && cluster.state === 'ok',
     shards,
     cluster,
   };

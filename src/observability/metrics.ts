@@ -319,6 +319,25 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     },
   });
   new Gauge({
+    name: 'blobasaur_shard_damaged',
+    help: '1 while a shard is marked damaged (SQLITE_CORRUPT, NOTADB, IOERR or a checksum mismatch), by shard',
+    labelNames: ['shard'],
+    registers: [registry],
+    collect() {
+      for (const s of store.stats().shards) this.labels(String(s.id)).set(s.damage === null ? 0 : 1);
+    },
+  });
+  new Counter({
+    name: 'blobasaur_storage_errors_total',
+    help: 'SQLite errors (and checksum mismatches) on a shard since start, by shard',
+    labelNames: ['shard'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of store.stats().shards) this.labels(String(s.id)).inc(s.storageErrors);
+    },
+  });
+  new Gauge({
     name: 'blobasaur_last_save_timestamp_seconds',
     help: 'Unix time of the last successful SAVE/BGSAVE (server start if none)',
     registers: [registry],

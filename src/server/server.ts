@@ -22,7 +22,8 @@ import { TLS_HANDSHAKE_TIMEOUT_MS } from './tls.js';
 
 export interface ServerOptions {
   host: string;
-  port: number;
+  /** The plaintext port; null: no plaintext listener (TLS only). */
+  port: number | null;
   version: string;
   configFile: string | null;
   limits: ConnectionLimits;
@@ -34,7 +35,7 @@ export interface ServerOptions {
   /** Close clients idle for more than this many seconds; 0 never. */
   idleTimeoutSec?: number;
   /** A second, TLS listener on this port with these options (from tls.ts); null: none. */
-  tls?: { port: number; options: TlsOptions } | null;
+  tls?: { host?: string; port: number; options: TlsOptions } | null;
   /** Where SAVE and BGSAVE write (backup_dir); default beside the data directory. */
   backupDir?: string;
   /** What CONFIG GET answers: Redis parameter names and this server's values for them. */
@@ -216,10 +217,10 @@ export class BlobServer implements ServerContext {
 
   /** Starts the listeners; resolves with the plain port once every listener is bound. */
   async listen(): Promise<number> {
-    this.boundPort = await listenOn(this.net, this.opts.host, this.opts.port);
+    if (this.opts.port !== null) this.boundPort = await listenOn(this.net, this.opts.host, this.opts.port);
     if (this.tls !== null && this.opts.tls) {
       try {
-        this.boundTlsPort = await listenOn(this.tls, this.opts.host, this.opts.tls.port);
+        this.boundTlsPort = await listenOn(this.tls, this.opts.tls.host ?? this.opts.host, this.opts.tls.port);
       } catch (err) {
         this.net.close();
         throw err;
@@ -268,8 +269,8 @@ export class BlobServer implements ServerContext {
 
   private async doClose(reason: string): Promise<void> {
     this.log.info({ reason }, 'shutting down: draining writes');
-    this.net.close();
-    this.tls?.close();
+    if (this.net.listening) this.net.close();
+    if (this.tls?.listening === true) this.tls.close();
     if (this.idleTimer !== null) clearInterval(this.idleTimer);
     for (const h of this.handshakes.values()) h.raw.destroy();
     for (const c of this.connections.values()) c.stop();

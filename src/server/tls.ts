@@ -7,6 +7,7 @@ import { createSecureContext, type TlsOptions } from 'node:tls';
 
 export interface TlsSettings {
   tls_port: number;
+  tls_addr?: string | undefined;
   tls_cert_file?: string | undefined;
   tls_key_file?: string | undefined;
   tls_ca_cert_file?: string | undefined;
@@ -25,7 +26,7 @@ export class TlsSetupError extends Error {
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 function readPem(key: string, path: string | undefined): Buffer {
-  if (path === undefined || path === '') throw new TlsSetupError(`tls_port is set, so ${key} must name a PEM file`);
+  if (path === undefined || path === '') throw new TlsSetupError(`tls_port or tls_addr is set, so ${key} must name a PEM file`);
   try {
     return readFileSync(path);
   } catch (err) {
@@ -34,9 +35,14 @@ function readPem(key: string, path: string | undefined): Buffer {
   }
 }
 
-/** The options for tls.createServer, or null when TLS is off (tls_port = 0). */
+/** Whether TLS is on: tls_addr set, or a tls_port on the host of addr. */
+export function tlsEnabled(s: TlsSettings): boolean {
+  return s.tls_addr !== undefined || s.tls_port !== 0;
+}
+
+/** The options for tls.createServer, or null when TLS is off (tls_port = 0, no tls_addr). */
 export function tlsServerOptions(s: TlsSettings): TlsOptions | null {
-  if (s.tls_port === 0) return null;
+  if (!tlsEnabled(s)) return null;
   const cert = readPem('tls_cert_file', s.tls_cert_file);
   const key = readPem('tls_key_file', s.tls_key_file);
   let ca: Buffer | undefined;

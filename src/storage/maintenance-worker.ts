@@ -71,7 +71,9 @@ port.on('message', (msg: MaintenanceRequest | 'close') => {
   try {
     reply = handle(msg);
   } catch (err) {
-    const error = err instanceof Error ? err.message : String(err);
+    // SQLite's code goes along: the server marks a shard damaged by it (shard.ts isDamageCode).
+    const code = (err as { code?: unknown } | null)?.code;
+    const error = `${err instanceof Error ? err.message : String(err)}${typeof code === 'string' ? ` (${code})` : ''}`;
     reply = msg.op === 'sweep' ? { op: 'sweep', id: msg.id, shard: msg.shard, ok: false, error } : { op: 'checkpoint', shard: msg.shard, ok: false, error };
   }
   port.postMessage(reply);

@@ -125,6 +125,16 @@ CREATE TRIGGER ns_counts_vanish AFTER DELETE ON ns_counts BEGIN
 END;
 `,
   },
+  {
+    version: 3,
+    description: 'a checksum column for every stored value (checksum.ts; null for rows written before it)',
+    // ADD COLUMN rewrites nothing, so it runs in constant time on any file. The column lands after
+    // `data`, which costs nothing: every read of the checksum reads the value anyway.
+    up: `
+ALTER TABLE blobs ADD COLUMN checksum INTEGER;
+ALTER TABLE ns_blobs ADD COLUMN checksum INTEGER;
+`,
+  },
 ];
 
 /**

@@ -6,7 +6,10 @@
  */
 import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
-import { applyMigrations, COUNTING_TRIGGERS } from './schema.js';
+import { basename } from 'node:path';
+import { applyMigrations, COUNTING_TRIGGERS, SchemaError } from './schema.js';
+import { checksum, ChecksumError } from './checksum.js';
+import { describeKey } from './key-names.js';
 import { SweepStep, type SweepResult } from './sweep.js';
 import type { NamespaceTally } from './namespace-tally.js';
 
@@ -20,10 +23,49 @@ export interface SqliteSettings {
   locking_mode?: 'NORMAL' | 'EXCLUSIVE';
 }
 
-/** A stored row as reads need it: the payload and the codec it was written with. */
+/** A stored row as reads need it: the payload, the codec it was written with and its checksum. */
 export interface StoredValue {
   data: Buffer;
   codec: number;
+  /** checksum.ts over `data`; null for rows written before checksums existed. */
+  checksum: number | null;
+}
+
+/**
+ * An SQLite error on a shard, as commands and logs see it: it names the shard file and keeps
+ * SQLite's code (SQLITE_CORRUPT, SQLITE_FULL…).
+ */
+export class StorageError extends Error {
+  override name = 'StorageError';
+  constructor(
+    readonly file: string,
+    readonly code: string | undefined,
+    readonly damage: boolean,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Codes that say the file itself is bad (not busy, not full): the shard is marked damaged and
+ * stays so until it is repaired (docs/operations.md).
+ */
+export function isDamageCode(code: string | undefined): boolean {
+  return code !== undefined && /^SQLITE_(CORRUPT|NOTADB|IOERR)/.test(code);
+}
+
+function sqliteCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** What a damaged shard reports (INFO, /health, metrics). */
+export interface ShardDamage {
+  code: string;
+  message: string;
+  /** Epoch ms of the first error that marked it. */
+  since: number;
 }
 
 /** A live row as point reads return it: the payload, its codec and its expiry (read caches keep it). */
@@ -43,7 +85,7 @@ export type ShardWrite =
 
 /** An expired row counts as absent, so overwriting it starts a new life: version 0, new created_at. */
 const UPSERT_COLUMNS = `
-  data = excluded.data, codec = excluded.codec, size = excluded.size,
+  data = excluded.data, codec = excluded.codec, size = excluded.size, checksum = excluded.checksum,
   updated_at = excluded.updated_at, expires_at = excluded.expires_at,
   created_at = CASE WHEN expires_at IS NOT NULL AND expires_at <= excluded.updated_at
                     THEN excluded.created_at ELSE created_at END,
@@ -62,9 +104,9 @@ export class Shard {
     exists: Statement<[Buffer, number], number>;
     nsGet: Statement<[Buffer, Buffer, number], LiveRow>;
     nsExists: Statement<[Buffer, Buffer, number], number>;
-    set: Statement<[Buffer, Buffer, number, number, number, number, number | null]>;
+    set: Statement<[Buffer, Buffer, number, number, number, number, number | null, number]>;
     del: Statement<[Buffer]>;
-    nsSet: Statement<[Buffer, Buffer, Buffer, number, number, number, number, number | null]>;
+    nsSet: Statement<[Buffer, Buffer, Buffer, number, number, number, number, number | null, number]>;
     nsDel: Statement<[Buffer, Buffer]>;
     nsDrop: Statement<[Buffer]>;
     meta: Statement<[Buffer], RowMeta>;
@@ -85,6 +127,56 @@ export class Shard {
     this.lastSweepFull = result.full;
   }
 
+  /** Set by the first error that says the file is bad; the shard keeps serving what it can. */
+  damage: ShardDamage | null = null;
+  /** SQLite errors seen on this shard (reads, commits, maintenance), damage or not. */
+  errors = 0;
+  /** Told of every SQLite error here (the store logs them, naming the file). */
+  onFault: ((err: StorageError) => void) | null = null;
+
+  /**
+   * Turns an SQLite error into a StorageError naming the file, marks the shard damaged when the
+   * code says the file is bad, and reports it. Errors that are already StorageErrors pass through.
+   */
+  fault(err: unknown): Error {
+    // Already reported: a StorageError from a nested guard, or a checksum mismatch (verified()).
+    if (err instanceof StorageError || err instanceof ChecksumError) return err;
+    const code = sqliteCode(err);
+    const message = err instanceof Error ? err.message : String(err);
+    const damage = isDamageCode(code);
+    const out = new StorageError(this.path, code, damage, `${basename(this.path)}: ${message}${code === undefined ? '' : ` (${code})`}`);
+    this.errors++;
+    if (damage) this.markDamaged(code!, message);
+    this.onFault?.(out);
+    return out;
+  }
+
+  private markDamaged(code: string, message: string): void {
+    if (this.damage === null) this.damage = { code, message, since: Date.now() };
+  }
+
+  /**
+   * A row as read, its checksum verified: a value whose bytes changed on disk is an error naming
+   * the key (and marks the shard damaged), never wrong bytes. Rows from before checksums pass.
+   */
+  private verified<R extends StoredValue | undefined>(row: R, ns: Buffer | null, key: Buffer): R {
+    if (row === undefined || row.checksum === null || checksum(row.data) === row.checksum) return row;
+    const err = new ChecksumError(`stored value of ${describeKey(ns, key)} is corrupt: checksum mismatch`);
+    this.errors++;
+    this.markDamaged('CHECKSUM', `${err.message} in ${basename(this.path)}`);
+    this.onFault?.(new StorageError(this.path, 'CHECKSUM', true, `${basename(this.path)}: ${err.message}`));
+    throw err;
+  }
+
+  /** Runs one SQLite call; any error becomes a StorageError (see fault()). */
+  private guard<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (err) {
+      throw this.fault(err);
+    }
+  }
+
   /** Transaction control, prepared once: exec() would parse the SQL on every commit. */
   private readonly tx: Record<'beginRead' | 'begin' | 'savepoint' | 'release' | 'rollbackTo' | 'commit' | 'rollback', Statement>;
 
@@ -93,7 +185,53 @@ export class Shard {
     readonly path: string,
     sqlite: SqliteSettings,
   ) {
-    this.db = new Database(path);
+    try {
+      this.db = new Database(path);
+    } catch (err) {
+      throw openError(path, err);
+    }
+    try {
+      this.configure(sqlite);
+      const db = this.db;
+    this.tx = {
+      beginRead: db.prepare('BEGIN'),
+      begin: db.prepare('BEGIN IMMEDIATE'),
+      savepoint: db.prepare('SAVEPOINT grp'),
+      release: db.prepare('RELEASE grp'),
+      rollbackTo: db.prepare('ROLLBACK TO grp'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
+    };
+    this.stmt = {
+      get: db.prepare(`SELECT data, codec, checksum, expires_at FROM blobs WHERE key = ? AND ${LIVE}`),
+      exists: db.prepare<[Buffer, number], number>(`SELECT 1 FROM blobs WHERE key = ? AND ${LIVE}`).pluck(),
+      nsGet: db.prepare(`SELECT data, codec, checksum, expires_at FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`),
+      nsExists: db.prepare<[Buffer, Buffer, number], number>(`SELECT 1 FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).pluck(),
+      set: db.prepare(
+        `INSERT INTO blobs (key, data, codec, size, created_at, updated_at, expires_at, version, checksum)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
+         ON CONFLICT (key) DO UPDATE SET ${UPSERT_COLUMNS}`,
+      ),
+      del: db.prepare('DELETE FROM blobs WHERE key = ?'),
+      nsSet: db.prepare(
+        `INSERT INTO ns_blobs (namespace, key, data, codec, size, created_at, updated_at, expires_at, version, checksum)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+         ON CONFLICT (namespace, key) DO UPDATE SET ${UPSERT_COLUMNS}`,
+      ),
+      nsDel: db.prepare('DELETE FROM ns_blobs WHERE namespace = ? AND key = ?'),
+      nsDrop: db.prepare('DELETE FROM ns_blobs WHERE namespace = ?'),
+      meta: db.prepare('SELECT created_at, updated_at, expires_at, version FROM blobs WHERE key = ?'),
+      counts: db.prepare('SELECT keys, expires, fields, logical, stored FROM stats WHERE id = 0'),
+      nsChanges: db.prepare('DELETE FROM ns_changes RETURNING namespace, delta'),
+    };
+    } catch (err) {
+      // A refused file stays closed: with locking_mode EXCLUSIVE this connection would lock it.
+      this.db.close();
+      throw err instanceof SchemaError ? err : openError(path, err);
+    }
+  }
+
+  private configure(sqlite: SqliteSettings): void {
     // auto_vacuum only takes effect before the first table exists, so it comes first. An exclusive
     // lock is taken before WAL starts so the WAL index lives in heap memory, not a shared file.
     this.db.pragma('auto_vacuum = INCREMENTAL');
@@ -108,65 +246,35 @@ export class Shard {
     this.db.pragma('recursive_triggers = ON');
     // After a checkpoint lets the WAL restart, cut the file back rather than keep its peak size.
     this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
-    try {
-      applyMigrations(this.db, path);
-    } catch (err) {
-      // A refused file stays closed: with locking_mode EXCLUSIVE this connection would lock it.
-      this.db.close();
-      throw err;
-    }
-    const db = this.db;
-    this.tx = {
-      beginRead: db.prepare('BEGIN'),
-      begin: db.prepare('BEGIN IMMEDIATE'),
-      savepoint: db.prepare('SAVEPOINT grp'),
-      release: db.prepare('RELEASE grp'),
-      rollbackTo: db.prepare('ROLLBACK TO grp'),
-      commit: db.prepare('COMMIT'),
-      rollback: db.prepare('ROLLBACK'),
-    };
-    this.stmt = {
-      get: db.prepare(`SELECT data, codec, expires_at FROM blobs WHERE key = ? AND ${LIVE}`),
-      exists: db.prepare<[Buffer, number], number>(`SELECT 1 FROM blobs WHERE key = ? AND ${LIVE}`).pluck(),
-      nsGet: db.prepare(`SELECT data, codec, expires_at FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`),
-      nsExists: db.prepare<[Buffer, Buffer, number], number>(`SELECT 1 FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).pluck(),
-      set: db.prepare(
-        `INSERT INTO blobs (key, data, codec, size, created_at, updated_at, expires_at, version)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 0)
-         ON CONFLICT (key) DO UPDATE SET ${UPSERT_COLUMNS}`,
-      ),
-      del: db.prepare('DELETE FROM blobs WHERE key = ?'),
-      nsSet: db.prepare(
-        `INSERT INTO ns_blobs (namespace, key, data, codec, size, created_at, updated_at, expires_at, version)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
-         ON CONFLICT (namespace, key) DO UPDATE SET ${UPSERT_COLUMNS}`,
-      ),
-      nsDel: db.prepare('DELETE FROM ns_blobs WHERE namespace = ? AND key = ?'),
-      nsDrop: db.prepare('DELETE FROM ns_blobs WHERE namespace = ?'),
-      meta: db.prepare('SELECT created_at, updated_at, expires_at, version FROM blobs WHERE key = ?'),
-      counts: db.prepare('SELECT keys, expires, fields, logical, stored FROM stats WHERE id = 0'),
-      nsChanges: db.prepare('DELETE FROM ns_changes RETURNING namespace, delta'),
-    };
+    applyMigrations(this.db, this.path);
   }
 
   get(key: Buffer, now: number): LiveRow | undefined {
-    this.shareReadTxn();
-    return this.stmt.get.get(key, now);
+    return this.guard(() => {
+      this.shareReadTxn();
+      return this.verified(this.stmt.get.get(key, now), null, key);
+    });
   }
 
   exists(key: Buffer, now: number): boolean {
-    this.shareReadTxn();
-    return this.stmt.exists.get(key, now) !== undefined;
+    return this.guard(() => {
+      this.shareReadTxn();
+      return this.stmt.exists.get(key, now) !== undefined;
+    });
   }
 
   nsGet(ns: Buffer, key: Buffer, now: number): LiveRow | undefined {
-    this.shareReadTxn();
-    return this.stmt.nsGet.get(ns, key, now);
+    return this.guard(() => {
+      this.shareReadTxn();
+      return this.verified(this.stmt.nsGet.get(ns, key, now), ns, key);
+    });
   }
 
   nsExists(ns: Buffer, key: Buffer, now: number): boolean {
-    this.shareReadTxn();
-    return this.stmt.nsExists.get(ns, key, now) !== undefined;
+    return this.guard(() => {
+      this.shareReadTxn();
+      return this.stmt.nsExists.get(ns, key, now) !== undefined;
+    });
   }
 
   /**
@@ -185,24 +293,40 @@ export class Shard {
 
   private readTxnOpen = false;
 
-  /** Ends the shared read transaction: before any write, and at the end of the turn. */
+  /**
+   * Ends the shared read transaction: before any write, and at the end of the turn. It runs from
+   * setImmediate, where nothing would catch an error: a COMMIT that fails (a damaged page read in
+   * this turn can make it return SQLITE_CORRUPT) is reported, rolled back and never thrown.
+   */
   private readonly endReadTxn = (): void => {
     if (!this.readTxnOpen) return;
     this.readTxnOpen = false;
-    if (this.db.open && this.db.inTransaction) this.tx.commit.run();
+    if (!this.db.open || !this.db.inTransaction) return;
+    try {
+      this.tx.commit.run();
+    } catch (err) {
+      this.fault(err);
+      try {
+        if (this.db.inTransaction) this.tx.rollback.run();
+      } catch (again) {
+        this.fault(again);
+      }
+    }
   };
 
   /** Metadata of a plain key, expired or not; for tests and introspection. */
   meta(key: Buffer): RowMeta | undefined {
-    return this.stmt.meta.get(key);
+    return this.guard(() => this.stmt.meta.get(key));
   }
 
   /** Everything stored about a live row but its value: for introspection (the value is not read). */
   info(ns: Buffer | null, key: Buffer, now: number): RowInfo | undefined {
-    this.shareReadTxn();
-    const cols = 'size, length(data) AS stored, codec, created_at, updated_at, expires_at, version';
-    if (ns === null) return this.prep<RowInfo>(`SELECT ${cols} FROM blobs WHERE key = ? AND ${LIVE}`).get(key, now);
-    return this.prep<RowInfo>(`SELECT ${cols} FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).get(ns, key, now);
+    return this.guard(() => {
+      this.shareReadTxn();
+      const cols = 'size, length(data) AS stored, codec, created_at, updated_at, expires_at, version';
+      if (ns === null) return this.prep<RowInfo>(`SELECT ${cols} FROM blobs WHERE key = ? AND ${LIVE}`).get(key, now);
+      return this.prep<RowInfo>(`SELECT ${cols} FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).get(ns, key, now);
+    });
   }
 
   /**
@@ -262,28 +386,37 @@ export class Shard {
 
   /** A plain key's row with its expiry, for commands that carry the TTL along (RENAME). */
   getWithExpiry(key: Buffer, now: number): (StoredValue & { expires_at: number | null }) | undefined {
-    return this.prep<StoredValue & { expires_at: number | null }>(
-      `SELECT data, codec, expires_at FROM blobs WHERE key = ? AND ${LIVE}`,
-    ).get(key, now);
+    const row = this.guard(() =>
+      this.prep<StoredValue & { expires_at: number | null }>(
+        `SELECT data, codec, checksum, expires_at FROM blobs WHERE key = ? AND ${LIVE}`,
+      ).get(key, now),
+    );
+    return this.verified(row, null, key);
   }
 
   /** A row whatever its expiry: the overlay has already decided the key is live (KEEP entries). */
   getAny(ns: Buffer | null, key: Buffer): StoredValue | undefined {
-    if (ns === null) return this.prep<StoredValue>('SELECT data, codec FROM blobs WHERE key = ?').get(key);
-    return this.prep<StoredValue>('SELECT data, codec FROM ns_blobs WHERE namespace = ? AND key = ?').get(ns, key);
+    const row = this.guard(() => {
+      if (ns === null) return this.prep<StoredValue>('SELECT data, codec, checksum FROM blobs WHERE key = ?').get(key);
+      return this.prep<StoredValue>('SELECT data, codec, checksum FROM ns_blobs WHERE namespace = ? AND key = ?').get(ns, key);
+    });
+    return this.verified(row, ns, key);
   }
 
   sizeAny(ns: Buffer | null, key: Buffer): number | undefined {
-    if (ns === null) return this.prep<number>('SELECT size FROM blobs WHERE key = ?').pluck().get(key);
-    return this.prep<number>('SELECT size FROM ns_blobs WHERE namespace = ? AND key = ?').pluck().get(ns, key);
+    return this.guard(() => {
+      if (ns === null) return this.prep<number>('SELECT size FROM blobs WHERE key = ?').pluck().get(key);
+      return this.prep<number>('SELECT size FROM ns_blobs WHERE namespace = ? AND key = ?').pluck().get(ns, key);
+    });
   }
 
   /** The expiry of a live row: null for none, undefined when there is no live row. */
   expiry(ns: Buffer | null, key: Buffer, now: number): number | null | undefined {
-    const row =
+    const row = this.guard(() =>
       ns === null
         ? this.prep<{ e: number | null }>(`SELECT expires_at AS e FROM blobs WHERE key = ? AND ${LIVE}`).get(key, now)
-        : this.prep<{ e: number | null }>(`SELECT expires_at AS e FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).get(ns, key, now);
+        : this.prep<{ e: number | null }>(`SELECT expires_at AS e FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).get(ns, key, now),
+    );
     return row === undefined ? undefined : row.e;
   }
 
@@ -291,55 +424,77 @@ export class Shard {
   hasExpired(now: number): boolean {
     const q = (table: string): boolean =>
       this.prep(`SELECT 1 FROM ${table} WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1`).get(now) !== undefined;
-    return q('blobs') || q('ns_blobs');
+    return this.guard(() => q('blobs') || q('ns_blobs'));
   }
 
   /** The logical size of a value without reading it (the size column precedes the data). */
   size(ns: Buffer | null, key: Buffer, now: number): number | undefined {
-    if (ns === null) return this.prep<number>(`SELECT size FROM blobs WHERE key = ? AND ${LIVE}`).pluck().get(key, now);
-    return this.prep<number>(`SELECT size FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).pluck().get(ns, key, now);
+    return this.guard(() => {
+      if (ns === null) return this.prep<number>(`SELECT size FROM blobs WHERE key = ? AND ${LIVE}`).pluck().get(key, now);
+      return this.prep<number>(`SELECT size FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).pluck().get(ns, key, now);
+    });
   }
 
   /** Up to `limit` live plain keys after `after` (null: from the start), in key order. */
   scanKeys(after: Buffer | null, limit: number, now: number): Buffer[] {
-    if (after === null) return this.prep<Buffer>(`SELECT key FROM blobs WHERE ${LIVE} ORDER BY key LIMIT ?`).pluck().all(now, limit);
-    return this.prep<Buffer>(`SELECT key FROM blobs WHERE key > ? AND ${LIVE} ORDER BY key LIMIT ?`).pluck().all(after, now, limit);
+    return this.guard(() => {
+      if (after === null) return this.prep<Buffer>(`SELECT key FROM blobs WHERE ${LIVE} ORDER BY key LIMIT ?`).pluck().all(now, limit);
+      return this.prep<Buffer>(`SELECT key FROM blobs WHERE key > ? AND ${LIVE} ORDER BY key LIMIT ?`).pluck().all(after, now, limit);
+    });
   }
 
   /** Up to `limit` namespaces with a live field after `after`, in order. */
   scanNamespaces(after: Buffer | null, limit: number, now: number): Buffer[] {
-    if (after === null) {
-      return this.prep<Buffer>(`SELECT DISTINCT namespace FROM ns_blobs WHERE ${LIVE} ORDER BY namespace LIMIT ?`).pluck().all(now, limit);
-    }
-    return this.prep<Buffer>(
-      `SELECT DISTINCT namespace FROM ns_blobs WHERE namespace > ? AND ${LIVE} ORDER BY namespace LIMIT ?`,
-    ).pluck().all(after, now, limit);
+    return this.guard(() => {
+      if (after === null) {
+        return this.prep<Buffer>(`SELECT DISTINCT namespace FROM ns_blobs WHERE ${LIVE} ORDER BY namespace LIMIT ?`).pluck().all(now, limit);
+      }
+      return this.prep<Buffer>(
+        `SELECT DISTINCT namespace FROM ns_blobs WHERE namespace > ? AND ${LIVE} ORDER BY namespace LIMIT ?`,
+      ).pluck().all(after, now, limit);
+    });
   }
 
   /** Live fields of a namespace in this shard, in order; `after` continues a scan. */
   nsFields(ns: Buffer, after: Buffer | null, limit: number, now: number): FieldRow[] {
-    if (after === null) {
+    const rows = this.guard((): FieldRow[] => {
+      if (after === null) {
+        return this.prep<FieldRow>(
+          `SELECT key, data, codec, checksum FROM ns_blobs WHERE namespace = ? AND ${LIVE} ORDER BY key LIMIT ?`,
+        ).all(ns, now, limit);
+      }
       return this.prep<FieldRow>(
-        `SELECT key, data, codec FROM ns_blobs WHERE namespace = ? AND ${LIVE} ORDER BY key LIMIT ?`,
-      ).all(ns, now, limit);
-    }
-    return this.prep<FieldRow>(
-      `SELECT key, data, codec FROM ns_blobs WHERE namespace = ? AND key > ? AND ${LIVE} ORDER BY key LIMIT ?`,
-    ).all(ns, after, now, limit);
+        `SELECT key, data, codec, checksum FROM ns_blobs WHERE namespace = ? AND key > ? AND ${LIVE} ORDER BY key LIMIT ?`,
+      ).all(ns, after, now, limit);
+    });
+    for (const row of rows) this.verified(row, ns, row.key);
+    return rows;
   }
 
   /** Live field names of a namespace in this shard, without their values. */
-  nsFieldNames(ns: Buffer, now: number): IterableIterator<Buffer> {
-    return this.prep<Buffer>(`SELECT key FROM ns_blobs WHERE namespace = ? AND ${LIVE}`).pluck().iterate(ns, now);
+  *nsFieldNames(ns: Buffer, now: number): IterableIterator<Buffer> {
+    const it = this.guard(() => this.prep<Buffer>(`SELECT key FROM ns_blobs WHERE namespace = ? AND ${LIVE}`).pluck().iterate(ns, now));
+    try {
+      for (;;) {
+        const next = this.guard(() => it.next());
+        if (next.done === true) return;
+        yield next.value;
+      }
+    } finally {
+      // A caller that stops early (a namespace found live) must free the statement for the next one.
+      it.return?.();
+    }
   }
 
   /** A live plain key near a random row, or undefined when the table has none. */
   randomKey(now: number): Buffer | undefined {
-    const max = this.prep<number | null>('SELECT max(rowid) FROM blobs').pluck().get();
-    if (max === null || max === undefined) return undefined;
-    const from = 1 + Math.floor(Math.random() * max);
-    const stmt = this.prep<Buffer>(`SELECT key FROM blobs WHERE rowid >= ? AND ${LIVE} ORDER BY rowid LIMIT 1`).pluck();
-    return stmt.get(from, now) ?? stmt.get(0, now);
+    return this.guard(() => {
+      const max = this.prep<number | null>('SELECT max(rowid) FROM blobs').pluck().get();
+      if (max === null || max === undefined) return undefined;
+      const from = 1 + Math.floor(Math.random() * max);
+      const stmt = this.prep<Buffer>(`SELECT key FROM blobs WHERE rowid >= ? AND ${LIVE} ORDER BY rowid LIMIT 1`).pluck();
+      return stmt.get(from, now) ?? stmt.get(0, now);
+    });
   }
 
   /**
@@ -388,9 +543,15 @@ export class Shard {
       this.passNamespaceChanges();
       tx.commit.run();
     } catch (err) {
-      if (this.db.inTransaction) tx.rollback.run();
-      throw err;
+      const e = this.fault(err);
+      try {
+        if (this.db.inTransaction) tx.rollback.run();
+      } catch (again) {
+        this.fault(again);
+      }
+      throw e;
     }
+    for (const err of results) if (err !== null) this.fault(err);
     return results;
   }
 
@@ -398,8 +559,8 @@ export class Shard {
   private apply(w: ShardWrite): void {
     switch (w.kind) {
       case 'set':
-        if (w.ns === null) this.stmt.set.run(w.key, w.data, w.codec, w.size, w.now, w.now, w.expiresAt);
-        else this.stmt.nsSet.run(w.ns, w.key, w.data, w.codec, w.size, w.now, w.now, w.expiresAt);
+        if (w.ns === null) this.stmt.set.run(w.key, w.data, w.codec, w.size, w.now, w.now, w.expiresAt, checksum(w.data));
+        else this.stmt.nsSet.run(w.ns, w.key, w.data, w.codec, w.size, w.now, w.now, w.expiresAt, checksum(w.data));
         return;
       case 'del':
         if (w.ns === null) this.stmt.del.run(w.key);
@@ -444,18 +605,18 @@ export class Shard {
   /** Moves the WAL into the main file; called at shutdown so the next start reads one file. */
   checkpoint(): boolean {
     this.endReadTxn();
-    const [row] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    const [row] = this.guard(() => this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[]);
     // busy: another connection (the maintenance thread, a backup) held it back; try again later.
     return row.busy === 0;
   }
 
   integrityCheck(): string {
-    return String(this.db.pragma('integrity_check', { simple: true }));
+    return this.guard(() => String(this.db.pragma('integrity_check', { simple: true })));
   }
 
   close(): void {
     this.endReadTxn();
-    this.db.close();
+    this.guard(() => this.db.close());
   }
 
   get isOpen(): boolean {
@@ -474,16 +635,23 @@ export class Shard {
 
   /** Page size, pages in the file and free pages among them. */
   pageStats(): PageStats {
-    return {
+    return this.guard(() => ({
       pageSize: Number(this.db.pragma('page_size', { simple: true })),
       pageCount: Number(this.db.pragma('page_count', { simple: true })),
       freelistCount: Number(this.db.pragma('freelist_count', { simple: true })),
       autoVacuum: Number(this.db.pragma('auto_vacuum', { simple: true })),
-    };
+    }));
   }
 
   /** Health: a read of each table, and taking (then releasing) the write lock. */
   probe(): { readable: boolean; writable: boolean; error: string | null } {
+    const probed = this.probeFile();
+    // A shard that returned SQLITE_CORRUPT once stays unhealthy: the page may not be the one probed.
+    if (this.damage !== null) return { ...probed, readable: false, error: `damaged: ${this.damage.message} (${this.damage.code})` };
+    return probed;
+  }
+
+  private probeFile(): { readable: boolean; writable: boolean; error: string | null } {
     let readable = false;
     let writable = false;
     try {
@@ -505,7 +673,9 @@ export class Shard {
       writable = !this.db.readonly;
       return { readable, writable, error: writable ? null : 'opened read-only' };
     } catch (err) {
-      return { readable, writable, error: err instanceof Error ? err.message : String(err) };
+      // Busy (another connection holds the write lock) is not a fault of the file.
+      const e = isDamageCode(sqliteCode(err)) ? this.fault(err) : err;
+      return { readable, writable, error: e instanceof Error ? e.message : String(e) };
     }
   }
 
@@ -517,7 +687,9 @@ export class Shard {
   async backup(file: string): Promise<void> {
     this.endReadTxn();
     // better-sqlite3 reports a source it could not lock as a finished backup of 0 pages.
-    const done = await this.db.backup(file);
+    const done = await this.db.backup(file).catch((err: unknown) => {
+      throw this.fault(err);
+    });
     if (done.totalPages === 0) throw new Error(`backup of ${this.path} copied no pages (source locked?)`);
   }
 
@@ -548,10 +720,12 @@ export class Shard {
   incrementalVacuum(pages: number): number {
     this.endReadTxn();
     if (pages <= 0 || this.db.inTransaction) return 0;
-    const before = Number(this.db.pragma('freelist_count', { simple: true }));
-    if (before === 0) return 0;
-    this.db.pragma(`incremental_vacuum(${Math.floor(pages)})`);
-    return before - Number(this.db.pragma('freelist_count', { simple: true }));
+    return this.guard(() => {
+      const before = Number(this.db.pragma('freelist_count', { simple: true }));
+      if (before === 0) return 0;
+      this.db.pragma(`incremental_vacuum(${Math.floor(pages)})`);
+      return before - Number(this.db.pragma('freelist_count', { simple: true }));
+    });
   }
 }
 
@@ -598,4 +772,11 @@ export interface RowMeta {
   updated_at: number;
   expires_at: number | null;
   version: number;
+}
+
+/** A shard file that cannot be opened: the message names the file and SQLite's (or the OS') reason. */
+function openError(path: string, err: unknown): StorageError {
+  const code = sqliteCode(err);
+  const message = err instanceof Error ? err.message : String(err);
+  return new StorageError(path, code, isDamageCode(code), `cannot open shard file ${path}: ${message}${code === undefined ? '' : ` (${code})`}`);
 }

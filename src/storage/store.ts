@@ -6,11 +6,11 @@
  * promise settled by the commit in sync mode, undefined in async mode where the write is
  * acknowledged as soon as it is queued.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CodecError, decode, decodeSync, encode, type CompressionSettings } from './codecs.js';
 import { ShardRing } from './mpchash.js';
-import { Shard, type ByteTotals, type PageStats, type ShardWrite, type SqliteSettings, type StoredValue } from './shard.js';
+import { isDamageCode, Shard, type ByteTotals, type PageStats, type ShardDamage, type ShardWrite, type SqliteSettings, type StorageError, type StoredValue } from './shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
 import type { PendingValue } from './overlay.js';
 import { checkLayout } from './layout.js';
@@ -18,6 +18,10 @@ import { MaintenanceWorker } from './maintenance.js';
 import type { ReadCacheStats } from './read-cache.js';
 import { shardFileName } from './schema.js';
 import { NamespaceTally } from './namespace-tally.js';
+import { DiskReserve, RESUME_FACTOR } from './disk-reserve.js';
+import { printable } from './key-names.js';
+
+export { printable };
 
 export type Ack = Promise<void> | undefined;
 
@@ -30,6 +34,10 @@ export interface ShardStats {
   commits: number;
   committedWrites: number;
   failedWrites: number;
+  /** Why the shard is marked damaged (SQLITE_CORRUPT, a checksum mismatch…), or null. */
+  damage: ShardDamage | null;
+  /** SQLite errors seen on the shard since start. */
+  storageErrors: number;
 }
 
 export interface StoreStats {
@@ -66,7 +74,19 @@ export interface StoreOptions {
   /** Largest value a command may build (APPEND, SETRANGE): the server's proto_max_bulk_len. */
   maxValueBytes?: number;
   onWriteFailure: (err: Error, write: PendingWrite, shard: number) => void;
+  /**
+   * Told of every SQLite error on a shard (its message names the file), and of checksum
+   * mismatches; the server logs them. Never thrown from here: commands get their own error reply.
+   */
+  onStorageError?: (err: StorageError, shard: number) => void;
+  /** Bytes kept free on the data directory's file system for a full disk (disk-reserve.ts); 0: none. */
+  diskReserveBytes?: number;
+  /** Told when the disk fills (writes refused) and when writes resume. */
+  onDiskFull?: (full: boolean, message: string) => void;
 }
+
+/** A write refused while the data directory's file system is full (disk-reserve.ts). */
+export class DiskFullError extends Error {}
 
 /** How often the checkpoint worker is asked to checkpoint the shards that committed since. */
 const CHECKPOINT_INTERVAL_MS = 50;
@@ -78,6 +98,14 @@ const DEFAULT_CHECKPOINT_PAGES = 1000;
 /** What DBSIZE reclaims before counting, per shard: steps of so many rows. */
 const REAP_STEPS = 8;
 const REAP_LIMIT = 256;
+/** How often a full disk is checked for room again. */
+const DISK_FULL_RETRY_MS = 1000;
+/** Free space is read (statfs, a few µs) after a commit at most this often. */
+const DISK_WATCH_MS = 10;
+
+function mib(bytes: number): string {
+  return `${Math.round((bytes / 1048576) * 10) / 10} MiB`;
+}
 
 /** Pause between sweep steps while expired rows keep coming. */
 const SWEEP_PAUSE_MS = 2;
@@ -101,7 +129,18 @@ export class Store {
     this.budget = new InflightBudget(opts.inflightCapacity, opts.inflightMaxBytes);
     this.queues = [];
     for (let id = 0; id < opts.numShards; id++) {
-      const shard = new Shard(id, join(opts.dataDir, shardFileName(id)), opts.sqlite);
+      let shard: Shard;
+      try {
+        shard = new Shard(id, join(opts.dataDir, shardFileName(id)), opts.sqlite);
+      } catch (err) {
+        // The shards opened so far must not stay open (and locked) behind a refused start.
+        for (const q of this.queues) q.shard.close();
+        throw err;
+      }
+      shard.onFault = (err) => {
+        if (err.code?.startsWith('SQLITE_FULL') === true) this.diskFilled();
+        opts.onStorageError?.(err, id);
+      };
       shard.attachTally(this.namespaces);
       this.queues.push(
         new WriteQueue(shard, this.budget, {
@@ -110,6 +149,7 @@ export class Store {
           readCacheBytes: Math.floor((opts.readCacheBytes ?? 0) / opts.numShards),
           onFailure: (err, write) => opts.onWriteFailure(err, write, id),
           onCommit: (ops, millis, ok) => {
+            this.watchDisk();
             this.maintenance?.markDirty(id);
             this.commitObserver?.(id, ops, millis, ok);
           },
@@ -128,7 +168,13 @@ export class Store {
       this.queues.map((q) => q.shard.path),
       CHECKPOINT_INTERVAL_MS,
       {
-        onCheckpointError: (shard, message) => report(message, shard),
+        onCheckpointError: (shard, message) => {
+          if (/disk is full/.test(message)) this.diskFilled();
+          // The worker's own connection met a damaged file: the shard is marked as a read would mark it.
+          const code = /\((SQLITE_[A-Z_]+)\)$/.exec(message)?.[1];
+          if (isDamageCode(code)) this.queues[shard].shard.fault(Object.assign(new Error(message.replace(/ \(SQLITE_[A-Z_]+\)$/, '')), { code }));
+          report(message, shard);
+        },
         onWorkerLost: (message) => {
           for (const q of this.queues) if (q.shard.isOpen) q.shard.setAutoCheckpoint(DEFAULT_CHECKPOINT_PAGES);
           report(`${message}; checkpoints and sweeps run on the event loop again`, null);
@@ -151,6 +197,8 @@ export class Store {
         commits: q.commits,
         committedWrites: q.committedOps,
         failedWrites: q.failedOps,
+        damage: q.shard.damage,
+        storageErrors: q.shard.errors,
       })),
       inflightWrites: this.budget.ops,
       sweptRows: this.sweptRows,
@@ -169,7 +217,16 @@ export class Store {
   static open(opts: StoreOptions): Store {
     mkdirSync(opts.dataDir, { recursive: true });
     checkLayout(opts.dataDir, opts.numShards);
+    // The reserve goes back first: opening a shard replays its WAL, which may need the room.
+    const reserve = opts.diskReserveBytes ? new DiskReserve(opts.dataDir, opts.diskReserveBytes) : null;
+    reserve?.releaseAll();
     const store = new Store(opts);
+    if (reserve !== null) {
+      store.reserve = reserve;
+      // A WAL left by a stop on a full disk moves into the files now, while the room is there.
+      for (const q of store.queues) orElse(() => q.shard.checkpoint(), false);
+      if (!reserve.take()) store.diskFilled();
+    }
     if (opts.sweepIntervalMs !== 0) store.startSweeper(opts.sweepIntervalMs);
     return store;
   }
@@ -242,6 +299,7 @@ export class Store {
    * which must not wait on another shard's group (two crossing RENAMEs would wait on each other).
    */
   move(src: Buffer, dst: Buffer, value: PendingValue, expiresAt: number | null, now: number): Ack {
+    this.refuseIfFull();
     if (this.atomicDepth > 0) {
       const copied = this.queueOf(dst).push(this.setWrite(null, dst, value, expiresAt, now), !this.opts.asyncWrite);
       const removed = this.queueOf(src).push({ kind: 'del', ns: null, key: src }, !this.opts.asyncWrite);
@@ -279,7 +337,8 @@ export class Store {
   byteTotals(): ByteTotals {
     const total: ByteTotals = { rows: 0, logical: 0, stored: 0 };
     for (const q of this.queues) {
-      const t = q.shard.byteTotals();
+      // A shard that cannot be read is left out (it is reported damaged) so INFO still answers.
+      const t = orElse(() => q.shard.byteTotals(), { rows: 0, logical: 0, stored: 0 });
       total.rows += t.rows;
       total.logical += t.logical;
       total.stored += t.stored;
@@ -319,18 +378,82 @@ export class Store {
     await Promise.all(this.queues.map((q) => q.drain()));
   }
 
+  // ---- a full disk (disk-reserve.ts) -------------------------------------------------------------
+
+  private reserve: DiskReserve | null = null;
+  private diskFullTimer: NodeJS.Timeout | null = null;
+  /** True while the file system is full: writes that add data are refused (DiskFullError). */
+  diskFull = false;
+
+  private diskCheckedAt = 0;
+
+  /** After commits (at most every DISK_WATCH_MS): stop adding data before SQLite runs out of room. */
+  private watchDisk(): void {
+    const reserve = this.reserve;
+    if (reserve === null || this.diskFull) return;
+    const now = performance.now();
+    if (now - this.diskCheckedAt < DISK_WATCH_MS) return;
+    this.diskCheckedAt = now;
+    if (orElse(() => reserve.low(this.walBytes()), false)) this.diskFilled();
+  }
+
+  /** Bytes of the shards' WAL files: at most what checkpoints may still add to the shard files. */
+  private walBytes(): number {
+    return this.queues.reduce((n, q) => n + orElse(() => statSync(`${q.shard.path}-wal`).size, 0), 0);
+  }
+
+  /** Low space or an SQLITE_FULL: give the reserve back, refuse new data, watch for room. */
+  private diskFilled(): void {
+    if (this.reserve === null || this.diskFull || this.closing !== null) return;
+    const reserve = this.reserve;
+    this.diskFull = true;
+    reserve.release();
+    this.opts.onDiskFull?.(true, `the file system of ${this.opts.dataDir} is full: writes that add data are refused, the ${mib(reserve.bytes)} reserve is released for checkpoints and deletes`);
+    // Not from inside the failed commit that reported it: on the next turn, and every second after.
+    setImmediate(() => this.checkpointAll());
+    this.diskFullTimer = setInterval(() => this.tryResume(), DISK_FULL_RETRY_MS);
+    this.diskFullTimer.unref();
+  }
+
+  private tryResume(): void {
+    const reserve = this.reserve;
+    if (reserve === null || this.closing !== null) return;
+    this.checkpointAll();
+    if (!reserve.roomToResume(this.walBytes()) || !reserve.take()) return;
+    this.diskFull = false;
+    if (this.diskFullTimer !== null) clearInterval(this.diskFullTimer);
+    this.diskFullTimer = null;
+    this.opts.onDiskFull?.(false, `the file system of ${this.opts.dataDir} has room again: the reserve is taken back and writes resume`);
+  }
+
+  private checkpointAll(): void {
+    for (const q of this.queues) if (q.shard.isOpen) orElse(() => q.shard.checkpoint(), false);
+  }
+
+  /** Throws DiskFullError while the disk is full (deletes are still let through). */
+  private refuseIfFull(): void {
+    if (!this.diskFull) return;
+    const need = this.reserve === null ? '' : ` until ${mib(RESUME_FACTOR * this.reserve.bytes + this.walBytes())} are free`;
+    throw new DiskFullError(`disk full: writes that add data are refused${need} in ${this.opts.dataDir} (deletes still work)`);
+  }
+
   /** Drains every queue, checkpoints the WAL into each file and closes them. */
   close(): Promise<void> {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
+    if (this.diskFullTimer !== null) clearInterval(this.diskFullTimer);
     this.closing ??= (async () => {
       // drain() waits for the writes made before it; repeat for any made while it waited.
       do await this.drain();
       while (this.queues.some((q) => q.depth > 0));
       await this.maintenance?.close();
+      // The last checkpoint gets the reserve's room (taken again at the next start).
+      this.reserve?.releaseAll();
       for (const q of this.queues) {
-        q.shard.checkpoint();
-        q.shard.close();
+        // A checkpoint that fails (a full disk, a damaged file) leaves the WAL for the next start,
+        // which replays it: nothing committed is lost, and shutdown goes on (the error is reported).
+        orElse(() => q.shard.checkpoint(), false);
+        orElse(() => q.shard.close(), undefined);
       }
     })();
     return this.closing;
@@ -372,7 +495,8 @@ export class Store {
       }
       for (const q of this.queues) {
         // An idle shard costs one indexed lookup, not a transaction.
-        if (this.sweeping.has(q) || !q.shard.hasExpired(now)) continue;
+        // A shard that cannot answer (reported by the shard) is skipped this tick.
+        if (this.sweeping.has(q) || !orElse(() => q.shard.hasExpired(now), false)) continue;
         this.sweeping.add(q);
         void this.sweepStep(q, now, limit)
           .catch(() => {})
@@ -398,18 +522,20 @@ export class Store {
 
   /** Keys with an expiry, over all shards (INFO keyspace); committed rows, from the maintained counts. */
   countExpiring(_now?: number): number {
-    return this.queues.reduce((n, q) => n + q.shard.counts().expires, 0);
+    return this.queues.reduce((n, q) => n + orElse(() => q.shard.counts().expires, 0), 0);
   }
 
   // ---- the write path (keyspace.ts decides what to write) ---------------------------------------
 
   /** Queues a value; reads see it at once. */
   write(ns: Buffer | null, key: Buffer, value: PendingValue, expiresAt: number | null, now: number): Ack {
+    this.refuseIfFull();
     return this.queueOf(key).push(this.setWrite(ns, key, value, expiresAt, now), !this.opts.asyncWrite);
   }
 
   /** Queues a new expiry for an existing key; the value stays as it is (pending or committed). */
   expire(ns: Buffer | null, key: Buffer, expiresAt: number | null, now: number): Ack {
+    this.refuseIfFull();
     return this.queueOf(key).push({ kind: 'expire', ns, key, expiresAt, now }, !this.opts.asyncWrite);
   }
 
@@ -465,12 +591,15 @@ export class Store {
 
   /** Page counts of each shard file, in shard order. */
   pageStats(): PageStats[] {
-    return this.queues.map((q) => q.shard.pageStats());
+    return this.queues.map((q) => orElse(() => q.shard.pageStats(), { pageSize: 0, pageCount: 0, freelistCount: 0, autoVacuum: 0 }));
   }
 
   /** Health of each shard: a read of each table and taking (then releasing) the write lock. */
-  probe(): ({ shard: number } & ReturnType<Shard['probe']>)[] {
-    return this.queues.map((q) => ({ shard: q.shard.id, ...q.shard.probe() }));
+  probe(): ({ shard: number; damaged: boolean } & ReturnType<Shard['probe']>)[] {
+    return this.queues.map((q) => {
+      const probed = q.shard.probe();
+      return { shard: q.shard.id, ...probed, damaged: q.shard.damage !== null };
+    });
   }
 
   /** Frees up to `pages` free pages of one shard; the pages freed. */
@@ -486,6 +615,18 @@ export class Store {
     let freed = 0;
     for (const q of this.queues) freed += q.shard.incrementalVacuum(pages);
     return freed;
+  }
+}
+
+/**
+ * `f()`, or `fallback` when it throws: for the store's own background and reporting paths, where
+ * the shard has already reported the error (Shard.fault) and a throw would reach nobody.
+ */
+function orElse<T>(f: () => T, fallback: T): T {
+  try {
+    return f();
+  } catch {
+    return fallback;
   }
 }
 
@@ -521,13 +662,4 @@ export function decodeRowSync(row: StoredValue, ns: Buffer | null, key: Buffer):
     const why = err instanceof Error ? err.message : String(err);
     throw new CorruptValueError(`stored value of ${what} cannot be decoded: ${why}`);
   }
-}
-
-/** A key as an error message can show it: printable ASCII kept, the rest escaped, long keys cut. */
-export function printable(key: Buffer): string {
-  let s = '';
-  for (const c of key.subarray(0, 128)) {
-    s += c >= 0x20 && c < 0x7f && c !== 0x27 && c !== 0x5c ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`;
-  }
-  return key.length > 128 ? `${s}…` : s;
 }

@@ -1,5 +1,5 @@
 /**
- * The operator subcommands: `blobasaur backup|vacuum|migrate|import …`. The first three work on a data directory
+ * The operator subcommands: `blobasaur backup|vacuum|migrate|check|repair|import …`. The first five work on a data directory
  * given with --data-dir, or the data_dir of the config (--config FILE, else ./config.toml, else the
  * default ./blob_data). Progress goes to stderr (progress.ts: a bar on a terminal, plain lines
  * otherwise); the result goes to stdout.
@@ -11,8 +11,10 @@ import { migrateDataDir, MigrateError, type MigrateProgress } from './migrate.js
 import { progress } from './progress.js';
 import { readShardCount, vacuumDataDir } from './vacuum.js';
 import { importFromRedis, ImportError, type Endpoint, type ImportProgress } from './import.js';
+import { checkDataDir } from './check.js';
+import { RepairError, repairDataDir } from './repair.js';
 
-export const TOOL_COMMANDS = ['backup', 'vacuum', 'migrate', 'import'] as const;
+export const TOOL_COMMANDS = ['backup', 'vacuum', 'migrate', 'check', 'repair', 'import'] as const;
 export type ToolCommand = (typeof TOOL_COMMANDS)[number];
 
 export function isToolCommand(word: string | undefined): word is ToolCommand {
@@ -45,6 +47,14 @@ const USAGE: Record<ToolCommand, string> = {
     --pipeline N              keys in flight at once (default 32; memory ~ N x largest value)
     --plain                   never use DUMP: read with GET / HGETALL
     --timeout-ms N            per-request timeout (default 30000)`,
+  check: `Usage: blobasaur check [--data-dir DIR | --config FILE]
+  SQLite's integrity_check of every shard, then every stored value against its checksum.
+  Read-only, safe while the server runs. Exit code 0: every shard is sound; 1: a shard is
+  damaged (run blobasaur repair with the server stopped); 2: usage error.`,
+  repair: `Usage: blobasaur repair [--data-dir DIR | --config FILE] [--shard N]
+  With the server stopped, salvages every readable row of each shard that fails the check (or of
+  shard N, checked or not) into a new file; the damaged file is kept as shard-N.db.corrupt.
+  Values failing their checksum are not copied. Reports rows saved and lost.`,
 };
 
 /** Appended to `blobasaur --help`. */
@@ -52,7 +62,9 @@ export const TOOLS_HELP = `Operator subcommands (blobasaur <subcommand> --help f
   blobasaur backup --to DIR [--data-dir DIR]        online backup of every shard
   blobasaur vacuum [--data-dir DIR] [--mode incremental|full] [--budget-mb N]
   blobasaur migrate --to-shards M [--data-dir DIR]  change the shard count (server stopped)
-  blobasaur import --from HOST:PORT [--to HOST:PORT] copy a live Redis into a running server`;
+  blobasaur import --from HOST:PORT [--to HOST:PORT] copy a live Redis into a running server
+  blobasaur check [--data-dir DIR]                  integrity and checksums of every shard
+  blobasaur repair [--data-dir DIR] [--shard N]     salvage damaged shards (server stopped)`;
 
 class UsageError extends Error {}
 
@@ -173,6 +185,46 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
         process.stdout.write(`vacuum (${mode}) of ${dataDir}: ${mib(before)} -> ${mib(after)}, ${mib(before - after)} returned\n`);
         return 0;
       }
+      case 'check': {
+        const p = parseArgs(cmd, argv, ['--data-dir', '--config'], []);
+        const dataDir = dataDirOf(p);
+        const results = checkDataDir(dataDir, (c) => {
+          const head = `shard ${c.shard} (${c.file}): ${c.ok ? `ok, ${c.rows} rows` : 'DAMAGED'}`;
+          process.stdout.write(`${[head, ...c.problems.map((line) => `  ${line}`)].join('\n')}\n`);
+        });
+        const bad = results.filter((c) => !c.ok).map((c) => c.shard);
+        process.stdout.write(
+          bad.length === 0
+            ? `check of ${dataDir}: all ${results.length} shards ok\n`
+            : `check of ${dataDir}: damaged shards ${bad.join(', ')}; stop the server and run blobasaur repair (docs/operations.md)\n`,
+        );
+        return bad.length === 0 ? 0 : 1;
+      }
+      case 'repair': {
+        const p = parseArgs(cmd, argv, ['--data-dir', '--config', '--shard'], []);
+        const shardFlag = p.flags.get('--shard');
+        if (shardFlag !== undefined && !/^\d+$/.test(shardFlag)) throw new UsageError(`blobasaur repair: --shard must be a shard number, got "${shardFlag}"`);
+        const dataDir = dataDirOf(p);
+        const results = repairDataDir(dataDir, {
+          shard: shardFlag === undefined ? undefined : Number(shardFlag),
+          progress: (r) => {
+            if (!r.repaired) {
+              process.stdout.write(`shard ${r.shard}: ok, left alone\n`);
+              return;
+            }
+            const lost = `${r.lost}${r.lostComplete ? '' : ' or more (the key index is damaged too)'}`;
+            const names = r.lostKeys.length === 0 ? '' : `\n  lost: ${r.lostKeys.join(', ')}${r.lost > r.lostKeys.length ? ', …' : ''}`;
+            process.stdout.write(`shard ${r.shard}: ${r.saved} rows saved, ${lost} lost; damaged file kept as ${r.keptAs}${names}\n`);
+          },
+        });
+        const repaired = results.filter((r) => r.repaired);
+        process.stdout.write(
+          repaired.length === 0
+            ? `repair of ${dataDir}: no damaged shard, nothing to do\n`
+            : `repair of ${dataDir}: ${repaired.length} shard(s) rebuilt, ${repaired.reduce((n, r) => n + r.saved, 0)} rows saved, ${repaired.reduce((n, r) => n + r.lost, 0)} lost\n`,
+        );
+        return 0;
+      }
       case 'migrate': {
         const p = parseArgs(cmd, argv, ['--data-dir', '--config', '--to-shards', '--batch'], []);
         const to = p.flags.get('--to-shards');
@@ -244,7 +296,7 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
       return 2;
     }
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`blobasaur ${cmd}: ${err instanceof MigrateError || err instanceof ImportError ? '' : 'failed: '}${message}\n`);
+    process.stderr.write(`blobasaur ${cmd}: ${err instanceof MigrateError || err instanceof ImportError || err instanceof RepairError ? '' : 'failed: '}${message}\n`);
     return 1;
   }
 }

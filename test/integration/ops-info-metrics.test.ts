@@ -143,7 +143,7 @@ print(json.dumps({
     assert.equal(res.type, 'application/json');
     assert.deepEqual(JSON.parse(res.body), {
       ok: true,
-      shards: [0, 1, 2, 3].map((shard) => ({ shard, readable: true, writable: true, error: null })),
+      shards: [0, 1, 2, 3].map((shard) => ({ shard, readable: true, writable: true, damaged: false, error: null })),
       cluster: { enabled: false, state: 'ok' },
     });
     assert.equal((await httpGet(metricsPort, '/nope')).status, 404);
@@ -159,8 +159,8 @@ print(json.dumps({
       assert.equal(res.status, 503);
       const h = JSON.parse(res.body) as { ok: boolean; shards: unknown[] };
       assert.equal(h.ok, false);
-      assert.deepEqual(h.shards[2], { shard: 2, readable: true, writable: false, error: 'database is locked' });
-      assert.deepEqual(h.shards[1], { shard: 1, readable: true, writable: true, error: null });
+      assert.deepEqual(h.shards[2], { shard: 2, readable: true, writable: false, damaged: false, error: 'database is locked' });
+      assert.deepEqual(h.shards[1], { shard: 1, readable: true, writable: true, damaged: false, error: null });
     } finally {
       holder.exec('ROLLBACK');
       holder.close();

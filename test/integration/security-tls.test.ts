@@ -170,8 +170,8 @@ describe('TLS settings that cannot work stop the start', { skip }, () => {
   it('missing or unreadable files, a missing CA, a mismatched key', () => {
     assert.equal(tlsServerOptions(configSchema.parse({})), null);
     const cases: [Record<string, unknown>, RegExp][] = [
-      [{ tls_key_file: certs.serverKey, tls_auth_clients: false }, /tls_port is set, so tls_cert_file must name a PEM file/],
-      [{ tls_cert_file: certs.serverCert, tls_auth_clients: false }, /tls_port is set, so tls_key_file must name a PEM file/],
+      [{ tls_key_file: certs.serverKey, tls_auth_clients: false }, /tls_port or tls_addr is set, so tls_cert_file must name a PEM file/],
+      [{ tls_cert_file: certs.serverCert, tls_auth_clients: false }, /tls_port or tls_addr is set, so tls_key_file must name a PEM file/],
       [{ tls_cert_file: '/nonexistent/cert.pem', tls_key_file: certs.serverKey, tls_auth_clients: false }, /tls_cert_file "\/nonexistent\/cert.pem" cannot be read: ENOENT/],
       [{ tls_cert_file: certs.serverCert, tls_key_file: certs.serverKey }, /tls_auth_clients = true needs tls_ca_cert_file/],
       [{ tls_cert_file: certs.serverCert, tls_key_file: certs.clientKey, tls_auth_clients: false }, /cannot be used: .*key values mismatch/],

@@ -61,8 +61,15 @@ function shardFiles(data: string): string[] {
 /** Every row of every shard, all columns as JSON, by table/namespace/key: to compare before and after the upgrade. */
 function dump(data: string): Map<string, string> {
   const rows = new Map<string, string>();
+  // Rows from before checksums have none (null, migration 2): shown as the previous release wrote them.
   const text = (r: Record<string, unknown>): string =>
-    JSON.stringify(Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('hex') : v])));
+    JSON.stringify(
+      Object.fromEntries(
+        Object.entries(r)
+          .filter(([k, v]) => !(k === 'checksum' && v === null))
+          .map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('hex') : v]),
+      ),
+    );
   for (const file of shardFiles(data)) {
     const db = new Database(file, { readonly: true });
     for (const r of db.prepare('SELECT * FROM blobs').all() as { key: Buffer }[]) rows.set(`blobs//${r.key.toString()}`, text(r));

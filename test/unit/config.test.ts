@@ -77,6 +77,7 @@ const DEFAULTS = {
   client_output_buffer_limit_soft: 67108864,
   client_output_buffer_limit_hard: 268435456,
   timeout: 0,
+  disk_reserve_mb: 16,
   umask: 0o077,
   busy_reply_threshold_ms: 5000,
   dashboard: { enabled: true },

@@ -31,7 +31,8 @@ const ADD_CHUNKS: Migration = { version: NEXT, description: 'blobs.chunks', up: 
 
 /** What migrations 1 and 2 create. */
 const V1_OBJECTS = ['table blobs', 'index blobs_expires_at', 'table ns_blobs', 'index ns_blobs_expires_at'];
-const V2_OBJECTS = [
+/** Migrations 2 and 3 add the count tables and their triggers (3 adds columns only). */
+const CURRENT_OBJECTS = [
   'table blobs',
   'trigger blobs_count_delete',
   'trigger blobs_count_insert',
@@ -63,15 +64,15 @@ test('shard files are named shard-N.db inside the data directory', () => {
   assert.equal(shardPath('/var/lib/blobasaur', 3), '/var/lib/blobasaur/shard-3.db');
 });
 
-test('the schema today is version 2: the two keyed tables with their expiry indexes, and the counts their triggers keep', () => {
-  assert.equal(SCHEMA_VERSION, 2);
+test('the schema today is version 3: the two keyed tables (with a checksum column) and their expiry indexes, and the counts their triggers keep', () => {
+  assert.equal(SCHEMA_VERSION, 3);
   assert.deepEqual(schemaTables(1), [
     { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
     { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
   ]);
   assert.deepEqual(schemaTables(), [
-    { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
-    { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
+    { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data', 'checksum'] },
+    { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data', 'checksum'] },
     { name: 'ns_changes', columns: ['namespace', 'delta'] },
     { name: 'ns_counts', columns: ['namespace', 'fields'] },
     { name: 'stats', columns: ['id', 'keys', 'expires', 'fields', 'logical', 'stored'] },
@@ -83,7 +84,7 @@ test('a fresh file gets every migration and the last version', () => {
   const db = new Database(file);
   assert.deepEqual(applyMigrations(db, file), { from: 0, to: SCHEMA_VERSION });
   assert.equal(schemaVersion(db), SCHEMA_VERSION);
-  assert.deepEqual(objects(db), V2_OBJECTS);
+  assert.deepEqual(objects(db), CURRENT_OBJECTS);
   // Opening again changes nothing.
   assert.deepEqual(applyMigrations(db, file), { from: SCHEMA_VERSION, to: SCHEMA_VERSION });
   db.close();
@@ -114,12 +115,15 @@ test('a file written before user_version (format 1) is stamped version 1, then m
   shard.close();
   const db = new Database(file);
   assert.equal(schemaVersion(db), SCHEMA_VERSION);
-  assert.deepEqual(db.prepare('SELECT * FROM blobs').all(), before);
+  // The format 1 columns are untouched (migration 3 added a checksum column beside them).
+  assert.deepEqual(db.prepare('SELECT key, codec, size, created_at, updated_at, expires_at, version, data FROM blobs').all(), before);
   assert.equal(db.prepare('SELECT count(*) FROM ns_blobs').pluck().get(), 1);
-  assert.deepEqual(objects(db), V2_OBJECTS);
+  assert.deepEqual(objects(db), CURRENT_OBJECTS);
   // Migration 2 counted the rows that were there: one key with an expiry, one field, 4 bytes.
   assert.deepEqual(db.prepare('SELECT keys, expires, fields, logical, stored FROM stats').get(), { keys: 1, expires: 1, fields: 1, logical: 4, stored: 4 });
   assert.deepEqual(db.prepare('SELECT namespace, fields FROM ns_counts').all(), [{ namespace: Buffer.from('ns'), fields: 1 }]);
+  // Rows written before migration 3 have no checksum: they are not checked on read.
+  assert.equal(db.prepare('SELECT checksum FROM blobs').pluck().get(), null);
   // And a later step runs on it, after the stamp.
   assert.deepEqual(applyMigrations(db, file, [...MIGRATIONS, ADD_CHUNKS]), { from: SCHEMA_VERSION, to: NEXT });
   assert.equal(db.prepare('SELECT chunks FROM blobs').pluck().get(), 0);
