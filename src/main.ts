@@ -58,6 +58,25 @@ async function main(args: string[]): Promise<number> {
   process.umask(config.umask);
   const pretty = wantsPretty(config.log_format);
   const log = createLogger(config.log_level, pretty);
+  // Signals are handled from before anything is logged or opened: a SIGTERM that arrives while the
+  // server is still starting (its port may already accept) stops it gracefully once it has started.
+  let running: Awaited<ReturnType<typeof startServer>> | undefined;
+  let stopSignal: NodeJS.Signals | null = null;
+  let signals = 0;
+  let resolveExit: (code: number) => void = () => {};
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting at once');
+      resolveExit(1);
+      return;
+    }
+    if (running === undefined) stopSignal = signal;
+    else void running.close(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   log.info({ config_file: file ?? '(none: embedded defaults)' }, 'configuration loaded');
   // The whole configuration is long: debug level, or `blobasaur --print-config`.
   log.debug({ config: maskSecrets(config) }, 'effective configuration');
@@ -67,7 +86,6 @@ async function main(args: string[]): Promise<number> {
     log.warn({ key }, `config key "${key}" ${why}`);
   }
 
-  let running;
   try {
     refuseMidMigration(config.data_dir);
     running = await startServer(config, log, file);
@@ -103,21 +121,9 @@ async function main(args: string[]): Promise<number> {
     throw err;
   }
 
-  return await new Promise<number>((resolveExit) => {
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      signals++;
-      if (signals > 1) {
-        log.warn({ signal }, 'second signal: exiting at once');
-        resolveExit(1);
-        return;
-      }
-      void running.close(signal);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    running.server.onShutdown = () => resolveExit(0);
-  });
+  running.server.onShutdown = () => resolveExit(0);
+  if (stopSignal !== null) void running.close(stopSignal);
+  return await exited;
 }
 
 main(process.argv.slice(2)).then(
