@@ -309,8 +309,8 @@ async function clusterSetslot(c: ClusterState, { ks, now }: CommandContext, args
   if (owner === c.myself && n !== c.myself && countKeysInSlot(ks, c.namespaceRouting, slot, now) > 0) {
     return new ErrorReply(`ERR Can't assign hashslot ${slot} to a different node while I still hold keys for this hash slot.`);
   }
+  if (owner === n) return OK; // nothing changes hands; states end when the owner changes
   if (c.assignSlot === null) return new ErrorReply('ERR CLUSTER SETSLOT NODE needs a managed cluster ([cluster] etcd): a static cluster takes its slots from its config files');
-  if (owner === n) return OK;
   try {
     await c.assignSlot(slot, n.name);
   } catch (err) {

@@ -18,6 +18,7 @@ import { createCluster } from 'redis';
 import { keySlot } from '../../src/cluster/slots.js';
 import { initialMap } from '../../src/cluster/map.js';
 import { etcdPrefix, updateMap } from '../../src/cluster/etcd.js';
+import { RawClient, resp } from '../helpers/raw.js';
 import { command, nodes, spawnManaged, waitFor, type ManagedSpec } from '../helpers/cluster.js';
 import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
 import { freePort, MAIN_JS, tempDir, type Child } from '../helpers/servers.js';
@@ -78,6 +79,46 @@ describe('online resharding under load: 3 primaries, 1,000 slots moved while cli
     }
     client.close();
     await etcd.stop();
+  });
+
+  it('a slot being moved: the source serves its keys and sends the others with -ASK; the target serves them only after ASKING', async () => {
+    const [key] = movingKeys('ask:', 1);
+    const slot = String(keySlot(key));
+    const ids = new Map((await nodes(port('p1'))).map((l) => [l.name, l.id]));
+    const tagged = `{${key}}:here`; // same slot, created before the move starts
+    assert.equal(await command(port('p1'), 'SET', tagged, 'old'), '+OK\r\n');
+    assert.equal(await command(port('p2'), 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', ids.get('p1')!), '+OK\r\n');
+    assert.equal(await command(port('p1'), 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', ids.get('p2')!), '+OK\r\n');
+    try {
+      assert.equal(await command(port('p1'), 'GET', key), `-ASK ${slot} 127.0.0.1:${port('p2')}\r\n`);
+      assert.equal(await command(port('p1'), 'GET', tagged), 'old');
+      assert.equal(await command(port('p2'), 'SET', key, 'v'), `-MOVED ${slot} 127.0.0.1:${port('p1')}\r\n`);
+      // ASKING holds for one command.
+      const c = await RawClient.connect(port('p2'));
+      c.write(resp('ASKING'));
+      c.write(resp('SET', key, 'v'));
+      c.write(resp('GET', key));
+      assert.deepEqual(await c.replies(3), ['+OK\r\n', '+OK\r\n', `-MOVED ${slot} 127.0.0.1:${port('p1')}\r\n`]);
+      c.destroy();
+      // MIGRATE … "" … KEYS routes by the keys after KEYS, not by the empty key argument.
+      assert.equal(await command(port('p1'), 'MIGRATE', '127.0.0.1', String(port('p2')), '', '0', '5000', 'KEYS', tagged), '+OK\r\n');
+      assert.equal(await command(port('p1'), 'GET', tagged), `-ASK ${slot} 127.0.0.1:${port('p2')}\r\n`);
+      assert.equal(await command(port('p1'), 'CLUSTER', 'COUNTKEYSINSLOT', slot), ':0\r\n');
+      assert.equal(await command(port('p2'), 'CLUSTER', 'COUNTKEYSINSLOT', slot), ':2\r\n');
+    } finally {
+      assert.equal(await command(port('p2'), 'CLUSTER', 'SETSLOT', slot, 'NODE', ids.get('p2')!), '+OK\r\n');
+      assert.equal(await command(port('p1'), 'CLUSTER', 'SETSLOT', slot, 'NODE', ids.get('p2')!), '+OK\r\n');
+    }
+    assert.equal(await command(port('p3'), 'GET', tagged), `-MOVED ${slot} 127.0.0.1:${port('p2')}\r\n`);
+    assert.equal(await command(port('p2'), 'GET', tagged), 'old');
+    await checkClean(port('p1'));
+    // Give the slot back so the load test below starts from the even split.
+    assert.equal(await command(port('p1'), 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', ids.get('p2')!), '+OK\r\n');
+    assert.equal(await command(port('p2'), 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', ids.get('p1')!), '+OK\r\n');
+    assert.equal(await command(port('p2'), 'MIGRATE', '127.0.0.1', String(port('p1')), '', '0', '5000', 'KEYS', key, tagged), '+OK\r\n');
+    assert.equal(await command(port('p1'), 'CLUSTER', 'SETSLOT', slot, 'NODE', ids.get('p1')!), '+OK\r\n');
+    assert.equal(await command(port('p1'), 'DEL', key, tagged), ':2\r\n');
+    await checkClean(port('p2'));
   });
 
   it('moves 1,000 slots with their keys; no key lost or duplicated; clients see no errors', async () => {
