@@ -7,7 +7,8 @@ import { parseHostPort } from '../config/index.js';
 import { isLoopbackHost } from '../config/addr.js';
 import type { Logger } from '../observability/log.js';
 import { GossipBus } from './gossip.js';
-import { EtcdMember, etcdPrefix, type EtcdView } from './etcd.js';
+import { EtcdMember, etcdPrefix, readMap, updateMap, type EtcdView } from './etcd.js';
+import { assignSlots, MapError, slotOwners } from './map.js';
 import { nodeIdFor, type ManagedNode } from './state.js';
 import { configSlots, countSlots, formatRanges } from './slots.js';
 import { ClusterState } from './state.js';
@@ -179,6 +180,17 @@ export class Cluster {
       },
     );
     this.etcd = member;
+    this.state.assignSlot = async (slot, owner) => {
+      const { map } = await readMap(member.client, member.prefix);
+      if (map !== null && slotOwners(map)[slot] === owner) return;
+      const next = await updateMap(member.client, member.prefix, (m) => {
+        if (m === null) throw new MapError('this cluster has no slot map yet');
+        return assignSlots(m, slot, slot, owner);
+      });
+      // Answer once this node routes by the new map, so a client told OK is never sent back.
+      const deadline = Date.now() + 5000;
+      while (this.state.currentEpoch() < next.epoch && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    };
     await member.start();
     this.log.info(
       { node_id: c.node_id, id: this.state.myself.id, etcd: c.etcd, prefix: member.prefix, lease_ttl_s: c.lease_ttl_s, epoch: this.state.myself.epoch },

@@ -11,8 +11,26 @@ import type { ClusterState } from './state.js';
 export const CROSSSLOT = new ErrorReply("CROSSSLOT Keys in request don't hash to the same slot");
 export const SLOT_NOT_SERVED = new ErrorReply('CLUSTERDOWN Hash slot not served');
 
+export const TRYAGAIN = new ErrorReply('TRYAGAIN Multiple keys request during rehashing of slot');
+
 /** Connections that sent READONLY: a replica serves them reads of its primary's slots. */
 export const readonlyClients = new WeakSet<object>();
+/** Connections whose next command follows an -ASK (they sent ASKING): an importing slot serves it. */
+export const askingClients = new WeakSet<object>();
+
+/** Whether a key exists here (live), for the keys of a slot being moved. */
+export type KeyProbe = (key: Buffer) => boolean;
+
+/**
+ * MIGRATE's keys, as Redis' migrateGetKeys finds them: with KEYS (searched from the 7th
+ * argument) and an empty key argument, the keys after KEYS; else the key argument.
+ */
+function migrateKeys(args: readonly Buffer[]): Buffer[] {
+  if (args.length > 3 && args[3].length === 0) {
+    for (let i = 6; i < args.length; i++) if (args[i].toString('latin1').toUpperCase() === 'KEYS') return args.slice(i + 1);
+  }
+  return args.length > 3 ? [args[3]] : [];
+}
 
 /** The key arguments at the spec's (first, last, step) positions. */
 export function keyArgs(spec: CommandSpec, args: readonly Buffer[]): Buffer[] {
@@ -76,14 +94,31 @@ export function commandSlot(spec: CommandSpec, args: readonly Buffer[], mode: 'n
  * checks run in Redis' order (getNodeByQuery): the first key's slot must be served (else
  * -CLUSTERDOWN), every later key must share it (else -CROSSSLOT), then -MOVED if it is not ours.
  */
-export function routeCommand(cluster: ClusterState, spec: CommandSpec, args: readonly Buffer[], client?: object): ErrorReply | null {
+export function routeCommand(cluster: ClusterState, spec: CommandSpec, args: readonly Buffer[], client?: object, probe?: KeyProbe): ErrorReply | null {
+  // ASKING holds for the one command after it, as Redis' CLIENT_ASKING flag.
+  const asking = client !== undefined && askingClients.has(client);
+  if (asking && spec.name !== 'asking') askingClients.delete(client);
   if (spec.legacyKeys === null) return null;
-  const keys = routingKeys(spec, args, cluster.namespaceRouting);
+  const keys = spec.name === 'migrate' ? migrateKeys(args) : routingKeys(spec, args, cluster.namespaceRouting);
   if (keys.length === 0) return null;
   const slot = keySlot(keys[0]);
   const r = cluster.route(slot);
   if (r.kind === 'down') return SLOT_NOT_SERVED;
   for (let i = 1; i < keys.length; i++) if (keySlot(keys[i]) !== slot) return CROSSSLOT;
+  // A slot being moved (Redis' getNodeByQuery): the source serves the keys it still has and sends
+  // the rest to the target with -ASK; the target serves a command only after ASKING. MIGRATE
+  // itself always runs where it is sent.
+  const migratingTo = r.kind === 'self' ? cluster.migrating.get(slot) : undefined;
+  const importing = r.kind !== 'self' && cluster.importing.has(slot);
+  if ((migratingTo !== undefined || importing) && spec.name === 'migrate') return null;
+  if (migratingTo !== undefined && probe !== undefined && keys.some((k) => !probe(k))) {
+    const target = cluster.node(migratingTo);
+    if (target !== undefined) return new ErrorReply(`ASK ${slot} ${target.host === '' ? '127.0.0.1' : target.host}:${target.port}`);
+  }
+  if (importing && (asking || spec.flags.includes('asking'))) {
+    if (keys.length > 1 && probe !== undefined && keys.some((k) => !probe(k))) return TRYAGAIN;
+    return null;
+  }
   if (r.kind === 'self') return null;
   // A replica answers reads of its primary's slots to a client that asked for it (READONLY).
   const replicaRead = client !== undefined && readonlyClients.has(client) && spec.flags.includes('readonly') && cluster.myself.replicaOf === r.node.id;

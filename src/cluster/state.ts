@@ -405,6 +405,18 @@ export class ClusterState {
     this.rebuild();
   }
 
+  /**
+   * Managed mode: gives `slot` to the primary named `owner` in etcd (one compare-and-swap of the
+   * map, epoch + 1) and resolves once this node's view shows it. null with gossip: there the
+   * slots come from the config files.
+   */
+  assignSlot: ((slot: number, owner: string) => Promise<void>) | null = null;
+
+  /** Slots this node is handing over (CLUSTER SETSLOT MIGRATING): slot → target node id. */
+  readonly migrating = new Map<number, string>();
+  /** Slots this node is taking over (CLUSTER SETSLOT IMPORTING): slot → source node id. */
+  readonly importing = new Map<number, string>();
+
   /** Replication offsets by node id, as the managed view publishes them (CLUSTER SHARDS). */
   offsets = new Map<string, number>();
 
@@ -504,6 +516,9 @@ export class ClusterState {
     this.owners = owners;
     this.contested = contested;
     this.contestText = text;
+    // A move is over once the map says so: the source no longer owns the slot, or this node does.
+    for (const s of [...this.migrating.keys()]) if (owners[s] !== this.myself) this.migrating.delete(s);
+    for (const s of [...this.importing.keys()]) if (owners[s] === this.myself) this.importing.delete(s);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { ErrorReply, OK, RespMap, Verbatim, type Reply } from '../protocol/reply.js';
 import { countKeysInSlot, keysInSlot } from '../cluster/keyspace.js';
-import { readonlyClients } from '../cluster/routing.js';
+import { askingClients, readonlyClients } from '../cluster/routing.js';
 import { formatRanges, keySlot, SLOT_COUNT } from '../cluster/slots.js';
 import type { ClusterNode, ClusterState } from '../cluster/state.js';
 import { parseInteger } from './args.js';
@@ -34,11 +34,12 @@ function connectionLevel(name: string, summary: string, flags: CommandFlag[], re
     arity: 1,
     flags,
     categories: ['connection'],
-    // READONLY/READWRITE switch replica reads for this connection; ASKING has no slot migration
-    // to act on yet, so it only acknowledges (Redis answers the same OK).
+    // READONLY/READWRITE switch replica reads for this connection; ASKING lets the next command
+    // into a slot this node is importing.
     handler: clustered((_c, ctx) => {
       if (readonlyMode === true) readonlyClients.add(ctx.client);
       else if (readonlyMode === false) readonlyClients.delete(ctx.client);
+      else askingClients.add(ctx.client);
       return OK;
     }),
   });
@@ -155,6 +156,16 @@ export const clusterCommands: CommandSpec[] = [
         }),
       }),
       defineCommand({
+        name: 'cluster|setslot',
+        group: 'cluster',
+        summary: 'Bind a hash slot to a specific node',
+        complexity: 'O(1)',
+        since: '3.0.0',
+        arity: -4,
+        flags: ['admin', 'stale', 'no_async_loading'],
+        handler: clustered(clusterSetslot),
+      }),
+      defineCommand({
         name: 'cluster|forget',
         group: 'cluster',
         summary: 'Remove a node from the nodes table',
@@ -227,8 +238,8 @@ function nodeFlags(n: ClusterNode): string {
  * One CLUSTER NODES line: id addr@bus,hostname flags master ping pong epoch link slots. The slots
  * are those the node serves once contested slots are settled, as every client must see them.
  */
-export function nodeLine(n: ClusterNode): string {
-  const slots = n.owned.length > 0 ? ` ${formatRanges(n.owned)}` : '';
+export function nodeLine(n: ClusterNode, open = ''): string {
+  const slots = (n.owned.length > 0 ? ` ${formatRanges(n.owned)}` : '') + open;
   const link = n.myself || (n.linked && !n.failed) ? 'connected' : 'disconnected';
   const ping = n.myself ? 0 : n.pingSent;
   const pong = n.myself ? 0 : n.pongReceived;
@@ -236,7 +247,9 @@ export function nodeLine(n: ClusterNode): string {
 }
 
 export function clusterNodes(c: ClusterState): string {
-  return c.nodes().map(nodeLine).join('');
+  // This node's open slots, as Redis appends them to its own line: [slot->-target] [slot-<-source].
+  const open = [...[...c.migrating].map(([s, id]) => ` [${s}->-${id}]`), ...[...c.importing].map(([s, id]) => ` [${s}-<-${id}]`)].join('');
+  return c.nodes().map((n) => nodeLine(n, n.myself ? open : '')).join('');
 }
 
 /** CLUSTER FORGET, worded as Redis 7 words it (there are no replicas, so no "my master" case). */
@@ -249,6 +262,61 @@ function clusterForget(c: ClusterState, _ctx: CommandContext, args: Buffer[]): R
     default:
       return OK;
   }
+}
+
+const SETSLOT_USAGE = new ErrorReply('ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP');
+
+/**
+ * CLUSTER SETSLOT slot IMPORTING|MIGRATING|NODE node-id | STABLE, with Redis 7.0's checks in its
+ * order (clusterCommand). IMPORTING/MIGRATING/STABLE are this node's own state, as in Redis. NODE
+ * changes the owner in etcd (one CAS of the map, epoch + 1; nothing to write when etcd already
+ * says so); every node follows the map and ends its migrating/importing state for the slot.
+ */
+async function clusterSetslot(c: ClusterState, { ks, now }: CommandContext, args: Buffer[]): Promise<Reply> {
+  if (c.myself.replicaOf !== null) return new ErrorReply('ERR Please use SETSLOT only with masters.');
+  const slot = parseInteger(args[2]);
+  if (slot === null || slot < 0 || slot >= SLOT_COUNT) return new ErrorReply('ERR Invalid or out of range slot');
+  const action = args[3].toString('latin1').toLowerCase();
+  const id = args.length === 5 ? args[4].toString('latin1') : '';
+  const owner = c.owner(slot);
+  if (action === 'stable' && args.length === 4) {
+    c.migrating.delete(slot);
+    c.importing.delete(slot);
+    return OK;
+  }
+  if (args.length !== 5 || !['migrating', 'importing', 'node'].includes(action)) return SETSLOT_USAGE;
+  if (action !== 'node' && c.namespaceRouting === 'field') {
+    // MIGRATE moves whole names; a slot of fields spread over namespaces cannot be moved so.
+    return new ErrorReply('ERR slot migration needs namespace_routing = "namespace"');
+  }
+  const n = c.node(id);
+  if (action === 'migrating') {
+    if (owner !== c.myself) return new ErrorReply(`ERR I'm not the owner of hash slot ${slot}`);
+    if (n === undefined) return new ErrorReply(`ERR I don't know about node ${args[4].toString()}`);
+    if (n.replicaOf !== null) return new ErrorReply('ERR Target node is not a master');
+    c.migrating.set(slot, n.id);
+    return OK;
+  }
+  if (action === 'importing') {
+    if (owner === c.myself) return new ErrorReply(`ERR I'm already the owner of hash slot ${slot}`);
+    if (n === undefined) return new ErrorReply(`ERR I don't know about node ${args[4].toString()}`);
+    if (n.replicaOf !== null) return new ErrorReply('ERR Target node is not a master');
+    c.importing.set(slot, n.id);
+    return OK;
+  }
+  if (n === undefined) return new ErrorReply(`ERR Unknown node ${args[4].toString()}`);
+  if (n.replicaOf !== null) return new ErrorReply('ERR Target node is not a master');
+  if (owner === c.myself && n !== c.myself && countKeysInSlot(ks, c.namespaceRouting, slot, now) > 0) {
+    return new ErrorReply(`ERR Can't assign hashslot ${slot} to a different node while I still hold keys for this hash slot.`);
+  }
+  if (owner === n) return OK; // nothing changes hands; states end when the owner changes
+  if (c.assignSlot === null) return new ErrorReply('ERR CLUSTER SETSLOT NODE needs a managed cluster ([cluster] etcd): a static cluster takes its slots from its config files');
+  try {
+    await c.assignSlot(slot, n.name);
+  } catch (err) {
+    return new ErrorReply(`ERR ${(err as Error).message}`);
+  }
+  return OK;
 }
 
 /** The replicas of each primary (managed clusters), in node order. */

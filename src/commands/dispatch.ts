@@ -81,7 +81,7 @@ export function run(spec: CommandSpec, ctx: CommandContext, args: Buffer[]): Rep
   const write = spec.flags.includes('write');
   let out: Reply | Promise<Reply>;
   // Cluster mode: the spec's key positions decide whether this node runs it (-MOVED, -CROSSSLOT…).
-  const redirect = (ctx.server.cluster === undefined ? null : routeCommand(ctx.server.cluster, spec, args, ctx.client)) ?? replicaGate(ctx, write);
+  const redirect = (ctx.server.cluster === undefined ? null : routeCommand(ctx.server.cluster, spec, args, ctx.client, keyProbe(ctx))) ?? replicaGate(ctx, write);
   try {
     out = redirect ?? spec.handler(ctx, args);
   } catch (err) {
@@ -102,6 +102,11 @@ export function run(spec: CommandSpec, ctx: CommandContext, args: Buffer[]): Rep
   recordCommand(ctx.server, spec.name, write, started, out instanceof ErrorReply ? out.code : null);
   watchSlow(spec, ctx, args, started);
   return out;
+}
+
+/** A slot being moved asks which keys are still here: a live blob or namespace of that name. */
+function keyProbe(ctx: CommandContext): (key: Buffer) => boolean {
+  return (key) => ctx.ks.exists(null, key, ctx.now) || ctx.ks.namespaceExists(key, ctx.now);
 }
 
 /** -READONLY on a replica; -CLUSTERDOWN on a managed primary that lost its lease. */

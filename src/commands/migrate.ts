@@ -174,7 +174,9 @@ function parseMigrate(args: Buffer[]): MigrateRequest | ErrorReply {
  * MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE] [AUTH pw] [AUTH2 user pw] [KEYS k…]
  * Sends AUTH, SELECT and one RESTORE per key on a fresh connection (RESTORE-ASKING in cluster mode)
  * and deletes each key the target acknowledged, unless COPY. The values are read when the command
- * runs; a write to a key while its transfer is in flight is lost when the key is deleted after it.
+ * runs and other clients keep writing meanwhile (Redis blocks instead): a key written while its
+ * copy was on the way is sent again (RESTORE … REPLACE, or DEL when it is gone) until a round
+ * finds it unchanged, and only then deleted, in the same turn as that check.
  */
 const migrate: Handler = ({ ks, server, now }, args) => {
   const req = parseMigrate(args);
@@ -185,7 +187,7 @@ const migrate: Handler = ({ ks, server, now }, args) => {
     if (snap !== null) found.push({ key, snap });
   }
   if (found.length === 0) return new SimpleString('NOKEY');
-  return runMigrate(ks, req, found, server.cluster !== undefined, now);
+  return runMigrate(ks, req, found, server.cluster !== undefined);
 };
 
 async function runMigrate(
@@ -193,7 +195,6 @@ async function runMigrate(
   req: MigrateRequest,
   found: { key: Buffer; snap: Snapshot }[],
   clustered: boolean,
-  now: number,
 ): Promise<Reply> {
   let client: RespClient;
   try {
@@ -201,6 +202,9 @@ async function runMigrate(
   } catch {
     return new ErrorReply('IOERR error or timeout connecting to the client');
   }
+  const touched = new Set<string>();
+  const watchers = found.map(({ key }) => ({ key, w: { keyTouched: () => touched.add(key.toString('latin1')) } }));
+  if (!req.copy) for (const { key, w } of watchers) ks.watch(key, w);
   try {
     const auth = req.password === null ? null : client.send(req.username === null ? ['AUTH', req.password] : ['AUTH', req.username, req.password]);
     const select = client.send(['SELECT', req.db.toString()]);
@@ -225,15 +229,41 @@ async function runMigrate(
     // As Redis: after a failed AUTH or SELECT nothing is deleted; otherwise every key the target
     // acknowledged is, even when another key's RESTORE failed (that error is the reply).
     const refused = error !== null;
-    const acks: Ack[] = [];
+    const acked: Buffer[] = [];
     for (const s of sent) {
       const reply = await s.reply;
       if (refused) continue;
       if (reply instanceof RespError) error ??= targetError(reply);
-      else if (!req.copy) {
-        acks.push(s.kind === 'blob' ? ks.delete(null, s.key, now).ack : ks.deleteNamespace(s.key));
+      else if (!req.copy) acked.push(s.key);
+    }
+    if (refused || acked.length === 0) return error ?? OK;
+    for (let round = 0; round < RESEND_ROUNDS && touched.size > 0 && error === null; round++) {
+      const resend = acked.filter((k) => touched.has(k.toString('latin1')));
+      touched.clear();
+      const replies: Promise<RespValue>[] = [];
+      for (const key of resend) {
+        const snap = snapshot(ks, key, Date.now());
+        if (clustered) replies.push(client.send(['ASKING']));
+        if (snap === null) replies.push(client.send(['DEL', key]));
+        else {
+          const ttl = snap.expiresAt === null ? 0 : Math.max(1, snap.expiresAt - Date.now());
+          replies.push(client.send([clustered ? 'RESTORE-ASKING' : 'RESTORE', key, String(ttl), await encodeDumpAsync(await snap.value), 'REPLACE']));
+        }
+      }
+      for (const r of replies) {
+        const reply = await r;
+        if (reply instanceof RespError) error ??= targetError(reply);
       }
     }
+    // From this check to the deletes nothing awaits: no write can slip in between.
+    const t = Date.now();
+    const acks: Ack[] = [];
+    for (const key of acked) {
+      if (touched.has(key.toString('latin1'))) continue; // still changing: kept here, sent by a later MIGRATE
+      if (ks.exists(null, key, t)) acks.push(ks.delete(null, key, t).ack);
+      if (ks.namespaceExists(key, t)) acks.push(ks.deleteNamespace(key));
+    }
+    for (const { key, w } of watchers) ks.unwatch(key, w);
     await joinAcks(acks);
     return error ?? OK;
   } catch (err) {
@@ -241,9 +271,13 @@ async function runMigrate(
     if (err instanceof RespClientError) return new ErrorReply('IOERR error or timeout reading to target instance');
     throw err;
   } finally {
+    for (const { key, w } of watchers) ks.unwatch(key, w);
     client.close();
   }
 }
+
+/** How many times MIGRATE sends again keys written while their copies were on the way. */
+const RESEND_ROUNDS = 8;
 
 function targetError(e: RespError): ErrorReply {
   return new ErrorReply(`ERR Target instance replied with error: ${e.message}`);

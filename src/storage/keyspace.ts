@@ -11,6 +11,7 @@
  * the namespace `ns` (a Redis hash to clients). A value may be a promise while it is still being
  * decoded off the event loop; order is kept because the write that produced it is already visible.
  */
+import calculateSlot from 'cluster-key-slot';
 import { expired, KEEP, type OverlayEntry, type PendingValue } from './overlay.js';
 import type { FieldRow } from './shard.js';
 import { codecName } from './codecs.js';
@@ -504,6 +505,37 @@ export class Keyspace {
   /** Counters and gauges of the storage engine, for INFO and metrics. */
   stats(): StoreStats {
     return this.store.stats();
+  }
+
+  /**
+   * Live names in hash slot `slot` (CLUSTER GETKEYSINSLOT/COUNTKEYSINSLOT), at most `max`
+   * (negative: all): plain keys, namespaces, or field names (`namespace_routing = "field"`).
+   * Committed rows come from the shards' slot indexes, pending writes from the overlays, and each
+   * candidate is checked as a read would check it. O(names in the slot).
+   */
+  slotNames(kind: 'plain' | 'namespaces' | 'fields', slot: number, max: number, now: number): Buffer[] {
+    const out: Buffer[] = [];
+    const seen = new Set<string>();
+    const liveName = (name: Buffer): boolean =>
+      kind === 'plain' ? this.exists(null, name, now) : kind === 'namespaces' ? this.namespaceExists(name, now) : true;
+    const offer = (name: Buffer): boolean => {
+      const id = name.toString('latin1');
+      if (seen.has(id)) return true;
+      seen.add(id);
+      if (liveName(name)) out.push(name);
+      return max < 0 || out.length < max;
+    };
+    for (const q of this.store.queues) {
+      const pendingNames: Buffer[] = [];
+      if (kind === 'plain') for (const e of q.overlay.pending(null)) pendingNames.push(e.key);
+      else if (kind === 'namespaces') pendingNames.push(...q.overlay.pendingNamespaces());
+      else for (const ns of q.overlay.pendingNamespaces()) for (const e of q.overlay.pending(ns)) if (live(e, now)) pendingNames.push(e.key);
+      for (const name of pendingNames) if (calculateSlot(name) === slot && !offer(name)) return out;
+      // Candidates the checks above drop are few (pending deletes); ask for room for them too.
+      const limit = max < 0 ? -1 : max - out.length + pendingNames.length;
+      for (const name of q.shard.slotNames(kind, slot, limit, now)) if (!offer(name)) return out;
+    }
+    return out;
   }
 
   // ---- internals --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { MaintenanceReply, MaintenanceRequest, MaintenanceWorkerData } from './maintenance.js';
 import { SweepStep } from './sweep.js';
+import { registerSlotFunction } from './schema.js';
 
 const port = parentPort;
 if (port === null) throw new Error('maintenance-worker must run as a worker thread');
@@ -39,6 +40,7 @@ function connection(path: string): Connection {
   let c = connections.get(path);
   if (c === undefined) {
     const db = new Database(path, { fileMustExist: true });
+    registerSlotFunction(db);
     // Waiting here blocks only this thread (e.g. behind an external backup's read transaction).
     db.pragma('busy_timeout = 1000');
     db.pragma(`synchronous = ${settings.synchronous}`);

@@ -455,6 +455,18 @@ export class Shard {
     });
   }
 
+  /**
+   * Names in hash slot `slot` (schema migration 4's indexes): plain keys, namespaces, or field
+   * names. Keys and fields are live rows; a namespace is listed while it has a field row (its
+   * liveness is the keyspace's to check). O(names in the slot), never a scan of the table.
+   */
+  slotNames(kind: 'plain' | 'namespaces' | 'fields', slot: number, limit: number, now: number): Buffer[] {
+    this.shareReadTxn();
+    if (kind === 'plain') return this.prep<Buffer>(`SELECT key FROM blobs WHERE slot = ? AND ${LIVE} LIMIT ?`).pluck().all(slot, now, limit);
+    if (kind === 'namespaces') return this.prep<Buffer>('SELECT namespace FROM ns_counts WHERE slot = ? LIMIT ?').pluck().all(slot, limit);
+    return this.prep<Buffer>(`SELECT DISTINCT key FROM ns_blobs WHERE slot = ? AND ${LIVE} LIMIT ?`).pluck().all(slot, now, limit);
+  }
+
   /** Live fields of a namespace in this shard, in order; `after` continues a scan. */
   nsFields(ns: Buffer, after: Buffer | null, limit: number, now: number): FieldRow[] {
     const rows = this.guard((): FieldRow[] => {
@@ -708,7 +720,9 @@ export class Shard {
       this.db.transaction(() => {
         for (const table of ['blobs', 'ns_blobs']) {
           this.db.exec(`DELETE FROM main.${table}`);
-          this.db.exec(`INSERT INTO main.${table} SELECT * FROM snap.${table}`);
+          // Stored columns only (table_info leaves out the generated slot column).
+          const cols = (this.db.pragma(`main.table_info(${table})`) as { name: string }[]).map((c) => c.name).join(', ');
+          this.db.exec(`INSERT INTO main.${table} (${cols}) SELECT ${cols} FROM snap.${table}`);
         }
       })();
     } finally {

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { opsStats } from '../observability/metrics.js';
 import { LAYOUT_FILE } from '../storage/layout.js';
-import { shardFileName } from '../storage/schema.js';
+import { registerSlotFunction, shardFileName } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import { VERSION } from '../version.js';
 import { readShardCount } from './vacuum.js';
@@ -61,6 +61,7 @@ function writeJsonAtomic(path: string, value: unknown): void {
 /** Opens a copy to check and count it; also leaves it in rollback-journal mode with no -wal beside it. */
 function inspectCopy(file: string, check: boolean): { rows: number | null; integrity: string | null } {
   const db = new Database(file);
+  registerSlotFunction(db);
   try {
     db.pragma('journal_mode = DELETE');
     if (!check) return { rows: null, integrity: null };

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { checksum } from '../storage/checksum.js';
 import { describeKey } from '../storage/key-names.js';
-import { shardPath } from '../storage/schema.js';
+import { registerSlotFunction, shardPath } from '../storage/schema.js';
 import { readShardCount } from './vacuum.js';
 
 export interface ShardCheck {
@@ -32,6 +32,8 @@ export function checkShardFile(shard: number, file: string): ShardCheck {
   let db: Database.Database;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
+    // integrity_check verifies the slot indexes, which needs the function their columns call.
+    registerSlotFunction(db);
   } catch (err) {
     return { shard, file, ok: false, rows, problems: [`cannot open: ${message(err)}`] };
   }

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { LAYOUT_FILE, writeLayout } from '../storage/layout.js';
 import { ShardRing } from '../storage/mpchash.js';
-import { applyMigrations, KEYED_TABLES, schemaTables, shardFiles, shardPath } from '../storage/schema.js';
+import { applyMigrations, KEYED_TABLES, registerSlotFunction, schemaTables, shardFiles, shardPath } from '../storage/schema.js';
 import { Shard } from '../storage/shard.js';
 import { readShardCount } from './vacuum.js';
 
@@ -79,6 +79,7 @@ export function readMigrateState(dataDir: string): MigrateState | null {
  */
 function openRaw(path: string, migrate = true): Database.Database {
   const db = new Database(path, { fileMustExist: true });
+  registerSlotFunction(db);
   try {
     db.pragma('busy_timeout = 500');
     db.pragma('locking_mode = EXCLUSIVE');

@@ -13,7 +13,7 @@ import { existsSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { checksum } from '../storage/checksum.js';
 import { describeKey } from '../storage/key-names.js';
-import { schemaTables, shardFiles, shardPath } from '../storage/schema.js';
+import { registerSlotFunction, schemaTables, shardFiles, shardPath } from '../storage/schema.js';
 import { Shard } from '../storage/shard.js';
 import { checkShardFile, message } from './check.js';
 import { readShardCount } from './vacuum.js';
@@ -72,6 +72,7 @@ export function repairShardFile(shard: number, file: string): ShardRepair {
     // The new file as the server makes it: pragmas, auto_vacuum and every migration.
     new Shard(shard, fresh, { synchronous: 'NORMAL', cache_size_mb: 16, busy_timeout_ms: 5000, mmap_size_mb: 0 }).close();
     const dst = new Database(fresh);
+    registerSlotFunction(dst); // the rows copied in compute their indexed slot
     try {
       dst.pragma('journal_mode = WAL');
       // The data tables only: anything else a migration adds (counts, indexes of the data) is
@@ -144,6 +145,7 @@ function openExclusive(file: string): Database.Database {
   let db: Database.Database;
   try {
     db = new Database(file, { fileMustExist: true });
+    registerSlotFunction(db);
   } catch (err) {
     throw new RepairError(`cannot open ${file}: ${message(err)}`);
   }
@@ -158,7 +160,9 @@ function openExclusive(file: string): Database.Database {
       throw new RepairError(`${file} is in use by another process (is the server running?); stop the server before a repair`);
     }
     // A file too damaged to lock is still read as far as it goes.
-    return new Database(file, { fileMustExist: true, readonly: true });
+    const readOnly = new Database(file, { fileMustExist: true, readonly: true });
+    registerSlotFunction(readOnly);
+    return readOnly;
   }
   return db;
 }

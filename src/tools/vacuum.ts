@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Logger } from '../observability/log.js';
 import { LAYOUT_FILE, readLayout } from '../storage/layout.js';
-import { shardPath } from '../storage/schema.js';
+import { registerSlotFunction, shardPath } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import { shardFileBytes } from '../observability/metrics.js';
 
@@ -163,6 +163,7 @@ export function vacuumDataDir(
     const path = shardPath(dataDir, id);
     if (!existsSync(path)) throw new Error(`${path} is missing`);
     const db = new Database(path, { fileMustExist: true });
+    registerSlotFunction(db);
     try {
       if (mode === 'full') {
         // VACUUM holds the write lock throughout: refuse a file a running server has open.

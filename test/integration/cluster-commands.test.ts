@@ -141,6 +141,48 @@ describe('CLUSTER commands against redis-server --cluster-enabled', () => {
     });
   }
 
+  it('CLUSTER SETSLOT: its refusals and their order, word for word; MIGRATING/IMPORTING/STABLE as Redis 7.0 answers them', async () => {
+    const unknown = 'f'.repeat(40);
+    // Each server names itself; everything else is the same text on both.
+    const script = (me: string): string[][] => [
+      ['CLUSTER', 'SETSLOT', '16384', 'STABLE'],
+      ['CLUSTER', 'SETSLOT', 'x', 'STABLE'],
+      ['CLUSTER', 'SETSLOT', '1', 'STABLE', 'extra'],
+      ['CLUSTER', 'SETSLOT', '1', 'NOSUCH', me],
+      ['CLUSTER', 'SETSLOT', '1', 'MIGRATING'],
+      ['CLUSTER', 'SETSLOT', '1', 'MIGRATING', unknown],
+      ['CLUSTER', 'SETSLOT', '6000', 'MIGRATING', me],
+      ['CLUSTER', 'SETSLOT', '1', 'IMPORTING', me],
+      ['CLUSTER', 'SETSLOT', '6000', 'IMPORTING', unknown],
+      ['CLUSTER', 'SETSLOT', '1', 'NODE', unknown],
+      ['CLUSTER', 'SETSLOT', '1', 'NODE', me],
+      ['CLUSTER', 'SETSLOT', '1', 'MIGRATING', me],
+      ['CLUSTER', 'SETSLOT', '1', 'STABLE'],
+      ['CLUSTER', 'SETSLOT'],
+    ];
+    const out: string[][] = [];
+    for (const [port, id] of [[redis.port, redisId], [ours.port, ourId]] as const) {
+      const c = await RawClient.connect(port);
+      const cmds = script(id);
+      for (const cmd of cmds) c.write(resp(...cmd));
+      out.push((await c.replies(cmds.length)).map((r) => r.replaceAll(id, '<me>')));
+      c.destroy();
+    }
+    const cmds = script('<me>');
+    for (let i = 0; i < cmds.length; i++) assert.equal(out[1][i], out[0][i], cmds[i].join(' '));
+    // SETSLOT NODE to another node needs a managed cluster here; MIGRATING shows in CLUSTER NODES.
+    const c = await RawClient.connect(ours.port);
+    c.write(resp('CLUSTER', 'SETSLOT', '1', 'MIGRATING', ourId));
+    c.write(resp('CLUSTER', 'NODES'));
+    const [, text] = await c.replies(2);
+    assert.match(text, new RegExp(` 0-5460 9000 \\[1->-${ourId}\\]\n`));
+    c.write(resp('CLUSTER', 'SETSLOT', '1', 'STABLE'));
+    c.write(resp('CLUSTER', 'NODES'));
+    const [, stable] = await c.replies(2);
+    assert.doesNotMatch(stable, /\[1->-/);
+    c.destroy();
+  });
+
   it('KEYSLOT, COUNTKEYSINSLOT, GETKEYSINSLOT, READONLY/READWRITE/ASKING and their errors', async () => {
     const cmds = [
       ['CLUSTER', 'KEYSLOT', 'somekey'],

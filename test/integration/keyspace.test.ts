@@ -287,7 +287,7 @@ describe('keyspace commands see pending writes and honour expiry', () => {
 
   it('expired rows are absent to every keyspace read', async () => {
     const { default: Database } = await import('better-sqlite3');
-    const { shardPath } = await import('../../src/storage/schema.js');
+    const { registerSlotFunction, shardPath } = await import('../../src/storage/schema.js');
     let s = await startOurs({ num_shards: 1 });
     const dataDir = s.dataDir;
     let r = new Redis({ port: s.port, host: '127.0.0.1' });
@@ -297,6 +297,7 @@ describe('keyspace commands see pending writes and honour expiry', () => {
     r.disconnect();
     await s.close();
     const db = new Database(shardPath(dataDir, 0));
+    registerSlotFunction(db); // rows of tables with a slot index (schema 4) are written with it
     db.prepare("UPDATE blobs SET expires_at = 1 WHERE key = CAST('dead' AS BLOB)").run();
     db.prepare("UPDATE ns_blobs SET expires_at = 1 WHERE key = CAST('dead' AS BLOB) OR namespace = CAST('deadns' AS BLOB)").run();
     db.close();

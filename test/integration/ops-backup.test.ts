@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { ShardRing } from '../../src/storage/mpchash.js';
 import { MAIN_JS, spawnOurs, tempDir, type Child } from '../helpers/servers.js';
-import { shardPath } from '../../src/storage/schema.js';
+import { registerSlotFunction, shardPath } from '../../src/storage/schema.js';
 
 const execFileP = promisify(execFile);
 const SHARDS = 4;
@@ -71,6 +71,7 @@ function checkBackupFiles(dir: string, acked: number): { liveKept: number } {
   for (const s of manifest.shards) {
     const db = new Database(join(dir, s.file), { readonly: true });
     try {
+      registerSlotFunction(db); // the slot indexes (schema 4) are checked with the same function
       assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
       const rows = Number(db.prepare('SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM ns_blobs)').pluck().get());
       if (s.rows !== null) assert.equal(s.rows, rows, `manifest rows of ${s.file}`);

@@ -5,7 +5,13 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ShardRing } from '../../src/storage/mpchash.js';
-import { SCHEMA_VERSION, shardPath } from '../../src/storage/schema.js';
+import { registerSlotFunction, SCHEMA_VERSION, shardPath } from '../../src/storage/schema.js';
+
+/** Raw connections that write rows need the slot columns' function (schema migration 3). */
+function withSlotFunction(db: Database.Database): Database.Database {
+  registerSlotFunction(db);
+  return db;
+}
 import { Shard } from '../../src/storage/shard.js';
 import { migrateDataDir, MigrateError } from '../../src/tools/migrate.js';
 import { openFormat1Shard, writeFormat1Layout } from '../helpers/format1.js';
@@ -19,7 +25,7 @@ function makeDir(shards: number, n: number): string {
   writeFileSync(join(dir, 'blobasaur.json'), `${JSON.stringify({ format: 1, num_shards: shards })}\n`);
   const ring = new ShardRing(shards);
   for (let s = 0; s < shards; s++) new Shard(s, shardPath(dir, s), SQLITE).close();
-  const dbs = Array.from({ length: shards }, (_, s) => new Database(shardPath(dir, s)));
+  const dbs = Array.from({ length: shards }, (_, s) => withSlotFunction(new Database(shardPath(dir, s))));
   for (let i = 0; i < n; i++) {
     const key = Buffer.from(`k${i}`);
     dbs[ring.shardOf(key)]
@@ -62,6 +68,7 @@ test('1 -> 3 -> 1 keeps every row with its metadata exactly', () => {
 test('refuses unknown tables and a leftover shard file with rows, before touching anything', () => {
   const dir = makeDir(2, 20);
   const db = new Database(shardPath(dir, 1));
+  registerSlotFunction(db);
   db.exec('CREATE TABLE extra (x)');
   db.close();
   assert.throws(() => migrateDataDir(dir, 3), (e: Error) => e instanceof MigrateError && e.message === `${shardPath(dir, 1)} has tables this version cannot migrate: extra`);
@@ -70,6 +77,7 @@ test('refuses unknown tables and a leftover shard file with rows, before touchin
   const dir2 = makeDir(2, 20);
   new Shard(2, shardPath(dir2, 2), SQLITE).close();
   const stray = new Database(shardPath(dir2, 2));
+  registerSlotFunction(stray);
   stray.prepare("INSERT INTO blobs (key, size, created_at, updated_at, data) VALUES (X'00', 1, 1, 1, X'00')").run();
   stray.close();
   assert.throws(() => migrateDataDir(dir2, 3), /shard-2\.db already holds 1 rows but is not one of the 2 shards; move it away first/);
@@ -119,6 +127,7 @@ test('a format 1 directory (no schema version) is upgraded in place as it migrat
 test('a shard stamped by a newer blobasaur is refused before anything moves', () => {
   const dir = makeDir(2, 20);
   const db = new Database(shardPath(dir, 1));
+  registerSlotFunction(db);
   db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
   db.close();
   const before = allRows(dir, 2);

@@ -11,6 +11,7 @@ import Database from 'better-sqlite3';
 import {
   applyMigrations,
   MIGRATIONS,
+  registerSlotFunction,
   SCHEMA_VERSION,
   SchemaError,
   schemaTables,
@@ -31,8 +32,8 @@ const ADD_CHUNKS: Migration = { version: NEXT, description: 'blobs.chunks', up: 
 
 /** What migrations 1 and 2 create. */
 const V1_OBJECTS = ['table blobs', 'index blobs_expires_at', 'table ns_blobs', 'index ns_blobs_expires_at'];
-/** Migrations 2 and 3 add the count tables and their triggers (3 adds columns only). */
-const CURRENT_OBJECTS = [
+/** Migration 2 adds the count tables and their triggers (3 adds a column only). */
+const COUNT_OBJECTS = [
   'table blobs',
   'trigger blobs_count_delete',
   'trigger blobs_count_insert',
@@ -49,6 +50,10 @@ const CURRENT_OBJECTS = [
   'trigger ns_counts_vanish',
   'table stats',
 ];
+/** Migration 4 adds the slot indexes. */
+const CURRENT_OBJECTS = [...COUNT_OBJECTS, 'index blobs_slot', 'index ns_blobs_slot', 'index ns_counts_slot'].sort((a, b) =>
+  a.split(' ')[1] < b.split(' ')[1] ? -1 : 1,
+);
 
 function objects(db: Database.Database): string[] {
   return db.prepare("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[];
@@ -64,8 +69,8 @@ test('shard files are named shard-N.db inside the data directory', () => {
   assert.equal(shardPath('/var/lib/blobasaur', 3), '/var/lib/blobasaur/shard-3.db');
 });
 
-test('the schema today is version 3: the two keyed tables (with a checksum column) and their expiry indexes, and the counts their triggers keep', () => {
-  assert.equal(SCHEMA_VERSION, 3);
+test('the schema today is version 4: the two keyed tables (with a checksum column) and their expiry and slot indexes, and the counts their triggers keep', () => {
+  assert.equal(SCHEMA_VERSION, 4);
   assert.deepEqual(schemaTables(1), [
     { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
     { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
@@ -115,7 +120,7 @@ test('a file written before user_version (format 1) is stamped version 1, then m
   shard.close();
   const db = new Database(file);
   assert.equal(schemaVersion(db), SCHEMA_VERSION);
-  // The format 1 columns are untouched (migration 3 added a checksum column beside them).
+  // The format 1 columns are untouched (migration 3 added a checksum column beside them; migration 4 a generated slot column).
   assert.deepEqual(db.prepare('SELECT key, codec, size, created_at, updated_at, expires_at, version, data FROM blobs').all(), before);
   assert.equal(db.prepare('SELECT count(*) FROM ns_blobs').pluck().get(), 1);
   assert.deepEqual(objects(db), CURRENT_OBJECTS);
@@ -205,4 +210,30 @@ test('a list that is not numbered 1, 2, 3… is a programming error, caught befo
   assert.throws(() => applyMigrations(db, file, [MIGRATIONS[0], { ...ADD_CHUNKS, version: 3 }]), /migration 2 is numbered 3/);
   assert.deepEqual(objects(db), []);
   db.close();
+});
+
+test('migration 4 computes the slot of existing rows, and every later write computes its own', () => {
+  const file = freshFile();
+  const db = new Database(file);
+  registerSlotFunction(db);
+  applyMigrations(db, file, MIGRATIONS.slice(0, 3));
+  const put = db.prepare('INSERT INTO blobs (key, size, created_at, updated_at, data) VALUES (?, 1, 0, 0, ?)');
+  const nsPut = db.prepare('INSERT INTO ns_blobs (namespace, key, size, created_at, updated_at, data) VALUES (?, ?, 1, 0, 0, ?)');
+  put.run(Buffer.from('foo'), Buffer.from('x'));
+  nsPut.run(Buffer.from('{user:1}:ns'), Buffer.from('bar'), Buffer.from('x'));
+  assert.deepEqual(applyMigrations(db, file), { from: 3, to: 4 });
+  put.run(Buffer.from('{foo}:later'), Buffer.from('x'));
+  nsPut.run(Buffer.from('{user:1}:ns'), Buffer.from('other'), Buffer.from('x'));
+  // Slots as CLUSTER KEYSLOT gives them: foo 12182, bar 5061, {user:1} 10778, other 11361 (redis-server).
+  const bySlot = (sql: string, slot: number): string[] => (db.prepare(sql).pluck().all(slot) as Buffer[]).map((b) => b.toString()).sort();
+  assert.deepEqual(bySlot('SELECT key FROM blobs WHERE slot = ?', 12182), ['foo', '{foo}:later']);
+  assert.deepEqual(bySlot('SELECT key FROM ns_blobs WHERE slot = ?', 5061), ['bar']);
+  assert.deepEqual(bySlot('SELECT key FROM ns_blobs WHERE slot = ?', 11361), ['other']);
+  assert.deepEqual(bySlot('SELECT namespace FROM ns_counts WHERE slot = ?', 10778), ['{user:1}:ns']);
+  assert.match(String((db.prepare('EXPLAIN QUERY PLAN SELECT key FROM blobs WHERE slot = ?').all(1) as { detail: string }[])[0].detail), /USING INDEX blobs_slot/);
+  db.close();
+  // A connection without the function cannot write a row whose slot it could not index.
+  const bare = new Database(file);
+  assert.throws(() => bare.prepare('DELETE FROM blobs').run(), /unknown function: blobasaur_key_slot\(\)/);
+  bare.close();
 });

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import type { Encoded } from '../../src/storage/codecs.js';
 import { Shard, type ShardWrite, type SqliteSettings } from '../../src/storage/shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type WriteQueueOptions } from '../../src/storage/write-queue.js';
-import { shardPath } from '../../src/storage/schema.js';
+import { registerSlotFunction, shardPath } from '../../src/storage/schema.js';
 
 const SQLITE: SqliteSettings = { synchronous: 'NORMAL', cache_size_mb: 8, busy_timeout_ms: 0, mmap_size_mb: 0 };
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -68,6 +68,7 @@ function rig(opts: Partial<WriteQueueOptions> = {}, budget = new InflightBudget(
     ...opts,
   });
   const peek = new Database(path);
+  registerSlotFunction(peek); // a second writer of rows with a slot index (schema 3)
   peek.pragma('busy_timeout = 0');
   const sel = peek.prepare<[Buffer], Buffer>('SELECT data FROM blobs WHERE key = ?').pluck();
   const r: Rig = {
