@@ -123,10 +123,12 @@ export class FunctionRegistry {
     const L = this.engine.vm.L;
     this.engine.registrar = (Lr) => registerFunction(Lr, lib);
     let status: number;
+    this.engine.vm.libraryLoading(true);
     try {
       lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, compiled.ref);
       status = lua.lua_pcall(L, 0, 0, 0);
     } finally {
+      this.engine.vm.libraryLoading(false);
       this.engine.registrar = null;
       this.engine.vm.release(compiled.ref);
     }
@@ -170,8 +172,9 @@ function errorText(L: LuaState): string {
     msg = s === null ? 'unknown error' : Buffer.from(s).toString('utf8');
     lua.lua_pop(L, 1);
   } else {
+    // Redis' luaExtractErrorInformation: a plain string error gets the ERR code.
     const s = lua.lua_tolstring(L, -1);
-    msg = s === null ? 'unknown error' : Buffer.from(s).toString('utf8');
+    msg = s === null ? 'unknown error' : `ERR ${Buffer.from(s).toString('utf8')}`;
   }
   lua.lua_pop(L, 1);
   return msg;
