@@ -217,7 +217,15 @@ export interface ServerContext {
   readonly pause: ClientPause;
   /** This node's replication role: primary (streams to replicas) or replica (refuses writes). */
   replication?: Replication;
+  /**
+   * Writes a line to the server's log at one of Redis' levels (redis.log from scripts); absent
+   * where there is no log (socket-free harness).
+   */
+  logAt?(level: RedisLogLevel, message: string): void;
 }
+
+/** Redis' log levels (LL_DEBUG … LL_WARNING), as redis.log and CONFIG's loglevel name them. */
+export type RedisLogLevel = 'debug' | 'verbose' | 'notice' | 'warning';
 
 export interface CommandTableView {
   readonly all: readonly CommandSpec[];

@@ -385,8 +385,16 @@ export function engineOf(server: ServerContext, make?: (server: ServerContext) =
   let e = engines.get(server);
   if (e === undefined) {
     const threshold = Number(param(server, 'busy-reply-threshold') ?? param(server, 'lua-time-limit') ?? 5000);
-    e = make?.(server) ?? new ScriptEngine({ version: server.version, busyThresholdMs: threshold > 0 ? threshold : 5000, memoryLimitBytes: DEFAULT_MEMORY_LIMIT });
-    e.functions = new FunctionRegistry(e, param(server, 'dir') ?? null);
+    e =
+      make?.(server) ??
+      new ScriptEngine({
+        version: server.version,
+        busyThresholdMs: threshold > 0 ? threshold : 5000,
+        memoryLimitBytes: DEFAULT_MEMORY_LIMIT,
+        // redis.log and the slow-script warning go to the server's log at Redis' level.
+        log: (level, message) => server.logAt?.(level, message),
+      });
+    e.functions = new FunctionRegistry(e, param(server, 'dir') ?? null, (message) => server.logAt?.('warning', `FUNCTION libraries not loaded: ${message}`));
     engines.set(server, e);
   }
   return e;

@@ -7,7 +7,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TlsOpti
 import type { Logger } from 'pino';
 import type { ProtocolError } from '../protocol/parser.js';
 import { commandTable } from '../commands/table.js';
-import type { ClientState, ConfigChange, ServerContext, ServerStats } from '../commands/types.js';
+import type { ClientState, ConfigChange, RedisLogLevel, ServerContext, ServerStats } from '../commands/types.js';
 import { LatencyMonitor, SlowLog } from '../commands/slowlog.js';
 import { opsStats } from '../observability/metrics.js';
 import type { Store } from '../storage/store.js';
@@ -188,6 +188,10 @@ export class BlobServer implements ServerContext {
         break;
     }
     this.log.info({ parameter: change.name }, 'CONFIG SET');
+  }
+
+  logAt(level: RedisLogLevel, message: string): void {
+    this.log[PINO_LEVEL[level]]({ source: 'script' }, message);
   }
 
   resetStats(): void {

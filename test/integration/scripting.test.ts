@@ -9,11 +9,15 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
+import pino from 'pino';
 import { Redis } from 'ioredis';
 import Redlock from 'redlock';
 import { compareServersForSuite, itMatchesRedis, type Cmd } from '../helpers/compare.js';
 import { startOurs, startRedis, tempDir, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { configSchema } from '../../src/config/index.js';
+import { startServer } from '../../src/app.js';
 
 const run = promisify(execFile);
 
@@ -348,6 +352,41 @@ describe('scripting: safety and persistence', () => {
         c.disconnect();
         await ours.close();
       }
+    }
+  });
+});
+
+describe('scripting: redis.log', () => {
+  it('writes to the server log at the mapped level, filtered by loglevel as Redis does', async () => {
+    const lines: { level: number; msg: string; source?: string }[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString('utf8').split('\n')) if (l !== '') lines.push(JSON.parse(l) as (typeof lines)[number]);
+        done();
+      },
+    });
+    const dataDir = tempDir();
+    const config = configSchema.parse({ addr: '127.0.0.1:0', data_dir: dataDir, log_level: 'info' });
+    const ours = await startServer(config, pino({ level: 'info' }, sink));
+    const c = new Redis({ port: ours.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    const script = "redis.log(redis.LOG_DEBUG, 'd', ARGV[1]) redis.log(redis.LOG_VERBOSE, 'v', ARGV[1]) " +
+      "redis.log(redis.LOG_NOTICE, 'n', ARGV[1]) redis.log(redis.LOG_WARNING, 'w', 42, ARGV[1]) return 1";
+    const logged = (tag: string): [number, string][] => lines.filter((l) => l.source === 'script' && l.msg.endsWith(tag)).map((l) => [l.level, l.msg]);
+    try {
+      assert.equal(await c.config('GET', 'loglevel').then((r) => (r as string[])[1]), 'notice');
+      assert.equal(await c.eval(script, 0, 'first'), 1);
+      // pino's levels: trace 10, debug 20, info 30, warn 40 (Redis' debug, verbose, notice, warning).
+      assert.deepEqual(logged('first'), [[30, 'n first'], [40, 'w 42 first']]);
+      assert.equal(await c.config('SET', 'loglevel', 'debug'), 'OK');
+      assert.equal(await c.eval(script, 0, 'second'), 1);
+      assert.deepEqual(logged('second'), [[10, 'd second'], [20, 'v second'], [30, 'n second'], [40, 'w 42 second']]);
+      assert.equal(await c.config('SET', 'loglevel', 'warning'), 'OK');
+      assert.equal(await c.fcall('nosuch', 0).catch((e: Error) => e.message), 'ERR Function not found');
+      await c.call('FUNCTION', 'LOAD', "#!lua name=logs\nredis.log(redis.LOG_WARNING, 'loading third')\nredis.register_function('f', function() return 1 end)");
+      assert.deepEqual(logged('third'), [[40, 'loading third']]);
+    } finally {
+      c.disconnect();
+      await ours.close();
     }
   });
 });
