@@ -17,6 +17,7 @@ import Redlock from 'redlock';
 import { compareServersForSuite, itMatchesRedis, type Cmd } from '../helpers/compare.js';
 import { startOurs, startRedis, tempDir, type RedisServer, type TestServer } from '../helpers/servers.js';
 import { configSchema } from '../../src/config/index.js';
+import { encodeDump, encodeFunctionsDump } from '../../src/protocol/rdb.js';
 import { startServer } from '../../src/app.js';
 
 const run = promisify(execFile);
@@ -26,6 +27,18 @@ local function echo(keys, args) return {keys[1], args[1]} end
 redis.register_function('echo', echo)
 redis.register_function{function_name='readit', callback=function(keys) return redis.call('GET', keys[1]) end, flags={'no-writes'}, description='reads'}
 redis.register_function('boom', function() return redis.call('nosuch') end)`;
+
+/** FUNCTION DUMP of redis-server 7.0.15 with the library `mylib` below (its code LZF-compressed). */
+const REDIS_DUMP_ONE = Buffer.from(
+  'f5c3406a40741f23216c7561206e616d653d6d796c69620a6c6f63616c2066756e6374696f6e20186563686f286b6579732c2061726773292072657475726e207b4013025b315d80162008147d20656e640a72656469732e72656769737465725fc046012827404701272c404e016f290a0000128aa661ab34dd',
+  'hex',
+);
+/** …and with `b` (stored plain: LZF does not shrink it) beside it. */
+const REDIS_DUMP_TWO = Buffer.from(
+  'f5404523216c7561206e616d653d620a72656469732e72656769737465725f66756e6374696f6e28276231272c2066756e6374696f6e28292072657475726e2027622720656e6429f5c3406a40741f23216c7561206e616d653d6d796c69620a6c6f63616c2066756e6374696f6e20186563686f286b6579732c2061726773292072657475726e207b4013025b315d80162008147d20656e640a72656469732e72656769737465725fc046012827404701272c404e016f290a00dfbe05293e7fbec4',
+  'hex',
+);
+const ourFunctionsDump = (codes: string[]): Buffer => encodeFunctionsDump(codes.map((c) => Buffer.from(c)));
 
 const SCRIPTS: Record<string, Cmd[]> = {
   'values and conversions': [
@@ -124,6 +137,34 @@ const SCRIPTS: Record<string, Cmd[]> = {
     ['FUNCTION', 'LOAD', '#!lua name=ro5\nredis.x = 1'],
     ['FUNCTION', 'FLUSH'],
   ],
+  'FUNCTION RESTORE of payloads in Redis\' format (RDB function opcode, version, CRC-64)': [
+    ['FUNCTION', 'FLUSH'],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE],
+    ['FCALL', 'echo', '1', 'a', 'b'],
+    ['FUNCTION', 'LIST', 'WITHCODE'],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE, 'APPEND'],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE, 'REPLACE'],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_TWO, 'FLUSH'],
+    ['FCALL', 'b1', '0'],
+    ['FUNCTION', 'LIST', 'LIBRARYNAME', 'b', 'WITHCODE'],
+    ['FUNCTION', 'DELETE', 'mylib'],
+    ['FUNCTION', 'LOAD', "#!lua name=other\nredis.register_function('echo', function() return 'other' end)"],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE, 'REPLACE'],
+    ['FCALL', 'echo', '0'],
+    ['FUNCTION', 'RESTORE', ourFunctionsDump(['#!lua name=bad\nreturn +'])],
+    ['FUNCTION', 'RESTORE', ourFunctionsDump(['#!lua name=d\nredis.register_function(\'d\', function() return 1 end)', '#!lua name=d\nredis.register_function(\'d2\', function() return 1 end)'])],
+    ['FUNCTION', 'RESTORE', ourFunctionsDump(["#!lua name=new\nredis.register_function('n', function() return 'n' end)"])],
+    ['FCALL', 'n', '0'],
+    ['FUNCTION', 'RESTORE', encodeDump({ type: 'string', value: Buffer.from('not a function') })],
+    ['FUNCTION', 'RESTORE', Buffer.from('junk')],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE.subarray(0, 20)],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE, 'NOPE'],
+    ['FUNCTION', 'RESTORE', ourFunctionsDump([])],
+    ['FUNCTION', 'FLUSH'],
+    ['FUNCTION', 'DUMP'],
+  ],
   'RESP3': [
     ['HELLO', '3'],
     ['EVAL', 'return nil', '0'],
@@ -197,6 +238,36 @@ const SCRIPTS: Record<string, Cmd[]> = {
 describe('scripting: replies byte for byte against redis-server', () => {
   const servers = compareServersForSuite();
   itMatchesRedis(servers.ports, SCRIPTS);
+
+  it('FUNCTION DUMP from redis-server restores here, and ours restores on redis-server', async () => {
+    const ours = new Redis({ port: servers.ports().ours, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    const redis = new Redis({ port: servers.ports().redis, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    const big = `#!lua name=big\nredis.register_function('big', function() return ${JSON.stringify('x'.repeat(5000))} end)`;
+    try {
+      for (const c of [ours, redis]) assert.equal(await c.call('FUNCTION', 'FLUSH'), 'OK');
+      for (const code of [LIB, big]) assert.ok(await redis.call('FUNCTION', 'LOAD', code));
+      const fromRedis = (await redis.callBuffer('FUNCTION', 'DUMP')) as Buffer;
+      assert.equal(await ours.call('FUNCTION', 'RESTORE', fromRedis), 'OK');
+      const listed = async (c: Redis): Promise<unknown> => {
+        // Libraries and their functions in a stable order (Redis lists them in its dicts' order).
+        const libs = (await c.call('FUNCTION', 'LIST', 'WITHCODE')) as unknown[][];
+        return libs.map((l) => JSON.stringify(l.map((v, i) => (l[i - 1] === 'functions' ? (v as unknown[]).map((f) => JSON.stringify(f)).sort() : v)))).sort();
+      };
+      assert.deepEqual(await listed(ours), await listed(redis));
+      assert.equal(await ours.call('FCALL', 'big', '0'), 'x'.repeat(5000));
+      assert.deepEqual(await ours.call('FCALL', 'echo', '1', 'k', 'v'), ['k', 'v']);
+      const fromOurs = (await ours.callBuffer('FUNCTION', 'DUMP')) as Buffer;
+      assert.equal(await redis.call('FUNCTION', 'FLUSH'), 'OK');
+      assert.equal(await redis.call('FUNCTION', 'RESTORE', fromOurs), 'OK');
+      assert.deepEqual(await listed(redis), await listed(ours));
+      assert.deepEqual(await redis.call('FCALL', 'echo', '1', 'k', 'v'), ['k', 'v']);
+    } finally {
+      for (const c of [ours, redis]) {
+        await c.call('FUNCTION', 'FLUSH');
+        c.disconnect();
+      }
+    }
+  });
 });
 
 /** A script that never returns: reads only, so it can be killed. */
@@ -329,8 +400,8 @@ describe('scripting: safety and persistence', () => {
       assert.equal(await c.call('FCALL', 'echo', '0').catch((e: Error) => e.message), 'ERR Function not found');
       assert.equal(await c.call('FUNCTION', 'RESTORE', dump), 'OK');
       assert.deepEqual(await c.call('FCALL', 'echo', '1', 'a', 'b'), ['a', 'b']);
-      assert.equal(await c.call('FUNCTION', 'RESTORE', dump).catch((e: Error) => e.message), "ERR Library 'mylib' already exists");
-      assert.equal(await c.call('FUNCTION', 'RESTORE', Buffer.from('junk')).catch((e: Error) => e.message), 'ERR payload version or checksum are wrong');
+      assert.equal(await c.call('FUNCTION', 'RESTORE', dump).catch((e: Error) => e.message), 'ERR Library mylib already exists');
+      assert.equal(await c.call('FUNCTION', 'RESTORE', Buffer.from('junk')).catch((e: Error) => e.message), 'ERR DUMP payload version or checksum are wrong');
     } finally {
       c.disconnect();
       await ours.close();
