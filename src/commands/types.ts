@@ -145,6 +145,10 @@ export interface ClientState {
   noTouch: boolean;
   /** Set by MONITOR: the client is fed every command the others run. */
   monitor: boolean;
+  /** Set once the client streams this primary's writes (BLOBREPL STREAM): CLIENT LIST's S flag. */
+  replica?: boolean;
+  /** A command of this client is held (CLIENT PAUSE, write room): CLIENT LIST's b flag. */
+  readonly blocked?: boolean;
   /** Sends a reply outside the request/reply order (MONITOR's feed); absent without a socket. */
   push?(reply: Reply): void;
 }
