@@ -15,7 +15,6 @@
  * SHUTDOWN NOSAVE remains.
  */
 import { createHash } from 'node:crypto';
-import { getHeapStatistics } from 'node:v8';
 import fengari, { type LuaState } from 'fengari';
 import { ErrorReply, OK, type Reply } from '../protocol/reply.js';
 import { joinAcks, type Ack, type Keyspace } from '../storage/keyspace.js';
@@ -24,6 +23,7 @@ import { pushReply, scriptError, toReply } from './convert.js';
 import { LuaVm, pushErrorTable, raiseErrorTable, type LOG_LEVELS, type ScriptHost } from './lua-vm.js';
 import { scriptKeyspace } from './script-keyspace.js';
 import { FunctionRegistry } from './functions.js';
+import { arm, disarm, heapUsed, SCRIPT_OOM } from './memory-guard.js';
 
 const { lua, lauxlib } = fengari;
 
@@ -42,7 +42,6 @@ const UNKILLABLE = new ErrorReply(
   'UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.',
 );
 const KILLED = 'ERR Script killed by user with SCRIPT KILL...';
-const OOM = 'ERR Script used more memory than the scripting memory limit (not enough memory)';
 
 
 export interface EngineOptions {
@@ -97,11 +96,6 @@ class Run {
   ) {
     this.ks = scriptKeyspace(ctx.ks, (ack) => this.acks.push(ack));
   }
-}
-
-function heapUsed(): number {
-  const h = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & { external_memory?: number };
-  return h.used_heap_size + (h.external_memory ?? 0);
 }
 
 export function sha1hex(body: Buffer): string {
@@ -279,10 +273,14 @@ export class ScriptEngine {
     };
     const step = (first: boolean): Reply | Promise<Reply> => {
       let status: number;
+      // Every byte buffer the VM makes while the script runs is checked against its budget.
+      arm(run.heapBase, this.opts.memoryLimitBytes, co);
       try {
         status = lua.lua_resume(co, null, first ? nargs : 0);
       } catch (err) {
         return finish(new ErrorReply(`ERR Error running script ${target.name}, ${err instanceof Error ? err.message : String(err)}`));
+      } finally {
+        disarm();
       }
       if (status === lua.LUA_YIELD) {
         lua.lua_settop(co, 0);
@@ -306,7 +304,7 @@ export class ScriptEngine {
   private hook(L: LuaState, run: Run): void {
     if (heapUsed() - run.heapBase > this.opts.memoryLimitBytes) {
       lua.lua_sethook(L, null, 0, 0);
-      raiseErrorTable(L, OOM);
+      raiseErrorTable(L, SCRIPT_OOM);
     }
     if (run.killed) {
       lua.lua_sethook(L, null, 0, 0);

@@ -75,6 +75,7 @@ declare module 'fengari' {
     lua_getmetatable(L: LuaState, idx: number): boolean;
     lua_topointer(L: LuaState, idx: number): unknown;
     lua_tocfunction(L: LuaState, idx: number): JsFunction | null;
+    lua_tothread(L: LuaState, idx: number): LuaState | null;
     lua_next(L: LuaState, idx: number): boolean;
     lua_setupvalue(L: LuaState, funcindex: number, n: number): LuaString | null;
     lua_pcall(L: LuaState, nargs: number, nresults: number, msgh: number): number;

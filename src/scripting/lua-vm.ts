@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import fengari, { type JsFunction, type LuaState } from 'fengari';
 import { openBit, openCjson, openCmsgpack } from './lua-libs.js';
+import { switchThread } from './memory-guard.js';
 import { isReadonly, protectRecursively, READONLY_MESSAGE, setReadonly } from './readonly-tables.js';
 
 const { lua, lauxlib, lualib, to_luastring } = fengari;
@@ -71,6 +72,18 @@ struct = {
   unpack = function(f, s, pos) return sunpack(sfmt(f), s, pos) end,
   size = function(f) return ssize(sfmt(f)) end,
 }
+
+-- coroutine.wrap resumes through coroutine.resume (which LuaVm wraps so that the memory guard
+-- knows the running thread); errors propagate as Lua 5.3's auxwrap propagates them.
+local coroutine = coroutine
+coroutine.wrap = function(f)
+  local co = coroutine.create(f)
+  return function(...)
+    local r = table.pack(coroutine.resume(co, ...))
+    if not r[1] then error(r[2], 2) end
+    return table.unpack(r, 2, r.n)
+  end
+end
 
 dofile, loadfile, require, print, debug = nil, nil, nil, nil, nil
 
@@ -160,6 +173,24 @@ export class LuaVm {
    */
   private protect(): void {
     const L = this.L;
+    // The memory guard raises its error on the running thread: coroutine.resume switches it.
+    lua.lua_getglobal(L, to_luastring('coroutine'));
+    lua.lua_getfield(L, -1, to_luastring('resume'));
+    const resume = lua.lua_tocfunction(L, -1);
+    lua.lua_pop(L, 1);
+    if (resume === null) throw new Error('scripting prelude: no coroutine.resume');
+    lua.lua_pushcfunction(L, (L) => {
+      const co = lua.lua_tothread(L, 1);
+      if (co === null) return resume(L);
+      const previous = switchThread(co);
+      try {
+        return resume(L);
+      } finally {
+        if (previous !== null) switchThread(previous);
+      }
+    });
+    lua.lua_setfield(L, -2, to_luastring('resume'));
+    lua.lua_pop(L, 1);
     lua.lua_getglobal(L, to_luastring('setmetatable'));
     const setmetatable = lua.lua_tocfunction(L, -1);
     lua.lua_pop(L, 1);

@@ -15,7 +15,8 @@ import pino from 'pino';
 import { Redis } from 'ioredis';
 import Redlock from 'redlock';
 import { compareServersForSuite, itMatchesRedis, type Cmd } from '../helpers/compare.js';
-import { startOurs, startRedis, tempDir, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { spawnOurs, startOurs, startRedis, tempDir, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { MiB, mib, procMemory } from '../helpers/proc.js';
 import { configSchema } from '../../src/config/index.js';
 import { encodeDump, encodeFunctionsDump } from '../../src/protocol/rdb.js';
 import { startServer } from '../../src/app.js';
@@ -371,11 +372,56 @@ describe('scripting: safety and persistence', () => {
       const err = await c
         .eval("local t = {} local s = string.rep('x', 256 * 1024) for i = 1, 100000 do t[i] = s .. i end return #t", 0)
         .then(() => null, (e: Error) => e.message);
-      assert.match(String(err), /^ERR Script used more memory than the scripting memory limit/);
+      // From the count hook, or (with the script's position) from the allocation guard.
+      assert.match(String(err), /^ERR (user_script:1: )?Script used more memory than the scripting memory limit/);
       assert.equal(await c.eval('return 1', 0), 1);
     } finally {
       c.disconnect();
       await ours.close();
+    }
+  });
+
+  it('one huge allocation is refused before it exists: the server stays up, serves others, and RSS stays bounded', async () => {
+    const child = await spawnOurs(['--data-dir', join(tempDir(), 'data')]);
+    const pid = child.proc.pid!;
+    const c = new Redis({ port: child.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    const other = new Redis({ port: child.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    const big = "local s = ('x'):rep(2^26) ";
+    const attacks = [
+      "return #string.rep('x', 2^31 - 1)",
+      "return #('x'):rep(1e9)",
+      "local s = ('x'):rep(2^20) local t = {} for i = 1, 1000 do t[i] = s end return #table.concat(t)",
+      "local s = 'x' for i = 1, 40 do s = s .. s end return #s",
+      big + 'return #(s..s..s..s..s..s..s..s..s..s)',
+      big + "return #string.format('%s%s%s%s%s%s', s, s, s, s, s, s)",
+      "return #string.gsub(('x'):rep(2^12), 'x', {x = ('y'):rep(2^17)})",
+      big + 'return #cjson.encode({s, s, s, s, s, s})',
+      big + 'return #cmsgpack.pack(s, s, s, s, s, s)',
+      big + "return #struct.pack('c67108864c67108864c67108864c67108864c67108864', s, s, s, s, s)",
+      "local f = coroutine.wrap(function() local s = 'x' for i = 1, 40 do s = s .. s end end) f()",
+    ];
+    try {
+      assert.equal(await c.eval('return 1', 0), 1);
+      const base = procMemory(pid).rss;
+      for (const script of attacks) {
+        const err = await c.eval(script, 0).then((r) => `replied ${String(r)}`, (e: Error) => e.message);
+        assert.match(err, /^ERR (user_script:1: )*Script used more memory than the scripting memory limit \(not enough memory\) script: /, script);
+        assert.equal(await other.ping(), 'PONG');
+        const peak = procMemory(pid).peak;
+        // The limit (256 MiB of growth) plus at most one refused-size step and V8's slack.
+        assert.ok(peak - base < 576 * MiB, `${script}: peak ${mib(peak)} over a base of ${mib(base)}`);
+      }
+      // Strings within the budget still work, and pcall sees the error as Lua code would.
+      assert.equal(await c.eval("return #('x'):rep(2^24) + #table.concat({('y'):rep(2^20), ('z'):rep(2^20)})", 0), 2 ** 24 + 2 ** 21);
+      assert.deepEqual(await c.eval("local ok, e = pcall(function() local s = 'x' for i = 1, 40 do s = s .. s end end) return {tostring(ok), e}", 0), [
+        'false',
+        'user_script:1: Script used more memory than the scripting memory limit (not enough memory)',
+      ]);
+    } finally {
+      c.disconnect();
+      other.disconnect();
+      child.proc.kill('SIGTERM');
+      await child.exited;
     }
   });
 
