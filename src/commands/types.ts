@@ -164,7 +164,10 @@ export type ReplyMode = 'on' | 'off' | 'skip' | 'skip-next';
  * applies the slow log and latency parameters on its own).
  */
 export type ConfigChange =
-  | { readonly name: 'maxclients' | 'timeout' | 'client-query-buffer-limit'; readonly value: number }
+  | {
+      readonly name: 'maxclients' | 'timeout' | 'client-query-buffer-limit' | 'hash-max-listpack-entries' | 'hash-max-listpack-value';
+      readonly value: number;
+    }
   | { readonly name: 'requirepass'; readonly value: string }
   | { readonly name: 'loglevel'; readonly value: 'debug' | 'verbose' | 'notice' | 'warning' };
 
