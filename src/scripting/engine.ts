@@ -23,7 +23,7 @@ import { pushReply, scriptError, toReply } from './convert.js';
 import { LuaVm, pushErrorTable, raiseErrorTable, type LOG_LEVELS, type ScriptHost } from './lua-vm.js';
 import { scriptKeyspace } from './script-keyspace.js';
 import { FunctionRegistry } from './functions.js';
-import { arm, disarm, heapUsed, SCRIPT_OOM } from './memory-guard.js';
+import { arm, disarm, heapUsed, SCRIPT_OOM, suspend } from './memory-guard.js';
 
 const { lua, lauxlib } = fengari;
 
@@ -352,7 +352,13 @@ export class ScriptEngine {
     if (write && run.target.readOnly) return fail('ERR Write commands are not allowed from read-only scripts.');
     if (write) run.wrote = true;
     const ctx: CommandContext = { ks: run.ks, client: run.ctx.client, server: run.ctx.server, now: run.ctx.now };
-    const reply = run.runCommand(spec, ctx, args);
+    const rearm = suspend();
+    let reply: Reply | Promise<Reply>;
+    try {
+      reply = run.runCommand(spec, ctx, args);
+    } finally {
+      rearm();
+    }
     if (reply instanceof Promise) {
       // A value still being computed by an earlier command's write: it cannot be waited for here.
       void reply.catch(() => undefined);

@@ -78,6 +78,18 @@ export function arm(base: number, limit: number, thread: LuaState): void {
   globalThis.Uint8Array = GuardedUint8Array;
 }
 
+/**
+ * Lifts the checks while a command runs for redis.call (its handlers and the store are not the
+ * script's allocations); the returned function puts them back.
+ */
+export function suspend(): () => void {
+  const saved = budget;
+  disarm();
+  return () => {
+    if (saved !== null) arm(saved.base, saved.limit, saved.thread);
+  };
+}
+
 export function disarm(): void {
   budget = null;
   globalThis.Uint8Array = RealUint8Array;
