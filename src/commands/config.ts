@@ -51,24 +51,36 @@ const RUNTIME: ReadonlyMap<string, (raw: string) => Parsed> = new Map([
   ['client-query-buffer-limit', memoryIn(1024n * 1024n, LLONG_MAX)],
   ['loglevel', oneOf(['debug', 'verbose', 'notice', 'warning'])],
   ['requirepass', (raw: string): Parsed => ({ ok: true, value: raw })],
+  // Read by OBJECT ENCODING of a namespace (listpack or hashtable), as Redis' own limits.
+  ['hash-max-listpack-entries', integerIn(0n, LLONG_MAX)],
+  ['hash-max-listpack-value', memoryIn(0n, LLONG_MAX)],
+]);
+
+/** Redis' older names of the same parameters (CONFIG GET lists both; SET through either). */
+const ALIASES: ReadonlyMap<string, string> = new Map([
+  ['hash-max-ziplist-entries', 'hash-max-listpack-entries'],
+  ['hash-max-ziplist-value', 'hash-max-listpack-value'],
 ]);
 
 const configSet: Handler = ({ server }, args) => {
   if (args.length % 2 !== 0) return unknownOption(args[args.length - 1]);
   const known = new Set(server.configParameters().map(([name]) => name));
   const changes: [string, number | string][] = [];
+  const typedNames: string[] = [];
   // As Redis: every name and value is checked before anything changes.
   for (let i = 2; i < args.length; i += 2) {
     const typed = args[i].toString('latin1');
     const name = typed.toLowerCase();
-    const parse = RUNTIME.get(name);
+    const parse = RUNTIME.get(ALIASES.get(name) ?? name);
     if (parse === undefined && !known.has(name)) return unknownOption(args[i]);
     // Redis names the parameter as it was typed.
     if (parse === undefined) return setFailed(typed, "can't set immutable config");
-    if (changes.some(([n]) => n === name)) return setFailed(typed, 'duplicate parameter');
+    // As Redis: a name twice is refused, a name and its alias are not (the later one wins).
+    if (typedNames.includes(name)) return setFailed(typed, 'duplicate parameter');
+    typedNames.push(name);
     const parsed = parse(args[i + 1].toString('utf8'));
     if (!parsed.ok) return setFailed(typed, parsed.why);
-    changes.push([name, parsed.value]);
+    changes.push([ALIASES.get(name) ?? name, parsed.value]);
   }
   for (const [name, value] of changes) {
     if (name === 'slowlog-log-slower-than') server.slowlog.slowerThan = value as number;

@@ -371,6 +371,10 @@ function clientKill({ server, client, now }: CommandContext, args: Buffer[]): Re
  * nothing). Fields that have no meaning here are Redis' idle values (fd=-1, sub=0, rbs=0…).
  */
 export function clientLine(c: ClientState, now: number): string {
+  const multi = c.tx?.queued ?? null;
+  // Redis' mstate.argv_len_sums: the queued arguments plus one pointer (8 bytes) per argument.
+  let multiMem = 0;
+  for (const q of multi ?? []) for (const a of q.args) multiMem += a.length + 8;
   return [
     `id=${c.id}`,
     `addr=${c.addr}`,
@@ -379,15 +383,15 @@ export function clientLine(c: ClientState, now: number): string {
     `name=${c.name}`,
     `age=${Math.floor((now - c.createdAt) / 1000)}`,
     `idle=${Math.floor((now - c.lastInteraction) / 1000)}`,
-    'flags=N',
+    `flags=${clientFlags(c)}`,
     `db=${c.db}`,
-    'sub=0 psub=0 ssub=0 multi=-1',
+    `sub=0 psub=0 ssub=0 multi=${multi === null ? -1 : multi.length}`,
     `qbuf=${c.queryBufferBytes}`,
     'qbuf-free=0',
     `argv-mem=${c.argvBytes}`,
-    'multi-mem=0 rbs=0 rbp=0 obl=0 oll=0',
+    `multi-mem=${multiMem} rbs=0 rbp=0 obl=0 oll=0`,
     `omem=${c.backlog}`,
-    `tot-mem=${c.queryBufferBytes + c.argvBytes + c.backlog}`,
+    `tot-mem=${c.queryBufferBytes + c.argvBytes + multiMem + c.backlog}`,
     'events=r',
     `cmd=${c.lastCommand}`,
     'user=default redir=-1',
@@ -395,6 +399,27 @@ export function clientLine(c: ClientState, now: number): string {
     `lib-name=${c.libName}`,
     `lib-ver=${c.libVer}`,
   ].join(' ');
+}
+
+/**
+ * CLIENT LIST's flags letters in Redis 7.2's order (catClientInfoString), for the states this
+ * server has: O (MONITOR) / S (a replica streaming from this primary), x (in MULTI), b (a command
+ * held by CLIENT PAUSE or waiting for write room), d (a watched key was touched), c (closing after
+ * its reply), e (CLIENT NO-EVICT), T (CLIENT NO-TOUCH); N when none. M (our own link to a primary)
+ * is an outgoing connection, not a client here; P (pub/sub), t/R/B (tracking), r (READONLY) have
+ * no state here.
+ */
+export function clientFlags(c: ClientState): string {
+  let f = '';
+  if (c.monitor) f += 'O';
+  else if (c.replica === true) f += 'S';
+  if (c.tx?.inMulti === true) f += 'x';
+  if (c.blocked === true) f += 'b';
+  if (c.tx?.touched === true) f += 'd';
+  if (c.closeAfterReply) f += 'c';
+  if (c.noEvict) f += 'e';
+  if (c.noTouch) f += 'T';
+  return f === '' ? 'N' : f;
 }
 
 /** Redis allows only printable ASCII without spaces in client names and library info. */

@@ -45,6 +45,9 @@ export class Dispatcher {
   dispatch(client: ClientState, args: Buffer[]): Outcome {
     const spec = commandTable.resolve(args);
     if (spec instanceof ErrorReply) return this.reject(client, spec);
+    // CLIENT LIST's cmd=: Redis' lastcmd is set once the command is looked up, so a queued, held or
+    // refused command shows too.
+    client.lastCommand = spec.name;
     // The command table's no_auth flag (AUTH, HELLO, QUIT) is the only way past this gate.
     // `required` is read on every command: CONFIG SET requirepass "" lets waiting clients in, as in Redis.
     if (!client.authenticated && this.server.auth.required && !spec.flags.includes('no_auth')) return this.reject(client, NOAUTH);
@@ -63,7 +66,6 @@ export class Dispatcher {
     if (write && !queues && !this.room.hasRoom) return { kind: 'wait', until: this.room.waitForRoom() };
     const ctx: CommandContext = { ks: this.ks, client, server: this.server, now };
     if (queues) return { kind: 'ran', reply: queueInMulti(ctx, spec, args), write: false };
-    client.lastCommand = spec.name;
     this.server.stats.totalCommands++;
     return { kind: 'ran', reply: run(spec, ctx, args), write };
   }

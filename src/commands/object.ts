@@ -15,8 +15,8 @@ import { VERSION } from '../version.js';
 /** Redis' OBJ_SHARED_REFCOUNT: what OBJECT REFCOUNT answers for its shared integers 0..9999. */
 const SHARED_REFCOUNT = 2147483647;
 /**
- * Redis' OBJ_ENCODING_EMBSTR_SIZE_LIMIT, and hash-max-listpack-entries/-value as the redis-server
- * 7.0 package the tests compare with ships them (512 entries, 64 bytes).
+ * Redis' OBJ_ENCODING_EMBSTR_SIZE_LIMIT, and the defaults of hash-max-listpack-entries/-value
+ * (512 entries, 64 bytes; CONFIG SET changes them).
  */
 const EMBSTR_MAX = 44;
 const LISTPACK_MAX_ENTRIES = 512;
@@ -66,7 +66,18 @@ function then<T, R>(v: Then<T>, f: (v: T) => Then<R>): Then<R> {
 }
 
 /** OBJECT ENCODING: int/embstr/raw for a blob; listpack/hashtable for a namespace, by Redis' limits. */
-function encoding({ ks, now }: CommandContext, key: Buffer): Then<Reply> {
+/** hash-max-listpack-entries/-value as CONFIG GET shows them now (CONFIG SET changes them). */
+function listpackLimits(server: CommandContext['server']): { maxEntries: number; maxValue: number } {
+  let maxEntries = LISTPACK_MAX_ENTRIES;
+  let maxValue = LISTPACK_MAX_VALUE;
+  for (const [name, value] of server.configParameters()) {
+    if (name === 'hash-max-listpack-entries') maxEntries = Number(value);
+    else if (name === 'hash-max-listpack-value') maxValue = Number(value);
+  }
+  return { maxEntries, maxValue };
+}
+
+function encoding({ ks, now, server }: CommandContext, key: Buffer): Then<Reply> {
   const type = ks.keyType(key, now);
   if (type === 'none') return null;
   if (type === 'string') {
@@ -76,10 +87,11 @@ function encoding({ ks, now }: CommandContext, key: Buffer): Then<Reply> {
       return then(ks.get(null, key, now), (v) => (v === null ? null : stringEncoding(v)));
     });
   }
+  const { maxEntries, maxValue } = listpackLimits(server);
   const fields = ks.namespaceFields(key, false, now);
-  if (fields.length > LISTPACK_MAX_ENTRIES || fields.some((f) => f.field.length > LISTPACK_MAX_VALUE)) return 'hashtable';
+  if (fields.length > maxEntries || fields.some((f) => f.field.length > maxValue)) return 'hashtable';
   const sizes = fields.map((f) => ks.size(key, f.field, now));
-  const decide = (all: number[]): Reply => (all.some((n) => n > LISTPACK_MAX_VALUE) ? 'hashtable' : 'listpack');
+  const decide = (all: number[]): Reply => (all.some((n) => n > maxValue) ? 'hashtable' : 'listpack');
   return sizes.some((s) => s instanceof Promise) ? Promise.all(sizes).then(decide) : decide(sizes as number[]);
 }
 

@@ -174,6 +174,7 @@ export const replicationCommands: CommandSpec[] = [
         arity: 8,
         flags: ['admin', 'noscript'],
         handler: guarded(async (ctx, args) => {
+          ctx.client.replica = true;
           const r = replicationOf(ctx)!;
           const from = nonNegative(args[5]);
           const max = nonNegative(args[6]);

@@ -278,12 +278,12 @@ function flush(name: 'flushdb' | 'flushall', summary: string, complexity: string
     flags: ['write'],
     categories: ['keyspace', 'dangerous'],
     tips: ['request_policy:all_shards', 'response_policy:all_succeeded'],
-    handler: ({ ks }: CommandContext, args: Buffer[]) => {
+    handler: ({ ks, now }: CommandContext, args: Buffer[]) => {
       if (args.length > 2) return SYNTAX_ERROR;
       if (args.length === 2 && !['async', 'sync'].includes(args[1].toString('latin1').toLowerCase())) {
         return SYNTAX_ERROR;
       }
-      return afterAck(ks.flushAll(), OK);
+      return afterAck(ks.flushAll(now), OK);
     },
   });
 }

@@ -145,6 +145,10 @@ export interface ClientState {
   noTouch: boolean;
   /** Set by MONITOR: the client is fed every command the others run. */
   monitor: boolean;
+  /** Set once the client streams this primary's writes (BLOBREPL STREAM): CLIENT LIST's S flag. */
+  replica?: boolean;
+  /** A command of this client is held (CLIENT PAUSE, write room): CLIENT LIST's b flag. */
+  readonly blocked?: boolean;
   /** Sends a reply outside the request/reply order (MONITOR's feed); absent without a socket. */
   push?(reply: Reply): void;
 }
@@ -160,7 +164,10 @@ export type ReplyMode = 'on' | 'off' | 'skip' | 'skip-next';
  * applies the slow log and latency parameters on its own).
  */
 export type ConfigChange =
-  | { readonly name: 'maxclients' | 'timeout' | 'client-query-buffer-limit'; readonly value: number }
+  | {
+      readonly name: 'maxclients' | 'timeout' | 'client-query-buffer-limit' | 'hash-max-listpack-entries' | 'hash-max-listpack-value';
+      readonly value: number;
+    }
   | { readonly name: 'requirepass'; readonly value: string }
   | { readonly name: 'loglevel'; readonly value: 'debug' | 'verbose' | 'notice' | 'warning' };
 
@@ -217,7 +224,15 @@ export interface ServerContext {
   readonly pause: ClientPause;
   /** This node's replication role: primary (streams to replicas) or replica (refuses writes). */
   replication?: Replication;
+  /**
+   * Writes a line to the server's log at one of Redis' levels (redis.log from scripts); absent
+   * where there is no log (socket-free harness).
+   */
+  logAt?(level: RedisLogLevel, message: string): void;
 }
+
+/** Redis' log levels (LL_DEBUG … LL_WARNING), as redis.log and CONFIG's loglevel name them. */
+export type RedisLogLevel = 'debug' | 'verbose' | 'notice' | 'warning';
 
 export interface CommandTableView {
   readonly all: readonly CommandSpec[];

@@ -273,6 +273,59 @@ export function decodeDump(payload: Buffer, maxBytes: number): DumpValue {
   }
 }
 
+// ---- FUNCTION DUMP / RESTORE -------------------------------------------------------------------
+
+/** rdb.h: a library's code (7.0 GA on), and the 7.0-rc format (name, engine, description, body). */
+export const RDB_OPCODE_FUNCTION2 = 245;
+export const RDB_OPCODE_FUNCTION_PRE_GA = 246;
+
+/**
+ * FUNCTION DUMP's payload (functionDumpCommand, rdbSaveFunctions): per library RDB_OPCODE_FUNCTION2
+ * and its code as an RDB string, then the RDB version and CRC-64 footer. The code is not
+ * LZF-compressed (Redis compresses it), so the bytes differ from Redis' but restore the same.
+ */
+export function encodeFunctionsDump(codes: readonly Buffer[]): Buffer {
+  const body: Buffer[] = [];
+  for (const code of codes) body.push(Buffer.from([RDB_OPCODE_FUNCTION2]), ...stringBytes(code));
+  return withFooter(body);
+}
+
+/**
+ * The library codes of a FUNCTION DUMP payload (functionRestoreCommand, rdbFunctionLoad), in
+ * order. Errors carry Redis' messages: "DUMP payload version or checksum are wrong", "given type
+ * is not a function", "Failed loading library payload" (and the 7.0-rc format's own).
+ */
+export function decodeFunctionsDump(payload: Buffer, maxBytes: number): Buffer[] {
+  if (!verifyDumpPayload(payload)) throw new DumpPayloadError('checksum', 'DUMP payload version or checksum are wrong');
+  const r = new Reader(payload, payload.length, maxBytes);
+  const codes: Buffer[] = [];
+  const read = <T>(f: () => T, why: string): T => {
+    try {
+      return f();
+    } catch (err) {
+      if (err instanceof DumpPayloadError) throw bad(why);
+      throw err;
+    }
+  };
+  // As Redis: read until the last 10 bytes, which are the footer.
+  while (payload.length - r.pos > FOOTER) {
+    const type = r.byte();
+    if (type === RDB_OPCODE_FUNCTION2) {
+      codes.push(read(() => r.string(), 'Failed loading library payload'));
+    } else if (type === RDB_OPCODE_FUNCTION_PRE_GA) {
+      const name = read(() => r.string(), 'Failed loading library name');
+      const engine = read(() => r.string(), 'Failed loading engine name');
+      const hasDesc = read(() => r.plainLength(), 'Failed loading library description indicator');
+      if (hasDesc !== 0) read(() => r.string(), 'Failed loading library description');
+      const body = read(() => r.string(), 'Failed loading library blob');
+      codes.push(Buffer.concat([Buffer.from(`#!${engine.toString('latin1')} name=${name.toString('latin1')}\n`, 'latin1'), body]));
+    } else {
+      throw bad('given type is not a function');
+    }
+  }
+  return codes;
+}
+
 /** The RDB type byte of a valid payload, for error messages (import reports skipped types). */
 export function dumpType(payload: Buffer): number | null {
   return payload.length > FOOTER ? payload[0] : null;

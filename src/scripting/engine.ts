@@ -15,7 +15,6 @@
  * SHUTDOWN NOSAVE remains.
  */
 import { createHash } from 'node:crypto';
-import { getHeapStatistics } from 'node:v8';
 import fengari, { type LuaState } from 'fengari';
 import { ErrorReply, OK, type Reply } from '../protocol/reply.js';
 import { joinAcks, type Ack, type Keyspace } from '../storage/keyspace.js';
@@ -24,6 +23,7 @@ import { pushReply, scriptError, toReply } from './convert.js';
 import { LuaVm, pushErrorTable, raiseErrorTable, type LOG_LEVELS, type ScriptHost } from './lua-vm.js';
 import { scriptKeyspace } from './script-keyspace.js';
 import { FunctionRegistry } from './functions.js';
+import { arm, disarm, heapUsed, SCRIPT_OOM, suspend } from './memory-guard.js';
 
 const { lua, lauxlib } = fengari;
 
@@ -42,7 +42,6 @@ const UNKILLABLE = new ErrorReply(
   'UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.',
 );
 const KILLED = 'ERR Script killed by user with SCRIPT KILL...';
-const OOM = 'ERR Script used more memory than the scripting memory limit (not enough memory)';
 
 
 export interface EngineOptions {
@@ -97,11 +96,6 @@ class Run {
   ) {
     this.ks = scriptKeyspace(ctx.ks, (ack) => this.acks.push(ack));
   }
-}
-
-function heapUsed(): number {
-  const h = getHeapStatistics() as ReturnType<typeof getHeapStatistics> & { external_memory?: number };
-  return h.used_heap_size + (h.external_memory ?? 0);
 }
 
 export function sha1hex(body: Buffer): string {
@@ -279,10 +273,14 @@ export class ScriptEngine {
     };
     const step = (first: boolean): Reply | Promise<Reply> => {
       let status: number;
+      // Every byte buffer the VM makes while the script runs is checked against its budget.
+      arm(run.heapBase, this.opts.memoryLimitBytes, co);
       try {
         status = lua.lua_resume(co, null, first ? nargs : 0);
       } catch (err) {
         return finish(new ErrorReply(`ERR Error running script ${target.name}, ${err instanceof Error ? err.message : String(err)}`));
+      } finally {
+        disarm();
       }
       if (status === lua.LUA_YIELD) {
         lua.lua_settop(co, 0);
@@ -306,7 +304,7 @@ export class ScriptEngine {
   private hook(L: LuaState, run: Run): void {
     if (heapUsed() - run.heapBase > this.opts.memoryLimitBytes) {
       lua.lua_sethook(L, null, 0, 0);
-      raiseErrorTable(L, OOM);
+      raiseErrorTable(L, SCRIPT_OOM);
     }
     if (run.killed) {
       lua.lua_sethook(L, null, 0, 0);
@@ -354,7 +352,13 @@ export class ScriptEngine {
     if (write && run.target.readOnly) return fail('ERR Write commands are not allowed from read-only scripts.');
     if (write) run.wrote = true;
     const ctx: CommandContext = { ks: run.ks, client: run.ctx.client, server: run.ctx.server, now: run.ctx.now };
-    const reply = run.runCommand(spec, ctx, args);
+    const rearm = suspend();
+    let reply: Reply | Promise<Reply>;
+    try {
+      reply = run.runCommand(spec, ctx, args);
+    } finally {
+      rearm();
+    }
     if (reply instanceof Promise) {
       // A value still being computed by an earlier command's write: it cannot be waited for here.
       void reply.catch(() => undefined);
@@ -385,8 +389,16 @@ export function engineOf(server: ServerContext, make?: (server: ServerContext) =
   let e = engines.get(server);
   if (e === undefined) {
     const threshold = Number(param(server, 'busy-reply-threshold') ?? param(server, 'lua-time-limit') ?? 5000);
-    e = make?.(server) ?? new ScriptEngine({ version: server.version, busyThresholdMs: threshold > 0 ? threshold : 5000, memoryLimitBytes: DEFAULT_MEMORY_LIMIT });
-    e.functions = new FunctionRegistry(e, param(server, 'dir') ?? null);
+    e =
+      make?.(server) ??
+      new ScriptEngine({
+        version: server.version,
+        busyThresholdMs: threshold > 0 ? threshold : 5000,
+        memoryLimitBytes: DEFAULT_MEMORY_LIMIT,
+        // redis.log and the slow-script warning go to the server's log at Redis' level.
+        log: (level, message) => server.logAt?.(level, message),
+      });
+    e.functions = new FunctionRegistry(e, param(server, 'dir') ?? null, (message) => server.logAt?.('warning', `FUNCTION libraries not loaded: ${message}`));
     engines.set(server, e);
   }
   return e;

@@ -72,6 +72,10 @@ declare module 'fengari' {
     lua_rawgeti(L: LuaState, idx: number, n: number): number;
     lua_rawseti(L: LuaState, idx: number, n: number): void;
     lua_setmetatable(L: LuaState, idx: number): void;
+    lua_getmetatable(L: LuaState, idx: number): boolean;
+    lua_topointer(L: LuaState, idx: number): unknown;
+    lua_tocfunction(L: LuaState, idx: number): JsFunction | null;
+    lua_tothread(L: LuaState, idx: number): LuaState | null;
     lua_next(L: LuaState, idx: number): boolean;
     lua_setupvalue(L: LuaState, funcindex: number, n: number): LuaString | null;
     lua_pcall(L: LuaState, nargs: number, nresults: number, msgh: number): number;
@@ -100,6 +104,7 @@ declare module 'fengari' {
     luaL_optinteger(L: LuaState, arg: number, def: number): number;
     luaL_checktype(L: LuaState, arg: number, t: number): void;
     luaL_error(L: LuaState, fmt: string, ...args: unknown[]): never;
+    luaL_where(L: LuaState, level: number): void;
     luaL_argerror(L: LuaState, arg: number, extramsg: string): never;
     luaL_tolstring(L: LuaState, idx: number): LuaString;
     luaL_traceback(L: LuaState, L1: LuaState, msg: LuaString | null, level: number): void;

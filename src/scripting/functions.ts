@@ -7,6 +7,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fengari, { type LuaState } from 'fengari';
 import { ErrorReply, type Reply } from '../protocol/reply.js';
+import { decodeFunctionsDump, DumpPayloadError, encodeFunctionsDump } from '../protocol/rdb.js';
 import { raiseErrorTable } from './lua-vm.js';
 import type { ScriptEngine } from './engine.js';
 
@@ -28,7 +29,8 @@ export interface Library {
 
 const FLAGS = ['no-writes', 'allow-oom', 'allow-stale', 'no-cluster', 'allow-cross-slot-keys'];
 const NAME = /^[A-Za-z0-9_]+$/;
-const DUMP_MAGIC = 'BLOBASAUR-FUNCTIONS-1\n';
+/** Decoded library code a FUNCTION RESTORE may hold (Redis' proto-max-bulk-len default). */
+const MAX_RESTORE_BYTES = 512 * 1024 * 1024;
 const FILE = 'functions.json';
 
 export type RestorePolicy = 'APPEND' | 'REPLACE' | 'FLUSH';
@@ -75,30 +77,48 @@ export class FunctionRegistry {
     this.persist();
   }
 
+  /** FUNCTION DUMP: Redis' payload (RDB function opcodes, version and CRC-64; src/protocol/rdb.ts). */
   dump(): Buffer {
-    return Buffer.concat([Buffer.from(DUMP_MAGIC), Buffer.from(this.serialize())]);
+    return encodeFunctionsDump([...this.libraries.values()].map((l) => l.code));
   }
 
+  /**
+   * FUNCTION RESTORE, all or nothing, in Redis' order (functionRestoreCommand): the payload's
+   * libraries are created on their own first (compile and registration errors), then joined with
+   * the current ones — FLUSH drops those, APPEND fails on a library name already present, REPLACE
+   * drops the library it replaces; a function name held by a library that stays fails it.
+   */
   restore(payload: Buffer, policy: RestorePolicy): Reply {
-    const magic = Buffer.from(DUMP_MAGIC);
     let codes: Buffer[];
     try {
-      if (!payload.subarray(0, magic.length).equals(magic)) throw new Error('magic');
-      const parsed = JSON.parse(payload.subarray(magic.length).toString('utf8')) as { libraries: { code: string }[] };
-      codes = parsed.libraries.map((l) => Buffer.from(l.code, 'base64'));
-    } catch {
-      return new ErrorReply('ERR payload version or checksum are wrong');
+      codes = decodeFunctionsDump(payload, MAX_RESTORE_BYTES);
+    } catch (err) {
+      if (err instanceof DumpPayloadError) return new ErrorReply(`ERR ${err.message}`);
+      throw err;
     }
-    const previous = [...this.libraries.values()].map((l) => l.code);
-    if (policy === 'FLUSH') for (const lib of [...this.libraries.values()]) this.remove(lib);
+    const previous = [...this.libraries.values()];
+    for (const lib of previous) this.remove(lib);
+    const fail = (reply: ErrorReply): ErrorReply => {
+      for (const lib of [...this.libraries.values()]) this.remove(lib);
+      for (const lib of previous) this.add(lib.code, true);
+      return reply;
+    };
     for (const code of codes) {
-      const r = this.add(code, policy === 'REPLACE');
-      if (r instanceof ErrorReply) {
-        // All or nothing, as Redis: put back what was there.
-        for (const lib of [...this.libraries.values()]) this.remove(lib);
-        for (const c of previous) this.add(c, true);
-        return r;
+      const r = this.add(code, false);
+      if (r instanceof ErrorReply) return fail(r);
+    }
+    if (policy !== 'FLUSH') {
+      const kept: Library[] = [];
+      for (const old of previous) {
+        if (!this.libraries.has(old.name)) kept.push(old);
+        else if (policy === 'APPEND') return fail(new ErrorReply(`ERR Library ${old.name} already exists`));
       }
+      for (const old of kept) {
+        for (const name of old.functions.keys()) {
+          if (this.functions.has(name)) return fail(new ErrorReply(`ERR Function ${name} already exists`));
+        }
+      }
+      for (const old of kept) this.add(old.code, false);
     }
     this.persist();
     return null;
@@ -123,10 +143,12 @@ export class FunctionRegistry {
     const L = this.engine.vm.L;
     this.engine.registrar = (Lr) => registerFunction(Lr, lib);
     let status: number;
+    this.engine.vm.libraryLoading(true);
     try {
       lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, compiled.ref);
       status = lua.lua_pcall(L, 0, 0, 0);
     } finally {
+      this.engine.vm.libraryLoading(false);
       this.engine.registrar = null;
       this.engine.vm.release(compiled.ref);
     }
@@ -170,8 +192,9 @@ function errorText(L: LuaState): string {
     msg = s === null ? 'unknown error' : Buffer.from(s).toString('utf8');
     lua.lua_pop(L, 1);
   } else {
+    // Redis' luaExtractErrorInformation: a plain string error gets the ERR code.
     const s = lua.lua_tolstring(L, -1);
-    msg = s === null ? 'unknown error' : Buffer.from(s).toString('utf8');
+    msg = s === null ? 'unknown error' : `ERR ${Buffer.from(s).toString('utf8')}`;
   }
   lua.lua_pop(L, 1);
   return msg;

@@ -6,6 +6,7 @@
  * lua-vm.ts's prelude.
  */
 import fengari, { type LuaState, type JsFunction } from 'fengari';
+import { reserve } from './memory-guard.js';
 
 const { lua, lauxlib, to_luastring } = fengari;
 
@@ -73,6 +74,49 @@ export function openBit(L: LuaState): void {
   });
 }
 
+/** A growing output buffer for cjson.encode and cmsgpack.pack. */
+class Writer {
+  private buf = Buffer.allocUnsafe(256);
+  len = 0;
+  private room(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const size = Math.max(this.buf.length * 2, this.len + n);
+    // Checked against the script's memory budget before it exists (memory-guard.ts).
+    reserve(size);
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.len);
+    this.buf = next;
+  }
+  byte(b: number): void {
+    this.room(1);
+    this.buf[this.len++] = b;
+  }
+  bytes(b: Uint8Array): void {
+    this.room(b.length);
+    this.buf.set(b, this.len);
+    this.len += b.length;
+  }
+  num(kind: 'u16' | 'u32' | 'i8' | 'i16' | 'i32' | 'f32' | 'f64' | 'u64' | 'i64', v: number): void {
+    const sizes = { i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, f64: 8, u64: 8, i64: 8 } as const;
+    this.room(sizes[kind]);
+    const b = this.buf;
+    const o = this.len;
+    if (kind === 'i8') b.writeInt8(v, o);
+    else if (kind === 'u16') b.writeUInt16BE(v, o);
+    else if (kind === 'i16') b.writeInt16BE(v, o);
+    else if (kind === 'u32') b.writeUInt32BE(v, o);
+    else if (kind === 'i32') b.writeInt32BE(v, o);
+    else if (kind === 'f32') b.writeFloatBE(v, o);
+    else if (kind === 'f64') b.writeDoubleBE(v, o);
+    else if (kind === 'u64') b.writeBigUInt64BE(BigInt(v), o);
+    else b.writeBigInt64BE(BigInt(v), o);
+    this.len += sizes[kind];
+  }
+  result(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+}
+
 // ---- cjson --------------------------------------------------------------------------------------
 
 /** cjson.null: a light userdata, as lua-cjson's (a NULL pointer). */
@@ -103,19 +147,24 @@ export function formatG(n: number, precision: number): string {
 
 const ESCAPES: Record<number, string> = { 0x22: '\\"', 0x5c: '\\\\', 0x2f: '\\/', 0x08: '\\b', 0x0c: '\\f', 0x0a: '\\n', 0x0d: '\\r', 0x09: '\\t' };
 
-function encodeString(s: Uint8Array, out: number[]): void {
-  out.push(0x22);
-  for (const c of s) {
+function encodeString(s: Uint8Array, out: Writer): void {
+  out.byte(0x22);
+  // Runs of bytes that need no escape are copied at once.
+  let run = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
     const esc = ESCAPES[c];
-    if (esc !== undefined) for (let i = 0; i < esc.length; i++) out.push(esc.charCodeAt(i));
-    else if (c < 0x20 || c === 0x7f) for (const ch of `\\u${c.toString(16).padStart(4, '0')}`) out.push(ch.charCodeAt(0));
-    else out.push(c);
+    if (esc === undefined && c >= 0x20 && c !== 0x7f) continue;
+    if (i > run) out.bytes(s.subarray(run, i));
+    run = i + 1;
+    pushAscii(out, esc ?? `\\u${c.toString(16).padStart(4, '0')}`);
   }
-  out.push(0x22);
+  if (s.length > run) out.bytes(s.subarray(run));
+  out.byte(0x22);
 }
 
-function pushAscii(out: number[], s: string): void {
-  for (let i = 0; i < s.length; i++) out.push(s.charCodeAt(i));
+function pushAscii(out: Writer, s: string): void {
+  for (let i = 0; i < s.length; i++) out.byte(s.charCodeAt(i));
 }
 
 /** lua-cjson's array test: keys 1..n (not excessively sparse); -1 when the table is an object. */
@@ -137,7 +186,7 @@ function arrayLength(L: LuaState, idx: number): number {
   return max;
 }
 
-function encodeValue(L: LuaState, idx: number, depth: number, out: number[]): void {
+function encodeValue(L: LuaState, idx: number, depth: number, out: Writer): void {
   idx = lua.lua_absindex(L, idx);
   switch (lua.lua_type(L, idx)) {
     case lua.LUA_TSTRING:
@@ -162,34 +211,34 @@ function encodeValue(L: LuaState, idx: number, depth: number, out: number[]): vo
       if (depth > MAX_DEPTH) throw new Error(`Cannot serialise, excessive nesting (${depth})`);
       const n = arrayLength(L, idx);
       if (n > 0) {
-        out.push(0x5b);
+        out.byte(0x5b);
         for (let i = 1; i <= n; i++) {
-          if (i > 1) out.push(0x2c);
+          if (i > 1) out.byte(0x2c);
           lua.lua_rawgeti(L, idx, i);
           encodeValue(L, -1, depth + 1, out);
           lua.lua_pop(L, 1);
         }
-        out.push(0x5d);
+        out.byte(0x5d);
         return;
       }
-      out.push(0x7b);
+      out.byte(0x7b);
       let first = true;
       lua.lua_pushnil(L);
       while (lua.lua_next(L, idx)) {
-        if (!first) out.push(0x2c);
+        if (!first) out.byte(0x2c);
         first = false;
         const kt = lua.lua_type(L, -2);
         if (kt === lua.LUA_TSTRING) encodeString(lua.lua_tolstring(L, -2)!, out);
         else if (kt === lua.LUA_TNUMBER) {
-          out.push(0x22);
+          out.byte(0x22);
           pushAscii(out, lua.lua_isinteger(L, -2) ? String(lua.lua_tointeger(L, -2)) : formatNumber(lua.lua_tonumber(L, -2)));
-          out.push(0x22);
+          out.byte(0x22);
         } else throw new Error('Cannot serialise table: table key must be a number or string');
-        out.push(0x3a);
+        out.byte(0x3a);
         encodeValue(L, -1, depth + 1, out);
         lua.lua_pop(L, 1);
       }
-      out.push(0x7d);
+      out.byte(0x7d);
       return;
     }
   }
@@ -229,7 +278,9 @@ function guarded(f: JsFunction): JsFunction {
     try {
       n = f(L);
     } catch (err) {
-      lua.lua_pushstring(L, to_luastring(err instanceof Error ? err.message : String(err)));
+      // A Lua error raised inside (the memory guard's) is not ours to reword.
+      if (!(err instanceof Error)) throw err;
+      lua.lua_pushstring(L, to_luastring(err.message));
       return lua.lua_error(L);
     }
     return n;
@@ -240,9 +291,9 @@ export function openCjson(L: LuaState): void {
   register(L, 'cjson', {
     encode: guarded((L) => {
       if (lua.lua_gettop(L) !== 1) throw new Error('bad argument #1 to \'encode\' (expected 1 argument)');
-      const out: number[] = [];
+      const out = new Writer();
       encodeValue(L, 1, 1, out);
-      lua.lua_pushstring(L, Uint8Array.from(out));
+      lua.lua_pushstring(L, out.result());
       return 1;
     }),
     decode: guarded((L) => {
@@ -264,45 +315,6 @@ export function openCjson(L: LuaState): void {
 }
 
 // ---- cmsgpack -----------------------------------------------------------------------------------
-
-class Writer {
-  private buf = Buffer.allocUnsafe(256);
-  len = 0;
-  private room(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
-    this.buf.copy(next, 0, 0, this.len);
-    this.buf = next;
-  }
-  byte(b: number): void {
-    this.room(1);
-    this.buf[this.len++] = b;
-  }
-  bytes(b: Uint8Array): void {
-    this.room(b.length);
-    this.buf.set(b, this.len);
-    this.len += b.length;
-  }
-  num(kind: 'u16' | 'u32' | 'i8' | 'i16' | 'i32' | 'f32' | 'f64' | 'u64' | 'i64', v: number): void {
-    const sizes = { i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, f64: 8, u64: 8, i64: 8 } as const;
-    this.room(sizes[kind]);
-    const b = this.buf;
-    const o = this.len;
-    if (kind === 'i8') b.writeInt8(v, o);
-    else if (kind === 'u16') b.writeUInt16BE(v, o);
-    else if (kind === 'i16') b.writeInt16BE(v, o);
-    else if (kind === 'u32') b.writeUInt32BE(v, o);
-    else if (kind === 'i32') b.writeInt32BE(v, o);
-    else if (kind === 'f32') b.writeFloatBE(v, o);
-    else if (kind === 'f64') b.writeDoubleBE(v, o);
-    else if (kind === 'u64') b.writeBigUInt64BE(BigInt(v), o);
-    else b.writeBigInt64BE(BigInt(v), o);
-    this.len += sizes[kind];
-  }
-  result(): Uint8Array {
-    return this.buf.subarray(0, this.len);
-  }
-}
 
 function packInt(w: Writer, n: number): void {
   if (n >= 0) {

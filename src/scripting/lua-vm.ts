@@ -10,6 +10,8 @@
 import { createHash } from 'node:crypto';
 import fengari, { type JsFunction, type LuaState } from 'fengari';
 import { openBit, openCjson, openCmsgpack } from './lua-libs.js';
+import { switchThread } from './memory-guard.js';
+import { isReadonly, protectRecursively, READONLY_MESSAGE, setReadonly } from './readonly-tables.js';
 
 const { lua, lauxlib, lualib, to_luastring } = fengari;
 
@@ -50,19 +52,9 @@ local function handler(err)
   return err
 end
 
-local function readonly(base)
-  return setmetatable({}, {
-    __index = function(_, k)
-      local v = rawget(base, k)
-      if v == nil then error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2) end
-      return v
-    end,
-    __newindex = function() error('Attempt to modify a readonly table', 2) end,
-    __metatable = false,
-  })
-end
-
-local env = readonly(G)
+-- The globals table itself is the scripts' environment, made read-only after this prelude
+-- (LuaVm.protect), as Redis' scriptingInit does.
+local env = G
 
 unpack = table.unpack
 table.getn = function(t) return #t end
@@ -81,35 +73,51 @@ struct = {
   size = function(f) return ssize(sfmt(f)) end,
 }
 
+-- coroutine.wrap resumes through coroutine.resume (which LuaVm wraps so that the memory guard
+-- knows the running thread); errors propagate as Lua 5.3's auxwrap propagates them.
+local coroutine = coroutine
+coroutine.wrap = function(f)
+  local co = coroutine.create(f)
+  return function(...)
+    local r = table.pack(coroutine.resume(co, ...))
+    if not r[1] then error(r[2], 2) end
+    return table.unpack(r, 2, r.n)
+  end
+end
+
 dofile, loadfile, require, print, debug = nil, nil, nil, nil, nil
-G._G = env
 
 return {
   env = env,
   run = function(fn, ...) return xpcall(fn, handler, ...) end,
-  -- The environment of a library while FUNCTION LOAD runs it: redis.register_function exists.
-  library_env = function(register)
-    local r = setmetatable({register_function = register}, {__index = G.redis})
-    return setmetatable({}, {
-      __index = function(_, k)
-        if k == 'redis' then return r end
-        local v = rawget(G, k)
-        if v == nil then error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2) end
-        return v
-      end,
-      __newindex = function() error('Attempt to modify a readonly table', 2) end,
-      __metatable = false,
-    })
+  -- The globals of FUNCTION libraries, as Redis 7.0's (function_lua.c): one table whose metatable's
+  -- __index is, while FUNCTION LOAD runs a library's body, the library API (a 'redis' table with
+  -- only register_function, log, the LOG_* levels and the version; anything else raises), and
+  -- the full globals afterwards, when the functions run. LuaVm makes them read-only and switches.
+  function_env = function(register)
+    local src = G.redis
+    local function missing(_, k) error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2) end
+    local r = setmetatable({
+      register_function = register, log = src.log,
+      LOG_DEBUG = src.LOG_DEBUG, LOG_VERBOSE = src.LOG_VERBOSE, LOG_NOTICE = src.LOG_NOTICE, LOG_WARNING = src.LOG_WARNING,
+      REDIS_VERSION = src.REDIS_VERSION, REDIS_VERSION_NUM = src.REDIS_VERSION_NUM,
+    }, {__index = missing})
+    local library_api = setmetatable({redis = r}, {__index = missing})
+    local meta = {__index = G}
+    return setmetatable({}, meta), meta, library_api
   end,
 }
 `;
 
 export class LuaVm {
   readonly L: LuaState;
-  /** Registry references of the prelude's env table, run function and library_env. */
+  /** Registry references of the prelude's env table and run function. */
   private readonly envRef: number;
   readonly runRef: number;
-  private readonly libraryEnvRef: number;
+  /** The globals of FUNCTION libraries, their metatable and the library API (see the prelude). */
+  private readonly functionEnvRef: number;
+  private readonly functionMetaRef: number;
+  private readonly libraryApiRef: number;
   host: ScriptHost | null = null;
 
   constructor(version: string) {
@@ -146,14 +154,77 @@ export class LuaVm {
     this.envRef = lauxlib.luaL_ref(L, lua.LUA_REGISTRYINDEX);
     lua.lua_getfield(L, -1, to_luastring('run'));
     this.runRef = lauxlib.luaL_ref(L, lua.LUA_REGISTRYINDEX);
-    lua.lua_getfield(L, -1, to_luastring('library_env'));
-    this.libraryEnvRef = lauxlib.luaL_ref(L, lua.LUA_REGISTRYINDEX);
+    this.protect();
+    lua.lua_getfield(L, -1, to_luastring('function_env'));
+    lua.lua_pushcfunction(L, (L) => this.hostOf().registerFunction(L));
+    lua.lua_call(L, 1, 3);
+    for (let i = -3; i <= -1; i++) protectRecursively(L, i);
+    this.libraryApiRef = lauxlib.luaL_ref(L, lua.LUA_REGISTRYINDEX);
+    this.functionMetaRef = lauxlib.luaL_ref(L, lua.LUA_REGISTRYINDEX);
+    this.functionEnvRef = lauxlib.luaL_ref(L, lua.LUA_REGISTRYINDEX);
     lua.lua_pop(L, 1);
   }
 
   /**
-   * Compiles a script body as chunk `@<name>` whose globals are the read-only environment (or, for
-   * a library, the environment with redis.register_function); returns a registry reference to the
+   * Redis 7's sandbox: reading a missing global raises "Script attempted to access nonexistent
+   * global variable", and the globals, every table reachable from them (string, redis, cjson…),
+   * their metatables and the string metatable are read-only ("Attempt to modify a readonly
+   * table"), so no script changes what the next one runs with.
+   */
+  private protect(): void {
+    const L = this.L;
+    // The memory guard raises its error on the running thread: coroutine.resume switches it.
+    lua.lua_getglobal(L, to_luastring('coroutine'));
+    lua.lua_getfield(L, -1, to_luastring('resume'));
+    const resume = lua.lua_tocfunction(L, -1);
+    lua.lua_pop(L, 1);
+    if (resume === null) throw new Error('scripting prelude: no coroutine.resume');
+    lua.lua_pushcfunction(L, (L) => {
+      const co = lua.lua_tothread(L, 1);
+      if (co === null) return resume(L);
+      const previous = switchThread(co);
+      try {
+        return resume(L);
+      } finally {
+        if (previous !== null) switchThread(previous);
+      }
+    });
+    lua.lua_setfield(L, -2, to_luastring('resume'));
+    lua.lua_pop(L, 1);
+    lua.lua_getglobal(L, to_luastring('setmetatable'));
+    const setmetatable = lua.lua_tocfunction(L, -1);
+    lua.lua_pop(L, 1);
+    if (setmetatable === null) throw new Error('scripting prelude: no setmetatable');
+    // lua_setmetatable stores the field directly; Redis' checks the readonly flag first.
+    lua.lua_pushcfunction(L, (L) => {
+      if (isReadonly(L, 1)) return raiseMessage(L, READONLY_MESSAGE);
+      return setmetatable(L);
+    });
+    lua.lua_setglobal(L, to_luastring('setmetatable'));
+    lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, lua.LUA_RIDX_GLOBALS);
+    lua.lua_newtable(L);
+    // Redis' luaProtectedTableError; its message carries the position of the script's line.
+    lua.lua_pushcfunction(L, (L) => {
+      const name = lua.lua_tolstring(L, 2);
+      lauxlib.luaL_where(L, 1);
+      const where = Buffer.from(lua.lua_tolstring(L, -1) ?? new Uint8Array(0)).toString('utf8');
+      return raiseMessage(L, `${where}Script attempted to access nonexistent global variable '${name === null ? '?' : Buffer.from(name).toString('utf8')}'`);
+    });
+    lua.lua_setfield(L, -2, to_luastring('__index'));
+    lua.lua_setmetatable(L, -2);
+    protectRecursively(L, -1);
+    lua.lua_pop(L, 1);
+    lua.lua_pushstring(L, to_luastring(''));
+    if (lua.lua_getmetatable(L, -1)) {
+      protectRecursively(L, -1);
+      lua.lua_pop(L, 1);
+    }
+    lua.lua_pop(L, 1);
+  }
+
+  /**
+   * Compiles a script body as chunk `@<name>` whose globals are the read-only globals (or, for a
+   * library, the functions' globals); returns a registry reference to the
    * function, or the compiler's message.
    */
   compile(body: Uint8Array, name: string, library = false): { ref: number } | { error: string } {
@@ -164,14 +235,27 @@ export class LuaVm {
       return { error: this.popString().replace(/ near <eof>$/, " near '<eof>'") };
     }
     if (library) {
-      lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, this.libraryEnvRef);
-      lua.lua_pushcfunction(L, (L) => this.hostOf().registerFunction(L));
-      lua.lua_call(L, 1, 1);
+      lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, this.functionEnvRef);
     } else {
       lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, this.envRef);
     }
     lua.lua_setupvalue(L, -2, 1);
     return { ref: lauxlib.luaL_ref(L, lua.LUA_REGISTRYINDEX) };
+  }
+
+  /**
+   * While a library's body runs (FUNCTION LOAD), its globals are the library API; otherwise the
+   * full globals (Redis' luaEngineCreate switches the same way).
+   */
+  libraryLoading(on: boolean): void {
+    const L = this.L;
+    lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, this.functionMetaRef);
+    if (on) lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, this.libraryApiRef);
+    else lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, lua.LUA_RIDX_GLOBALS);
+    setReadonly(L, -2, false);
+    lua.lua_setfield(L, -2, to_luastring('__index'));
+    setReadonly(L, -1, true);
+    lua.lua_pop(L, 1);
   }
 
   release(ref: number): void {
@@ -181,12 +265,17 @@ export class LuaVm {
   /** Sets KEYS or ARGV to a fresh array of strings. */
   setArray(name: 'KEYS' | 'ARGV', items: readonly Buffer[]): void {
     const L = this.L;
+    lua.lua_rawgeti(L, lua.LUA_REGISTRYINDEX, lua.LUA_RIDX_GLOBALS);
     lua.lua_createtable(L, items.length, 0);
     for (let i = 0; i < items.length; i++) {
       lua.lua_pushstring(L, items[i]);
       lua.lua_rawseti(L, -2, i + 1);
     }
-    lua.lua_setglobal(L, to_luastring(name));
+    // As Redis: the globals' protection is lifted only while the engine sets them.
+    setReadonly(L, -2, false);
+    lua.lua_setfield(L, -2, to_luastring(name));
+    setReadonly(L, -1, true);
+    lua.lua_pop(L, 1);
   }
 
   private hostOf(): ScriptHost {
@@ -306,6 +395,12 @@ export function pushErrorTable(L: LuaState, message: string): number {
   lua.lua_pushstring(L, Buffer.from(message, 'utf8'));
   lua.lua_setfield(L, -2, to_luastring('err'));
   return 1;
+}
+
+/** Raises a plain string error without a position (luaL_error from a C function). */
+function raiseMessage(L: LuaState, message: string): never {
+  lua.lua_pushstring(L, Buffer.from(message, 'utf8'));
+  return lua.lua_error(L);
 }
 
 /** Raises Redis' error table {err = message}. */

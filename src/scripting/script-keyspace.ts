@@ -17,7 +17,7 @@ export function scriptKeyspace(ks: Keyspace, collect: (ack: Ack) => void): Keysp
     set: (...a) => take(base.set.apply(view, a)),
     setExpiry: (...a) => take(base.setExpiry.apply(view, a)),
     deleteNamespace: (...a) => take(base.deleteNamespace.apply(view, a)),
-    flushAll: () => take(base.flushAll.apply(view, [])),
+    flushAll: (...a) => take(base.flushAll.apply(view, a)),
     copy: (...a) => {
       const ack = base.copy.apply(view, a);
       return ack === null ? null : take(ack);

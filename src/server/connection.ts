@@ -173,6 +173,11 @@ export class Connection implements ClientState {
   }
 
   /** Output the client owes us reading: unsent bytes plus finished replies parked in slots. */
+  /** A command waits to be dispatched again (CLIENT PAUSE, write room): CLIENT LIST's b flag. */
+  get blocked(): boolean {
+    return this.waitingForRoom;
+  }
+
   get backlog(): number {
     return this.outputBytes + this.heldBytes;
   }

@@ -7,7 +7,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TlsOpti
 import type { Logger } from 'pino';
 import type { ProtocolError } from '../protocol/parser.js';
 import { commandTable } from '../commands/table.js';
-import type { ClientState, ConfigChange, ServerContext, ServerStats } from '../commands/types.js';
+import type { ClientState, ConfigChange, RedisLogLevel, ServerContext, ServerStats } from '../commands/types.js';
 import { LatencyMonitor, SlowLog } from '../commands/slowlog.js';
 import { opsStats } from '../observability/metrics.js';
 import type { Store } from '../storage/store.js';
@@ -67,6 +67,9 @@ export class BlobServer implements ServerContext {
   /** Settings CONFIG SET may change: start as configured. */
   private maxClients: number;
   private idleTimeoutSec: number;
+  /** Redis' defaults; only OBJECT ENCODING reads them (a namespace's storage does not change). */
+  private hashMaxListpackEntries = 512;
+  private hashMaxListpackValue = 64;
   /** Shared by every connection's parser, so a CONFIG SET of a limit applies to every client at once. */
   private readonly limits: ConnectionLimits;
   readonly monitors: MonitorFeed;
@@ -159,6 +162,11 @@ export class BlobServer implements ServerContext {
       ['slowlog-log-slower-than', String(this.slowlog.slowerThan)],
       ['slowlog-max-len', String(this.slowlog.maxLen)],
       ['latency-monitor-threshold', String(this.latency.monitorThreshold)],
+      // OBJECT ENCODING's limits for namespaces, under Redis' 7.0 names and their older aliases.
+      ['hash-max-ziplist-entries', String(this.hashMaxListpackEntries)],
+      ['hash-max-ziplist-value', String(this.hashMaxListpackValue)],
+      ['hash-max-listpack-entries', String(this.hashMaxListpackEntries)],
+      ['hash-max-listpack-value', String(this.hashMaxListpackValue)],
     ]);
     const out: [string, string][] = [];
     for (const [name, value] of this.opts.configParameters?.() ?? []) {
@@ -181,6 +189,12 @@ export class BlobServer implements ServerContext {
       case 'client-query-buffer-limit':
         this.limits.maxQueryBuffer = change.value;
         break;
+      case 'hash-max-listpack-entries':
+        this.hashMaxListpackEntries = change.value;
+        break;
+      case 'hash-max-listpack-value':
+        this.hashMaxListpackValue = change.value;
+        break;
       case 'requirepass':
         this.auth.setPassword(change.value);
         break;
@@ -189,6 +203,10 @@ export class BlobServer implements ServerContext {
         break;
     }
     this.log.info({ parameter: change.name }, 'CONFIG SET');
+  }
+
+  logAt(level: RedisLogLevel, message: string): void {
+    this.log[PINO_LEVEL[level]]({ source: 'script' }, message);
   }
 
   resetStats(): void {

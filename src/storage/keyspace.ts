@@ -475,7 +475,7 @@ export class Keyspace {
    * Empties every shard (FLUSHDB / FLUSHALL). Watchers of keys that exist are touched, as Redis
    * touches only watched keys the flush removes.
    */
-  flushAll(now: number = Date.now()): Ack {
+  flushAll(now: number): Ack {
     if (this.watchers.size !== 0) {
       const existing: Buffer[] = [];
       for (const id of this.watchers.keys()) {

@@ -9,11 +9,17 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
+import pino from 'pino';
 import { Redis } from 'ioredis';
 import Redlock from 'redlock';
 import { compareServersForSuite, itMatchesRedis, type Cmd } from '../helpers/compare.js';
-import { startOurs, startRedis, tempDir, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { spawnOurs, startOurs, startRedis, tempDir, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { MiB, mib, procMemory } from '../helpers/proc.js';
+import { configSchema } from '../../src/config/index.js';
+import { encodeDump, encodeFunctionsDump } from '../../src/protocol/rdb.js';
+import { startServer } from '../../src/app.js';
 
 const run = promisify(execFile);
 
@@ -22,6 +28,18 @@ local function echo(keys, args) return {keys[1], args[1]} end
 redis.register_function('echo', echo)
 redis.register_function{function_name='readit', callback=function(keys) return redis.call('GET', keys[1]) end, flags={'no-writes'}, description='reads'}
 redis.register_function('boom', function() return redis.call('nosuch') end)`;
+
+/** FUNCTION DUMP of redis-server 7.0.15 with the library `mylib` below (its code LZF-compressed). */
+const REDIS_DUMP_ONE = Buffer.from(
+  'f5c3406a40741f23216c7561206e616d653d6d796c69620a6c6f63616c2066756e6374696f6e20186563686f286b6579732c2061726773292072657475726e207b4013025b315d80162008147d20656e640a72656469732e72656769737465725fc046012827404701272c404e016f290a0000128aa661ab34dd',
+  'hex',
+);
+/** …and with `b` (stored plain: LZF does not shrink it) beside it. */
+const REDIS_DUMP_TWO = Buffer.from(
+  'f5404523216c7561206e616d653d620a72656469732e72656769737465725f66756e6374696f6e28276231272c2066756e6374696f6e28292072657475726e2027622720656e6429f5c3406a40741f23216c7561206e616d653d6d796c69620a6c6f63616c2066756e6374696f6e20186563686f286b6579732c2061726773292072657475726e207b4013025b315d80162008147d20656e640a72656469732e72656769737465725fc046012827404701272c404e016f290a00dfbe05293e7fbec4',
+  'hex',
+);
+const ourFunctionsDump = (codes: string[]): Buffer => encodeFunctionsDump(codes.map((c) => Buffer.from(c)));
 
 const SCRIPTS: Record<string, Cmd[]> = {
   'values and conversions': [
@@ -84,6 +102,69 @@ const SCRIPTS: Record<string, Cmd[]> = {
     ['EVAL', '#!lua\nreturn 5', '0'],
     ['EVAL', "return redis.setresp(4)", '0'],
     ['EVAL', "return redis.log(redis.LOG_WARNING)", '0'],
+  ],
+  'sandbox: read-only globals and library tables (Redis 7)': [
+    ['EVAL', 'x = 1', '0'],
+    ['EVAL', 'function f() end', '0'],
+    ['EVAL', 'string.rep = nil', '0'],
+    ['EVAL', "local ok, e = pcall(function() string.rep = function() return 'hacked' end end) return {tostring(ok), e}", '0'],
+    ['EVAL', "return string.rep('x', 3)", '0'],
+    ['EVAL', 'redis.call = function() return 1 end', '0'],
+    ['EVAL', 'cjson.encode = nil', '0'],
+    ['EVAL', 'cmsgpack.pack = nil', '0'],
+    ['EVAL', 'bit.band = nil', '0'],
+    ['EVAL', 'struct.pack = nil', '0'],
+    ['EVAL', 'math.huge = 1', '0'],
+    ['EVAL', "rawset(string, 'rep', 1)", '0'],
+    ['EVAL', "rawset(_G, 'x', 1)", '0'],
+    ['EVAL', 'table.insert(string, 1)', '0'],
+    ['EVAL', 'setmetatable(_G, {})', '0'],
+    ['EVAL', 'local g = getmetatable(_G) g.__index = {}', '0'],
+    ['EVAL', "getmetatable('').__index = {}", '0'],
+    ['EVAL', '_G = {}', '0'],
+    ['EVAL', 'return _G.missing', '0'],
+    ['EVAL', "return rawget(_G, 'string') == string", '0'],
+    ['EVAL', "loadstring('y = 1')()", '0'],
+    ['EVAL', "KEYS[1] = 'x' rawset(KEYS, 2, 'y') local t = setmetatable({}, {}) t.a = 1 return {KEYS[1], KEYS[2], t.a}", '1', 'k'],
+    ['EVAL', "return {redis.call('SET', 'k', 'v'), redis.call('GET', 'k'), string.rep('ab', 2), cjson.encode({1})}", '0'],
+    ['FUNCTION', 'FLUSH'],
+    ['FUNCTION', 'LOAD', "#!lua name=ro\nredis.register_function('f', function() string.rep = nil end)\nredis.register_function('g', function() y = 1 end)\nredis.register_function('h', function() return string.rep('a', 2) end)"],
+    ['FCALL', 'f', '0'],
+    ['FCALL', 'g', '0'],
+    ['FCALL', 'h', '0'],
+    ['FUNCTION', 'LOAD', '#!lua name=ro2\nstring.rep = nil'],
+    ['FUNCTION', 'LOAD', '#!lua name=ro3\ny = 1'],
+    ['FUNCTION', 'LOAD', "#!lua name=ro4\nredis.call('ping')"],
+    ['FUNCTION', 'LOAD', '#!lua name=ro5\nredis.x = 1'],
+    ['FUNCTION', 'FLUSH'],
+  ],
+  'FUNCTION RESTORE of payloads in Redis\' format (RDB function opcode, version, CRC-64)': [
+    ['FUNCTION', 'FLUSH'],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE],
+    ['FCALL', 'echo', '1', 'a', 'b'],
+    ['FUNCTION', 'LIST', 'WITHCODE'],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE, 'APPEND'],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE, 'REPLACE'],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_TWO, 'FLUSH'],
+    ['FCALL', 'b1', '0'],
+    ['FUNCTION', 'LIST', 'LIBRARYNAME', 'b', 'WITHCODE'],
+    ['FUNCTION', 'DELETE', 'mylib'],
+    ['FUNCTION', 'LOAD', "#!lua name=other\nredis.register_function('echo', function() return 'other' end)"],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE, 'REPLACE'],
+    ['FCALL', 'echo', '0'],
+    ['FUNCTION', 'RESTORE', ourFunctionsDump(['#!lua name=bad\nreturn +'])],
+    ['FUNCTION', 'RESTORE', ourFunctionsDump(['#!lua name=d\nredis.register_function(\'d\', function() return 1 end)', '#!lua name=d\nredis.register_function(\'d2\', function() return 1 end)'])],
+    ['FUNCTION', 'RESTORE', ourFunctionsDump(["#!lua name=new\nredis.register_function('n', function() return 'n' end)"])],
+    ['FCALL', 'n', '0'],
+    ['FUNCTION', 'RESTORE', encodeDump({ type: 'string', value: Buffer.from('not a function') })],
+    ['FUNCTION', 'RESTORE', Buffer.from('junk')],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE.subarray(0, 20)],
+    ['FUNCTION', 'RESTORE', REDIS_DUMP_ONE, 'NOPE'],
+    ['FUNCTION', 'RESTORE', ourFunctionsDump([])],
+    ['FUNCTION', 'FLUSH'],
+    ['FUNCTION', 'DUMP'],
   ],
   'RESP3': [
     ['HELLO', '3'],
@@ -158,6 +239,36 @@ const SCRIPTS: Record<string, Cmd[]> = {
 describe('scripting: replies byte for byte against redis-server', () => {
   const servers = compareServersForSuite();
   itMatchesRedis(servers.ports, SCRIPTS);
+
+  it('FUNCTION DUMP from redis-server restores here, and ours restores on redis-server', async () => {
+    const ours = new Redis({ port: servers.ports().ours, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    const redis = new Redis({ port: servers.ports().redis, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    const big = `#!lua name=big\nredis.register_function('big', function() return ${JSON.stringify('x'.repeat(5000))} end)`;
+    try {
+      for (const c of [ours, redis]) assert.equal(await c.call('FUNCTION', 'FLUSH'), 'OK');
+      for (const code of [LIB, big]) assert.ok(await redis.call('FUNCTION', 'LOAD', code));
+      const fromRedis = (await redis.callBuffer('FUNCTION', 'DUMP')) as Buffer;
+      assert.equal(await ours.call('FUNCTION', 'RESTORE', fromRedis), 'OK');
+      const listed = async (c: Redis): Promise<unknown> => {
+        // Libraries and their functions in a stable order (Redis lists them in its dicts' order).
+        const libs = (await c.call('FUNCTION', 'LIST', 'WITHCODE')) as unknown[][];
+        return libs.map((l) => JSON.stringify(l.map((v, i) => (l[i - 1] === 'functions' ? (v as unknown[]).map((f) => JSON.stringify(f)).sort() : v)))).sort();
+      };
+      assert.deepEqual(await listed(ours), await listed(redis));
+      assert.equal(await ours.call('FCALL', 'big', '0'), 'x'.repeat(5000));
+      assert.deepEqual(await ours.call('FCALL', 'echo', '1', 'k', 'v'), ['k', 'v']);
+      const fromOurs = (await ours.callBuffer('FUNCTION', 'DUMP')) as Buffer;
+      assert.equal(await redis.call('FUNCTION', 'FLUSH'), 'OK');
+      assert.equal(await redis.call('FUNCTION', 'RESTORE', fromOurs), 'OK');
+      assert.deepEqual(await listed(redis), await listed(ours));
+      assert.deepEqual(await redis.call('FCALL', 'echo', '1', 'k', 'v'), ['k', 'v']);
+    } finally {
+      for (const c of [ours, redis]) {
+        await c.call('FUNCTION', 'FLUSH');
+        c.disconnect();
+      }
+    }
+  });
 });
 
 /** A script that never returns: reads only, so it can be killed. */
@@ -261,11 +372,56 @@ describe('scripting: safety and persistence', () => {
       const err = await c
         .eval("local t = {} local s = string.rep('x', 256 * 1024) for i = 1, 100000 do t[i] = s .. i end return #t", 0)
         .then(() => null, (e: Error) => e.message);
-      assert.match(String(err), /^ERR Script used more memory than the scripting memory limit/);
+      // From the count hook, or (with the script's position) from the allocation guard.
+      assert.match(String(err), /^ERR (user_script:1: )?Script used more memory than the scripting memory limit/);
       assert.equal(await c.eval('return 1', 0), 1);
     } finally {
       c.disconnect();
       await ours.close();
+    }
+  });
+
+  it('one huge allocation is refused before it exists: the server stays up, serves others, and RSS stays bounded', async () => {
+    const child = await spawnOurs(['--data-dir', join(tempDir(), 'data')]);
+    const pid = child.proc.pid!;
+    const c = new Redis({ port: child.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    const other = new Redis({ port: child.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    const big = "local s = ('x'):rep(2^26) ";
+    const attacks = [
+      "return #string.rep('x', 2^31 - 1)",
+      "return #('x'):rep(1e9)",
+      "local s = ('x'):rep(2^20) local t = {} for i = 1, 1000 do t[i] = s end return #table.concat(t)",
+      "local s = 'x' for i = 1, 40 do s = s .. s end return #s",
+      big + 'return #(s..s..s..s..s..s..s..s..s..s)',
+      big + "return #string.format('%s%s%s%s%s%s', s, s, s, s, s, s)",
+      "return #string.gsub(('x'):rep(2^12), 'x', {x = ('y'):rep(2^17)})",
+      big + 'return #cjson.encode({s, s, s, s, s, s})',
+      big + 'return #cmsgpack.pack(s, s, s, s, s, s)',
+      big + "return #struct.pack('c67108864c67108864c67108864c67108864c67108864', s, s, s, s, s)",
+      "local f = coroutine.wrap(function() local s = 'x' for i = 1, 40 do s = s .. s end end) f()",
+    ];
+    try {
+      assert.equal(await c.eval('return 1', 0), 1);
+      const base = procMemory(pid).rss;
+      for (const script of attacks) {
+        const err = await c.eval(script, 0).then((r) => `replied ${String(r)}`, (e: Error) => e.message);
+        assert.match(err, /^ERR (user_script:1: )*Script used more memory than the scripting memory limit \(not enough memory\) script: /, script);
+        assert.equal(await other.ping(), 'PONG');
+        const peak = procMemory(pid).peak;
+        // The limit (256 MiB of growth) plus at most one refused-size step and V8's slack.
+        assert.ok(peak - base < 576 * MiB, `${script}: peak ${mib(peak)} over a base of ${mib(base)}`);
+      }
+      // Strings within the budget still work, and pcall sees the error as Lua code would.
+      assert.equal(await c.eval("return #('x'):rep(2^24) + #table.concat({('y'):rep(2^20), ('z'):rep(2^20)})", 0), 2 ** 24 + 2 ** 21);
+      assert.deepEqual(await c.eval("local ok, e = pcall(function() local s = 'x' for i = 1, 40 do s = s .. s end end) return {tostring(ok), e}", 0), [
+        'false',
+        'user_script:1: Script used more memory than the scripting memory limit (not enough memory)',
+      ]);
+    } finally {
+      c.disconnect();
+      other.disconnect();
+      child.proc.kill('SIGTERM');
+      await child.exited;
     }
   });
 
@@ -290,8 +446,8 @@ describe('scripting: safety and persistence', () => {
       assert.equal(await c.call('FCALL', 'echo', '0').catch((e: Error) => e.message), 'ERR Function not found');
       assert.equal(await c.call('FUNCTION', 'RESTORE', dump), 'OK');
       assert.deepEqual(await c.call('FCALL', 'echo', '1', 'a', 'b'), ['a', 'b']);
-      assert.equal(await c.call('FUNCTION', 'RESTORE', dump).catch((e: Error) => e.message), "ERR Library 'mylib' already exists");
-      assert.equal(await c.call('FUNCTION', 'RESTORE', Buffer.from('junk')).catch((e: Error) => e.message), 'ERR payload version or checksum are wrong');
+      assert.equal(await c.call('FUNCTION', 'RESTORE', dump).catch((e: Error) => e.message), 'ERR Library mylib already exists');
+      assert.equal(await c.call('FUNCTION', 'RESTORE', Buffer.from('junk')).catch((e: Error) => e.message), 'ERR DUMP payload version or checksum are wrong');
     } finally {
       c.disconnect();
       await ours.close();
@@ -313,6 +469,41 @@ describe('scripting: safety and persistence', () => {
         c.disconnect();
         await ours.close();
       }
+    }
+  });
+});
+
+describe('scripting: redis.log', () => {
+  it('writes to the server log at the mapped level, filtered by loglevel as Redis does', async () => {
+    const lines: { level: number; msg: string; source?: string }[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString('utf8').split('\n')) if (l !== '') lines.push(JSON.parse(l) as (typeof lines)[number]);
+        done();
+      },
+    });
+    const dataDir = tempDir();
+    const config = configSchema.parse({ addr: '127.0.0.1:0', data_dir: dataDir, log_level: 'info' });
+    const ours = await startServer(config, pino({ level: 'info' }, sink));
+    const c = new Redis({ port: ours.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+    const script = "redis.log(redis.LOG_DEBUG, 'd', ARGV[1]) redis.log(redis.LOG_VERBOSE, 'v', ARGV[1]) " +
+      "redis.log(redis.LOG_NOTICE, 'n', ARGV[1]) redis.log(redis.LOG_WARNING, 'w', 42, ARGV[1]) return 1";
+    const logged = (tag: string): [number, string][] => lines.filter((l) => l.source === 'script' && l.msg.endsWith(tag)).map((l) => [l.level, l.msg]);
+    try {
+      assert.equal(await c.config('GET', 'loglevel').then((r) => (r as string[])[1]), 'notice');
+      assert.equal(await c.eval(script, 0, 'first'), 1);
+      // pino's levels: trace 10, debug 20, info 30, warn 40 (Redis' debug, verbose, notice, warning).
+      assert.deepEqual(logged('first'), [[30, 'n first'], [40, 'w 42 first']]);
+      assert.equal(await c.config('SET', 'loglevel', 'debug'), 'OK');
+      assert.equal(await c.eval(script, 0, 'second'), 1);
+      assert.deepEqual(logged('second'), [[10, 'd second'], [20, 'v second'], [30, 'n second'], [40, 'w 42 second']]);
+      assert.equal(await c.config('SET', 'loglevel', 'warning'), 'OK');
+      assert.equal(await c.fcall('nosuch', 0).catch((e: Error) => e.message), 'ERR Function not found');
+      await c.call('FUNCTION', 'LOAD', "#!lua name=logs\nredis.log(redis.LOG_WARNING, 'loading third')\nredis.register_function('f', function() return 1 end)");
+      assert.deepEqual(logged('third'), [[40, 'loading third']]);
+    } finally {
+      c.disconnect();
+      await ours.close();
     }
   });
 });

@@ -6,7 +6,11 @@ import { crc64, Crc64 } from '../../src/protocol/crc64.js';
 import { lzfDecompress, LzfError } from '../../src/protocol/lzf.js';
 import {
   decodeDump,
+  decodeFunctionsDump,
   DumpPayloadError,
+  encodeFunctionsDump,
+  RDB_OPCODE_FUNCTION2,
+  RDB_OPCODE_FUNCTION_PRE_GA,
   encodeDump,
   encodeDumpAsync,
   listpackEntries,
@@ -274,3 +278,37 @@ function u32le(n: number): Buffer {
   b.writeUInt32LE(n, 0);
   return b;
 }
+
+describe('FUNCTION DUMP payloads', () => {
+  const withFooter = (body: Buffer): Buffer => {
+    const head = Buffer.concat([body, Buffer.from([10, 0])]);
+    return Buffer.concat([head, new Crc64().update(head).digestLE()]);
+  };
+  const str = (s: string): Buffer => Buffer.concat([Buffer.from([s.length]), Buffer.from(s)]);
+
+  it('round-trips library codes; an empty dump is the footer alone', () => {
+    const codes = [Buffer.from("#!lua name=a\nredis.register_function('a', function() return 1 end)"), Buffer.from('#!lua name=b\n' + 'x'.repeat(70_000))];
+    assert.deepEqual(decodeFunctionsDump(encodeFunctionsDump(codes), 1 << 20), codes);
+    assert.equal(encodeFunctionsDump([]).length, 10);
+    assert.deepEqual(decodeFunctionsDump(encodeFunctionsDump([]), 1 << 20), []);
+  });
+
+  it('reads the 7.0-rc format (opcode 246: name, engine, description, body) as rdbFunctionLoad rebuilds it', () => {
+    const payload = withFooter(Buffer.concat([Buffer.from([RDB_OPCODE_FUNCTION_PRE_GA]), str('lib'), str('LUA'), Buffer.from([1]), str('desc'), str('return 1')]));
+    assert.deepEqual(decodeFunctionsDump(payload, 1 << 20), [Buffer.from('#!LUA name=lib\nreturn 1')]);
+  });
+
+  it("refuses with Redis' messages", () => {
+    const message = (p: Buffer): string => {
+      try {
+        decodeFunctionsDump(p, 1 << 20);
+        return 'accepted';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    assert.equal(message(Buffer.from('junk')), 'DUMP payload version or checksum are wrong');
+    assert.equal(message(withFooter(Buffer.from([0, 1, 0x61]))), 'given type is not a function');
+    assert.equal(message(withFooter(Buffer.from([RDB_OPCODE_FUNCTION2, 0x40]))), 'Failed loading library payload');
+  });
+});

@@ -139,7 +139,7 @@ async function mixedRounds(store: Store, ks: Keyspace, dataDir: string, seed: nu
           }
           break;
         case 11:
-          if (rand() < 0.02) add(ks.flushAll());
+          if (rand() < 0.02) add(ks.flushAll(now));
           break;
       }
     }

@@ -95,3 +95,23 @@ test('WATCH in the harness: the keyspace tells the watcher, and nobody is told o
     await h.close();
   }
 });
+
+for (const cmd of ['FLUSHALL', 'FLUSHDB']) {
+  test(`${cmd} decides what it removes at the command's clock: a watched key alive then fails EXEC`, async () => {
+    const h = Harness.open();
+    try {
+      // The command clock is a day behind the wall clock: at the wall clock the key has expired,
+      // at the command's clock it is alive, so the flush removes it and must touch its watchers.
+      h.now = Date.now() - 24 * 3600 * 1000;
+      assert.equal(await h.resp('SET', 'k', 'v', 'PX', 3600 * 1000), '+OK\r\n');
+      assert.equal(await h.resp('WATCH', 'k'), '+OK\r\n');
+      assert.equal(await h.resp(cmd), '+OK\r\n');
+      assert.equal(await h.resp('MULTI'), '+OK\r\n');
+      assert.equal(await h.resp('SET', 'other', '1'), '+QUEUED\r\n');
+      assert.equal(await h.resp('EXEC'), '*-1\r\n');
+      assert.deepEqual(h.failures, []);
+    } finally {
+      await h.close();
+    }
+  });
+}
