@@ -292,6 +292,32 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     },
   });
   new Counter({
+    name: 'blobasaur_value_cache_hits_total',
+    help: 'Reads of small values answered from the value cache (value_cache_mb)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(store.stats().valueCache.hits);
+    },
+  });
+  new Counter({
+    name: 'blobasaur_value_cache_misses_total',
+    help: 'Reads of small committed values that went to SQLite (value_cache_mb)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(store.stats().valueCache.misses);
+    },
+  });
+  new Gauge({
+    name: 'blobasaur_value_cache_bytes',
+    help: 'Bytes charged to the value cache: values, keys and per-entry overhead',
+    registers: [registry],
+    collect() {
+      this.set(store.stats().valueCache.bytes);
+    },
+  });
+  new Counter({
     name: 'blobasaur_wal_checkpoints_total',
     help: 'WAL checkpoints run by the maintenance thread',
     registers: [registry],

@@ -119,6 +119,8 @@ export interface WriteQueueOptions {
   onFailure: (err: Error, write: PendingWrite) => void;
   /** Bytes of large committed values kept in memory for reads (0: none). */
   readCacheBytes?: number;
+  /** Bytes of small committed values kept in memory, filled by reads and commits (0: none). */
+  valueCacheBytes?: number;
   /** Called after every commit attempt, for metrics. */
   onCommit?: (ops: number, millis: number, ok: boolean) => void;
   /** Called with the writes of every group that committed, in commit order (replication). */
@@ -153,7 +155,7 @@ export class WriteQueue {
     private readonly budget: InflightBudget,
     private readonly opts: WriteQueueOptions,
   ) {
-    this.cache = new ReadCache(opts.readCacheBytes ?? 0);
+    this.cache = new ReadCache(opts.readCacheBytes ?? 0, opts.valueCacheBytes ?? 0);
   }
 
   /** Writes executed and not yet committed, including a batch waiting for its encodings. */
@@ -350,7 +352,10 @@ export class WriteQueue {
         // nothing in the overlay to release
       } else if (w.kind === 'flush') this.overlay.releaseBarrier(q.seq);
       else if (w.kind === 'delns') this.overlay.releaseNamespaceBarrier(w.ns, q.seq);
-      else this.overlay.release(w.ns, w.key, q.seq);
+      else if (this.overlay.release(w.ns, w.key, q.seq) && w.kind === 'set' && errors[i] === null && w.value instanceof Buffer) {
+        // Committed, and no newer write to the key is pending: later reads may come from memory.
+        this.cache.put(w.ns, w.key, w.value, w.expiresAt);
+      }
       bytes += q.bytes;
       const err = errors[i];
       if (err === null) {
