@@ -5,8 +5,8 @@ import { READ_CACHE_MIN_VALUE_BYTES, ReadCache } from '../../src/storage/read-ca
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const big = (fill: number, size = READ_CACHE_MIN_VALUE_BYTES): Buffer => Buffer.alloc(size, fill);
 
-/** Bytes charged for an entry of a plain key `k` (1 byte) with a value of `n` bytes. */
-const charge = (n: number, key = 'k'): number => n + 1 + key.length + 512;
+/** Bytes charged for an entry of a plain key with a value of `n` bytes: value, key and overhead. */
+const charge = (n: number, key = 'k'): number => n + key.length + 512;
 
 test('large values from 256 KiB up to a quarter of the budget are kept; small ones only with a small budget', () => {
   const c = new ReadCache(8 * READ_CACHE_MIN_VALUE_BYTES);
@@ -101,4 +101,19 @@ test('invalidation: a key, a whole namespace (and nothing else), everything; eac
   c.clear();
   assert.deepEqual(c.stats().entries, 0);
   assert.equal(c.epoch, e0 + 3);
+});
+
+test('keys are told apart by their bytes, whatever their hash: plain keys, fields, namespaces', () => {
+  const c = new ReadCache(0, 1 << 20);
+  c.put(null, b('ab'), b('plain'), null);
+  c.put(b('a'), b('b'), b('field'), null);
+  c.put(b('ab'), b(''), b('empty field'), null);
+  assert.equal(c.get(null, b('ab'), 0)?.value.toString(), 'plain');
+  assert.equal(c.get(b('a'), b('b'), 0)?.value.toString(), 'field');
+  assert.equal(c.get(b('ab'), b(''), 0)?.value.toString(), 'empty field');
+  assert.equal(c.get(null, b('ba'), 0), undefined);
+  assert.equal(c.get(b('b'), b('a'), 0), undefined);
+  // Many keys: every one reads back its own value.
+  for (let i = 0; i < 300; i++) c.put(null, b(`key:${i}`), b(`v${i}`), null);
+  for (let i = 0; i < 300; i++) assert.equal(c.get(null, b(`key:${i}`), 0)?.value.toString(), `v${i}`);
 });
