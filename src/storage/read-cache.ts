@@ -13,11 +13,12 @@
  * second chance: a hit only marks the entry, eviction takes from the oldest end and moves marked
  * entries back to the young end, which approximates LRU without re-ordering the map on every hit.
  *
- * What may be in it: only values that are committed and current. The write queue (the keyspace's
- * one write path) invalidates the key when a write executes — the overlay answers reads until the
- * commit — and puts the value back after the commit only if no newer write to the key is pending.
- * A replica's applied batches go through the same invalidate/put. Entries keep their expiry; a
- * read past it misses.
+ * What may be in it: a key's entry is its committed, current value whenever no write to the key
+ * is pending. While one is, the overlay answers every read of the key and the entry is not looked
+ * at; the write queue (the keyspace's one write path) settles the entry when the last pending write
+ * to the key commits — the new value, or nothing after a delete, an expiry change or a failure.
+ * A flush or a namespace delete empties the entries when it executes. A replica's applied batches
+ * go through the same put/invalidate. Entries keep their expiry; a read past it misses.
  */
 import { murmur3 } from './mpchash.js';
 
@@ -39,9 +40,11 @@ export interface CachedValue {
 interface Entry extends CachedValue {
   readonly ns: Buffer | null;
   readonly key: Buffer;
+  value: Buffer;
+  expiresAt: number | null;
   /** Bytes charged against the budget. */
-  readonly charge: number;
-  /** Read since it was last passed over by eviction. */
+  charge: number;
+  /** Read (or rewritten) since it was last passed over by eviction. */
   ref: boolean;
 }
 
@@ -77,9 +80,18 @@ class CacheClass {
 
   set(id: number, ns: Buffer | null, key: Buffer, value: Buffer, expiresAt: number | null, charge: number): void {
     const old = this.entries.get(id);
-    if (old !== undefined) this.drop(id, old);
-    this.entries.set(id, { ns, key, value, expiresAt, charge, ref: false });
-    this.bytes += charge;
+    if (old !== undefined && sameKey(old, ns, key)) {
+      // The same key written again: update in place (a delete and an insert churn the map).
+      this.bytes += charge - old.charge;
+      old.value = value;
+      old.expiresAt = expiresAt;
+      old.charge = charge;
+      old.ref = true;
+    } else {
+      if (old !== undefined) this.drop(id, old);
+      this.entries.set(id, { ns, key, value, expiresAt, charge, ref: false });
+      this.bytes += charge;
+    }
     if (this.bytes > this.maxBytes) this.evict();
   }
 
@@ -169,7 +181,6 @@ export class ReadCache {
     const id = hashKey(ns, key);
     // A value parsed from a socket read may be a slice of a larger buffer: keep only its bytes.
     // The key too: the cache holds it for as long as the entry lives.
-    const own = (b: Buffer): Buffer => (b.buffer.byteLength > 8192 && b.length * 2 < b.buffer.byteLength ? Buffer.from(b) : b);
     const cls = this.classOf(value.length);
     cls.set(id, ns === null ? null : own(ns), own(key), own(value), expiresAt, value.length + key.length + (ns?.length ?? 0) + ENTRY_OVERHEAD);
     // A key lives in one class at a time: its value may have changed size.
@@ -178,7 +189,16 @@ export class ReadCache {
     if (stale !== undefined) other.drop(id, stale);
   }
 
-  /** A write to this key was executed. */
+  /**
+   * A write was executed on this shard: a value being decoded meanwhile is not cached (its key's
+   * entry may be settled by the write's commit first). The entries themselves stay: the overlay
+   * answers for the written key until then.
+   */
+  written(): void {
+    this.epoch++;
+  }
+
+  /** The key's committed value is unknown or gone (a delete, an expiry change, a failed write). */
   invalidate(ns: Buffer | null, key: Buffer): void {
     this.epoch++;
     if (this.small.entries.size === 0 && this.large.entries.size === 0) return;
@@ -229,6 +249,11 @@ function hashKey(ns: Buffer | null, key: Buffer): number {
 function sameKey(e: Entry, ns: Buffer | null, key: Buffer): boolean {
   if (!sameBytes(e.key, key)) return false;
   return ns === null ? e.ns === null : e.ns !== null && sameBytes(e.ns, ns);
+}
+
+/** `b` itself, or a copy of its bytes when it is a small part of a much larger buffer. */
+function own(b: Buffer): Buffer {
+  return b.buffer.byteLength > 8192 && b.length * 2 < b.buffer.byteLength ? Buffer.from(b) : b;
 }
 
 /** Byte equality; short keys compare in JS, without a call into C++. */
