@@ -77,11 +77,14 @@ export function opsStats(server: object): OpsStats {
   return s;
 }
 
-/** Records one executed command; `errorCode` is the error reply's first word, or null. */
-export function recordCommand(server: object, name: string, write: boolean, startedMs: number, errorCode: string | null): void {
+/**
+ * Records one executed command; `errorCode` is the error reply's first word, or null. `endedMs`
+ * is the caller's clock reading at the end (performance.now() when not given).
+ */
+export function recordCommand(server: object, name: string, write: boolean, startedMs: number, errorCode: string | null, endedMs = performance.now()): void {
   const stats = opsStats(server);
   const s = stats.stat(name);
-  const seconds = (performance.now() - startedMs) / 1000;
+  const seconds = (endedMs - startedMs) / 1000;
   s.calls++;
   s.usec += Math.round(seconds * 1e6);
   s.promCalls?.inc();

@@ -9,9 +9,8 @@
  * - large values (256 KiB up to a quarter of the budget), `read_cache_mb`: filled by reads only. A
  *   large value read back out of SQLite's overflow pages costs milliseconds.
  *
- * Bounded by bytes (value, key and a per-entry overhead measured on Node 20), evicted by
- * second chance: a hit only marks the entry, eviction takes from the oldest end and moves marked
- * entries back to the young end, which approximates LRU without re-ordering the map on every hit.
+ * Bounded by bytes (value, key and a per-entry overhead measured on Node 20), least recently used
+ * out first.
  *
  * What may be in it: a key's entry is its committed, current value whenever no write to the key
  * is pending. While one is, the overlay answers every read of the key and the entry is not looked
@@ -38,14 +37,16 @@ export interface CachedValue {
 }
 
 interface Entry extends CachedValue {
+  readonly id: number;
   readonly ns: Buffer | null;
   readonly key: Buffer;
   value: Buffer;
   expiresAt: number | null;
   /** Bytes charged against the budget. */
   charge: number;
-  /** Read (or rewritten) since it was last passed over by eviction. */
-  ref: boolean;
+  /** Neighbours in recency order. */
+  older: Entry | null;
+  newer: Entry | null;
 }
 
 /** Values from this size up are "large": read_cache_mb. Below it, value_cache_mb. */
@@ -59,13 +60,18 @@ export const READ_CACHE_MIN_VALUE_BYTES = 256 * 1024;
 const ENTRY_OVERHEAD = 512;
 
 /**
- * One size class: a map in insertion order and its byte budget. Keyed by a 30-bit hash of
- * (ns, key), not by a string of the key: building that string costs ~0.35 µs per lookup (a call
- * into C++ for Buffer.toString), hashing the bytes ~0.05 µs. Two keys with the same hash share a
- * slot; the newer one takes it (a cache may forget), and every read checks the key bytes.
+ * One size class: entries in a map for lookup and in a list for recency, with a byte budget.
+ * Keyed by a 30-bit hash of (ns, key), not by a string of the key: building that string costs
+ * ~0.35 µs per lookup (a call into C++ for Buffer.toString), hashing the bytes ~0.05 µs. Two keys
+ * with the same hash share a slot; the newer one takes it (a cache may forget), and every read
+ * checks the key bytes. Recency is a linked list, not the map's insertion order: evicting from the
+ * front of a Map that keeps losing its oldest entries walks the holes they leave, every time.
  */
 class CacheClass {
   readonly entries = new Map<number, Entry>();
+  /** Least recently used end of the list (evicted first) and most recently used end. */
+  private oldest: Entry | null = null;
+  private newest: Entry | null = null;
   bytes = 0;
   hits = 0;
   misses = 0;
@@ -78,6 +84,13 @@ class CacheClass {
     return e !== undefined && sameKey(e, ns, key) ? e : undefined;
   }
 
+  /** A hit: the entry becomes the most recently used. */
+  touch(e: Entry): void {
+    if (this.newest === e) return;
+    this.unlink(e);
+    this.append(e);
+  }
+
   set(id: number, ns: Buffer | null, key: Buffer, value: Buffer, expiresAt: number | null, charge: number): void {
     const old = this.entries.get(id);
     if (old !== undefined && sameKey(old, ns, key)) {
@@ -86,42 +99,49 @@ class CacheClass {
       old.value = value;
       old.expiresAt = expiresAt;
       old.charge = charge;
-      old.ref = true;
+      this.touch(old);
     } else {
       if (old !== undefined) this.drop(id, old);
-      this.entries.set(id, { ns, key, value, expiresAt, charge, ref: false });
+      const e: Entry = { id, ns, key, value, expiresAt, charge, older: null, newer: null };
+      this.entries.set(id, e);
+      this.append(e);
       this.bytes += charge;
     }
-    if (this.bytes > this.maxBytes) this.evict();
-  }
-
-  /** Second chance: marked entries go back to the young end once, unmarked ones leave. */
-  private evict(): void {
-    // Each step evicts or clears a mark, so this ends within two passes.
-    for (const [id, e] of this.entries) {
-      if (this.bytes <= this.maxBytes) return;
-      if (e.ref) {
-        e.ref = false;
-        this.entries.delete(id);
-        this.entries.set(id, e);
-      } else {
-        this.drop(id, e);
-      }
-    }
+    while (this.bytes > this.maxBytes && this.oldest !== null) this.drop(this.oldest.id, this.oldest);
   }
 
   drop(id: number, e: Entry): void {
     this.entries.delete(id);
+    this.unlink(e);
     this.bytes -= e.charge;
   }
 
   clear(): void {
     this.entries.clear();
+    this.oldest = null;
+    this.newest = null;
     this.bytes = 0;
   }
 
   stats(): ReadCacheStats {
     return { hits: this.hits, misses: this.misses, bytes: this.bytes, entries: this.entries.size };
+  }
+
+  private append(e: Entry): void {
+    e.older = this.newest;
+    e.newer = null;
+    if (this.newest !== null) this.newest.newer = e;
+    else this.oldest = e;
+    this.newest = e;
+  }
+
+  private unlink(e: Entry): void {
+    if (e.older !== null) e.older.newer = e.newer;
+    else this.oldest = e.newer;
+    if (e.newer !== null) e.newer.older = e.older;
+    else this.newest = e.older;
+    e.older = null;
+    e.newer = null;
   }
 }
 
@@ -164,7 +184,7 @@ export class ReadCache {
       cls.drop(id, e);
       return undefined;
     }
-    e.ref = true;
+    cls.touch(e);
     cls.hits++;
     return e;
   }

@@ -48,11 +48,11 @@ test('a small value sliced from a larger buffer is copied, so it does not pin th
   assert.equal(got.buffer.byteLength < 64 * 1024, true);
 });
 
-test('eviction by second chance: an entry read since it was last passed over stays', () => {
+test('small values: the least recently used leave first', () => {
   const c = new ReadCache(0, 4 * charge(1000));
   for (const k of ['a', 'b', 'c', 'd']) c.put(null, b(k), Buffer.alloc(1000, k), null);
   assert.ok(c.get(null, b('a'), 0));
-  c.put(null, b('e'), Buffer.alloc(1000, 'e'), null); // a is marked: b leaves
+  c.put(null, b('e'), Buffer.alloc(1000, 'e'), null); // a was read: b leaves
   assert.equal(c.get(null, b('b'), 0), undefined);
   assert.deepEqual(['a', 'c', 'd', 'e'].map((k) => c.get(null, b(k), 0)?.value.toString('latin1', 0, 1)), ['a', 'c', 'd', 'e']);
   assert.equal(c.smallStats().bytes, 4 * charge(1000));
