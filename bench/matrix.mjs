@@ -502,7 +502,7 @@ ${ASYNC_TOML.trim()}
 
 Before the 1 KiB cases every server gets ${fmtInt(keyspace[KiB])} keys \`key:000000000000\` … of 1,024 bytes, before
 the 1 MiB cases ${fmtInt(keyspace[MiB])} keys of 1 MiB (pipelined SETs, not measured; then a 1 s pause). The
-"${fmtInt(HOT_KEYS)}k keys" cases GET only the first ${fmtInt(HOT_KEYS)} keys: a working set that fits our
+"${HOT_KEYS / 1000}k keys" cases GET only the first ${fmtInt(HOT_KEYS)} keys: a working set that fits our
 default \`value_cache_mb\`; the other GET cases draw from all ${fmtInt(keyspace[KiB])}, which does not. \`-r N\` makes
 redis-benchmark pick random keys from exactly those names, so every GET finds a value of the
 benchmarked size; the SET runs overwrite the same keys with values of the same size. Then, per round,

@@ -3,7 +3,7 @@
  * of SQLite on every GET. Two size classes with budgets of their own, so that one class cannot
  * push the other out:
  *
- * - small values (below 256 KiB), `value_cache_mb`: filled by reads and by committed writes. A
+ * - small values (up to 16 KiB), `value_cache_mb`: filled by reads and by committed writes. A
  *   SQLite point read of a small value costs ~6–7 µs on this class of machine (B-tree descent,
  *   pager, a copy into a new Buffer), a hit here well under 1 µs.
  * - large values (256 KiB up to a quarter of the budget), `read_cache_mb`: filled by reads only. A
@@ -49,8 +49,16 @@ interface Entry extends CachedValue {
   newer: Entry | null;
 }
 
-/** Values from this size up are "large": read_cache_mb. Below it, value_cache_mb. */
+/** Values from this size up are "large": read_cache_mb. */
 export const READ_CACHE_MIN_VALUE_BYTES = 256 * 1024;
+
+/**
+ * Values up to this size are "small": value_cache_mb. For them a SQLite read costs several times
+ * the copy of the value; from 16 KiB to 256 KiB the copy dominates and a read is ~0.1 ms, and
+ * caching them would cost more memory than it saves time: 32 MiB of cached 64 KiB values put
+ * ~57 MiB on the scale run's RSS (allocator fragmentation), over its 250 MiB budget.
+ */
+export const VALUE_CACHE_MAX_VALUE_BYTES = 16 * 1024;
 
 /**
  * Memory an entry costs besides its value and key bytes: the Map slot, the entry object, the key
@@ -167,7 +175,7 @@ export class ReadCache {
   /** Whether a value of this size would be cached. */
   wants(size: number): boolean {
     if (size >= READ_CACHE_MIN_VALUE_BYTES) return this.large.maxBytes > 0 && size <= this.large.maxBytes / 4;
-    return this.small.maxBytes > 0 && size + ENTRY_OVERHEAD <= this.small.maxBytes / 4;
+    return this.small.maxBytes > 0 && size <= VALUE_CACHE_MAX_VALUE_BYTES && size + ENTRY_OVERHEAD <= this.small.maxBytes / 4;
   }
 
   get(ns: Buffer | null, key: Buffer, now: number): CachedValue | undefined {
@@ -189,9 +197,10 @@ export class ReadCache {
     return e;
   }
 
-  /** A committed value read from SQLite because get() had nothing: counted as a miss, kept if wanted. */
+  /** A committed value read from SQLite because get() had nothing: counted as a miss of its class, kept if wanted. */
   fill(ns: Buffer | null, key: Buffer, value: Buffer, expiresAt: number | null): void {
-    this.classOf(value.length).misses++;
+    if (value.length >= READ_CACHE_MIN_VALUE_BYTES) this.large.misses++;
+    else if (value.length <= VALUE_CACHE_MAX_VALUE_BYTES) this.small.misses++;
     this.put(ns, key, value, expiresAt);
   }
 
