@@ -473,6 +473,7 @@ MB/s (req/s × 1,048,576 bytes / 10^6). "÷ redis" = our median ÷ redis-server'
 Targets are issue 20's goals for the 1 KiB cases and issue 9's for 1 MiB.
 ${misses.length ? `\nTargets not met (in at least one mode): ${misses.join('; ')}. The "Analysis" section below says why and what is left.` : '\nEvery target is met in both modes.'}
 
+${mi.loadavg[0] > mi.cores || (loadEnd?.[0] ?? 0) > mi.cores ? `**Busy machine:** load average ${mi.loadavg[0].toFixed(1)} at start and ${loadEnd?.[0]?.toFixed(1) ?? '?'} at the end on ${mi.cores} cores — other work shared the cores with this run, so single rounds swing widely; read the medians with care, and CPU per request (\`bench/cpu-per-request.mjs\`) for small changes.\n` : ''}
 ![ours ÷ redis-server per case](benchmarks-ratios.svg)
 
 ## Machine
