@@ -199,9 +199,13 @@ export async function spawnBlobasaur(dir, { serverJs = join(root, 'dist/src/main
   return { ...proc, port: p };
 }
 
-/** The redis-server arguments of the reference: AOF with fsync every second, no RDB snapshots. */
+/**
+ * The redis-server arguments of the reference: AOF with fsync every second, no RDB snapshots, and
+ * no automatic AOF rewrites (auto-aof-rewrite-percentage 0): a rewrite forks and copies the whole
+ * data set, and a ratio should not rest on whether Redis happened to be rewriting during a run.
+ */
 export function redisArgs(port, dir) {
-  return ['--port', String(port), '--bind', HOST, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--dir', dir];
+  return ['--port', String(port), '--bind', HOST, '--appendonly', 'yes', '--appendfsync', 'everysec', '--auto-aof-rewrite-percentage', '0', '--save', '', '--dir', dir];
 }
 
 /** Starts redis-server (AOF, everysec) with a fresh dir; same helpers as startBlobasaur. */
@@ -220,6 +224,23 @@ export async function startRedis(prefix = 'redis-bench-') {
     throw new Error(`redis-server: ${err.message}\n${proc.output.text.trim()}`);
   }
   return { port, dir: own.dir, pid: proc.pid, child: proc.child, output: proc.output, alive: proc.alive, stop, terminate: proc.terminate };
+}
+
+/**
+ * Starts bench/node-ceiling.mjs (a Map behind a minimal RESP loop: the Node.js yardstick); same
+ * helpers as startRedis.
+ */
+export async function startNodeCeiling() {
+  const port = await freePort();
+  const proc = spawnTracked(process.execPath, [join(root, 'bench', 'node-ceiling.mjs'), '--port', String(port), '--host', HOST], { stdio: 'pipe' });
+  const stop = () => proc.kill();
+  try {
+    await waitForPort(port, 100, proc.child);
+  } catch (err) {
+    stop();
+    throw new Error(`node-ceiling: ${err.message}\n${proc.output.text.trim()}`);
+  }
+  return { port, pid: proc.pid, child: proc.child, output: proc.output, alive: proc.alive, stop, terminate: proc.terminate };
 }
 
 /**

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 import { ratioChartSvg } from './chart.mjs';
-import { HOST, RespClient, RespError, command, median, onCleanup, pipelined, readIfExists, redisArgs, root, sleep, snapshotServer, startBlobasaur, startRedis, watchServerLog } from './lib.mjs';
+import { HOST, RespClient, RespError, command, median, onCleanup, pipelined, readIfExists, redisArgs, root, sleep, snapshotServer, startBlobasaur, startNodeCeiling, startRedis, watchServerLog } from './lib.mjs';
 import {
   DOC_PATH,
   SVG_PATH,
@@ -32,16 +32,24 @@ const TARGETS = [
   // The default mode is literally an empty config file: every key at its default.
   { id: 'default', label: 'ours, default', kind: 'ours', toml: '' },
   { id: 'async', label: 'ours, async', kind: 'ours', toml: ASYNC_TOML },
+  // The Node.js yardstick (bench/node-ceiling.mjs): what a bare RESP loop over a Map does on this
+  // machine in this run. Small-value cases only.
+  { id: 'node', label: 'node ceiling', kind: 'ceiling' },
 ];
 
+// Targets: issue 20's goals for the 1 KiB cases (ours ÷ redis-server), issue 9's for 1 MiB.
 // n is per run (one target, one round). Chosen so that on a 2-core machine our slower mode takes
 // 2–5 s per run and redis-server at least ~0.5 s (redis-benchmark's clock has ms resolution), and
 // the full run (3 targets × 6 cases × 5 rounds) takes 5–10 minutes.
 const CASES = [
-  { id: 'set-1k-p1', op: 'set', size: KiB, clients: 50, pipeline: 1, target: 0.8, n: { full: 50_000, quick: 20_000 } },
+  { id: 'set-1k-p1', op: 'set', size: KiB, clients: 50, pipeline: 1, target: 0.6, n: { full: 50_000, quick: 20_000 } },
   { id: 'get-1k-p1', op: 'get', size: KiB, clients: 50, pipeline: 1, target: 0.8, n: { full: 60_000, quick: 30_000 } },
-  { id: 'set-1k-p16', op: 'set', size: KiB, clients: 50, pipeline: 16, target: 1.0, n: { full: 120_000, quick: 60_000 } },
-  { id: 'get-1k-p16', op: 'get', size: KiB, clients: 50, pipeline: 16, target: 0.5, n: { full: 250_000, quick: 150_000 } },
+  { id: 'set-1k-p16', op: 'set', size: KiB, clients: 50, pipeline: 16, target: 0.4, n: { full: 120_000, quick: 60_000 } },
+  { id: 'get-1k-p16', op: 'get', size: KiB, clients: 50, pipeline: 16, target: 0.4, n: { full: 250_000, quick: 150_000 } },
+  // The same GETs over the first HOT_KEYS keys only: a working set that fits the default
+  // value_cache_mb. Full runs only (the quick keyspace is that small anyway).
+  { id: 'get-1k-p1-hot', op: 'get', size: KiB, clients: 50, pipeline: 1, target: 0.8, hot: true, n: { full: 60_000 } },
+  { id: 'get-1k-p16-hot', op: 'get', size: KiB, clients: 50, pipeline: 16, target: 0.4, hot: true, n: { full: 250_000 } },
   { id: 'set-1m', op: 'set', size: MiB, clients: 10, pipeline: 1, target: 1.0, mbps: true, n: { full: 400, quick: 150 } },
   { id: 'get-1m', op: 'get', size: MiB, clients: 10, pipeline: 1, target: 1.0, mbps: true, n: { full: 1000, quick: 300 } },
 ];
@@ -50,10 +58,12 @@ const CASES = [
 // and redis-benchmark's -r N draws keys key:000000000000 … key:(N-1) — the same names. The 1 KiB
 // and 1 MiB phases run one after the other because both use redis-benchmark's fixed key names.
 const KEYSPACE = { full: { [KiB]: 100_000, [MiB]: 100 }, quick: { [KiB]: 20_000, [MiB]: 20 } };
+/** Keys of the "working set fits" cases: 20,000 × 1 KiB ≈ 24 MiB with the cache's per-entry overhead. */
+const HOT_KEYS = 20_000;
 
 const SETTLE_MS = 250; // lets a server finish background work (commits, AOF) before the next run
 
-const caseName = (c) => `${c.op.toUpperCase()} ${c.size === KiB ? '1 KiB' : '1 MiB'}, P${c.pipeline}`;
+const caseName = (c) => `${c.op.toUpperCase()} ${c.size === KiB ? '1 KiB' : '1 MiB'}, P${c.pipeline}${c.hot ? `, ${HOT_KEYS / 1000}k keys` : ''}`;
 const caseSub = (c) => `P${c.pipeline}, ${c.clients} clients${c.mbps ? ', MB/s' : ''}`;
 const keyName = (i) => `key:${String(i).padStart(12, '0')}`;
 const log = (s) => process.stdout.write(`${s}\n`);
@@ -120,7 +130,7 @@ function runBenchmark(args, limitMs) {
 // ---- targets -----------------------------------------------------------------------------------
 
 async function startTarget(t, serverJs) {
-  t.server = t.kind === 'redis' ? await startRedis() : await startBlobasaur(t.toml, `blobasaur-${t.id}-`, { serverJs, stdio: 'pipe' });
+  t.server = t.kind === 'redis' ? await startRedis() : t.kind === 'ceiling' ? await startNodeCeiling() : await startBlobasaur(t.toml, `blobasaur-${t.id}-`, { serverJs, stdio: 'pipe' });
   if (t.kind === 'ours') t.logIssues = watchServerLog(t.server.child);
   t.dead = null;
 }
@@ -212,7 +222,13 @@ export async function runMatrix(opts) {
   const { serverJs } = snapshotServer();
   const targets = TARGETS.filter((t) => !opts.quick || t.id !== 'async').map((t) => ({ ...t }));
   const keyspace = KEYSPACE[mode];
-  const phases = [KiB, MiB].map((size) => ({ size, keyspace: keyspace[size], cases: CASES.filter((c) => c.size === size) }));
+  const phases = [KiB, MiB].map((size) => ({
+    size,
+    keyspace: keyspace[size],
+    cases: CASES.filter((c) => c.size === size && c.n[mode] !== undefined),
+    // The Node.js yardstick holds everything in a Map: small values only.
+    targets: targets.filter((t) => t.kind !== 'ceiling' || size === KiB),
+  }));
 
   log(`bench: ${mode} matrix, ${rounds} round(s), targets: ${targets.map((t) => t.label).join(', ')}`);
   for (const t of targets) await startTarget(t, serverJs);
@@ -222,7 +238,7 @@ export async function runMatrix(opts) {
   const checks = [];
   let verified = 0; // spot-check GETs that returned a value of exactly the benchmarked size
   for (const phase of phases) {
-    for (const t of targets) {
+    for (const t of phase.targets) {
       const s = await prefill(t, phase.size, phase.keyspace);
       log(`bench: ${t.label}: wrote ${fmtInt(phase.keyspace)} keys of ${phase.size} bytes in ${s.toFixed(1)} s`);
       verified += await verifyValues(t, phase.size, phase.keyspace);
@@ -231,9 +247,10 @@ export async function runMatrix(opts) {
     for (let r = 1; r <= rounds; r++) {
       for (const [ci, c] of phase.cases.entries()) {
         // Rotate the order per round and case so no target always runs right after another.
-        const order = targets.map((_, i) => targets[(i + r + ci) % targets.length]);
+        const pt = phase.targets;
+        const order = pt.map((_, i) => pt[(i + r + ci) % pt.length]);
         for (const t of order) {
-          const res = await runOne(t, c, c.n[mode], phase.keyspace, r);
+          const res = await runOne(t, c, c.n[mode], c.hot ? HOT_KEYS : phase.keyspace, r);
           results.push(res);
           const what = res.error ? `ERROR ${res.error.slice(0, 300)}` : `${fmtInt(res.rps)} req/s${c.mbps ? ` = ${fmt1((res.rps * c.size) / 1e6)} MB/s` : ''}, p50 ${res.p50} ms, p99 ${res.p99} ms (${res.seconds.toFixed(1)} s)`;
           log(`  round ${r}/${rounds}  ${caseName(c).padEnd(15)} ${t.label.padEnd(14)} ${what}`);
@@ -242,25 +259,26 @@ export async function runMatrix(opts) {
       }
     }
     // The SET runs in between wrote the same keys with the same size: check again.
-    for (const t of targets.filter((x) => !x.dead)) {
+    for (const t of phase.targets.filter((x) => !x.dead)) {
       verified += await verifyValues(t, phase.size, phase.keyspace);
     }
+    // The yardstick has done its part; it would only hold memory during the large-value cases.
+    for (const t of phase.targets) if (t.kind === 'ceiling' && phase.size === KiB) t.server.stop();
   }
 
   checks.push(`${verified} spot-check GETs (the first, the last and 40 random keys, on every server, after each prefill and again after each size's cases) all returned a value of exactly the benchmarked size`);
   const redis = targets.find((t) => t.id === 'redis');
   const misses = await infoField(redis.server.port, 'stats', 'keyspace_misses');
   checks.push(`redis-server keyspace_misses after all GET runs: ${misses} (0 means every GET found its key)`);
-  // Redis' own background work in this durability class: AOF rewrites (auto-aof-rewrite-percentage
-  // 100 from 64 MB) fork and rewrite the file while the 1 MiB SETs run; delayed fsyncs mean the
-  // disk was slower than the write rate. Both explain its 1 MiB SET figure.
+  // redis-server runs with auto-aof-rewrite-percentage 0, so it should never rewrite its AOF here;
+  // a run that overlapped a rewrite anyway is marked. Delayed fsyncs mean the disk was slower than
+  // the write rate.
   const rewrites = await infoField(redis.server.port, 'persistence', 'aof_rewrites');
   const delayed = await infoField(redis.server.port, 'persistence', 'aof_delayed_fsync');
   const redisSets = results.filter((r) => r.target === 'redis' && CASES.find((c) => c.id === r.caseId).op === 'set');
   checks.push(
-    `redis-server rewrote its AOF ${rewrites} time(s) during the run (auto-aof-rewrite at 100% growth from 64 MB; aof_delayed_fsync ${delayed}); ` +
-      `${redisSets.filter((r) => r.aofRewrite).length} of its ${redisSets.length} SET runs overlapped a rewrite (marked below) and are slower for it. ` +
-      'That is part of Redis\' cost in this durability class, and why its SET figures, and so the SET ratios, vary most from run to run',
+    `redis-server ran with auto-aof-rewrite-percentage 0 (no automatic AOF rewrites, so no SET ratio rests on a rewrite's stall): it rewrote its AOF ${rewrites} time(s); ` +
+      `${redisSets.filter((r) => r.aofRewrite).length} of its ${redisSets.length} SET runs overlapped a rewrite; aof_delayed_fsync ${delayed}`,
   );
   const oddities = [];
   for (const t of targets.filter((x) => x.kind === 'ours' && !x.dead)) {
@@ -316,8 +334,13 @@ function summarize(targets, results, mode) {
     const med = {};
     for (const t of targets) med[t.id] = median(results.filter((r) => r.caseId === c.id && r.target === t.id && !r.error).map((r) => r.rps));
     const ratio = {};
-    for (const t of targets) if (t.kind === 'ours') ratio[t.id] = med[t.id] / med.redis;
-    return { c, n: c.n[mode], med, ratio };
+    const toNode = {};
+    for (const t of targets) {
+      if (t.kind === 'redis') continue;
+      ratio[t.id] = med[t.id] / med.redis;
+      if (t.kind === 'ours') toNode[t.id] = med[t.id] / med.node;
+    }
+    return { c, n: c.n[mode], med, ratio, toNode };
   });
 }
 
@@ -346,22 +369,37 @@ const pct = (now, before) => (Number.isFinite(now / before) ? `${now >= before ?
 
 function summaryRows(summary, targets, { withVerdict = true, last = null } = {}) {
   const ours = targets.filter((t) => t.kind === 'ours');
-  const header = ['case', ...targets.map((t) => t.label), ...ours.map((t) => `ratio ${t.id}`), 'target', ...(withVerdict ? ours.map((t) => `${t.id}: target`) : [])];
-  if (last) header.push('previous quick: ratio', 'ours now vs then');
-  const rows = summary.map(({ c, med, ratio }) => {
-    const row = [caseName(c), ...targets.map((t) => throughput(c, med[t.id])), ...ours.map((t) => fmt2(ratio[t.id])), `≥ ${c.target.toFixed(1)}`];
+  const node = targets.some((t) => t.kind === 'ceiling');
+  const header = [
+    'case',
+    ...targets.map((t) => t.label),
+    ...ours.map((t) => `${t.id} ÷ redis`),
+    ...(node ? [...ours.map((t) => `${t.id} ÷ node`), 'node ÷ redis'] : []),
+    'target (÷ redis)',
+    ...(withVerdict ? ours.map((t) => `${t.id}: target`) : []),
+  ];
+  if (last) header.push('previous quick: ÷ redis', 'ours now vs then');
+  const rows = summary.map(({ c, med, ratio, toNode }) => {
+    const row = [
+      caseName(c),
+      ...targets.map((t) => (c.size === KiB || t.kind !== 'ceiling' ? throughput(c, med[t.id]) : '—')),
+      ...ours.map((t) => fmt2(ratio[t.id])),
+      ...(node ? [...ours.map((t) => (c.size === KiB ? fmt2(toNode[t.id]) : '—')), c.size === KiB ? fmt2(ratio.node) : '—'] : []),
+      `≥ ${c.target.toFixed(1)}`,
+    ];
     if (withVerdict) row.push(...ours.map((t) => verdict(ratio[t.id], c.target)));
     if (last) row.push(fmt2(last.cases?.[c.id]?.ratio), pct(med.default, last.cases?.[c.id]?.ours));
     return row;
   });
-  const align = header.map((_, i) => (i === 0 || i >= 1 + targets.length + ours.length + 1 ? 'l' : 'r'));
+  const numeric = 1 + targets.length + ours.length + (node ? ours.length + 1 : 0);
+  const align = header.map((_, i) => (i === 0 || i >= numeric + 1 ? 'l' : 'r'));
   return { header, rows, align };
 }
 
 function printSummary(summary, targets, mode, elapsed, oddities, notes) {
   const last = mode === 'quick' ? readQuickLast() : null;
   const { header, rows, align } = summaryRows(summary, targets, { last });
-  log(`\nMedian throughput (1 MiB cases in MB/s = req/s × 1,048,576 / 10^6) and ratio ours ÷ redis-server:\n`);
+  log(`\nMedian throughput (1 MiB cases in MB/s = req/s × 1,048,576 / 10^6); ours ÷ redis-server and ours ÷ the Node.js ceiling (bench/node-ceiling.mjs):\n`);
   log(textTable(header, rows, align));
   if (mode === 'quick') {
     log(
@@ -379,10 +417,11 @@ function chartFor(summary, rounds) {
   const series = [
     { label: 'ours, default mode', color: '#4e79a7', values: summary.map((s) => s.ratio.default) },
     { label: 'ours, async_write + batch 50 / 10 ms', color: '#f28e2b', values: summary.map((s) => s.ratio.async) },
+    { label: 'bare Node.js RESP loop (the ceiling)', color: '#bab0ac', values: summary.map((s) => (s.c.size === KiB ? s.ratio.node : NaN)) },
   ];
   return ratioChartSvg({
     title: 'Blobasaur ÷ redis-server throughput, higher is better',
-    subtitle: `median of ${rounds} rounds, redis-benchmark, same machine and run; dashed red = issue #9 target (${new Date().toISOString().slice(0, 10)})`,
+    subtitle: `median of ${rounds} rounds, redis-benchmark, same machine and run; dashed red = target (${new Date().toISOString().slice(0, 10)})`,
     groups,
     series,
   });
@@ -419,7 +458,7 @@ function matrixMarkdown({ summary, targets, results, rounds, mode, mi, loadEnd, 
      by each full run; the "Scale run" and "Analysis" sections below are kept. -->
 
 Generated by \`npm run bench\` on ${mi.date.slice(0, 10)} (${Math.round(elapsed / 60)} min). Throughput of
-\`redis-benchmark\` against our server and against \`redis-server\` with append-only file and
+\`redis-benchmark\` against our server, against a bare Node.js RESP loop (the ceiling) and against \`redis-server\` with append-only file and
 \`appendfsync everysec\` — the same durability class as SQLite WAL with \`synchronous = NORMAL\` —
 on the same machine in the same run, alternating targets, ${rounds} rounds, medians. The machine is
 shared and small, so absolute numbers move from run to run: read the **ratio** ours ÷ redis-server.
@@ -429,9 +468,12 @@ shared and small, so absolute numbers move from run to run: read the **ratio** o
 ${mdTable(header, rows, align)}
 
 Throughput is the median over ${rounds} rounds of requests per second; the 1 MiB cases are shown in
-MB/s (req/s × 1,048,576 bytes / 10^6). "ratio" = our median ÷ redis-server's median in this run.
+MB/s (req/s × 1,048,576 bytes / 10^6). "÷ redis" = our median ÷ redis-server's median in this run;
+"÷ node" = our median ÷ the Node.js ceiling's; "node ÷ redis" is how close the bare runtime gets.
+Targets are issue 20's goals for the 1 KiB cases and issue 9's for 1 MiB.
 ${misses.length ? `\nTargets not met (in at least one mode): ${misses.join('; ')}. The "Analysis" section below says why and what is left.` : '\nEvery target is met in both modes.'}
 
+${mi.loadavg[0] > mi.cores || (loadEnd?.[0] ?? 0) > mi.cores ? `**Busy machine:** load average ${mi.loadavg[0].toFixed(1)} at start and ${loadEnd?.[0]?.toFixed(1) ?? '?'} at the end on ${mi.cores} cores — other work shared the cores with this run, so single rounds swing widely; read the medians with care, and CPU per request (\`bench/cpu-per-request.mjs\`) for small changes.\n` : ''}
 ![ours ÷ redis-server per case](benchmarks-ratios.svg)
 
 ## Machine
@@ -440,12 +482,18 @@ ${machineMarkdown(mi, loadEnd)}
 
 ## What runs
 
-Three servers are started once, each on 127.0.0.1 with a fresh temp directory, and run side by side:
+Four servers are started once, each on 127.0.0.1 with a fresh temp directory, and run side by side:
+redis-server with AOF rewrites off (\`auto-aof-rewrite-percentage 0\`: a rewrite forks and copies the
+data set, and earlier runs showed SET ratios that depended on whether one was running), our server
+in two modes, and \`bench/node-ceiling.mjs\`, the Node.js yardstick: a \`Map\` behind a minimal RESP
+loop of the same style as our parser, no storage, no limits, no metrics — what the runtime itself
+costs per request on this machine in this run (small-value cases only).
 
 \`\`\`sh
 redis-server ${redisArgs('PORT', 'TMPDIR').map(shellQuote).join(' ')}
 node dist/src/main.js --config TMPDIR/config.toml --addr 127.0.0.1:PORT --data-dir TMPDIR/data   # ours, default: config.toml is empty
 node dist/src/main.js --config TMPDIR/config.toml --addr 127.0.0.1:PORT --data-dir TMPDIR/data   # ours, async: config.toml below
+node bench/node-ceiling.mjs --port PORT --host 127.0.0.1                                           # the ceiling
 \`\`\`
 
 \`\`\`toml
@@ -454,8 +502,9 @@ ${ASYNC_TOML.trim()}
 \`\`\`
 
 Before the 1 KiB cases every server gets ${fmtInt(keyspace[KiB])} keys \`key:000000000000\` … of 1,024 bytes, before
-the 1 MiB cases ${fmtInt(keyspace[MiB])} keys of 1 MiB (pipelined SETs, not measured; then a pause until
-redis-server's AOF rewrite that this triggers has finished, plus 1 s). \`-r N\` makes
+the 1 MiB cases ${fmtInt(keyspace[MiB])} keys of 1 MiB (pipelined SETs, not measured; then a 1 s pause). The
+"${HOT_KEYS / 1000}k keys" cases GET only the first ${fmtInt(HOT_KEYS)} keys: a working set that fits our
+default \`value_cache_mb\`; the other GET cases draw from all ${fmtInt(keyspace[KiB])}, which does not. \`-r N\` makes
 redis-benchmark pick random keys from exactly those names, so every GET finds a value of the
 benchmarked size; the SET runs overwrite the same keys with values of the same size. Then, per round,
 per case, each target in turn (the order rotates), one redis-benchmark run each:

@@ -164,8 +164,16 @@ export async function runScale({ gib = 10, gets = 20_000, write = true }) {
     r.diskRunning = dirBytes(server.dataDir);
     log(`scale: loaded in ${r.loadSeconds.toFixed(1)} s (${fmt1(r.loadMBps)} MB/s); RSS ${fmtMiB(r.memAfterLoad.rss)}; files ${fmtGiB(r.diskRunning.size)}`);
 
+    const cacheInfo = async () => {
+      const info = (await command(server.port, ['INFO', 'blobasaur'])).toString();
+      const field = (name) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1]);
+      return { hits: field('value_cache_hits'), misses: field('value_cache_misses'), bytes: field('value_cache_bytes') };
+    };
+    const cacheBefore = await cacheInfo();
     r.get = await randomGets(server.port, keys, gets);
     r.memAfterGets = processMemory(server.pid);
+    const cacheAfter = await cacheInfo();
+    r.valueCache = { hits: cacheAfter.hits - cacheBefore.hits, misses: cacheAfter.misses - cacheBefore.misses, bytes: cacheAfter.bytes };
     log(`scale: ${fmtInt(gets)} random GETs: p50 ${fmt2(r.get.p50)} ms, p99 ${fmt2(r.get.p99)} ms; RSS ${fmtMiB(r.memAfterGets.rss)}`);
 
     r.shutdown = await server.terminate(300_000);
@@ -211,6 +219,12 @@ function rows(r) {
     ['data dir while running (WAL included)', perGiB(r.diskRunning), '', ''],
     ['data dir after graceful shutdown', perGiB(r.diskStopped), '', ''],
     [`random GET, one client, ${fmtInt(r.get.count)} GETs over all keys`, `p50 ${fmt2(r.get.p50)} ms, p99 ${fmt2(r.get.p99)} ms, p99.9 ${fmt2(r.get.p999)} ms, max ${fmt2(r.get.max)} ms (${fmt1((r.get.count * VALUE) / 1e6 / r.get.seconds)} MB/s)`, '', ''],
+    [
+      'value cache during those GETs (value_cache_mb default: values up to 16 KiB only)',
+      `${fmtInt(r.valueCache.hits)} hits, ${fmtInt(r.valueCache.misses)} misses counted; ${fmtMiB(r.valueCache.bytes)} held (64 KiB values are read from SQLite every time)`,
+      '',
+      '',
+    ],
     ['SIGTERM to exit (commit, checkpoint)', `${fmtInt(r.shutdown.ms)} ms, exit ${r.shutdown.code ?? r.shutdown.signal}`, '', ''],
     ['restart: spawn to first answered GET', `${fmt1(first)} ms first, median ${fmt1(med)} ms of ${r.restarts.length} (${r.restarts.map((x) => fmt1(x.firstGetMs)).join(', ')}); listening after ${fmt1(r.restarts[0]?.listenMs)} ms`, '≤ 1 s', Math.max(first, med) <= RESTART_TARGET_MS ? 'met' : 'not met'],
     ['RSS right after a restart', fmtMiB(r.restarts[0]?.rss), '', ''],

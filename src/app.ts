@@ -69,6 +69,7 @@ export async function startServer(config: Config, log: Logger, configFile: strin
     inflightCapacity: config.inflight_capacity,
     inflightMaxBytes: INFLIGHT_MAX_BYTES,
     readCacheBytes: config.read_cache_mb * 1024 * 1024,
+    valueCacheBytes: config.value_cache_mb * 1024 * 1024,
     compression: config.storage_compression.enabled && config.storage_compression.algorithm !== 'none'
       ? { algorithm: config.storage_compression.algorithm, level: config.storage_compression.level }
       : null,
@@ -138,6 +139,10 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       ['read_cache_misses', stats.readCache.misses],
       ['read_cache_bytes', stats.readCache.bytes],
       ['read_cache_entries', stats.readCache.entries],
+      ['value_cache_hits', stats.valueCache.hits],
+      ['value_cache_misses', stats.valueCache.misses],
+      ['value_cache_bytes', stats.valueCache.bytes],
+      ['value_cache_entries', stats.valueCache.entries],
       ['shard_free_pages', store.pageStats().map((p) => p.freelistCount).join(',')],
       // 1 for a shard that returned SQLITE_CORRUPT, NOTADB, IOERR or a checksum mismatch (docs/operations.md).
       ['shard_damaged', stats.shards.map((s) => (s.damage === null ? 0 : 1)).join(',')],

@@ -95,20 +95,26 @@ export function run(spec: CommandSpec, ctx: CommandContext, args: Buffer[]): Rep
   }
   // Counted when the reply is ready: a Promise result (a write waiting for its commit) when it settles.
   if (out instanceof Promise) {
-    return out.catch(errorReply).then((reply) => {
-      recordCommand(ctx.server, spec.name, write, started, reply instanceof ErrorReply ? reply.code : null);
-      watchSlow(spec, ctx, args, started);
+    const done = (reply: Reply): Reply => {
+      finish(spec, ctx, args, write, started, reply);
       return reply;
-    });
+    };
+    return out.then(done, (err: unknown) => done(errorReply(err)));
   }
-  recordCommand(ctx.server, spec.name, write, started, out instanceof ErrorReply ? out.code : null);
-  watchSlow(spec, ctx, args, started);
+  finish(spec, ctx, args, write, started, out);
   return out;
 }
 
 /** A slot being moved asks which keys are still here: a live blob or namespace of that name. */
 function keyProbe(ctx: CommandContext): (key: Buffer) => boolean {
   return (key) => ctx.ks.exists(null, key, ctx.now) || ctx.ks.namespaceExists(key, ctx.now);
+}
+
+/** Command statistics, then SLOWLOG and LATENCY: one clock reading for all of them. */
+function finish(spec: CommandSpec, ctx: CommandContext, args: Buffer[], write: boolean, started: number, reply: Reply): void {
+  const ended = performance.now();
+  recordCommand(ctx.server, spec.name, write, started, reply instanceof ErrorReply ? reply.code : null, ended);
+  watchSlow(spec, ctx, args, ended - started);
 }
 
 /** -READONLY on a replica; -CLUSTERDOWN on a managed primary that lost its lease. */
@@ -119,8 +125,7 @@ function replicaGate(ctx: CommandContext, write: boolean): ErrorReply | null {
 }
 
 /** SLOWLOG and LATENCY: two comparisons against precomputed thresholds; only a slow command does more. */
-function watchSlow(spec: CommandSpec, ctx: CommandContext, args: Buffer[], started: number): void {
-  const ms = performance.now() - started;
+function watchSlow(spec: CommandSpec, ctx: CommandContext, args: Buffer[], ms: number): void {
   const { slowlog, latency } = ctx.server;
   if (ms >= slowlog.thresholdMs) slowlog.record(spec, ctx.client, args, ms, Date.now());
   if (ms >= latency.thresholdMs) latency.record(spec, ms, Date.now());

@@ -250,6 +250,7 @@ export const configSchema = z
     batch_timeout_ms: int(0, 60000).default(0).describe('max wait to fill a write batch, in ms'),
     inflight_capacity: int(1).default(10000).describe('max writes executed but not yet committed; further writes wait for room'),
     read_cache_mb: int(0).default(64).describe('memory for recently read large values (256 KiB and up), over all shards, in MiB (0 = off)'),
+    value_cache_mb: int(0).default(32).describe('memory for hot small values (up to 16 KiB), filled by reads and writes, over all shards, in MiB (0 = off)'),
     output_compression: z.boolean().default(false).describe('accepted for compatibility; has no effect'),
     storage_compression: storageCompressionSchema.prefault({}).describe('compression of blobs at rest'),
     sqlite: sqliteSchema.prefault({}).describe('SQLite tuning applied to every shard'),

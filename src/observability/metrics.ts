@@ -77,11 +77,14 @@ export function opsStats(server: object): OpsStats {
   return s;
 }
 
-/** Records one executed command; `errorCode` is the error reply's first word, or null. */
-export function recordCommand(server: object, name: string, write: boolean, startedMs: number, errorCode: string | null): void {
+/**
+ * Records one executed command; `errorCode` is the error reply's first word, or null. `endedMs`
+ * is the caller's clock reading at the end (performance.now() when not given).
+ */
+export function recordCommand(server: object, name: string, write: boolean, startedMs: number, errorCode: string | null, endedMs = performance.now()): void {
   const stats = opsStats(server);
   const s = stats.stat(name);
-  const seconds = (performance.now() - startedMs) / 1000;
+  const seconds = (endedMs - startedMs) / 1000;
   s.calls++;
   s.usec += Math.round(seconds * 1e6);
   s.promCalls?.inc();
@@ -289,6 +292,32 @@ export function createMetrics(server: ServerContext, store: Store): Registry {
     registers: [registry],
     collect() {
       this.set(store.stats().readCache.bytes);
+    },
+  });
+  new Counter({
+    name: 'blobasaur_value_cache_hits_total',
+    help: 'Reads of small values answered from the value cache (value_cache_mb)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(store.stats().valueCache.hits);
+    },
+  });
+  new Counter({
+    name: 'blobasaur_value_cache_misses_total',
+    help: 'Reads of small committed values that went to SQLite (value_cache_mb)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(store.stats().valueCache.misses);
+    },
+  });
+  new Gauge({
+    name: 'blobasaur_value_cache_bytes',
+    help: 'Bytes charged to the value cache: values, keys and per-entry overhead',
+    registers: [registry],
+    collect() {
+      this.set(store.stats().valueCache.bytes);
     },
   });
   new Counter({

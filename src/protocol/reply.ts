@@ -78,6 +78,10 @@ const SLAB_SIZE = 64 * 1024;
 /** Bulks at least this big are handed to the socket as they are instead of being copied. */
 const ZERO_COPY_MIN = 16 * 1024;
 const CRLF = Buffer.from('\r\n');
+const OK_BYTES = Buffer.from('+OK\r\n');
+/** Prefix bytes of the replies written with writeLength. */
+const DOLLAR = 0x24;
+const COLON = 0x3a;
 
 /**
  * Encodes replies into a slab of memory shared by many small replies, so a pipeline of 10,000
@@ -109,6 +113,10 @@ export class ReplyEncoder {
       this.ascii(proto === 3 ? '_\r\n' : '$-1\r\n');
     } else if (reply instanceof Buffer) {
       this.bulk(reply);
+    } else if (reply === OK) {
+      this.raw(OK_BYTES);
+    } else if (typeof reply === 'number' && Number.isSafeInteger(reply) && reply >= 0) {
+      this.writeLength(COLON, reply);
     } else if (typeof reply === 'number' || typeof reply === 'bigint') {
       this.ascii(`:${reply}\r\n`);
     } else if (typeof reply === 'string') {
@@ -149,9 +157,28 @@ export class ReplyEncoder {
   }
 
   private bulk(data: Buffer): void {
-    this.ascii(`$${data.length}\r\n`);
+    this.writeLength(DOLLAR, data.length);
     this.raw(data);
     this.raw(CRLF);
+  }
+
+  /**
+   * `<prefix><n>\r\n` for a non-negative integer, written byte by byte: a bulk header or an
+   * integer reply per command, without building a string and calling into C++ to copy it.
+   */
+  private writeLength(prefix: number, n: number): void {
+    let digits = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    this.ensure(digits + 3);
+    const slab = this.slab;
+    let at = this.off;
+    slab[at++] = prefix;
+    let end = at + digits;
+    for (let x = n; end > at; x = Math.floor(x / 10)) slab[--end] = 0x30 + (x % 10);
+    at += digits;
+    slab[at++] = 0x0d;
+    slab[at++] = 0x0a;
+    this.off = at;
   }
 
   private ascii(s: string): void {
@@ -173,7 +200,12 @@ export class ReplyEncoder {
       return;
     }
     this.ensure(data.length);
-    data.copy(this.slab, this.off);
+    if (data.length <= 16) {
+      // A few bytes (CRLF, +OK): a loop beats a call into Buffer.copy.
+      for (let i = 0; i < data.length; i++) this.slab[this.off + i] = data[i];
+    } else {
+      this.slab.set(data, this.off);
+    }
     this.off += data.length;
   }
 

@@ -122,14 +122,16 @@ export class Connection implements ClientState {
   private ending = false;
   /** Set when no more commands will be read (protocol error, QUIT, shutdown). */
   private stopReading = false;
-  /** While this client's command runs: what push() sent meanwhile, to follow its reply. */
-  private dispatching: Reply[] | null = null;
+  /** Set while this client's command runs: push() then holds what it sends in `pushed`. */
+  private dispatching = false;
+  /** What push() sent while this client's command ran, to follow its reply (null: nothing). */
+  private pushed: Reply[] | null = null;
   /** A protocol error to answer once the commands read before it are answered. */
   private pendingError: ErrorReply | null = null;
   /** socket.writableLength at the last idle check, to notice a client reading its replies. */
   private lastWritable = 0;
-  /** Bytes the socket has handed to the kernel: grows only while the client reads. */
-  private flushedBytes = 0;
+  /** Bytes handed to the socket; minus its writableLength, what reached the kernel (grows only while the client reads). */
+  private writtenBytes = 0;
   /** Set while a client over the hard output limit is being given OUTPUT_GRACE_MS to read. */
   private limitTimer: NodeJS.Timeout | null = null;
   /** Set while an ended connection waits for its peer to close. */
@@ -311,10 +313,11 @@ export class Connection implements ClientState {
       }
       const args = this.inbox[this.inboxHead];
       if (!this.authenticated && this.oversizedBeforeAuth(args)) break;
-      this.dispatching = [];
+      this.dispatching = true;
       const outcome = this.dispatcher.dispatch(this, args);
-      const pushed = this.dispatching;
-      this.dispatching = null;
+      this.dispatching = false;
+      const pushed = this.pushed;
+      this.pushed = null;
       if (outcome.kind === 'wait') {
         // This write (and everything after it) waits for commits; then it is dispatched again.
         this.waitingForRoom = true;
@@ -326,7 +329,7 @@ export class Connection implements ClientState {
       }
       this.inboxHead++;
       this.answer(outcome.reply, outcome.kind === 'ran' && !outcome.write);
-      for (const reply of pushed) this.deliver(reply, false);
+      if (pushed !== null) for (const reply of pushed) this.deliver(reply, false);
     }
     if (this.closed) return;
     if (this.inboxHead >= this.inbox.length) {
@@ -359,8 +362,8 @@ export class Connection implements ClientState {
   push(reply: Reply): void {
     if (this.closed) return;
     // A monitor's own command is shown after its reply, as Redis feeds monitors once a command has run.
-    if (this.dispatching !== null) {
-      this.dispatching.push(reply);
+    if (this.dispatching) {
+      (this.pushed ??= []).push(reply);
       return;
     }
     this.deliver(reply, false);
@@ -450,19 +453,20 @@ export class Connection implements ClientState {
     });
   }
 
+  /** Bytes the socket has handed to the kernel. */
+  private get flushedBytes(): number {
+    return this.writtenBytes - this.socket.writableLength;
+  }
+
   private flushOutput(): void {
     if (this.encoder.pending === 0 || this.closed) return;
-    const bytes = this.encoder.pending;
+    this.writtenBytes += this.encoder.pending;
     const chunks = this.encoder.take();
-    const written = (err?: Error | null): void => {
-      if (!err) this.flushedBytes += bytes;
-    };
     if (chunks.length === 1) {
-      this.socket.write(chunks[0], written);
+      this.socket.write(chunks[0]);
     } else {
       this.socket.cork();
-      for (let i = 0; i < chunks.length - 1; i++) this.socket.write(chunks[i]);
-      this.socket.write(chunks[chunks.length - 1], written);
+      for (const chunk of chunks) this.socket.write(chunk);
       this.socket.uncork();
     }
   }

@@ -547,17 +547,17 @@ export class Keyspace {
     return row === undefined ? null : this.decodeRow(row, ns, entry.key);
   }
 
-  /** Keeps a value just read from its row in the read cache (if it wants it), and returns it. */
+  /** Keeps a value just read from its row in the value cache (if it wants it), and returns it. */
   private cacheRead(q: WriteQueue, ns: Buffer | null, key: Buffer, value: PendingValue, expiresAt: number | null): PendingValue {
     if (!q.cache.enabled) return value;
     if (!(value instanceof Promise)) {
-      q.cache.put(ns, key, value, expiresAt);
+      q.cache.fill(ns, key, value, expiresAt);
       return value;
     }
     // Cached only if no write reached this shard while the value was decoding.
     const epoch = q.cache.epoch;
     return value.then((v) => {
-      if (q.cache.epoch === epoch) q.cache.put(ns, key, v, expiresAt);
+      if (q.cache.epoch === epoch) q.cache.fill(ns, key, v, expiresAt);
       return v;
     });
   }

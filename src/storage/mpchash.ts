@@ -14,11 +14,16 @@ const PROBES = 21;
 const POINTS_PER_SHARD = 16;
 const SEED_A = 0x9747b28c;
 const SEED_B = 0x5bd1e995;
+/** The ring is cut into 2^BUCKET_BITS equal arcs; each knows its first point, so a probe finds its successor in a step or two. */
+const BUCKET_BITS = 12;
+const BUCKET_SHIFT = 32 - BUCKET_BITS;
 
 export class ShardRing {
   /** Shard points sorted by position; parallel arrays keep the lookup loop allocation-free. */
   private readonly points: Uint32Array;
   private readonly owners: Uint16Array;
+  /** bucketStart[b]: index of the first point at or after arc b's start (points.length past the last). */
+  private readonly bucketStart: Uint32Array;
 
   constructor(readonly shardCount: number) {
     if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > 65535) {
@@ -30,6 +35,14 @@ export class ShardRing {
     }).sort((a, b) => a.point - b.point || a.id - b.id);
     this.points = Uint32Array.from(placed.map((p) => p.point));
     this.owners = Uint16Array.from(placed.map((p) => p.id));
+    const buckets = 1 << BUCKET_BITS;
+    this.bucketStart = new Uint32Array(buckets + 1);
+    let at = 0;
+    for (let b = 0; b <= buckets; b++) {
+      const start = b === buckets ? 0x1_0000_0000 : b * 2 ** BUCKET_SHIFT;
+      while (at < this.points.length && this.points[at] < start) at++;
+      this.bucketStart[b] = at;
+    }
   }
 
   /** The shard id that owns `key`. */
@@ -43,7 +56,7 @@ export class ShardRing {
     for (let i = 0; i < PROBES; i++) {
       const probe = (h1 + Math.imul(i, h2)) >>> 0;
       const at = this.successor(probe);
-      const distance = (this.points[at] - probe + 0x1_0000_0000) % 0x1_0000_0000;
+      const distance = (this.points[at] - probe) >>> 0; // clockwise, modulo 2^32
       if (distance < bestDistance) {
         bestDistance = distance;
         best = at;
@@ -54,14 +67,11 @@ export class ShardRing {
 
   /** Index of the first point at or after `pos`, wrapping to 0. */
   private successor(pos: number): number {
-    let lo = 0;
-    let hi = this.points.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.points[mid] < pos) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo === this.points.length ? 0 : lo;
+    const b = pos >>> BUCKET_SHIFT;
+    let i = this.bucketStart[b];
+    const end = this.bucketStart[b + 1];
+    while (i < end && this.points[i] < pos) i++;
+    return i === this.points.length ? 0 : i;
   }
 }
 

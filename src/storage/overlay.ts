@@ -118,19 +118,25 @@ export class Overlay {
     this.barrier = seq;
   }
 
-  /** Forgets the write `seq` once it has committed or failed, unless a newer write replaced it. */
-  release(ns: Buffer | null, key: Buffer, seq: number): void {
+  /**
+   * Forgets the write `seq` once it has committed or failed, unless a newer write replaced it (or a
+   * pending namespace delete or flush took it away). Returns whether it was still the key's entry:
+   * then nothing newer is pending for the key.
+   */
+  release(ns: Buffer | null, key: Buffer, seq: number): boolean {
     const id = key.toString('latin1');
     if (ns === null) {
-      if (this.plain.get(id)?.seq === seq) this.plain.delete(id);
-      return;
+      if (this.plain.get(id)?.seq !== seq) return false;
+      this.plain.delete(id);
+      return true;
     }
     const nsId = ns.toString('latin1');
     const fields = this.nested.get(nsId);
-    if (fields?.get(id)?.seq !== seq) return;
+    if (fields?.get(id)?.seq !== seq) return false;
     fields.delete(id);
     this.nestedCount--;
     if (fields.size === 0) this.nested.delete(nsId);
+    return true;
   }
 
   releaseNamespaceBarrier(ns: Buffer, seq: number): void {

@@ -1,8 +1,8 @@
 /**
  * The storage side of replication: committed write batches as bytes (what a primary streams) and
  * their application on a replica, plus loading a primary's shard copy. A replica takes no writes
- * of its own, so its overlay is empty; what it must keep right is its read cache, invalidated for
- * every key a replicated batch touches.
+ * of its own, so its overlay is empty; what it must keep right is its value cache, invalidated for
+ * every key a replicated batch touches (and refilled with the batch's uncompressed values).
  */
 import { deserialize, serialize } from 'node:v8';
 import type { ShardWrite } from './shard.js';
@@ -71,10 +71,17 @@ export async function applyBatch(store: Store, b: ReplicatedBatch): Promise<void
   if (b.writes.length === 0) return;
   await q.drain();
   const [err] = q.shard.applyGroups([b.writes]);
+  // In the same synchronous step as the commit, so no read sees the cache behind the rows. An
+  // uncompressed value is kept as it was written (fill on write, as on a primary); nothing is
+  // kept if the batch failed, or if this node has writes of its own pending (it was promoted).
+  const keep = err === null && q.overlay.empty;
   for (const w of b.writes) {
     if (w.kind === 'flush') q.cache.clear();
     else if (w.kind === 'delns') q.cache.invalidateNamespace(w.ns);
-    else if (w.kind === 'set' || w.kind === 'del' || w.kind === 'expire') q.cache.invalidate(w.ns, w.key);
+    else if (w.kind === 'set' || w.kind === 'del' || w.kind === 'expire') {
+      q.cache.invalidate(w.ns, w.key);
+      if (keep && w.kind === 'set' && w.codec === 0) q.cache.put(w.ns, w.key, w.data, w.expiresAt);
+    }
   }
   if (err !== null) throw err;
 }

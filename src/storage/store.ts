@@ -44,7 +44,10 @@ export interface StoreStats {
   shards: ShardStats[];
   inflightWrites: number;
   sweptRows: number;
+  /** Large values (read_cache_mb). */
   readCache: ReadCacheStats;
+  /** Small values (value_cache_mb). */
+  valueCache: ReadCacheStats;
   /** Checkpoints done by the maintenance worker; null when it is not used. */
   checkpoints: { completed: number; failed: number; totalMillis: number } | null;
 }
@@ -71,6 +74,8 @@ export interface StoreOptions {
   onMaintenanceProblem?: (message: string, shard: number | null) => void;
   /** Bytes of large committed values kept in memory for reads, over all shards (0: none). */
   readCacheBytes?: number;
+  /** Bytes of small committed values kept in memory (filled by reads and commits), over all shards (0: none). */
+  valueCacheBytes?: number;
   /** Largest value a command may build (APPEND, SETRANGE): the server's proto_max_bulk_len. */
   maxValueBytes?: number;
   onWriteFailure: (err: Error, write: PendingWrite, shard: number) => void;
@@ -147,6 +152,7 @@ export class Store {
           batchSize: opts.batchSize,
           batchTimeoutMs: opts.batchTimeoutMs,
           readCacheBytes: Math.floor((opts.readCacheBytes ?? 0) / opts.numShards),
+          valueCacheBytes: Math.floor((opts.valueCacheBytes ?? 0) / opts.numShards),
           onFailure: (err, write) => opts.onWriteFailure(err, write, id),
           onCommit: (ops, millis, ok) => {
             this.watchDisk();
@@ -203,6 +209,7 @@ export class Store {
       inflightWrites: this.budget.ops,
       sweptRows: this.sweptRows,
       readCache: this.readCacheStats(),
+      valueCache: this.valueCacheStats(),
       checkpoints: this.checkpointStats,
     };
   }
@@ -464,11 +471,20 @@ export class Store {
     return this.queues[this.ring.shardOf(key)];
   }
 
-  /** Hits, misses and size of the read caches, summed over shards. */
+  /** Hits, misses and size of the caches of large values, summed over shards. */
   readCacheStats(): ReadCacheStats {
+    return this.sumCaches((q) => q.cache.stats());
+  }
+
+  /** Hits, misses and size of the caches of small values, summed over shards. */
+  valueCacheStats(): ReadCacheStats {
+    return this.sumCaches((q) => q.cache.smallStats());
+  }
+
+  private sumCaches(of: (q: WriteQueue) => ReadCacheStats): ReadCacheStats {
     const total: ReadCacheStats = { hits: 0, misses: 0, bytes: 0, entries: 0 };
     for (const q of this.queues) {
-      const s = q.cache.stats();
+      const s = of(q);
       total.hits += s.hits;
       total.misses += s.misses;
       total.bytes += s.bytes;

@@ -119,6 +119,8 @@ export interface WriteQueueOptions {
   onFailure: (err: Error, write: PendingWrite) => void;
   /** Bytes of large committed values kept in memory for reads (0: none). */
   readCacheBytes?: number;
+  /** Bytes of small committed values kept in memory, filled by reads and commits (0: none). */
+  valueCacheBytes?: number;
   /** Called after every commit attempt, for metrics. */
   onCommit?: (ops: number, millis: number, ok: boolean) => void;
   /** Called with the writes of every group that committed, in commit order (replication). */
@@ -153,7 +155,7 @@ export class WriteQueue {
     private readonly budget: InflightBudget,
     private readonly opts: WriteQueueOptions,
   ) {
-    this.cache = new ReadCache(opts.readCacheBytes ?? 0);
+    this.cache = new ReadCache(opts.readCacheBytes ?? 0, opts.valueCacheBytes ?? 0);
   }
 
   /** Writes executed and not yet committed, including a batch waiting for its encodings. */
@@ -181,8 +183,8 @@ export class WriteQueue {
       this.overlay.putNamespaceBarrier(write.ns, seq);
       this.cache.invalidateNamespace(write.ns);
     } else {
-      // The overlay answers for the key until the commit; the cache must not answer after it.
-      this.cache.invalidate(write.ns, write.key);
+      // The overlay answers for the key until the commit, which settles the key's cache entry.
+      this.cache.written();
       if (write.kind === 'set') this.overlay.put(write.ns, write.key, write.value, write.expiresAt, seq);
       else if (write.kind === 'expire') {
         const before = this.overlay.lookup(write.ns, write.key, write.now);
@@ -350,7 +352,12 @@ export class WriteQueue {
         // nothing in the overlay to release
       } else if (w.kind === 'flush') this.overlay.releaseBarrier(q.seq);
       else if (w.kind === 'delns') this.overlay.releaseNamespaceBarrier(w.ns, q.seq);
-      else this.overlay.release(w.ns, w.key, q.seq);
+      else if (this.overlay.release(w.ns, w.key, q.seq)) {
+        // No newer write to the key is pending: from now on reads look at the cache, so it must
+        // hold what is committed — this value, or nothing.
+        if (w.kind === 'set' && errors[i] === null && w.value instanceof Buffer && this.cache.wants(w.value.length)) this.cache.put(w.ns, w.key, w.value, w.expiresAt);
+        else this.cache.invalidate(w.ns, w.key);
+      }
       bytes += q.bytes;
       const err = errors[i];
       if (err === null) {

@@ -1,7 +1,8 @@
 /**
- * The read cache of large values through a real client: hits are counted, and no write path —
- * overwrite, APPEND, SETRANGE, expiry, DEL, namespace DEL, RENAME, FLUSHALL — can leave an old value
- * to be served, in sync and async mode, with and without compression (async decoding).
+ * The value cache through a real client, for large values (read_cache_mb) and small ones
+ * (value_cache_mb): hits are counted, and no write path — overwrite, APPEND, SETRANGE, expiry, DEL,
+ * namespace DEL, RENAME, FLUSHALL, MULTI/EXEC, a script — can leave an old value to be served, in
+ * sync and async mode, with and without compression (async decoding).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,8 +10,10 @@ import { Redis } from 'ioredis';
 import { startOurs } from '../helpers/servers.js';
 
 const KIB = 1024;
-const big = (c: string, n = 300 * KIB): Buffer => Buffer.alloc(n, c);
-const hits = async (r: Redis): Promise<number> => Number(/read_cache_hits:(\d+)/.exec(await r.info('blobasaur'))?.[1]);
+const sizes = [
+  ['large', 300 * KIB, 'read_cache_hits'],
+  ['small', KIB, 'value_cache_hits'],
+] as const;
 
 const modes = [
   ['sync', {}],
@@ -18,9 +21,11 @@ const modes = [
   ['zstd, sync', { storage_compression: { enabled: true, algorithm: 'zstd' } }],
 ] as const;
 
-describe('read cache of large values', () => {
-  for (const [mode, overrides] of modes) {
-    it(`(${mode}) serves repeated GETs from memory and never an old value`, async () => {
+describe('value cache', () => {
+  for (const [mode, overrides] of modes) for (const [label, size, counter] of sizes) {
+    const big = (c: string, n: number = size): Buffer => Buffer.alloc(n, c);
+    const hits = async (r: Redis): Promise<number> => Number(new RegExp(`${counter}:(\\d+)`).exec(await r.info('blobasaur'))?.[1]);
+    it(`(${mode}, ${label} values) serves repeated GETs from memory and never an old value`, async () => {
       const s = await startOurs({ num_shards: 2, ...overrides });
       const r = new Redis({ port: s.port, host: '127.0.0.1' });
       try {
@@ -48,7 +53,7 @@ describe('read cache of large values', () => {
         await r.getBuffer('k');
         await r.rename('k', 'k2');
         assert.equal(await r.getBuffer('k'), null, 'RENAME source');
-        assert.equal((await r.getBuffer('k2'))?.length, 300 * KIB + 4);
+        assert.equal((await r.getBuffer('k2'))?.length, size + 4);
         await s.store.drain();
         await r.getBuffer('k2');
         await r.pexpire('k2', 50);
@@ -71,6 +76,29 @@ describe('read cache of large values', () => {
         await r.del('ns');
         assert.equal(await r.hgetBuffer('ns', 'f'), null, 'namespace DEL');
 
+        // MULTI/EXEC and a script write through the same path.
+        await r.set('t', big('t'));
+        await s.store.drain();
+        await r.getBuffer('t');
+        const execd = await r.multi().set('t', big('u')).getBuffer('t').exec();
+        assert.equal((execd?.[1]?.[1] as Buffer).equals(big('u')), true, 'GET inside EXEC');
+        assert.equal((await r.getBuffer('t'))?.equals(big('u')), true, 'after EXEC');
+        await s.store.drain();
+        await r.getBuffer('t');
+        await r.eval("redis.call('SET', KEYS[1], ARGV[1]); return 1", 1, 't', big('v'));
+        assert.equal((await r.getBuffer('t'))?.equals(big('v')), true, 'after a script');
+        await s.store.drain();
+        assert.equal(((await r.eval("return redis.call('GET', KEYS[1])", 1, 't')) as string).length, size, 'GET inside a script');
+        // WATCH sees a write to a cached key.
+        const w = new Redis({ port: s.port, host: '127.0.0.1' });
+        try {
+          await w.watch('t');
+          await r.set('t', big('w'));
+          assert.equal(await w.multi().get('t').exec(), null, 'EXEC after a watched key changed');
+        } finally {
+          w.disconnect();
+        }
+
         await r.set('z', big('z'));
         await s.store.drain();
         await r.getBuffer('z');
@@ -85,17 +113,17 @@ describe('read cache of large values', () => {
     });
   }
 
-  it('read_cache_mb = 0 turns it off; small values are never cached', async () => {
-    const s = await startOurs({ read_cache_mb: 0 });
+  it('read_cache_mb = 0 and value_cache_mb = 0 turn it off', async () => {
+    const s = await startOurs({ read_cache_mb: 0, value_cache_mb: 0 });
     const r = new Redis({ port: s.port, host: '127.0.0.1' });
     try {
-      await r.set('k', big('a'));
+      await r.set('k', Buffer.alloc(300 * KIB, 'a'));
       await r.set('small', 'x'.repeat(1000));
       for (let i = 0; i < 3; i++) {
         await r.getBuffer('k');
         await r.get('small');
       }
-      assert.match(await r.info('blobasaur'), /read_cache_hits:0\r\n[^]*read_cache_entries:0\r\n/);
+      assert.match(await r.info('blobasaur'), /read_cache_hits:0\r\n[^]*read_cache_entries:0\r\nvalue_cache_hits:0\r\n[^]*value_cache_entries:0\r\n/);
     } finally {
       r.disconnect();
       await s.close();

@@ -103,6 +103,22 @@ describe('replication: REPLICAOF, stream, READONLY, ROLE, WAIT, resume', () => {
     assert.equal(await r.dbsize(), await p.dbsize());
   });
 
+  it('a replica never serves a cached value that a later batch changed', async () => {
+    await p.set('hot', 'one');
+    await waitFor('hot applied', async () => (await r.get('hot')) === 'one');
+    const hits = async (): Promise<number> => Number(field(await r.info('blobasaur'), 'value_cache_hits'));
+    const before = await hits();
+    for (let i = 0; i < 3; i++) assert.equal(await r.get('hot'), 'one');
+    assert.equal((await hits()) - before, 3, 'answered from the value cache');
+    await p.set('hot', 'two');
+    await waitFor('overwrite applied', async () => (await r.get('hot')) === 'two');
+    await p.del('hot');
+    await waitFor('delete applied', async () => (await r.get('hot')) === null);
+    await p.set('hot', 'three');
+    await p.pexpire('hot', 1);
+    await waitFor('expiry applied', async () => (await r.get('hot')) === null);
+  });
+
   it('the replica refuses writes with Redis\' -READONLY; ROLE and INFO replication on both sides', async () => {
     await assert.rejects(r.set('x', 'y'), /^ReplyError: READONLY You can't write against a read only replica\.$/);
     await assert.rejects(r.del('after:1'), /READONLY/);

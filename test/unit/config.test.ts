@@ -47,6 +47,7 @@ const DEFAULTS = {
   batch_timeout_ms: 0,
   inflight_capacity: 10000,
   read_cache_mb: 64,
+  value_cache_mb: 32,
   output_compression: false,
   storage_compression: { enabled: false, algorithm: 'zstd', level: 3 },
   sqlite: { synchronous: 'NORMAL', cache_size_mb: 16, busy_timeout_ms: 5000, mmap_size_mb: 0, locking_mode: 'NORMAL' },

@@ -248,3 +248,12 @@ describe('ReplyEncoder', () => {
     assert.equal(Buffer.concat(first).toString('latin1'), firstExpected);
   });
 });
+
+test('bulk headers and integers written digit by digit equal their decimal text', () => {
+  for (const n of [0, 1, 9, 10, 11, 99, 100, 999, 1000, 1024, 65535, 1048576, 123456789]) {
+    assert.equal(encodeReply(Buffer.alloc(n, 0x61)).subarray(0, String(n).length + 3).toString('latin1'), `$${n}\r\n`);
+    assert.equal(encodeReply(n).toString('latin1'), `:${n}\r\n`);
+  }
+  for (const n of [Number.MAX_SAFE_INTEGER, 2 ** 40 + 7, -1, -10, 2 ** 60]) assert.equal(encodeReply(n).toString('latin1'), `:${n}\r\n`);
+  assert.equal(encodeReply(OK).toString('latin1'), '+OK\r\n');
+});

@@ -147,3 +147,45 @@ test('placement is deterministic across ring instances', () => {
     assert.equal(a.shardOf(k), b.shardOf(k));
   }
 });
+
+test('the bucketed successor search places every key exactly as a plain binary search over the points', () => {
+  // The reference: the lookup as first written (binary search per probe, modulo by division).
+  const reference = (shards: number, key: Buffer): number => {
+    const placed = Array.from({ length: shards * 16 }, (_, i) => {
+      const id = Math.floor(i / 16);
+      return { id, point: murmur3(Buffer.from(`shard-${id}-${i % 16}`), 0) };
+    }).sort((a, b) => a.point - b.point || a.id - b.id);
+    const points = placed.map((p) => p.point);
+    const successor = (pos: number): number => {
+      let lo = 0;
+      let hi = points.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (points[mid] < pos) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo === points.length ? 0 : lo;
+    };
+    const h1 = murmur3(key, 0x9747b28c);
+    const h2 = murmur3(key, 0x5bd1e995) | 1;
+    let best = 0;
+    let bestDistance = 0x1_0000_0000;
+    for (let i = 0; i < 21; i++) {
+      const probe = (h1 + Math.imul(i, h2)) >>> 0;
+      const at = successor(probe);
+      const distance = (points[at] - probe + 0x1_0000_0000) % 0x1_0000_0000;
+      if (distance < bestDistance) {
+        bestDistance = distance;
+        best = at;
+      }
+    }
+    return placed[best].id;
+  };
+  for (const shards of [2, 3, 4, 7, 16, 100]) {
+    const ring = new ShardRing(shards);
+    for (let i = 0; i < 2000; i++) {
+      const key = latin1(`key:${i}:${(i * 2654435761) >>> 0}`);
+      assert.equal(ring.shardOf(key), reference(shards, key), `${shards} shards, key ${key.toString()}`);
+    }
+  }
+});

@@ -5,7 +5,10 @@ import { READ_CACHE_MIN_VALUE_BYTES, ReadCache } from '../../src/storage/read-ca
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 const big = (fill: number, size = READ_CACHE_MIN_VALUE_BYTES): Buffer => Buffer.alloc(size, fill);
 
-test('only values from 64 KiB up to a quarter of the budget are kept', () => {
+/** Bytes charged for an entry of a plain key with a value of `n` bytes: value, key and overhead. */
+const charge = (n: number, key = 'k'): number => n + key.length + 512;
+
+test('large values from 256 KiB up to a quarter of the budget are kept; small ones only with a small budget', () => {
   const c = new ReadCache(8 * READ_CACHE_MIN_VALUE_BYTES);
   c.put(null, b('small'), Buffer.alloc(READ_CACHE_MIN_VALUE_BYTES - 1), null);
   c.put(null, b('huge'), big(1, 2 * READ_CACHE_MIN_VALUE_BYTES + 1), null);
@@ -13,21 +16,59 @@ test('only values from 64 KiB up to a quarter of the budget are kept', () => {
   assert.equal(c.get(null, b('small'), 0), undefined);
   assert.equal(c.get(null, b('huge'), 0), undefined);
   assert.equal(c.get(null, b('ok'), 0)?.value[0], 2);
-  assert.deepEqual(c.stats(), { hits: 1, misses: 2, bytes: READ_CACHE_MIN_VALUE_BYTES, entries: 1 });
+  assert.deepEqual(c.stats(), { hits: 1, misses: 0, bytes: charge(READ_CACHE_MIN_VALUE_BYTES, 'ok'), entries: 1 });
+  assert.equal(c.smallStats().entries, 0);
   assert.equal(new ReadCache(0).wants(READ_CACHE_MIN_VALUE_BYTES), false);
 });
 
+test('small values: their own budget, counted apart from large ones; fill() counts a miss', () => {
+  const c = new ReadCache(8 * READ_CACHE_MIN_VALUE_BYTES, 64 * 1024);
+  c.fill(null, b('s'), Buffer.from('small value'), null);
+  c.fill(null, b('l'), big(7), null);
+  assert.equal(c.get(null, b('s'), 0)?.value.toString(), 'small value');
+  assert.equal(c.get(null, b('l'), 0)?.value[0], 7);
+  assert.deepEqual(c.smallStats(), { hits: 1, misses: 1, bytes: charge(11, 's'), entries: 1 });
+  assert.deepEqual(c.stats(), { hits: 1, misses: 1, bytes: charge(READ_CACHE_MIN_VALUE_BYTES, 'l'), entries: 1 });
+  // More than a quarter of the small budget is not kept.
+  assert.equal(c.wants(16 * 1024), false);
+  assert.equal(c.wants(8 * 1024), true);
+  // A key that changes size class lives in one class only.
+  c.put(null, b('s'), big(3), null);
+  assert.equal(c.smallStats().entries, 0);
+  assert.equal(c.get(null, b('s'), 0)?.value[0], 3);
+});
+
+test('a small value sliced from a larger buffer is copied, so it does not pin the buffer', () => {
+  const c = new ReadCache(0, 1024 * 1024);
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  const slice = chunk.subarray(100, 100 + 5000);
+  c.put(null, b('k'), slice, null);
+  const got = c.get(null, b('k'), 0)!.value;
+  assert.equal(got.equals(slice), true);
+  assert.equal(got.buffer.byteLength < 64 * 1024, true);
+});
+
+test('small values: the least recently used leave first', () => {
+  const c = new ReadCache(0, 4 * charge(1000));
+  for (const k of ['a', 'b', 'c', 'd']) c.put(null, b(k), Buffer.alloc(1000, k), null);
+  assert.ok(c.get(null, b('a'), 0));
+  c.put(null, b('e'), Buffer.alloc(1000, 'e'), null); // a was read: b leaves
+  assert.equal(c.get(null, b('b'), 0), undefined);
+  assert.deepEqual(['a', 'c', 'd', 'e'].map((k) => c.get(null, b(k), 0)?.value.toString('latin1', 0, 1)), ['a', 'c', 'd', 'e']);
+  assert.equal(c.smallStats().bytes, 4 * charge(1000));
+});
+
 test('the least recently used entries leave first when the budget is exceeded', () => {
-  const c = new ReadCache(4 * READ_CACHE_MIN_VALUE_BYTES);
+  const c = new ReadCache(4 * charge(READ_CACHE_MIN_VALUE_BYTES));
   for (const [i, k] of ['a', 'b', 'c', 'd'].entries()) c.put(null, b(k), big(i + 1), null);
   assert.ok(c.get(null, b('a'), 0)); // a is now the most recent
   c.put(null, b('e'), big(5), null); // evicts b
   assert.equal(c.get(null, b('b'), 0), undefined);
   assert.deepEqual(['a', 'c', 'd', 'e'].map((k) => c.get(null, b(k), 0)?.value[0]), [1, 3, 4, 5]);
-  assert.equal(c.stats().bytes, 4 * READ_CACHE_MIN_VALUE_BYTES);
+  assert.equal(c.stats().bytes, 4 * charge(READ_CACHE_MIN_VALUE_BYTES));
   // Replacing an entry does not count its bytes twice.
   c.put(null, b('a'), big(9), null);
-  assert.equal(c.stats().bytes, 4 * READ_CACHE_MIN_VALUE_BYTES);
+  assert.equal(c.stats().bytes, 4 * charge(READ_CACHE_MIN_VALUE_BYTES));
   assert.equal(c.get(null, b('a'), 0)?.value[0], 9);
 });
 
@@ -60,4 +101,19 @@ test('invalidation: a key, a whole namespace (and nothing else), everything; eac
   c.clear();
   assert.deepEqual(c.stats().entries, 0);
   assert.equal(c.epoch, e0 + 3);
+});
+
+test('keys are told apart by their bytes, whatever their hash: plain keys, fields, namespaces', () => {
+  const c = new ReadCache(0, 1 << 20);
+  c.put(null, b('ab'), b('plain'), null);
+  c.put(b('a'), b('b'), b('field'), null);
+  c.put(b('ab'), b(''), b('empty field'), null);
+  assert.equal(c.get(null, b('ab'), 0)?.value.toString(), 'plain');
+  assert.equal(c.get(b('a'), b('b'), 0)?.value.toString(), 'field');
+  assert.equal(c.get(b('ab'), b(''), 0)?.value.toString(), 'empty field');
+  assert.equal(c.get(null, b('ba'), 0), undefined);
+  assert.equal(c.get(b('b'), b('a'), 0), undefined);
+  // Many keys: every one reads back its own value.
+  for (let i = 0; i < 300; i++) c.put(null, b(`key:${i}`), b(`v${i}`), null);
+  for (let i = 0; i < 300; i++) assert.equal(c.get(null, b(`key:${i}`), 0)?.value.toString(), `v${i}`);
 });

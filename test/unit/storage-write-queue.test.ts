@@ -679,3 +679,44 @@ test('a write of a transaction that fails to encode fails alone; the rest of its
   assert.equal(r.stored('t1'), '1');
   assert.equal(r.stored('t3'), '3');
 });
+
+test('value cache: a committed write fills it, unless a newer write to the key is still pending', async () => {
+  const r = rig({ valueCacheBytes: 1 << 20 });
+  const now = Date.now();
+  await r.queue.push(setW('k', 'v1'), true);
+  assert.equal(r.queue.cache.get(null, b('k'), now)?.value.toString(), 'v1', 'filled by the commit');
+  // Executed, not committed: the overlay answers for the key (reads look there first); the
+  // commit settles the cache entry.
+  const a2 = r.queue.push(setW('k', 'v2'), true);
+  assert.equal(r.queue.overlay.lookup(null, b('k'), now)?.value?.toString(), 'v2');
+  await a2;
+  assert.equal(r.queue.cache.get(null, b('k'), now)?.value.toString(), 'v2');
+  // Two writes in one batch: the last one is what stays.
+  r.queue.push(setW('k', 'v3'), false);
+  await r.queue.push(setW('k', 'v4'), true);
+  assert.equal(r.queue.cache.get(null, b('k'), now)?.value.toString(), 'v4');
+  // A delete and an expiry change leave the key out.
+  await r.queue.push(delW('k'), true);
+  assert.equal(r.queue.cache.get(null, b('k'), now), undefined);
+  await r.queue.push(setW('k', 'v5'), true);
+  await r.queue.push({ kind: 'expire', ns: null, key: b('k'), expiresAt: now + 60_000, now }, true);
+  assert.equal(r.queue.cache.get(null, b('k'), now), undefined);
+  // A set followed by a flush in the same batch: nothing is kept.
+  r.queue.push(setW('f', 'gone'), false);
+  await r.queue.push({ kind: 'flush' }, true);
+  assert.equal(r.queue.cache.get(null, b('f'), now), undefined);
+  assert.equal(r.queue.cache.smallStats().entries, 0);
+});
+
+test('value cache: a write that fails to commit leaves nothing behind in it', async () => {
+  const r = rig({ valueCacheBytes: 1 << 20 });
+  await r.queue.push(setW('k', 'committed'), true);
+  r.peek.exec('BEGIN EXCLUSIVE');
+  try {
+    await assert.rejects(r.queue.push(setW('k', 'lost'), true)!, /database is locked/);
+  } finally {
+    r.peek.exec('ROLLBACK');
+  }
+  assert.equal(r.queue.cache.get(null, b('k'), Date.now()), undefined);
+  assert.equal(r.shard.get(b('k'), Date.now())?.data.toString(), 'committed');
+});

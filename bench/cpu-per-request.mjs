@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// Server CPU time per request: a measure for before/after decisions on a busy machine, where
+// throughput swings with what others run but the CPU a request costs our process moves much less.
+// Reads utime + stime of the server from /proc/PID/stat around one redis-benchmark run.
+//
+//   node bench/cpu-per-request.mjs [--builds DIR1,DIR2] [--rounds 5] [--cases get-p16,set-p1] [--keys 20000] [--toml 'k = v']
+//
+// --builds: dist/src directories (or copies of them) to compare, alternating round by round
+// (default: this checkout's dist/src). Prints, per build and case, the median µs of server CPU
+// per request and the median req/s.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { HOST, median, pipelined, root, startBlobasaur } from './lib.mjs';
+
+const { values } = parseArgs({
+  options: {
+    builds: { type: 'string' },
+    rounds: { type: 'string', default: '5' },
+    cases: { type: 'string', default: 'get-p1,get-p16,set-p1,set-p16' },
+    keys: { type: 'string', default: '20000' },
+    toml: { type: 'string', default: '' },
+  },
+});
+const builds = (values.builds ?? join(root, 'dist', 'src')).split(',');
+const rounds = Number(values.rounds);
+const keys = Number(values.keys);
+const CASES = {
+  'get-p1': { op: 'get', pipeline: 1, n: 40_000 },
+  'get-p16': { op: 'get', pipeline: 16, n: 200_000 },
+  'set-p1': { op: 'set', pipeline: 1, n: 30_000 },
+  'set-p16': { op: 'set', pipeline: 16, n: 100_000 },
+};
+const cases = values.cases.split(',').map((id) => ({ id, ...CASES[id] }));
+const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) / ticks; // utime, stime (fields 14, 15)
+}
+
+const servers = [];
+for (const b of builds) {
+  const s = await startBlobasaur(values.toml.replace(/\\n/g, '\n'), 'blobasaur-cpu-', { serverJs: join(b, 'main.js'), stdio: 'pipe' });
+  const value = Buffer.alloc(1024, 'x');
+  await pipelined(s.port, keys, (i) => ['SET', `key:${String(i).padStart(12, '0')}`, value], { connections: 4, window: 128 });
+  servers.push({ build: b, server: s, res: Object.fromEntries(cases.map((c) => [c.id, { us: [], rps: [] }])) });
+}
+for (let r = 0; r < rounds; r++) {
+  for (const c of cases) {
+    const order = r % 2 === 0 ? servers : [...servers].reverse();
+    for (const t of order) {
+      const args = ['-h', HOST, '-p', String(t.server.port), '-t', c.op, '-n', String(c.n), '-c', '50', '-P', String(c.pipeline), '-d', '1024', '-r', String(keys), '--csv'];
+      const before = cpuSeconds(t.server.pid);
+      const out = spawnSync('redis-benchmark', args, { encoding: 'utf8' });
+      const after = cpuSeconds(t.server.pid);
+      const row = out.stdout.split('\n').find((l) => l.startsWith(`"${c.op.toUpperCase()}"`));
+      const rps = Number(row?.split(',')[1]?.replace(/"/g, ''));
+      t.res[c.id].us.push(((after - before) / c.n) * 1e6);
+      t.res[c.id].rps.push(rps);
+    }
+  }
+}
+for (const t of servers) {
+  for (const c of cases) {
+    const { us, rps } = t.res[c.id];
+    process.stdout.write(`${t.build}  ${c.id.padEnd(8)} CPU ${median(us).toFixed(2)} µs/request (${us.map((x) => x.toFixed(1)).join(' ')})  ${Math.round(median(rps))} req/s\n`);
+  }
+  t.server.stop();
+}
