@@ -48,6 +48,17 @@ const V2_OBJECTS = [
   'trigger ns_counts_vanish',
   'table stats',
 ];
+/** What migration 3 adds: the blob columns' indexes, dead_blobs and the triggers that fill it. */
+const V3_OBJECTS = [
+  ...V2_OBJECTS,
+  'index blobs_blob_id',
+  'trigger blobs_blob_gone',
+  'trigger blobs_blob_replaced',
+  'table dead_blobs',
+  'index ns_blobs_blob_id',
+  'trigger ns_blobs_blob_gone',
+  'trigger ns_blobs_blob_replaced',
+].sort((a, b) => (a.split(' ')[1] < b.split(' ')[1] ? -1 : 1));
 
 function objects(db: Database.Database): string[] {
   return db.prepare("SELECT type || ' ' || name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[];
@@ -63,15 +74,23 @@ test('shard files are named shard-N.db inside the data directory', () => {
   assert.equal(shardPath('/var/lib/blobasaur', 3), '/var/lib/blobasaur/shard-3.db');
 });
 
-test('the schema today is version 2: the two keyed tables with their expiry indexes, and the counts their triggers keep', () => {
-  assert.equal(SCHEMA_VERSION, 2);
+test('the schema today is version 3: the two keyed tables with their expiry indexes, the counts their triggers keep, and dead blobs', () => {
+  assert.equal(SCHEMA_VERSION, 3);
   assert.deepEqual(schemaTables(1), [
     { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
     { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
   ]);
-  assert.deepEqual(schemaTables(), [
+  assert.deepEqual(schemaTables(2), [
     { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
     { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
+    { name: 'ns_changes', columns: ['namespace', 'delta'] },
+    { name: 'ns_counts', columns: ['namespace', 'fields'] },
+    { name: 'stats', columns: ['id', 'keys', 'expires', 'fields', 'logical', 'stored'] },
+  ]);
+  assert.deepEqual(schemaTables(), [
+    { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data', 'blob_id', 'blob_stored'] },
+    { name: 'dead_blobs', columns: ['blob_id'] },
+    { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data', 'blob_id', 'blob_stored'] },
     { name: 'ns_changes', columns: ['namespace', 'delta'] },
     { name: 'ns_counts', columns: ['namespace', 'fields'] },
     { name: 'stats', columns: ['id', 'keys', 'expires', 'fields', 'logical', 'stored'] },
@@ -83,7 +102,7 @@ test('a fresh file gets every migration and the last version', () => {
   const db = new Database(file);
   assert.deepEqual(applyMigrations(db, file), { from: 0, to: SCHEMA_VERSION });
   assert.equal(schemaVersion(db), SCHEMA_VERSION);
-  assert.deepEqual(objects(db), V2_OBJECTS);
+  assert.deepEqual(objects(db), V3_OBJECTS);
   // Opening again changes nothing.
   assert.deepEqual(applyMigrations(db, file), { from: SCHEMA_VERSION, to: SCHEMA_VERSION });
   db.close();
@@ -114,9 +133,10 @@ test('a file written before user_version (format 1) is stamped version 1, then m
   shard.close();
   const db = new Database(file);
   assert.equal(schemaVersion(db), SCHEMA_VERSION);
-  assert.deepEqual(db.prepare('SELECT * FROM blobs').all(), before);
+  assert.deepEqual(db.prepare('SELECT key, codec, size, created_at, updated_at, expires_at, version, data FROM blobs').all(), before);
+  assert.deepEqual(db.prepare('SELECT blob_id, blob_stored FROM blobs').all(), [{ blob_id: null, blob_stored: null }]);
   assert.equal(db.prepare('SELECT count(*) FROM ns_blobs').pluck().get(), 1);
-  assert.deepEqual(objects(db), V2_OBJECTS);
+  assert.deepEqual(objects(db), V3_OBJECTS);
   // Migration 2 counted the rows that were there: one key with an expiry, one field, 4 bytes.
   assert.deepEqual(db.prepare('SELECT keys, expires, fields, logical, stored FROM stats').get(), { keys: 1, expires: 1, fields: 1, logical: 4, stored: 4 });
   assert.deepEqual(db.prepare('SELECT namespace, fields FROM ns_counts').all(), [{ namespace: Buffer.from('ns'), fields: 1 }]);
