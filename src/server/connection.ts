@@ -64,6 +64,8 @@ export const UNAUTH_MAX_OUTPUT = 64 * 1024 + UNAUTH_MAX_ARGS * UNAUTH_MAX_BULK;
 const CLOSE_LINGER_MS = 2000;
 
 const CRLF = Buffer.from('\r\n');
+/** Bytes of a streamed reply the socket may hold before the stream waits for 'drain'. */
+const STREAM_AHEAD_BYTES = 1024 * 1024;
 
 /** How long a client over the hard output limit has to read something before it is disconnected. */
 export const OUTPUT_GRACE_MS = 500;
@@ -458,7 +460,10 @@ export class Connection implements ClientState {
         if (this.closed) return;
         const n = piece.length;
         this.streamOwed -= n;
-        if (!this.socket.write(piece, (err) => (err ? undefined : (this.flushedBytes += n)))) {
+        this.socket.write(piece, (err) => (err ? undefined : (this.flushedBytes += n)));
+        // Up to STREAM_AHEAD_BYTES in the socket's buffer: the next chunk is read while the
+        // kernel sends the last one, and a streaming client costs the server about that much.
+        if (this.socket.writableLength >= STREAM_AHEAD_BYTES) {
           // The output limits apply to what is owed: a client that stops reading is cut off
           // after OUTPUT_GRACE_MS over the hard limit, as for ordinary replies.
           if (this.backlog > this.limits.outputHardLimit) this.watchOutputLimit();

@@ -97,7 +97,6 @@ export class ChunkFile {
     mapped: Statement<[number, number], { seq: number; chunk_id: number }>;
     unmap: Statement<[number, number]>;
     dropChunk: Statement<[number, number]>;
-    storedOf: Statement<[number, number, number], number | null>;
   };
   private nextId = 1;
   /** Blob ids in use by readers of this process: never reclaimed while pinned. */
@@ -151,11 +150,6 @@ export class ChunkFile {
       mapped: db.prepare('SELECT seq, chunk_id FROM blob_chunks WHERE blob_id = ? ORDER BY seq LIMIT ?'),
       unmap: db.prepare('DELETE FROM blob_chunks WHERE blob_id = ? AND seq = ?'),
       dropChunk: db.prepare('DELETE FROM chunks WHERE id = ? AND NOT EXISTS (SELECT 1 FROM blob_chunks WHERE chunk_id = ?)'),
-      storedOf: db
-        .prepare<[number, number, number], number | null>(
-          'SELECT sum(length(c.data)) FROM blob_chunks m JOIN chunks c ON c.id = m.chunk_id WHERE m.blob_id = ? AND m.seq >= ? AND m.seq < ?',
-        )
-        .pluck(),
     };
     this.nextId = Number(db.prepare('SELECT coalesce(max(blob_id), 0) FROM blob_index').pluck().get()) + 1;
   }
@@ -238,9 +232,6 @@ export class ChunkFile {
       if (keepAfter !== undefined) this.stmt.copyMap.run(id, from, keepAfter.from, keepAfter.to);
       let stored = 0;
       for (const t of tail) stored += this.putChunksInTx(id, t.seq, [t]);
-      // Bytes of the chunks shared with `from`, for the row's stored total.
-      stored += this.stmt.storedOf.get(id, 0, keep) ?? 0;
-      if (keepAfter !== undefined) stored += this.stmt.storedOf.get(id, keepAfter.from, keepAfter.to) ?? 0;
       return stored;
     });
   }
@@ -282,6 +273,11 @@ export class ChunkFile {
       }
       return false;
     });
+  }
+
+  /** WAL pages after which a commit checkpoints on the calling thread (the maintenance thread's safety net). */
+  setAutoCheckpoint(pages: number): void {
+    this.db.pragma(`wal_autocheckpoint = ${Math.floor(pages)}`);
   }
 
   checkpoint(): void {

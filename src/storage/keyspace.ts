@@ -13,7 +13,7 @@
  */
 import { BlobRef, expired, KEEP, type HeldValue, type OverlayEntry, type PendingValue } from './overlay.js';
 import type { FieldRow, StoredValue as StoredRow } from './shard.js';
-import { codecName } from './codecs.js';
+import { codecName, decodeSync } from './codecs.js';
 import { CorruptValueError, decodeRow, decodeRowSync, joinAcks, printable, type Ack, type Store, type StoreStats } from './store.js';
 import type { WriteQueue } from './write-queue.js';
 import { CHUNK_BYTES, chunkCount, type ChunkFile } from './chunks.js';
@@ -237,23 +237,31 @@ export class Keyspace {
     const oldN = chunkCount(ref.size);
     const newN = chunkCount(newSize);
     const grows = newSize > ref.size;
-    // A value that grows rewrites its old last chunk (now padded or extended) and everything after.
-    const from = grows ? Math.min(Math.floor(offset / CHUNK_BYTES), oldN - 1) : Math.floor(offset / CHUNK_BYTES);
+    // A value that grows rewrites its old last chunk if that one is partial (it gets longer), and
+    // everything after it; a full last chunk stays shared.
+    const lastPartial = ref.size % CHUNK_BYTES === 0 ? oldN : oldN - 1;
+    const from = grows ? Math.min(Math.floor(offset / CHUNK_BYTES), lastPartial) : Math.floor(offset / CHUNK_BYTES);
     const to = grows ? newN : Math.floor((offset + bytes.length - 1) / CHUNK_BYTES) + 1;
     if ((to - from) * CHUNK_BYTES > PATCH_MAX_BYTES) return null;
     const tail: { seq: number; encoded: { codec: number; payload: Buffer }; size: number }[] = [];
+    // The row's stored total: the old one, less the chunks replaced, plus the new ones.
+    let stored = ref.stored;
     for (let seq = from; seq < to; seq++) {
       const start = seq * CHUNK_BYTES;
       const len = Math.min(CHUNK_BYTES, newSize - start);
       const buf = Buffer.alloc(len);
-      if (seq < oldN) file.readSync(ref.id, seq).copy(buf, 0, 0, Math.min(len, ref.size - start));
+      if (seq < oldN) {
+        const old = file.readStored(ref.id, seq);
+        stored -= old.data.length;
+        (old.codec === 0 ? old.data : decodeSync(old.codec, old.data)).copy(buf, 0, 0, Math.min(len, ref.size - start));
+      }
       const a = Math.max(offset, start);
       const b = Math.min(offset + bytes.length, start + len);
       if (a < b) bytes.copy(buf, a - start, a - offset, b - offset);
       tail.push({ seq, encoded: { codec: 0, payload: buf }, size: len });
     }
     const id = file.allocate();
-    const stored = file.derive(id, newSize, ref.id, from, tail, to < oldN ? { from: to, to: oldN } : undefined);
+    stored += file.derive(id, newSize, ref.id, from, tail, to < oldN ? { from: to, to: oldN } : undefined);
     return new BlobRef(ref.shard, id, newSize, stored);
   }
 
