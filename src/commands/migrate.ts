@@ -196,15 +196,19 @@ async function runMigrate(
   found: { key: Buffer; snap: Snapshot }[],
   clustered: boolean,
 ): Promise<Reply> {
+  // Watched from the same turn as the snapshots (this runs synchronously up to its first await): a
+  // write that lands while the connection opens must be seen, or its key would be deleted here
+  // after an older copy was sent (an acknowledged write lost).
+  const touched = new Set<string>();
+  const watchers = found.map(({ key }) => ({ key, w: { keyTouched: () => touched.add(key.toString('latin1')) } }));
+  if (!req.copy) for (const { key, w } of watchers) ks.watch(key, w);
   let client: RespClient;
   try {
     client = await RespClient.connect({ host: req.host, port: req.port, timeoutMs: req.timeoutMs, maxReplyBytes: 1024 });
   } catch {
+    for (const { key, w } of watchers) ks.unwatch(key, w);
     return new ErrorReply('IOERR error or timeout connecting to the client');
   }
-  const touched = new Set<string>();
-  const watchers = found.map(({ key }) => ({ key, w: { keyTouched: () => touched.add(key.toString('latin1')) } }));
-  if (!req.copy) for (const { key, w } of watchers) ks.watch(key, w);
   try {
     const auth = req.password === null ? null : client.send(req.username === null ? ['AUTH', req.password] : ['AUTH', req.username, req.password]);
     const select = client.send(['SELECT', req.db.toString()]);
