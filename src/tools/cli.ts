@@ -188,10 +188,15 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
       case 'check': {
         const p = parseArgs(cmd, argv, ['--data-dir', '--config'], []);
         const dataDir = dataDirOf(p);
+        const total = readShardCount(dataDir);
+        const bar = progress('check', 'shards');
+        let checked = 0;
         const results = checkDataDir(dataDir, (c) => {
           const head = `shard ${c.shard} (${c.file}): ${c.ok ? `ok, ${c.rows} rows` : 'DAMAGED'}`;
           process.stdout.write(`${[head, ...c.problems.map((line) => `  ${line}`)].join('\n')}\n`);
+          bar.update(++checked, total, `shard ${c.shard} ${c.ok ? 'ok' : 'damaged'}`);
         });
+        bar.done();
         const bad = results.filter((c) => !c.ok).map((c) => c.shard);
         process.stdout.write(
           bad.length === 0
@@ -205,9 +210,13 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
         const shardFlag = p.flags.get('--shard');
         if (shardFlag !== undefined && !/^\d+$/.test(shardFlag)) throw new UsageError(`blobasaur repair: --shard must be a shard number, got "${shardFlag}"`);
         const dataDir = dataDirOf(p);
+        const total = shardFlag === undefined ? readShardCount(dataDir) : 1;
+        const bar = progress('repair', 'shards');
+        let done = 0;
         const results = repairDataDir(dataDir, {
           shard: shardFlag === undefined ? undefined : Number(shardFlag),
           progress: (r) => {
+            bar.update(++done, total, `shard ${r.shard} ${r.repaired ? 'rebuilt' : 'ok'}`);
             if (!r.repaired) {
               process.stdout.write(`shard ${r.shard}: ok, left alone\n`);
               return;
@@ -217,6 +226,7 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
             process.stdout.write(`shard ${r.shard}: ${r.saved} rows saved, ${lost} lost; damaged file kept as ${r.keptAs}${names}\n`);
           },
         });
+        bar.done();
         const repaired = results.filter((r) => r.repaired);
         process.stdout.write(
           repaired.length === 0

@@ -72,6 +72,8 @@ describe('blobasaur check and repair', () => {
     const clean = await tool(['check', '--data-dir', data]);
     assert.equal(clean.code, 0, clean.out);
     assert.match(clean.out, new RegExp(`check of ${data}: all 4 shards ok`));
+    // Not a terminal: plain progress lines on stderr, the last one at 4/4.
+    assert.match(clean.out, /^check: 4\/4 shards \(100%\), shard 3 ok$/m);
 
     breakPageHolding(shardPath(data, 2), marker);
     const file1 = shardPath(data, 1);

@@ -115,3 +115,26 @@ for (const cmd of ['FLUSHALL', 'FLUSHDB']) {
     }
   });
 }
+
+for (const { name, opts } of WRITE_MODES) {
+  test(`${name}: a script's writes land in one commit and one savepoint group per shard, like EXEC's`, async () => {
+    const h = Harness.open({ ...opts, numShards: 4 });
+    try {
+      const seen = recordCommits(h);
+      const script = "for i = 0, 39 do redis.call('SET', 'k' .. i, 'v' .. i) end redis.call('DEL', 'k0') return redis.call('HSET', 'ns', 'a', '1', 'b', '2')";
+      assert.equal(await h.resp('EVAL', script, 0), ':2\r\n');
+      await h.store.drain();
+      // The harness' batch_size is 1: outside a group each write would be a savepoint of its own.
+      for (const [shard, commits] of seen.entries()) {
+        assert.equal(commits.length, 1, `shard ${shard}: ${JSON.stringify(commits)}`);
+        assert.equal(commits[0].length, 1, `shard ${shard}: ${JSON.stringify(commits)}`);
+      }
+      assert.equal(seen.reduce((n, c) => n + c[0][0], 0), 43);
+      assert.equal(await h.resp('GET', 'k39'), '$3\r\nv39\r\n');
+      assert.equal(await h.resp('EXISTS', 'k0'), ':0\r\n');
+      assert.deepEqual(h.failures, []);
+    } finally {
+      await h.close();
+    }
+  });
+}
