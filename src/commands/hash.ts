@@ -6,6 +6,7 @@
 import { ErrorReply, OK, RespMap, type Reply } from '../protocol/reply.js';
 import { FIELD_SCAN_START, joinAcks, type Ack, type FieldScanPosition, type FieldValue, type Keyspace } from '../storage/keyspace.js';
 import { keyword, NOT_INTEGER_TEXT, parseInt64 } from './args.js';
+import { valueReply } from './strings.js';
 import { CursorRegistry } from './cursors.js';
 import { SYNTAX_ERROR, wrongArity } from './errors.js';
 import { globMatch } from './glob.js';
@@ -190,7 +191,7 @@ export const hashCommands: CommandSpec[] = [
     categories: ['hash'],
     keys: [keyAt(1, ['RO', 'access'])],
     fields: { first: 2, last: 2 },
-    handler: ({ ks, now }, args) => ks.get(args[1], args[2], now),
+    handler: (ctx, args) => valueReply(ctx, args[1], args[2]),
   }),
   defineCommand({
     name: 'hmget',

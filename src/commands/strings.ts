@@ -1,11 +1,11 @@
 /** Plain blobs as Redis strings: whole values, batches, sizes and byte ranges. */
-import { ErrorReply, OK, type Reply } from '../protocol/reply.js';
-import { joinAcks, type Ack, type PendingValue } from '../storage/keyspace.js';
+import { ErrorReply, OK, StreamedBulk, type Reply } from '../protocol/reply.js';
+import { joinAcks, ValueHandle, type Ack, type PendingValue } from '../storage/keyspace.js';
 import { integerArg } from './args.js';
 import { wrongArity } from './errors.js';
 import { set } from './expiry.js';
 import { defineCommand, keyAt } from './define.js';
-import { afterAck, arrayReply, type CommandSpec, type Handler } from './types.js';
+import { afterAck, arrayReply, type CommandContext, type CommandSpec, type Handler } from './types.js';
 
 const STRING = { group: 'string' } as const;
 
@@ -16,23 +16,45 @@ function replyFrom(value: PendingValue | null, f: (v: Buffer | null) => Reply): 
 
 const TOO_LARGE = new ErrorReply('ERR string exceeds maximum allowed size (proto-max-bulk-len)');
 
+/**
+ * GET and HGET: a value stored in chunks leaves as a stream, read chunk by chunk as the socket
+ * drains. Inside EXEC the replies form one array, so there the value is read whole (up to the
+ * keyspace's WHOLE_VALUE_MAX_BYTES).
+ */
+export function valueReply({ ks, client, now }: CommandContext, ns: Buffer | null, key: Buffer): Reply | Promise<Reply> {
+  if (client.tx?.executing === true) return ks.get(ns, key, now);
+  const v = ks.read(ns, key, now);
+  return v instanceof ValueHandle ? new StreamedBulk(v.stream()) : v;
+}
+
 const getrange: Handler = ({ ks, now }, args) => {
   const start = integerArg(args[2]);
   const end = integerArg(args[3]);
-  return replyFrom(ks.get(null, args[1], now), (v) => byteRange(v ?? EMPTY, start, end));
+  const v = ks.read(null, args[1], now);
+  if (v instanceof ValueHandle) {
+    // Only the chunks that cover the range are read.
+    const [s, e] = rangeBounds(v.size, start, end);
+    return v.range(s, e).finally(() => v.release());
+  }
+  return replyFrom(v, (b) => byteRange(b ?? EMPTY, start, end));
 };
 
-/** Redis' GETRANGE index rules: negative counts from the end, both ends inclusive, clamped. */
-export function byteRange(v: Buffer, start: number, end: number): Buffer {
-  if (start < 0 && end < 0 && start > end) return EMPTY;
-  const len = v.length;
+/** Redis' GETRANGE index rules: negative counts from the end, both ends inclusive, clamped; as [start, end). */
+function rangeBounds(len: number, start: number, end: number): [number, number] {
+  if (start < 0 && end < 0 && start > end) return [0, 0];
   let s = start < 0 ? len + start : start;
   let e = end < 0 ? len + end : end;
   if (s < 0) s = 0;
   if (e < 0) e = 0;
   if (e >= len) e = len - 1;
-  if (len === 0 || s > e) return EMPTY;
-  return v.subarray(s, e + 1);
+  if (len === 0 || s > e) return [0, 0];
+  return [s, e + 1];
+}
+
+/** Redis' GETRANGE index rules: negative counts from the end, both ends inclusive, clamped. */
+export function byteRange(v: Buffer, start: number, end: number): Buffer {
+  const [s, e] = rangeBounds(v.length, start, end);
+  return e === 0 ? EMPTY : v.subarray(s, e);
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -44,34 +66,22 @@ const setrange: Handler = ({ ks, now }, args) => {
   const patch = args[3];
   if (patch.length === 0) return ks.size(null, args[1], now);
   if (offset + patch.length > ks.maxValueBytes) return TOO_LARGE;
-  const { value, ack } = ks.update(
-    null,
-    args[1],
-    now,
-    (old) => {
-      const current = old ?? EMPTY;
-      const out = Buffer.alloc(Math.max(current.length, offset + patch.length));
-      current.copy(out);
-      patch.copy(out, offset);
-      return out;
-    },
-    'keep',
-  );
-  return afterAckLength(ack, value);
+  const { length, ack } = ks.setRange(null, args[1], offset, patch, now);
+  return afterAckLength(ack, length);
 };
 
 const append: Handler = ({ ks, now }, args) => {
   const tail = args[2];
   const size = ks.size(null, args[1], now);
   if (!(size instanceof Promise) && size + tail.length > ks.maxValueBytes) return TOO_LARGE;
-  const { value, ack } = ks.update(null, args[1], now, (v) => (v === null ? Buffer.from(tail) : Buffer.concat([v, tail])), 'keep');
-  return afterAckLength(ack, value);
+  const { length, ack } = ks.append(null, args[1], tail, now);
+  return afterAckLength(ack, length);
 };
 
 /** The new length once the write is acknowledged and the new value is known. */
-function afterAckLength(ack: Ack, next: PendingValue): Reply | Promise<Reply> {
-  if (next instanceof Promise) return Promise.all([ack, next]).then(([, v]) => v.length);
-  return afterAck(ack, next.length);
+function afterAckLength(ack: Ack, length: number | Promise<number>): Reply | Promise<Reply> {
+  if (length instanceof Promise) return Promise.all([ack, length]).then(([, n]) => n);
+  return afterAck(ack, length);
 }
 
 const mget: Handler = ({ ks, now }, args) => arrayReply(args.slice(1).map((k) => ks.get(null, k, now)));
@@ -98,7 +108,7 @@ export const stringCommands: CommandSpec[] = [
     flags: ['readonly', 'fast'],
     categories: ['string'],
     keys: [keyAt(1, ['RO', 'access'])],
-    handler: ({ ks, now }, args) => ks.get(null, args[1], now),
+    handler: (ctx, args) => valueReply(ctx, null, args[1]),
   }),
   defineCommand({
     ...STRING,

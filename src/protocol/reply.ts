@@ -44,6 +44,31 @@ export class RespDouble {
   constructor(readonly text: string) {}
 }
 
+/**
+ * Where a streamed bulk's bytes come from: the length is known before the first byte, the pieces
+ * are pulled one at a time as the socket drains, and release() is called once, however it ends.
+ */
+export interface BulkSource {
+  readonly length: number;
+  /** The next piece, or null after the last. */
+  next(): Promise<Buffer | null>;
+  release(): void;
+}
+
+/**
+ * A bulk string too large to hold in memory (a value stored in chunks): server/connection.ts
+ * writes it to the socket piece by piece with backpressure. Only a command's whole reply can be
+ * one; the encoder refuses it anywhere else (inside an array, a transaction, a script).
+ */
+export class StreamedBulk {
+  constructor(readonly source: BulkSource) {}
+}
+
+/** The header of a bulk of `length` bytes (what precedes a StreamedBulk's pieces). */
+export function bulkHeader(length: number): Buffer {
+  return Buffer.from(`$${length}\r\n`, 'latin1');
+}
+
 /** The null array (`*-1` in RESP2, `_` in RESP3). */
 export const NULL_ARRAY = Symbol('null-array');
 
@@ -66,6 +91,7 @@ export type Reply =
   | Verbatim
   | RespBoolean
   | RespDouble
+  | StreamedBulk
   | readonly Reply[];
 
 export type ProtocolVersion = 2 | 3;
@@ -153,6 +179,10 @@ export class ReplyEncoder {
       else this.bulk(Buffer.from(reply.text, 'latin1'));
     } else if (reply === NULL_ARRAY) {
       this.ascii(proto === 3 ? '_\r\n' : '*-1\r\n');
+    } else if (reply instanceof StreamedBulk) {
+      // Only the connection can stream; nested in another reply there is no way to send it.
+      reply.source.release();
+      this.text('-ERR a value stored in chunks cannot be sent inside another reply\r\n');
     }
   }
 

@@ -17,7 +17,7 @@
  */
 import type { Socket } from 'node:net';
 import { ProtocolError, RequestParser, type Args, type ParserLimits } from '../protocol/parser.js';
-import { ErrorReply, NO_REPLY, ReplyEncoder, type ProtocolVersion, type Reply } from '../protocol/reply.js';
+import { bulkHeader, ErrorReply, NO_REPLY, ReplyEncoder, StreamedBulk, type ProtocolVersion, type Reply } from '../protocol/reply.js';
 import type { Dispatcher } from '../commands/dispatch.js';
 import type { ClientState, ReplyMode } from '../commands/types.js';
 import type { Transaction } from '../commands/transactions.js';
@@ -63,6 +63,10 @@ export const UNAUTH_MAX_OUTPUT = 64 * 1024 + UNAUTH_MAX_ARGS * UNAUTH_MAX_BULK;
 /** How long an ended connection waits for the peer to close its side before it is destroyed. */
 const CLOSE_LINGER_MS = 2000;
 
+const CRLF = Buffer.from('\r\n');
+/** Bytes of a streamed reply the socket may hold before the stream waits for 'drain'. */
+const STREAM_AHEAD_BYTES = 1024 * 1024;
+
 /** How long a client over the hard output limit has to read something before it is disconnected. */
 export const OUTPUT_GRACE_MS = 500;
 
@@ -75,6 +79,8 @@ interface Slot {
 /** Approximate bytes a reply holds in memory (its payloads; small framing ignored). */
 function replySize(reply: Reply): number {
   if (reply instanceof Buffer) return reply.length;
+  // Not in memory, but owed: counted so that a client that does not read stops being served.
+  if (reply instanceof StreamedBulk) return reply.source.length;
   if (typeof reply === 'string') return reply.length;
   if (Array.isArray(reply)) {
     let n = 0;
@@ -136,6 +142,10 @@ export class Connection implements ClientState {
   private limitTimer: NodeJS.Timeout | null = null;
   /** Set while an ended connection waits for its peer to close. */
   private lingerTimer: NodeJS.Timeout | null = null;
+  /** Set while a StreamedBulk is being written: later replies wait in slots behind it. */
+  private streaming = false;
+  /** Bytes of the streamed bulk not yet handed to the socket: part of the backlog the client owes. */
+  private streamOwed = 0;
 
   constructor(
     readonly id: number,
@@ -181,7 +191,7 @@ export class Connection implements ClientState {
   }
 
   get backlog(): number {
-    return this.outputBytes + this.heldBytes;
+    return this.outputBytes + this.heldBytes + this.streamOwed;
   }
 
   /** Replies still owed to this client. */
@@ -227,6 +237,10 @@ export class Connection implements ClientState {
     this.inbox = [];
     this.inboxHead = 0;
     this.encoder.take();
+    for (let i = this.slotsHead; i < this.slots.length; i++) {
+      const r = this.slots[i].reply;
+      if (r instanceof StreamedBulk) r.source.release();
+    }
     if (this.limitTimer !== null) clearTimeout(this.limitTimer);
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
     this.limitTimer = null;
@@ -353,7 +367,9 @@ export class Connection implements ClientState {
   private answer(result: Reply | Promise<Reply>, isRead: boolean): void {
     const mode = this.reply;
     if (mode === 'on') this.deliver(result, isRead);
-    else if (mode === 'skip') this.reply = 'on';
+    else if (result instanceof StreamedBulk) result.source.release();
+    if (mode === 'on') return;
+    if (mode === 'skip') this.reply = 'on';
     // CLIENT REPLY SKIP itself answers nothing; the command after it is the one skipped.
     else if (mode === 'skip-next') this.reply = 'skip';
   }
@@ -372,7 +388,7 @@ export class Connection implements ClientState {
 
   private deliver(result: Reply | Promise<Reply>, isRead: boolean): void {
     if (!(result instanceof Promise)) {
-      if (this.pendingReplies === 0) {
+      if (this.pendingReplies === 0 && !this.streaming) {
         this.encode(result);
       } else {
         const size = replySize(result);
@@ -395,7 +411,7 @@ export class Connection implements ClientState {
 
   private settleSlots(): void {
     if (this.closed) return;
-    while (this.slotsHead < this.slots.length && this.slots[this.slotsHead].reply !== undefined) {
+    while (!this.streaming && this.slotsHead < this.slots.length && this.slots[this.slotsHead].reply !== undefined) {
       const slot = this.slots[this.slotsHead];
       this.heldBytes -= slot.size;
       this.encode(slot.reply!);
@@ -412,6 +428,11 @@ export class Connection implements ClientState {
   }
 
   private encode(reply: Reply): void {
+    if (reply instanceof StreamedBulk) {
+      if (this.closed) reply.source.release();
+      else void this.stream(reply);
+      return;
+    }
     if (reply === NO_REPLY || this.closed) return;
     if (reply instanceof ErrorReply) this.hooks.onErrorReply();
     const before = this.backlog;
@@ -423,6 +444,76 @@ export class Connection implements ClientState {
     }
     // Already over the soft limit, and this reply takes it past the hard one.
     if (before > this.limits.outputSoftLimit && this.backlog > this.limits.outputHardLimit) this.watchOutputLimit();
+  }
+
+  /**
+   * Writes a streamed bulk (a value stored in chunks) after everything encoded before it: the
+   * header, then one piece at a time, each only once the socket has drained the one before, so
+   * the server holds about one chunk per streaming client. Replies after it wait in their slots.
+   * A failure before the first byte is an error reply; after it, the reply can no longer be
+   * framed and the connection is closed.
+   */
+  private async stream(reply: StreamedBulk): Promise<void> {
+    const src = reply.source;
+    this.streaming = true;
+    let started = false;
+    try {
+      const first = await src.next();
+      if (this.closed) return;
+      this.flushOutput();
+      this.streamOwed = src.length;
+      const header = bulkHeader(src.length);
+      this.writtenBytes += header.length;
+      this.socket.write(header);
+      started = true;
+      for (let piece = first; piece !== null; piece = await src.next()) {
+        if (this.closed) return;
+        const n = piece.length;
+        this.streamOwed -= n;
+        this.writtenBytes += n;
+        this.socket.write(piece);
+        // Up to STREAM_AHEAD_BYTES in the socket's buffer: the next chunk is read while the
+        // kernel sends the last one, and a streaming client costs the server about that much.
+        if (this.socket.writableLength >= STREAM_AHEAD_BYTES) {
+          // The output limits apply to what is owed: a client that stops reading is cut off
+          // after OUTPUT_GRACE_MS over the hard limit, as for ordinary replies.
+          if (this.backlog > this.limits.outputHardLimit) this.watchOutputLimit();
+          await this.drained();
+        }
+        if (this.closed) return;
+      }
+      this.writtenBytes += CRLF.length;
+      this.socket.write(CRLF);
+    } catch (err) {
+      if (started || this.closed) {
+        this.destroy();
+        return;
+      }
+      this.streaming = false;
+      this.encode(new ErrorReply(`ERR ${err instanceof Error ? err.message : String(err)}`));
+    } finally {
+      src.release();
+      this.streaming = false;
+      this.streamOwed = 0;
+      if (!this.closed) {
+        this.lastInteraction = Date.now();
+        this.settleSlots();
+        this.maybeEnd();
+      }
+    }
+  }
+
+  /** Resolves when the socket has drained (or closed). */
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
   }
 
   /** Disconnects the client if it stays over the hard limit without reading for OUTPUT_GRACE_MS. */
@@ -472,7 +563,7 @@ export class Connection implements ClientState {
   }
 
   private maybeEnd(): void {
-    if (!this.closeAfterReply || this.closed || this.ending || this.pendingReplies > 0) return;
+    if (!this.closeAfterReply || this.closed || this.ending || this.pendingReplies > 0 || this.streaming) return;
     this.ending = true;
     this.stopReading = true;
     this.flushOutput();

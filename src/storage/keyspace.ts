@@ -12,15 +12,32 @@
  * decoded off the event loop; order is kept because the write that produced it is already visible.
  */
 import calculateSlot from 'cluster-key-slot';
-import { expired, KEEP, type OverlayEntry, type PendingValue } from './overlay.js';
-import type { FieldRow } from './shard.js';
-import { codecName } from './codecs.js';
-import { decodeRow, decodeRowSync, joinAcks, type Ack, type Store, type StoreStats } from './store.js';
+import { BlobRef, expired, KEEP, type HeldValue, type OverlayEntry, type PendingValue } from './overlay.js';
+import type { FieldRow, StoredValue as StoredRow } from './shard.js';
+import { codecName, decodeSync } from './codecs.js';
+import { CorruptValueError, decodeRow, decodeRowSync, joinAcks, printable, type Ack, type Store, type StoreStats } from './store.js';
 import type { WriteQueue } from './write-queue.js';
+import { CHUNK_BYTES, chunkCount, type ChunkFile } from './chunks.js';
+import { CHUNKED_CODEC } from './schema.js';
+import { ValueHandle } from './value-handle.js';
 
 export type { Ack, PendingValue, StoreStats };
-export { joinAcks };
+export { joinAcks, ValueHandle };
+export type { ChunkStream } from './value-handle.js';
 export { CorruptValueError, printable } from './store.js';
+
+/**
+ * Largest chunked value a command may read whole (Lua scripts, counters, bitmaps, LCS, DUMP,
+ * GETSET, HGETALL…): above it, such commands answer ValueTooLargeError's text. GET, GETRANGE,
+ * STRLEN, APPEND, SETRANGE, COPY and RENAME work on values of any size.
+ */
+export const WHOLE_VALUE_MAX_BYTES = 64 * 1024 * 1024;
+
+/** A command needed a whole value larger than WHOLE_VALUE_MAX_BYTES. */
+export class ValueTooLargeError extends Error {}
+
+/** APPEND / SETRANGE on a chunked value rewrite at most this many bytes of chunks in place of a whole-value rewrite. */
+const PATCH_MAX_BYTES = 1024 * 1024;
 
 /**
  * What a write does to the key's expiry: keep the one it has (none for a new key), clear it, or
@@ -146,8 +163,178 @@ export class Keyspace {
     return view;
   }
 
-  private decodeRow(row: Parameters<typeof decodeRow>[0], ns: Buffer | null, key: Buffer): PendingValue {
+  private decodeRow(q: WriteQueue, row: StoredRow, ns: Buffer | null, key: Buffer): PendingValue {
+    if (row.codec === CHUNKED_CODEC) return this.whole(this.refOf(q, ns, key), ns, key);
     return this.syncDecode ? decodeRowSync(row, ns, key) : decodeRow(row, ns, key);
+  }
+
+  // ---- chunked values ---------------------------------------------------------------------------
+
+  /** The blob of a chunked row. */
+  private refOf(q: WriteQueue, ns: Buffer | null, key: Buffer): BlobRef {
+    const b = q.shard.blobOf(ns, key);
+    if (b === undefined) throw new CorruptValueError(`stored value of key '${printable(key)}' is marked chunked but has no blob`);
+    return new BlobRef(q.shard.id, b.blob_id, b.size, b.blob_stored);
+  }
+
+  private chunkFile(ref: BlobRef): ChunkFile {
+    return this.store.chunkFiles[ref.shard];
+  }
+
+  /** The bytes a held value stands for: a blob is read whole, if it is not too large for that. */
+  private bytes(v: HeldValue, ns: Buffer | null, key: Buffer): PendingValue {
+    return v instanceof BlobRef ? this.whole(v, ns, key) : v;
+  }
+
+  private whole(ref: BlobRef, ns: Buffer | null, key: Buffer): PendingValue {
+    if (ref.size > WHOLE_VALUE_MAX_BYTES) {
+      throw new ValueTooLargeError(
+        `value of key '${printable(ns ?? key)}' is ${ref.size} bytes; commands that need a whole value take values up to ` +
+          `${WHOLE_VALUE_MAX_BYTES} bytes (GET, GETRANGE, STRLEN, APPEND, SETRANGE, COPY, RENAME take any size)`,
+      );
+    }
+    const file = this.chunkFile(ref);
+    const n = chunkCount(ref.size);
+    const fail = (err: unknown): never => {
+      throw new CorruptValueError(`stored value of key '${printable(key)}' cannot be read: ${(err as Error).message}`);
+    };
+    if (this.syncDecode) {
+      const out = Buffer.allocUnsafe(ref.size);
+      try {
+        for (let seq = 0; seq < n; seq++) file.readSync(ref.id, seq).copy(out, seq * CHUNK_BYTES);
+      } catch (err) {
+        fail(err);
+      }
+      return out;
+    }
+    const handle = new ValueHandle(file, ref);
+    return (async () => {
+      try {
+        const out = Buffer.allocUnsafe(ref.size);
+        const stream = handle.stream();
+        let off = 0;
+        for (let piece = await stream.next(); piece !== null; piece = await stream.next()) {
+          off += piece.copy(out, off);
+          // Leave the event loop to other clients between chunks.
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        return out;
+      } catch (err) {
+        return fail(err);
+      } finally {
+        handle.release();
+      }
+    })();
+  }
+
+  /**
+   * A new blob: `ref` with `bytes` written at `offset` (APPEND, SETRANGE). Maps the chunks it does
+   * not change, writes the few it does (uncompressed: this runs on the event loop); null when more
+   * than PATCH_MAX_BYTES of chunks would change (the caller rewrites the whole value).
+   */
+  private patch(ref: BlobRef, offset: number, bytes: Buffer): BlobRef | null {
+    const file = this.chunkFile(ref);
+    const newSize = Math.max(ref.size, offset + bytes.length);
+    const oldN = chunkCount(ref.size);
+    const newN = chunkCount(newSize);
+    const grows = newSize > ref.size;
+    // A value that grows rewrites its old last chunk if that one is partial (it gets longer), and
+    // everything after it; a full last chunk stays shared.
+    const lastPartial = ref.size % CHUNK_BYTES === 0 ? oldN : oldN - 1;
+    const from = grows ? Math.min(Math.floor(offset / CHUNK_BYTES), lastPartial) : Math.floor(offset / CHUNK_BYTES);
+    const to = grows ? newN : Math.floor((offset + bytes.length - 1) / CHUNK_BYTES) + 1;
+    if ((to - from) * CHUNK_BYTES > PATCH_MAX_BYTES) return null;
+    const tail: { seq: number; encoded: { codec: number; payload: Buffer }; size: number }[] = [];
+    // The row's stored total: the old one, less the chunks replaced, plus the new ones.
+    let stored = ref.stored;
+    for (let seq = from; seq < to; seq++) {
+      const start = seq * CHUNK_BYTES;
+      const len = Math.min(CHUNK_BYTES, newSize - start);
+      const buf = Buffer.alloc(len);
+      if (seq < oldN) {
+        const old = file.readStored(ref.id, seq);
+        stored -= old.data.length;
+        (old.codec === 0 ? old.data : decodeSync(old.codec, old.data)).copy(buf, 0, 0, Math.min(len, ref.size - start));
+      }
+      const a = Math.max(offset, start);
+      const b = Math.min(offset + bytes.length, start + len);
+      if (a < b) bytes.copy(buf, a - start, a - offset, b - offset);
+      tail.push({ seq, encoded: { codec: 0, payload: buf }, size: len });
+    }
+    const id = file.allocate();
+    stored += file.derive(id, newSize, ref.id, from, tail, to < oldN ? { from: to, to: oldN } : undefined);
+    return new BlobRef(ref.shard, id, newSize, stored);
+  }
+
+  /** What a live key holds (bytes, or a blob in a chunk file) with its expiry, or null. */
+  private held(ns: Buffer | null, key: Buffer, now: number): { value: HeldValue; expiresAt: number | null } | null {
+    const q = this.store.queueOf(key);
+    const at = this.locate(q, ns, key, now);
+    if (at === null) return null;
+    if (at !== COMMITTED) {
+      if (at.value !== KEEP) return at.value === null ? null : { value: at.value, expiresAt: at.expiresAt };
+      const row = q.shard.getAny(ns, key);
+      if (row === undefined) return null;
+      return { value: row.codec === CHUNKED_CODEC ? this.refOf(q, ns, key) : this.decodeRow(q, row, ns, key), expiresAt: at.expiresAt };
+    }
+    const cached = q.cache.get(ns, key, now);
+    if (cached !== undefined) return cached;
+    const row = ns === null ? q.shard.get(key, now) : q.shard.nsGet(ns, key, now);
+    if (row === undefined) return null;
+    if (row.codec === CHUNKED_CODEC) return { value: this.refOf(q, ns, key), expiresAt: row.expires_at };
+    return { value: this.cacheRead(q, ns, key, this.decodeRow(q, row, ns, key), row.expires_at), expiresAt: row.expires_at };
+  }
+
+  /**
+   * A live value for a command that can stream or range over it: a ValueHandle when it is stored
+   * in chunks (the caller must release it), otherwise its bytes, or null. In a script's view
+   * (withSyncDecode) always bytes.
+   */
+  read(ns: Buffer | null, key: Buffer, now: number): PendingValue | ValueHandle | null {
+    const h = this.held(ns, key, now);
+    if (h === null) return null;
+    if (h.value instanceof BlobRef && !this.syncDecode) return new ValueHandle(this.chunkFile(h.value), h.value);
+    return this.bytes(h.value, ns, key);
+  }
+
+  /**
+   * APPEND: the new length and the write's ack. On a chunked value only the last chunk and the
+   * new ones are written; the key keeps its TTL.
+   */
+  append(ns: Buffer | null, key: Buffer, tail: Buffer, now: number): { length: number | Promise<number>; ack: Ack } {
+    return this.patchOr(ns, key, now, (size) => size, tail, (v) => (v === null ? Buffer.from(tail) : Buffer.concat([v, tail])));
+  }
+
+  /** SETRANGE: `patch` written at `offset` (zero-padded); on a chunked value only the chunks it covers are written. */
+  setRange(ns: Buffer | null, key: Buffer, offset: number, patch: Buffer, now: number): { length: number | Promise<number>; ack: Ack } {
+    return this.patchOr(ns, key, now, () => offset, patch, (old) => {
+      const current = old ?? Buffer.alloc(0);
+      const out = Buffer.alloc(Math.max(current.length, offset + patch.length));
+      current.copy(out);
+      patch.copy(out, offset);
+      return out;
+    });
+  }
+
+  private patchOr(
+    ns: Buffer | null,
+    key: Buffer,
+    now: number,
+    offsetOf: (size: number) => number,
+    bytes: Buffer,
+    whole: (v: Buffer | null) => Buffer,
+  ): { length: number | Promise<number>; ack: Ack } {
+    const h = this.held(ns, key, now);
+    if (h !== null && h.value instanceof BlobRef && h.value.shard === this.store.queueOf(key).shard.id && bytes.length > 0) {
+      const next = this.patch(h.value, offsetOf(h.value.size), bytes);
+      if (next !== null) {
+        const ack = this.store.write(ns, key, next, h.expiresAt, now);
+        if (this.watchers.size !== 0) this.touch(ns ?? key);
+        return { length: next.size, ack };
+      }
+    }
+    const { value, ack } = this.update(ns, key, now, whole, 'keep');
+    return { length: value instanceof Promise ? value.then((v) => v.length) : value.length, ack };
   }
 
   /** Largest value a command may build (APPEND, SETRANGE): the server's proto_max_bulk_len. */
@@ -167,32 +354,19 @@ export class Keyspace {
     return e.value === null ? null : e;
   }
 
-  /** The value of a live key, or null. */
+  /**
+   * The value of a live key, or null. A value stored in chunks is read whole only up to
+   * WHOLE_VALUE_MAX_BYTES (ValueTooLargeError above): commands that can, use read().
+   */
   get(ns: Buffer | null, key: Buffer, now: number): PendingValue | null {
-    const q = this.store.queueOf(key);
-    const at = this.locate(q, ns, key, now);
-    if (at === null) return null;
-    if (at !== COMMITTED) return this.valueOf(q, ns, at);
-    const cached = q.cache.get(ns, key, now);
-    if (cached !== undefined) return cached.value;
-    const row = ns === null ? q.shard.get(key, now) : q.shard.nsGet(ns, key, now);
-    return row === undefined ? null : this.cacheRead(q, ns, key, this.decodeRow(row, ns, key), row.expires_at);
+    const h = this.held(ns, key, now);
+    return h === null ? null : this.bytes(h.value, ns, key);
   }
 
   /** The value of a live key with its expiry, or null: what a read-modify-write starts from. */
   lookup(ns: Buffer | null, key: Buffer, now: number): Found | null {
-    const q = this.store.queueOf(key);
-    const at = this.locate(q, ns, key, now);
-    if (at === null) return null;
-    if (at !== COMMITTED) {
-      const value = this.valueOf(q, ns, at);
-      return value === null ? null : { value, expiresAt: at.expiresAt };
-    }
-    const cached = q.cache.get(ns, key, now);
-    if (cached !== undefined) return cached;
-    const row = ns === null ? q.shard.get(key, now) : q.shard.nsGet(ns, key, now);
-    if (row === undefined) return null;
-    return { value: this.cacheRead(q, ns, key, this.decodeRow(row, ns, key), row.expires_at), expiresAt: row.expires_at };
+    const h = this.held(ns, key, now);
+    return h === null ? null : { value: this.bytes(h.value, ns, key), expiresAt: h.expiresAt };
   }
 
   exists(ns: Buffer | null, key: Buffer, now: number): boolean {
@@ -219,6 +393,7 @@ export class Keyspace {
     if (at === COMMITTED) return q.shard.size(ns, key, now) ?? 0;
     const v = at.value;
     if (v === KEEP) return q.shard.sizeAny(ns, key) ?? 0;
+    if (v instanceof BlobRef) return v.size;
     return v instanceof Promise ? v.then((b) => b.length) : (v as Buffer).length;
   }
 
@@ -233,7 +408,7 @@ export class Keyspace {
     return {
       size: row.size,
       storedSize: row.stored,
-      codec: codecName(row.codec),
+      codec: row.codec === CHUNKED_CODEC ? 'chunked' : codecName(row.codec),
       createdAt: row.created_at,
       updatedAt: row.updated_at,
       expiresAt: row.expires_at,
@@ -294,7 +469,7 @@ export class Keyspace {
    * before the source's delete, so a crash in between leaves both keys, never neither.
    */
   rename(src: Buffer, dst: Buffer, now: number, onlyIfAbsent: boolean): RenameResult {
-    const found = this.lookup(null, src, now);
+    const found = this.held(null, src, now);
     if (found === null) return { done: false, why: 'no-source' };
     if (src.equals(dst)) return onlyIfAbsent ? { done: false, why: 'target-exists' } : { done: true, ack: undefined };
     if (onlyIfAbsent && this.exists(null, dst, now)) return { done: false, why: 'target-exists' };
@@ -308,7 +483,7 @@ export class Keyspace {
 
   /** COPY of a plain key with its expiry; null when the source is absent or (without replace) the target exists. */
   copy(src: Buffer, dst: Buffer, now: number, replace: boolean): Ack | null {
-    const found = this.lookup(null, src, now);
+    const found = this.held(null, src, now);
     if (found === null) return null;
     if (!replace && this.exists(null, dst, now)) return null;
     const ack = this.store.write(null, dst, found.value, found.expiresAt, now);
@@ -339,7 +514,7 @@ export class Keyspace {
       if (!q.overlay.hidesCommitted(ns)) {
         if (withValues) {
           for (const row of q.shard.nsFields(ns, null, -1, now)) {
-            if (!pending.has(row.key.toString('latin1'))) out.push({ field: row.key, value: this.decodeRow(row, ns, row.key) });
+            if (!pending.has(row.key.toString('latin1'))) out.push({ field: row.key, value: this.decodeRow(q, row, ns, row.key) });
           }
         } else {
           for (const field of q.shard.nsFieldNames(ns, now)) {
@@ -435,7 +610,7 @@ export class Keyspace {
       examined += Math.max(1, rows.length);
       const upper = rows.length < limit ? null : rows[rows.length - 1].key;
       for (const row of rows) {
-        if (!pending.has(row.key.toString('latin1'))) fields.push({ field: row.key, value: this.decodeRow(row, ns, row.key) });
+        if (!pending.has(row.key.toString('latin1'))) fields.push({ field: row.key, value: this.decodeRow(q, row, ns, row.key) });
       }
       const after = cur.after;
       for (const e of pending.values()) {
@@ -542,9 +717,10 @@ export class Keyspace {
 
   /** The value a pending entry stands for; KEEP (a pending expiry change) means the committed row's. */
   private valueOf(q: WriteQueue, ns: Buffer | null, entry: OverlayEntry): PendingValue | null {
-    if (entry.value !== KEEP) return entry.value;
+    if (entry.value === null) return null;
+    if (entry.value !== KEEP) return this.bytes(entry.value, ns, entry.key);
     const row = q.shard.getAny(ns, entry.key);
-    return row === undefined ? null : this.decodeRow(row, ns, entry.key);
+    return row === undefined ? null : this.decodeRow(q, row, ns, entry.key);
   }
 
   /** Keeps a value just read from its row in the value cache (if it wants it), and returns it. */

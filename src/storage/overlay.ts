@@ -12,13 +12,30 @@
 
 export type PendingValue = Buffer | Promise<Buffer>;
 
+/**
+ * A value that lives in a shard's chunk file (chunks.ts): which shard, which blob, its size and
+ * stored bytes. A blob never changes, so the reference stands for the same bytes as long as
+ * someone holds it; commands never see it (the keyspace turns it into bytes or a ValueHandle).
+ */
+export class BlobRef {
+  constructor(
+    readonly shard: number,
+    readonly id: number,
+    readonly size: number,
+    readonly stored: number,
+  ) {}
+}
+
+/** What a pending write holds: bytes (maybe still being computed) or a blob in a chunk file. */
+export type HeldValue = PendingValue | BlobRef;
+
 /** The value of an entry whose pending write changes only the expiry: read the committed row. */
 export const KEEP = Symbol('keep-committed-value');
 
 export interface OverlayEntry {
   readonly key: Buffer;
   /** The logical (uncompressed) value, null for a pending delete, KEEP for an expiry change. */
-  readonly value: PendingValue | null | typeof KEEP;
+  readonly value: HeldValue | null | typeof KEEP;
   readonly expiresAt: number | null;
   /** Sequence number of the newest write that produced this entry. */
   readonly seq: number;
@@ -81,7 +98,7 @@ export class Overlay {
   }
 
   /** Records a pending set (value) or delete (null). */
-  put(ns: Buffer | null, key: Buffer, value: PendingValue | null | typeof KEEP, expiresAt: number | null, seq: number): void {
+  put(ns: Buffer | null, key: Buffer, value: HeldValue | null | typeof KEEP, expiresAt: number | null, seq: number): void {
     const entry: OverlayEntry = { key, value, expiresAt, seq };
     if (ns === null) {
       this.plain.set(key.toString('latin1'), entry);

@@ -19,7 +19,7 @@ export interface ReplicatedBatch {
  * treats as absent, and the replica's own sweeper deletes the same rows by the same rule.
  */
 export function replicable(writes: readonly ShardWrite[]): ShardWrite[] {
-  return writes.filter((w) => w.kind !== 'sweep' && w.kind !== 'swept');
+  return writes.filter((w) => w.kind !== 'sweep' && w.kind !== 'swept' && w.kind !== 'reclaimed');
 }
 
 export function encodeBatch(b: ReplicatedBatch): Buffer {

@@ -153,6 +153,81 @@ ALTER TABLE ns_counts ADD COLUMN slot INTEGER GENERATED ALWAYS AS (blobasaur_key
 CREATE INDEX ns_counts_slot ON ns_counts (slot);
 `,
   },
+  {
+    version: 5,
+    description: 'large values in a chunk file: blob_id and blob_stored columns, dead_blobs, counts of chunked rows',
+    // A value above the chunking threshold keeps its row here (codec CHUNKED_CODEC, data empty) and
+    // its bytes in shard-N.chunks.db under `blob_id`. A blob no row references any more is recorded
+    // in dead_blobs, in the transaction that let go of it, whoever wrote (server, sweeper thread,
+    // tools); the server reclaims its chunks in the background and then forgets the id. Several
+    // rows may share a blob (COPY): a blob dies with its last row.
+    up: `
+ALTER TABLE blobs ADD COLUMN blob_id INTEGER;
+ALTER TABLE blobs ADD COLUMN blob_stored INTEGER;
+ALTER TABLE ns_blobs ADD COLUMN blob_id INTEGER;
+ALTER TABLE ns_blobs ADD COLUMN blob_stored INTEGER;
+CREATE INDEX blobs_blob_id ON blobs (blob_id) WHERE blob_id IS NOT NULL;
+CREATE INDEX ns_blobs_blob_id ON ns_blobs (blob_id) WHERE blob_id IS NOT NULL;
+CREATE TABLE dead_blobs (blob_id INTEGER PRIMARY KEY);
+DROP TRIGGER blobs_count_insert;
+DROP TRIGGER blobs_count_delete;
+DROP TRIGGER blobs_count_update;
+DROP TRIGGER ns_blobs_count_insert;
+DROP TRIGGER ns_blobs_count_delete;
+DROP TRIGGER ns_blobs_count_update;
+CREATE TRIGGER blobs_count_insert AFTER INSERT ON blobs BEGIN
+  UPDATE stats SET keys = keys + 1, expires = expires + (NEW.expires_at IS NOT NULL),
+    logical = logical + NEW.size, stored = stored + coalesce(NEW.blob_stored, length(NEW.data));
+END;
+CREATE TRIGGER blobs_count_delete AFTER DELETE ON blobs BEGIN
+  UPDATE stats SET keys = keys - 1, expires = expires - (OLD.expires_at IS NOT NULL),
+    logical = logical - OLD.size, stored = stored - coalesce(OLD.blob_stored, length(OLD.data));
+END;
+CREATE TRIGGER blobs_count_update AFTER UPDATE ON blobs BEGIN
+  UPDATE stats SET expires = expires - (OLD.expires_at IS NOT NULL) + (NEW.expires_at IS NOT NULL),
+    logical = logical - OLD.size + NEW.size,
+    stored = stored - coalesce(OLD.blob_stored, length(OLD.data)) + coalesce(NEW.blob_stored, length(NEW.data));
+END;
+CREATE TRIGGER ns_blobs_count_insert AFTER INSERT ON ns_blobs BEGIN
+  UPDATE stats SET fields = fields + 1, logical = logical + NEW.size, stored = stored + coalesce(NEW.blob_stored, length(NEW.data));
+  INSERT INTO ns_counts (namespace, fields) VALUES (NEW.namespace, 1)
+    ON CONFLICT (namespace) DO UPDATE SET fields = fields + 1;
+END;
+CREATE TRIGGER ns_blobs_count_delete AFTER DELETE ON ns_blobs BEGIN
+  UPDATE stats SET fields = fields - 1, logical = logical - OLD.size, stored = stored - coalesce(OLD.blob_stored, length(OLD.data));
+  UPDATE ns_counts SET fields = fields - 1 WHERE namespace = OLD.namespace;
+  DELETE FROM ns_counts WHERE namespace = OLD.namespace AND fields <= 0;
+END;
+CREATE TRIGGER ns_blobs_count_update AFTER UPDATE ON ns_blobs BEGIN
+  UPDATE stats SET logical = logical - OLD.size + NEW.size,
+    stored = stored - coalesce(OLD.blob_stored, length(OLD.data)) + coalesce(NEW.blob_stored, length(NEW.data));
+END;
+CREATE TRIGGER blobs_blob_gone AFTER DELETE ON blobs
+  WHEN OLD.blob_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM blobs WHERE blob_id = OLD.blob_id)
+   AND NOT EXISTS (SELECT 1 FROM ns_blobs WHERE blob_id = OLD.blob_id) BEGIN
+  INSERT OR IGNORE INTO dead_blobs (blob_id) VALUES (OLD.blob_id);
+END;
+CREATE TRIGGER blobs_blob_replaced AFTER UPDATE OF blob_id ON blobs
+  WHEN OLD.blob_id IS NOT NULL AND OLD.blob_id IS NOT NEW.blob_id
+   AND NOT EXISTS (SELECT 1 FROM blobs WHERE blob_id = OLD.blob_id)
+   AND NOT EXISTS (SELECT 1 FROM ns_blobs WHERE blob_id = OLD.blob_id) BEGIN
+  INSERT OR IGNORE INTO dead_blobs (blob_id) VALUES (OLD.blob_id);
+END;
+CREATE TRIGGER ns_blobs_blob_gone AFTER DELETE ON ns_blobs
+  WHEN OLD.blob_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM blobs WHERE blob_id = OLD.blob_id)
+   AND NOT EXISTS (SELECT 1 FROM ns_blobs WHERE blob_id = OLD.blob_id) BEGIN
+  INSERT OR IGNORE INTO dead_blobs (blob_id) VALUES (OLD.blob_id);
+END;
+CREATE TRIGGER ns_blobs_blob_replaced AFTER UPDATE OF blob_id ON ns_blobs
+  WHEN OLD.blob_id IS NOT NULL AND OLD.blob_id IS NOT NEW.blob_id
+   AND NOT EXISTS (SELECT 1 FROM blobs WHERE blob_id = OLD.blob_id)
+   AND NOT EXISTS (SELECT 1 FROM ns_blobs WHERE blob_id = OLD.blob_id) BEGIN
+  INSERT OR IGNORE INTO dead_blobs (blob_id) VALUES (OLD.blob_id);
+END;
+`,
+  },
 ];
 
 /** The SQL function the slot columns call (migration 4). */
@@ -173,7 +248,11 @@ export function registerSlotFunction(db: Database.Database): void {
  */
 export const KEYED_TABLES: readonly string[] = ['blobs', 'ns_blobs'];
 
-/** The triggers that keep stats and ns_counts (migration 2); FLUSH sets them aside while it empties the tables. */
+/**
+ * The row triggers FLUSH sets aside while it empties the tables: those that keep stats and
+ * ns_counts (migration 2, rewritten by 5) and those that record dead blobs (migration 5; FLUSH
+ * records every blob it drops itself, in one statement).
+ */
 export const COUNTING_TRIGGERS: readonly string[] = [
   'blobs_count_insert',
   'blobs_count_delete',
@@ -181,7 +260,14 @@ export const COUNTING_TRIGGERS: readonly string[] = [
   'ns_blobs_count_insert',
   'ns_blobs_count_delete',
   'ns_blobs_count_update',
+  'blobs_blob_gone',
+  'blobs_blob_replaced',
+  'ns_blobs_blob_gone',
+  'ns_blobs_blob_replaced',
 ];
+
+/** The codec id of a row whose value lives in the shard's chunk file (its `data` is empty). */
+export const CHUNKED_CODEC = 255;
 
 /** The user_version of a shard file this build writes. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
@@ -195,9 +281,27 @@ export function shardPath(dataDir: string, id: number): string {
   return join(dataDir, shardFileName(id));
 }
 
-/** The shard file and the companions SQLite may create beside it (removing a shard removes all three). */
+/** The chunk file of shard `id`: the bytes of its large values (schema migration 5), 64 KiB pages. */
+export function chunkFileName(id: number): string {
+  return `shard-${id}.chunks.db`;
+}
+
+export function chunkPath(dataDir: string, id: number): string {
+  return join(dataDir, chunkFileName(id));
+}
+
+/** The chunk file that belongs to the shard file at `shardFile`. */
+export function chunkPathOf(shardFile: string): string {
+  return shardFile.replace(/\.db$/, '.chunks.db');
+}
+
+/**
+ * The shard file and the companions SQLite may create beside it, with the shard's chunk file and
+ * its companions (removing a shard removes all six).
+ */
 export function shardFiles(path: string): string[] {
-  return [path, `${path}-wal`, `${path}-shm`];
+  const chunks = chunkPathOf(path);
+  return [path, `${path}-wal`, `${path}-shm`, chunks, `${chunks}-wal`, `${chunks}-shm`];
 }
 
 export function schemaVersion(db: Database.Database): number {

@@ -75,18 +75,33 @@ export interface LiveRow extends StoredValue {
 
 /** One write as the shard applies it. `ns` null means the plain key space. */
 export type ShardWrite =
-  | { kind: 'set'; ns: Buffer | null; key: Buffer; data: Buffer; codec: number; size: number; now: number; expiresAt: number | null }
+  | {
+      kind: 'set';
+      ns: Buffer | null;
+      key: Buffer;
+      data: Buffer;
+      codec: number;
+      size: number;
+      now: number;
+      expiresAt: number | null;
+      /** A chunked value (codec CHUNKED_CODEC, data empty): its blob in the chunk file, and its stored bytes. */
+      blobId?: number | null;
+      blobStored?: number | null;
+    }
   | { kind: 'del'; ns: Buffer | null; key: Buffer }
   | { kind: 'delns'; ns: Buffer }
   | { kind: 'expire'; ns: Buffer | null; key: Buffer; expiresAt: number | null }
   | { kind: 'sweep'; now: number; limit: number }
   | { kind: 'swept'; result: SweepResult }
-  | { kind: 'flush' };
+  | { kind: 'flush' }
+  /** Dead blobs whose chunks have been reclaimed from the chunk file: forget them. */
+  | { kind: 'reclaimed'; ids: number[] };
 
 /** An expired row counts as absent, so overwriting it starts a new life: version 0, new created_at. */
 const UPSERT_COLUMNS = `
   data = excluded.data, codec = excluded.codec, size = excluded.size, checksum = excluded.checksum,
   updated_at = excluded.updated_at, expires_at = excluded.expires_at,
+  blob_id = excluded.blob_id, blob_stored = excluded.blob_stored,
   created_at = CASE WHEN expires_at IS NOT NULL AND expires_at <= excluded.updated_at
                     THEN excluded.created_at ELSE created_at END,
   version    = CASE WHEN expires_at IS NOT NULL AND expires_at <= excluded.updated_at
@@ -104,9 +119,9 @@ export class Shard {
     exists: Statement<[Buffer, number], number>;
     nsGet: Statement<[Buffer, Buffer, number], LiveRow>;
     nsExists: Statement<[Buffer, Buffer, number], number>;
-    set: Statement<[Buffer, Buffer, number, number, number, number, number | null, number]>;
+    set: Statement<[Buffer, Buffer, number, number, number, number, number | null, number, number | null, number | null]>;
     del: Statement<[Buffer]>;
-    nsSet: Statement<[Buffer, Buffer, Buffer, number, number, number, number, number | null, number]>;
+    nsSet: Statement<[Buffer, Buffer, Buffer, number, number, number, number, number | null, number, number | null, number | null]>;
     nsDel: Statement<[Buffer, Buffer]>;
     nsDrop: Statement<[Buffer]>;
     meta: Statement<[Buffer], RowMeta>;
@@ -208,14 +223,14 @@ export class Shard {
       nsGet: db.prepare(`SELECT data, codec, checksum, expires_at FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`),
       nsExists: db.prepare<[Buffer, Buffer, number], number>(`SELECT 1 FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).pluck(),
       set: db.prepare(
-        `INSERT INTO blobs (key, data, codec, size, created_at, updated_at, expires_at, version, checksum)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)
+        `INSERT INTO blobs (key, data, codec, size, created_at, updated_at, expires_at, version, checksum, blob_id, blob_stored)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
          ON CONFLICT (key) DO UPDATE SET ${UPSERT_COLUMNS}`,
       ),
       del: db.prepare('DELETE FROM blobs WHERE key = ?'),
       nsSet: db.prepare(
-        `INSERT INTO ns_blobs (namespace, key, data, codec, size, created_at, updated_at, expires_at, version, checksum)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+        `INSERT INTO ns_blobs (namespace, key, data, codec, size, created_at, updated_at, expires_at, version, checksum, blob_id, blob_stored)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
          ON CONFLICT (namespace, key) DO UPDATE SET ${UPSERT_COLUMNS}`,
       ),
       nsDel: db.prepare('DELETE FROM ns_blobs WHERE namespace = ? AND key = ?'),
@@ -314,6 +329,62 @@ export class Shard {
     }
   };
 
+  /** The blob of a chunked row (live or not: the caller has decided the key is live), or undefined. */
+  blobOf(ns: Buffer | null, key: Buffer): { blob_id: number; size: number; blob_stored: number } | undefined {
+    return this.guard(() => {
+      this.shareReadTxn();
+      if (ns === null) {
+        return this.prep<{ blob_id: number; size: number; blob_stored: number }>(
+          'SELECT blob_id, size, blob_stored FROM blobs WHERE key = ? AND blob_id IS NOT NULL',
+        ).get(key);
+      }
+      return this.prep<{ blob_id: number; size: number; blob_stored: number }>(
+        'SELECT blob_id, size, blob_stored FROM ns_blobs WHERE namespace = ? AND key = ? AND blob_id IS NOT NULL',
+      ).get(ns, key);
+    });
+  }
+
+  /** Up to `limit` blobs no row references any more, oldest first (their chunks wait for reclamation). */
+  deadBlobs(limit: number): number[] {
+    return this.guard(() => {
+      this.shareReadTxn();
+      return this.prep<number>('SELECT blob_id FROM dead_blobs ORDER BY blob_id LIMIT ?').pluck().all(limit);
+    });
+  }
+
+  /** Whether a row references blob `id`, or it is recorded as dead (the start-up orphan check). */
+  knowsBlob(id: number): boolean {
+    return this.guard(() => {
+      this.shareReadTxn();
+      return (
+        this.prep('SELECT 1 FROM blobs WHERE blob_id = ? UNION ALL SELECT 1 FROM ns_blobs WHERE blob_id = ? UNION ALL SELECT 1 FROM dead_blobs WHERE blob_id = ? LIMIT 1').get(id, id, id) !==
+        undefined
+      );
+    });
+  }
+
+  /** The largest blob id this file mentions (rows or dead_blobs): new ids start above it. */
+  maxBlobId(): number {
+    return this.guard(() => {
+      this.shareReadTxn();
+      return Number(
+        this.prep<number>(
+          'SELECT max(coalesce((SELECT max(blob_id) FROM blobs), 0), coalesce((SELECT max(blob_id) FROM ns_blobs), 0), coalesce((SELECT max(blob_id) FROM dead_blobs), 0))',
+        ).pluck().get(),
+      );
+    });
+  }
+
+  /** Rows that hold their value in the chunk file (tools that cannot carry chunks refuse them). */
+  chunkedRows(): number {
+    return this.guard(() => {
+      this.shareReadTxn();
+      return Number(
+        this.prep<number>('SELECT (SELECT count(*) FROM blobs WHERE blob_id IS NOT NULL) + (SELECT count(*) FROM ns_blobs WHERE blob_id IS NOT NULL)').pluck().get(),
+      );
+    });
+  }
+
   /** Metadata of a plain key, expired or not; for tests and introspection. */
   meta(key: Buffer): RowMeta | undefined {
     return this.guard(() => this.stmt.meta.get(key));
@@ -323,7 +394,7 @@ export class Shard {
   info(ns: Buffer | null, key: Buffer, now: number): RowInfo | undefined {
     return this.guard(() => {
       this.shareReadTxn();
-      const cols = 'size, length(data) AS stored, codec, created_at, updated_at, expires_at, version';
+      const cols = 'size, coalesce(blob_stored, length(data)) AS stored, codec, created_at, updated_at, expires_at, version';
       if (ns === null) return this.prep<RowInfo>(`SELECT ${cols} FROM blobs WHERE key = ? AND ${LIVE}`).get(key, now);
       return this.prep<RowInfo>(`SELECT ${cols} FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`).get(ns, key, now);
     });
@@ -571,8 +642,14 @@ export class Shard {
   private apply(w: ShardWrite): void {
     switch (w.kind) {
       case 'set':
-        if (w.ns === null) this.stmt.set.run(w.key, w.data, w.codec, w.size, w.now, w.now, w.expiresAt, checksum(w.data));
-        else this.stmt.nsSet.run(w.ns, w.key, w.data, w.codec, w.size, w.now, w.now, w.expiresAt, checksum(w.data));
+        if (w.ns === null) {
+          this.stmt.set.run(w.key, w.data, w.codec, w.size, w.now, w.now, w.expiresAt, checksum(w.data), w.blobId ?? null, w.blobStored ?? null);
+        } else {
+          this.stmt.nsSet.run(w.ns, w.key, w.data, w.codec, w.size, w.now, w.now, w.expiresAt, checksum(w.data), w.blobId ?? null, w.blobStored ?? null);
+        }
+        return;
+      case 'reclaimed':
+        for (const id of w.ids) this.prep('DELETE FROM dead_blobs WHERE blob_id = ?').run(id);
         return;
       case 'del':
         if (w.ns === null) this.stmt.del.run(w.key);
@@ -608,6 +685,9 @@ export class Shard {
       .prepare<[string], { name: string; sql: string }>("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN (SELECT value FROM json_each(?))")
       .all(JSON.stringify(COUNTING_TRIGGERS));
     for (const t of triggers) this.db.exec(`DROP TRIGGER ${JSON.stringify(t.name)}`);
+    // The blob triggers are set aside too: every blob the flush drops is recorded here, at once.
+    this.db.exec(`INSERT OR IGNORE INTO dead_blobs (blob_id)
+      SELECT blob_id FROM blobs WHERE blob_id IS NOT NULL UNION SELECT blob_id FROM ns_blobs WHERE blob_id IS NOT NULL`);
     this.db.exec('DELETE FROM blobs; DELETE FROM ns_blobs; UPDATE stats SET keys = 0, expires = 0, fields = 0, logical = 0, stored = 0;');
     // One row per namespace present here; its delete trigger reports each to the tally.
     this.db.exec('DELETE FROM ns_counts');

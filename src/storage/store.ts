@@ -8,15 +8,16 @@
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CodecError, decode, decodeSync, encode, type CompressionSettings } from './codecs.js';
+import { CodecError, decode, decodeSync, encode, type CompressionSettings, type Encoded } from './codecs.js';
 import { ShardRing } from './mpchash.js';
 import { isDamageCode, Shard, type ByteTotals, type PageStats, type ShardDamage, type ShardWrite, type SqliteSettings, type StorageError, type StoredValue } from './shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
-import type { PendingValue } from './overlay.js';
+import { BlobRef, type HeldValue } from './overlay.js';
+import { ChunkFile, CHUNK_BYTES, CHUNK_THRESHOLD, CHUNKS_PER_STEP, chunkCount, encodeChunk } from './chunks.js';
 import { checkLayout } from './layout.js';
 import { MaintenanceWorker } from './maintenance.js';
 import type { ReadCacheStats } from './read-cache.js';
-import { shardFileName } from './schema.js';
+import { CHUNKED_CODEC, chunkFileName, chunkPathOf, shardFileName } from './schema.js';
 import { NamespaceTally } from './namespace-tally.js';
 import { DiskReserve, RESUME_FACTOR } from './disk-reserve.js';
 import { printable } from './key-names.js';
@@ -97,6 +98,8 @@ export class DiskFullError extends Error {}
 const CHECKPOINT_INTERVAL_MS = 50;
 /** The shards' own checkpoint threshold while the worker runs: 64 MiB of 4 KiB pages. */
 const SAFETY_NET_CHECKPOINT_PAGES = 16384;
+/** The chunk files' threshold while the worker runs: 256 MiB of 64 KiB pages. */
+const CHUNK_SAFETY_NET_CHECKPOINT_PAGES = 4096;
 /** SQLite's default, restored if the worker is lost. */
 const DEFAULT_CHECKPOINT_PAGES = 1000;
 
@@ -128,6 +131,15 @@ export class Store {
   private closing: Promise<void> | null = null;
   /** Distinct namespaces over all shards (DBSIZE counts a namespace once). */
   private readonly namespaces = new NamespaceTally();
+  /** Each shard's chunk file (values above CHUNK_THRESHOLD), in shard order. */
+  readonly chunkFiles: ChunkFile[] = [];
+  /**
+   * Per shard: blob ids that may be referenced by nothing — found at start (staged when the server
+   * stopped) or left by a write that failed. Reclaimed once the shard file confirms it.
+   */
+  private readonly suspects: Set<number>[] = [];
+  /** Set while a backup copies shard and chunk files: reclamation waits, so the copies agree. */
+  private reclaimPaused = 0;
 
   private constructor(private readonly opts: StoreOptions) {
     this.ring = new ShardRing(opts.numShards);
@@ -147,6 +159,14 @@ export class Store {
         opts.onStorageError?.(err, id);
       };
       shard.attachTally(this.namespaces);
+      const chunks = new ChunkFile(chunkPathOf(shard.path), opts.sqlite);
+      this.chunkFiles.push(chunks);
+      // A damaged shard may not say its largest blob id: new ids then start far above any it can hold.
+      chunks.allocate(orElse(() => shard.maxBlobId(), Date.now() * 1000));
+      // Blobs neither referenced by a row nor recorded as dead were being written when the server
+      // stopped (kill -9 mid-upload): their chunks are garbage. On a damaged shard nothing is
+      // presumed garbage.
+      this.suspects.push(orElse(() => new Set(chunks.blobIds().filter((b) => !shard.knowsBlob(b))), new Set<number>()));
       this.queues.push(
         new WriteQueue(shard, this.budget, {
           batchSize: opts.batchSize,
@@ -160,6 +180,7 @@ export class Store {
             this.commitObserver?.(id, ops, millis, ok);
           },
           onCommitted: (writes) => this.replicationHook?.(id, writes),
+          onBlobDropped: (blob) => this.suspects[id].add(blob),
         }),
       );
     }
@@ -171,7 +192,7 @@ export class Store {
   private startMaintenance(): MaintenanceWorker {
     const report = this.opts.onMaintenanceProblem ?? (() => {});
     const worker = new MaintenanceWorker(
-      this.queues.map((q) => q.shard.path),
+      [...this.queues.map((q) => q.shard.path), ...this.chunkFiles.map((c) => c.path)],
       CHECKPOINT_INTERVAL_MS,
       {
         onCheckpointError: (shard, message) => {
@@ -183,12 +204,20 @@ export class Store {
         },
         onWorkerLost: (message) => {
           for (const q of this.queues) if (q.shard.isOpen) q.shard.setAutoCheckpoint(DEFAULT_CHECKPOINT_PAGES);
+          for (const c of this.chunkFiles) if (c.isOpen) c.setAutoCheckpoint(DEFAULT_CHECKPOINT_PAGES);
           report(`${message}; checkpoints and sweeps run on the event loop again`, null);
         },
       },
       this.opts.sqlite.synchronous,
     );
     for (const q of this.queues) q.shard.setAutoCheckpoint(SAFETY_NET_CHECKPOINT_PAGES);
+    // Chunk files are checkpointed by the same thread, as "shards" numShards + id. Their own
+    // threshold goes up too: at SQLite's default (1000 pages, 64 MiB here) the commits of a large
+    // value's chunks would run checkpoints on the event loop (measured: 0.7–1.3 s stalls at 500 MiB).
+    this.chunkFiles.forEach((c, id) => {
+      c.setAutoCheckpoint(CHUNK_SAFETY_NET_CHECKPOINT_PAGES);
+      c.onCommit = () => worker.markDirty(this.queues.length + id);
+    });
     return worker;
   }
 
@@ -235,6 +264,7 @@ export class Store {
       if (!reserve.take()) store.diskFilled();
     }
     if (opts.sweepIntervalMs !== 0) store.startSweeper(opts.sweepIntervalMs);
+    store.startReclaimer();
     return store;
   }
 
@@ -305,7 +335,7 @@ export class Store {
    * Inside atomically() the delete does not wait for the copy: it belongs to its shard's group,
    * which must not wait on another shard's group (two crossing RENAMEs would wait on each other).
    */
-  move(src: Buffer, dst: Buffer, value: PendingValue, expiresAt: number | null, now: number): Ack {
+  move(src: Buffer, dst: Buffer, value: HeldValue, expiresAt: number | null, now: number): Ack {
     this.refuseIfFull();
     if (this.atomicDepth > 0) {
       const copied = this.queueOf(dst).push(this.setWrite(null, dst, value, expiresAt, now), !this.opts.asyncWrite);
@@ -449,6 +479,8 @@ export class Store {
     if (this.sweeper !== null) clearInterval(this.sweeper);
     this.sweeper = null;
     if (this.diskFullTimer !== null) clearInterval(this.diskFullTimer);
+    if (this.reclaimer !== null) clearTimeout(this.reclaimer);
+    this.reclaimer = null;
     this.closing ??= (async () => {
       // drain() waits for the writes made before it; repeat for any made while it waited.
       do await this.drain();
@@ -461,6 +493,10 @@ export class Store {
         // which replays it: nothing committed is lost, and shutdown goes on (the error is reported).
         orElse(() => q.shard.checkpoint(), false);
         orElse(() => q.shard.close(), undefined);
+      }
+      for (const c of this.chunkFiles) {
+        c.checkpoint();
+        c.close();
       }
     })();
     return this.closing;
@@ -544,7 +580,7 @@ export class Store {
   // ---- the write path (keyspace.ts decides what to write) ---------------------------------------
 
   /** Queues a value; reads see it at once. */
-  write(ns: Buffer | null, key: Buffer, value: PendingValue, expiresAt: number | null, now: number): Ack {
+  write(ns: Buffer | null, key: Buffer, value: HeldValue, expiresAt: number | null, now: number): Ack {
     this.refuseIfFull();
     return this.queueOf(key).push(this.setWrite(ns, key, value, expiresAt, now), !this.opts.asyncWrite);
   }
@@ -564,17 +600,186 @@ export class Store {
     return joinAcks(this.queues.map((q) => q.push({ kind: 'delns', ns }, !this.opts.asyncWrite)));
   }
 
-  private setWrite(ns: Buffer | null, key: Buffer, value: PendingValue, expiresAt: number | null, now: number): PendingWrite {
+  private setWrite(ns: Buffer | null, key: Buffer, value: HeldValue, expiresAt: number | null, now: number): PendingWrite {
     const compression = this.opts.compression;
+    const shard = this.ring.shardOf(key);
     let encoded: PendingWrite & { kind: 'set' } extends { encoded: infer E } ? E : never;
-    if (value instanceof Promise) {
+    if (value instanceof BlobRef) {
+      // A blob of this shard is referenced as it is (RENAME and COPY move or share the row only);
+      // one of another shard is copied chunk by chunk first.
+      encoded = value.shard === shard ? { codec: CHUNKED_CODEC, payload: EMPTY, size: value.size, blob: value } : this.copyBlob(value, shard);
+    } else if (value instanceof Promise) {
       // Whoever reads the overlay sees the promise; a rejection nobody reads must not crash.
       value.catch(() => {});
-      encoded = value.then(async (v): Promise<SizedEncoded> => ({ ...(await encode(v, compression)), size: v.length }));
+      encoded = value.then(async (v): Promise<SizedEncoded> =>
+        v.length > CHUNK_THRESHOLD ? this.stage(shard, v) : { ...(await encode(v, compression)), size: v.length },
+      );
+    } else if (value.length > CHUNK_THRESHOLD) {
+      encoded = this.stage(shard, value);
     } else {
       encoded = encode(value, compression);
     }
     return { kind: 'set', ns, key, value, encoded, now, expiresAt };
+  }
+
+  // ---- chunked values (chunks.ts) ---------------------------------------------------------------
+
+  /**
+   * Writes `value` into shard `shard`'s chunk file as a new blob, a few chunks per transaction with
+   * the event loop free in between (each chunk compressed on its own, off the loop when large).
+   * The key's row is written afterwards by the write queue: until then the blob is referenced by
+   * nothing, and a crash leaves it for the start-up check to reclaim.
+   */
+  private async stage(shard: number, value: Buffer): Promise<SizedEncoded> {
+    const file = this.chunkFiles[shard];
+    const id = file.allocate();
+    try {
+      file.open(id, value.length);
+      let stored = 0;
+      const n = chunkCount(value.length);
+      for (let seq = 0; seq < n; seq += CHUNKS_PER_STEP) {
+        const batch: { encoded: Encoded; size: number }[] = [];
+        for (let s = seq; s < Math.min(n, seq + CHUNKS_PER_STEP); s++) {
+          const raw = value.subarray(s * CHUNK_BYTES, Math.min(value.length, (s + 1) * CHUNK_BYTES));
+          batch.push({ encoded: await encodeChunk(raw, this.opts.compression), size: raw.length });
+        }
+        stored += file.putChunks(id, seq, batch);
+        await nextTurn();
+      }
+      return { codec: CHUNKED_CODEC, payload: EMPTY, size: value.length, blob: new BlobRef(shard, id, value.length, stored) };
+    } catch (err) {
+      this.suspects[shard].add(id);
+      throw err;
+    }
+  }
+
+  /**
+   * Copies blob `ref` into shard `shard`'s chunk file (a cross-shard RENAME or COPY): stored chunks
+   * as they are (no decode, no recompression), a few per transaction. The source stays pinned until
+   * the write that references the copy has committed.
+   */
+  private copyBlob(ref: BlobRef, shard: number): Promise<SizedEncoded> {
+    const from = this.chunkFiles[ref.shard];
+    const to = this.chunkFiles[shard];
+    from.pin(ref.id);
+    const copy = async (): Promise<SizedEncoded> => {
+      const id = to.allocate();
+      try {
+        to.open(id, ref.size);
+        const n = chunkCount(ref.size);
+        for (let seq = 0; seq < n; seq += CHUNKS_PER_STEP) {
+          const batch: { encoded: Encoded; size: number }[] = [];
+          for (let s = seq; s < Math.min(n, seq + CHUNKS_PER_STEP); s++) {
+            const c = from.readStored(ref.id, s);
+            batch.push({ encoded: { codec: c.codec, payload: c.data }, size: c.size });
+          }
+          to.putChunks(id, seq, batch);
+          await nextTurn();
+        }
+      } catch (err) {
+        this.suspects[shard].add(id);
+        from.unpin(ref.id);
+        throw err;
+      }
+      return { codec: CHUNKED_CODEC, payload: EMPTY, size: ref.size, blob: new BlobRef(shard, id, ref.size, ref.stored), settled: () => from.unpin(ref.id) };
+    };
+    return copy();
+  }
+
+  /**
+   * What replicas are sent: a chunked value goes as its bytes (read here, on the event loop: a
+   * replica's stream is not yet chunked — docs/operations.md), and the replica stores it anew.
+   */
+  withChunkBytes(shard: number, writes: readonly ShardWrite[]): readonly ShardWrite[] {
+    if (!writes.some((w) => w.kind === 'set' && w.blobId != null)) return writes;
+    return writes.map((w) => {
+      if (w.kind !== 'set' || w.blobId == null) return w;
+      const file = this.chunkFiles[shard];
+      const parts: Buffer[] = [];
+      for (let s = 0; s < chunkCount(w.size); s++) parts.push(file.readSync(w.blobId, s));
+      return { kind: 'set', ns: w.ns, key: w.key, data: Buffer.concat(parts, w.size), codec: 0, size: w.size, now: w.now, expiresAt: w.expiresAt };
+    });
+  }
+
+  /**
+   * Reclaims the chunks of dead blobs in the background: one step (RECLAIM_CHUNKS chunks of one
+   * blob) per shard per turn, a short pause between turns while there is work, and a slower tick
+   * when there is none. A blob a reader holds (pinned) waits.
+   */
+  startReclaimer(): void {
+    const tick = (): void => {
+      this.reclaimer = null;
+      let busy = false;
+      if (this.reclaimPaused === 0) {
+        for (let i = 0; i < this.queues.length; i++) {
+          // A damaged shard's dead blobs wait for a repair: its errors are reported once already.
+          if (this.queues[i].shard.damage !== null) continue;
+          try {
+            busy = this.reclaimStep(i) || busy;
+          } catch (err) {
+            this.opts.onMaintenanceProblem?.(`reclaiming chunks: ${(err as Error).message}`, i);
+          }
+        }
+      }
+      if (this.closing !== null) return;
+      this.reclaimer = setTimeout(tick, busy ? RECLAIM_PAUSE_MS : RECLAIM_IDLE_MS);
+      this.reclaimer.unref();
+    };
+    this.reclaimer = setTimeout(tick, RECLAIM_IDLE_MS);
+    this.reclaimer.unref();
+  }
+
+  private reclaimer: NodeJS.Timeout | null = null;
+  /** Dead blobs whose chunks are gone and whose 'reclaimed' write is queued, per shard. */
+  private readonly forgetting: Set<number>[] = [];
+
+  /** One bounded step on shard `i`; true when there is more to do. */
+  private reclaimStep(i: number): boolean {
+    const file = this.chunkFiles[i];
+    const shard = this.queues[i].shard;
+    const suspects = this.suspects[i];
+    for (const id of suspects) {
+      if (file.pinned(id)) continue;
+      if (shard.knowsBlob(id)) {
+        suspects.delete(id); // referenced after all (or dead: the dead list takes it from here)
+        continue;
+      }
+      if (file.reclaimStep(id, RECLAIM_CHUNKS)) suspects.delete(id);
+      return true;
+    }
+    const forgetting = (this.forgetting[i] ??= new Set());
+    for (const id of shard.deadBlobs(RECLAIM_CANDIDATES)) {
+      if (file.pinned(id) || forgetting.has(id)) continue;
+      if (!file.reclaimStep(id, RECLAIM_CHUNKS)) return true;
+      forgetting.add(id);
+      void this.queues[i].push({ kind: 'reclaimed', ids: [id] }, true)!.finally(() => forgetting.delete(id)).catch(() => {});
+      return true;
+    }
+    return false;
+  }
+
+  /** Rows whose value is stored in chunks, over all shards (what a replica's full copy cannot carry yet). */
+  chunkedRows(): number {
+    return this.queues.reduce((n, q) => n + q.shard.chunkedRows(), 0);
+  }
+
+  /** Blobs and chunks in each shard's chunk file, and dead blobs waiting (tests, INFO). */
+  chunkStats(): { blobs: number; chunks: number; dead: number }[] {
+    return this.queues.map((q, i) => ({ ...this.chunkFiles[i].counts(), dead: q.shard.deadBlobs(1_000_000).length }));
+  }
+
+  /** Resolves once no blob waits for reclamation (tests; bounded by `timeoutMs`). */
+  async reclaimAll(timeoutMs = 10_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    await this.drain();
+    while (Date.now() < until) {
+      let busy = false;
+      for (let i = 0; i < this.queues.length; i++) busy = this.reclaimStep(i) || busy;
+      await this.drain();
+      if (!busy) return;
+      await nextTurn();
+    }
+    throw new Error('reclamation did not finish in time');
   }
 
   // ---- operations (observability/, tools/) ------------------------------------------------------
@@ -596,11 +801,22 @@ export class Store {
    */
   async backup(dir: string, onShard?: (shard: number) => void): Promise<string[]> {
     const files: string[] = [];
-    for (const q of this.queues) {
-      const file = join(dir, shardFileName(q.shard.id));
-      await q.shard.backup(file);
-      files.push(file);
-      onShard?.(q.shard.id);
+    // The chunk file is copied after its shard file, with reclamation held back meanwhile: every
+    // blob a row of the shard copy references is then in the chunk copy (blobs staged after the
+    // shard copy are referenced by nothing there, and reclaimed when the copy is opened).
+    this.reclaimPaused++;
+    try {
+      for (const q of this.queues) {
+        const file = join(dir, shardFileName(q.shard.id));
+        await q.shard.backup(file);
+        files.push(file);
+        const chunks = join(dir, chunkFileName(q.shard.id));
+        await this.chunkFiles[q.shard.id].backup(chunks);
+        files.push(chunks);
+        onShard?.(q.shard.id);
+      }
+    } finally {
+      this.reclaimPaused--;
     }
     return files;
   }
@@ -620,7 +836,7 @@ export class Store {
 
   /** Frees up to `pages` free pages of one shard; the pages freed. */
   vacuumShard(id: number, pages: number): number {
-    const freed = this.queues[id].shard.incrementalVacuum(pages);
+    const freed = this.queues[id].shard.incrementalVacuum(pages) + this.chunkFiles[id].incrementalVacuum(pages);
     // The file shrinks when the WAL holding the vacuum is checkpointed: ask for one.
     if (freed > 0) this.maintenance?.markDirty(id);
     return freed;
@@ -629,7 +845,7 @@ export class Store {
   /** Frees up to `pages` free pages of each shard (auto_vacuum = INCREMENTAL); pages freed in total. */
   incrementalVacuum(pages: number): number {
     let freed = 0;
-    for (const q of this.queues) freed += q.shard.incrementalVacuum(pages);
+    for (const q of this.queues) freed += q.shard.incrementalVacuum(pages) + this.chunkFiles[q.shard.id].incrementalVacuum(pages);
     return freed;
   }
 }
@@ -644,6 +860,18 @@ function orElse<T>(f: () => T, fallback: T): T {
   } catch {
     return fallback;
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+/** Chunks one reclamation step deletes (a 256 KiB chunk frees four 64 KiB pages: ~0.1 ms each). */
+const RECLAIM_CHUNKS = 16;
+/** Dead blobs looked at per step. */
+const RECLAIM_CANDIDATES = 8;
+const RECLAIM_PAUSE_MS = 1;
+const RECLAIM_IDLE_MS = 100;
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** One Ack for many: undefined when none of them waits. */

@@ -12,7 +12,8 @@
  * one COMMIT whatever its size caps, and into one savepoint of their own whatever `batchSize`.
  */
 import type { Encoded } from './codecs.js';
-import { KEEP, Overlay, type PendingValue } from './overlay.js';
+import { BlobRef, KEEP, Overlay, type HeldValue } from './overlay.js';
+import { CHUNKED_CODEC } from './schema.js';
 import type { Shard, ShardWrite } from './shard.js';
 import type { SweepResult } from './sweep.js';
 import { ReadCache } from './read-cache.js';
@@ -23,9 +24,9 @@ export type PendingWrite =
       ns: Buffer | null;
       key: Buffer;
       /** A promise when the value is computed from another value still being decoded. */
-      value: PendingValue;
-      /** For a promised value, the encoding carries the logical size too. */
-      encoded: Encoded | Promise<Encoded> | Promise<SizedEncoded>;
+      value: HeldValue;
+      /** For a promised value, the encoding carries the logical size too; a chunked value its blob. */
+      encoded: Encoded | Promise<Encoded> | Promise<SizedEncoded> | SizedEncoded;
       now: number;
       expiresAt: number | null;
     }
@@ -45,7 +46,9 @@ export type PendingWrite =
    * the queue, and the queue commits nothing else until it is done.
    */
   | { kind: 'sweep'; now: number; limit: number; offload?: () => Promise<SweepResult> }
-  | { kind: 'flush' };
+  | { kind: 'flush' }
+  /** Dead blobs whose chunks have been reclaimed: forget them (shard.ts 'reclaimed'). */
+  | { kind: 'reclaimed'; ids: number[] };
 
 /** What a queued write waits for before it can be committed, if anything. */
 function awaited(q: Queued): Promise<unknown> | undefined {
@@ -62,6 +65,10 @@ type Prepared = Encoded | SweepResult | Error | null;
 
 export interface SizedEncoded extends Encoded {
   size: number;
+  /** The value was stored in the chunk file: codec is CHUNKED_CODEC, payload empty. */
+  blob?: BlobRef;
+  /** Called once the write has committed or failed (a chunk copy keeps its source pinned until then). */
+  settled?: () => void;
 }
 
 /** Settles a writer waiting for its commit (sync mode); absent in async mode. */
@@ -125,6 +132,8 @@ export interface WriteQueueOptions {
   onCommit?: (ops: number, millis: number, ok: boolean) => void;
   /** Called with the writes of every group that committed, in commit order (replication). */
   onCommitted?: (writes: readonly ShardWrite[]) => void;
+  /** A write that referenced a blob failed: the blob may now be referenced by nothing. */
+  onBlobDropped?: (id: number) => void;
 }
 
 /** Caps one COMMIT so a burst cannot stall the event loop for long. */
@@ -174,7 +183,7 @@ export class WriteQueue {
    */
   push(write: PendingWrite, wantAck: boolean): Promise<void> | undefined {
     const seq = ++this.seq;
-    if (write.kind === 'sweep') {
+    if (write.kind === 'sweep' || write.kind === 'reclaimed') {
       // Touches only rows every read already treats as absent: nothing to show or forget.
     } else if (write.kind === 'flush') {
       this.overlay.putBarrier(seq);
@@ -192,7 +201,7 @@ export class WriteQueue {
       } else this.overlay.put(write.ns, write.key, null, null, seq);
     }
     // A promised value is not in memory yet; its source row is counted when it arrives.
-    const bytes = write.kind === 'set' ? (write.value instanceof Promise ? 0 : write.value.length) + write.key.length : 0;
+    const bytes = write.kind === 'set' ? (write.value instanceof Promise || write.value instanceof BlobRef ? 0 : write.value.length) + write.key.length : 0;
     this.budget.take(bytes);
     const item: Queued = { seq, write, bytes, settle: undefined };
     if (this.atomicGroup !== undefined) item.group = this.atomicGroup;
@@ -348,7 +357,15 @@ export class WriteQueue {
     for (let i = 0; i < batch.length; i++) {
       const q = batch[i];
       const w = q.write;
-      if (w.kind === 'sweep') {
+      if (w.kind === 'set') {
+        const enc = encodings.get(q) ?? w.encoded;
+        if (enc !== null && !(enc instanceof Promise) && !(enc instanceof Error) && 'codec' in enc) {
+          const sized = enc as SizedEncoded;
+          sized.settled?.();
+          if (errors[i] !== null && sized.blob !== undefined) this.opts.onBlobDropped?.(sized.blob.id);
+        }
+      }
+      if (w.kind === 'sweep' || w.kind === 'reclaimed') {
         // nothing in the overlay to release
       } else if (w.kind === 'flush') this.overlay.releaseBarrier(q.seq);
       else if (w.kind === 'delns') this.overlay.releaseNamespaceBarrier(w.ns, q.seq);
@@ -389,15 +406,20 @@ function toShardWrite(q: Queued, encoding: Prepared | undefined): ShardWrite | E
     return { kind: 'swept', result: encoding as SweepResult };
   }
   if (w.kind !== 'set') return w;
-  const enc = (encoding ?? w.encoded) as Encoded;
+  const enc = (encoding ?? w.encoded) as SizedEncoded;
+  if (enc.blob !== undefined) {
+    return { kind: 'set', ns: w.ns, key: w.key, data: EMPTY, codec: CHUNKED_CODEC, size: enc.blob.size, now: w.now, expiresAt: w.expiresAt, blobId: enc.blob.id, blobStored: enc.blob.stored };
+  }
   return {
     kind: 'set',
     ns: w.ns,
     key: w.key,
     data: enc.payload,
     codec: enc.codec,
-    size: w.value instanceof Promise ? (enc as SizedEncoded).size : w.value.length,
+    size: w.value instanceof Promise || w.value instanceof BlobRef ? enc.size : w.value.length,
     now: w.now,
     expiresAt: w.expiresAt,
   };
 }
+
+const EMPTY = Buffer.alloc(0);

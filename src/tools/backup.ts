@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { opsStats } from '../observability/metrics.js';
 import { LAYOUT_FILE } from '../storage/layout.js';
-import { registerSlotFunction, shardFileName } from '../storage/schema.js';
+import { chunkFileName, registerSlotFunction, shardFileName } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import { VERSION } from '../version.js';
 import { readShardCount } from './vacuum.js';
@@ -127,6 +127,21 @@ async function copyAll(source: string, dest: string, numShards: number, verify: 
       src.close();
     }
     const snapshotAt = new Date().toISOString();
+    // The shard's chunk file (values over 1 MiB), copied after it: every blob the shard copy
+    // references was live then. A server running meanwhile may reclaim a blob that died between
+    // the two copies; SAVE / BGSAVE hold its reclamation back and are exact (docs/operations.md).
+    const chunks = chunkFileName(id);
+    if (existsSync(join(source, chunks))) {
+      const c = new Database(join(source, chunks), { fileMustExist: true });
+      try {
+        c.pragma('busy_timeout = 2000');
+        c.prepare('SELECT count(*) FROM sqlite_master').get();
+        const copied = await c.backup(join(dest, chunks), { progress: () => 0x7fffffff });
+        if (copied.totalPages === 0) throw new Error(`${join(source, chunks)} could not be read (0 pages copied)`);
+      } finally {
+        c.close();
+      }
+    }
     const { rows, integrity } = inspectCopy(join(dest, name), verify);
     if (integrity !== null && integrity !== 'ok') throw new Error(`copy of ${name} fails integrity_check: ${integrity}`);
     const bytes = statSync(join(dest, name)).size;

@@ -115,6 +115,21 @@ function checkTables(db: Database.Database, path: string): void {
   if (unknown.length > 0) throw new MigrateError(`${path} has tables this version cannot migrate: ${unknown.join(', ')}`);
 }
 
+/** Values over 1 MiB live in the shard's chunk file (schema 3), which this tool does not move yet. */
+function refuseChunked(db: Database.Database, path: string): void {
+  const columns = (db.pragma('table_info(blobs)') as { name: string }[]).map((c) => c.name);
+  if (!columns.includes('blob_id')) return;
+  const n = Number(
+    db.prepare('SELECT (SELECT count(*) FROM blobs WHERE blob_id IS NOT NULL) + (SELECT count(*) FROM ns_blobs WHERE blob_id IS NOT NULL)').pluck().get(),
+  );
+  if (n > 0) {
+    throw new MigrateError(
+      `${path} holds ${n} values stored in chunks (over 1 MiB, in ${path.replace(/\.db$/, '.chunks.db')}); ` +
+        'migrate cannot move them between shards yet: delete or shrink them first, or keep the shard count',
+    );
+  }
+}
+
 function countRows(db: Database.Database): number {
   return Number(db.prepare('SELECT count(*) FROM blobs').pluck().get()) + Number(db.prepare('SELECT count(*) FROM ns_blobs').pluck().get());
 }
@@ -164,6 +179,7 @@ export function migrateDataDir(
       const db = openRaw(shardPath(dataDir, id));
       try {
         checkTables(db, shardPath(dataDir, id));
+        refuseChunked(db, shardPath(dataDir, id));
         rowsBefore += countRows(db);
       } finally {
         db.close();

@@ -10,7 +10,7 @@ import { Dispatcher } from '../../src/commands/dispatch.js';
 import { commandTable } from '../../src/commands/table.js';
 import { LatencyMonitor, SlowLog } from '../../src/commands/slowlog.js';
 import type { ClientState, ServerContext } from '../../src/commands/types.js';
-import { ReplyEncoder, type ProtocolVersion, type Reply } from '../../src/protocol/reply.js';
+import { ReplyEncoder, StreamedBulk, type ProtocolVersion, type Reply } from '../../src/protocol/reply.js';
 import type { CompressionSettings } from '../../src/storage/codecs.js';
 import { Keyspace } from '../../src/storage/keyspace.js';
 import { Store } from '../../src/storage/store.js';
@@ -121,7 +121,18 @@ export class Harness {
         await out.until;
         continue;
       }
-      return out.reply;
+      const reply = await out.reply;
+      // A value stored in chunks streams to a socket; a handler test gets its bytes.
+      if (reply instanceof StreamedBulk) {
+        const parts: Buffer[] = [];
+        try {
+          for (let p = await reply.source.next(); p !== null; p = await reply.source.next()) parts.push(p);
+        } finally {
+          reply.source.release();
+        }
+        return Buffer.concat(parts);
+      }
+      return reply;
     }
   }
 
