@@ -653,6 +653,34 @@ export class Store {
     }
   }
 
+  // ---- staged values (blob-stager.ts) -----------------------------------------------------------
+
+  /**
+   * A new blob for a value that arrives while it is written (a streamed SET), in the chunk file of
+   * the shard `key` belongs to. Its index row is committed first: a crash from here on leaves a
+   * blob the start-up orphan check finds. Pinned until taken or dropped.
+   */
+  openStaged(key: Buffer, size: number): { shard: number; file: ChunkFile; id: number } {
+    this.refuseIfFull();
+    const shard = this.ring.shardOf(key);
+    const file = this.chunkFiles[shard];
+    const id = file.allocate();
+    file.open(id, size);
+    file.pin(id);
+    return { shard, file, id };
+  }
+
+  /** A staged blob no row will reference: unpinned and reclaimed in the background. */
+  dropStaged(shard: number, id: number): void {
+    this.chunkFiles[shard].unpin(id);
+    this.suspects[shard].add(id);
+  }
+
+  /** The compression new chunks are written with. */
+  get compression(): CompressionSettings | null {
+    return this.opts.compression;
+  }
+
   /**
    * Copies blob `ref` into shard `shard`'s chunk file (a cross-shard RENAME or COPY): stored chunks
    * as they are (no decode, no recompression), a few per transaction. The source stays pinned until
