@@ -100,6 +100,8 @@ export class RequestParser {
     const args = this.args;
     this.args = [];
     this.remaining = -1;
+    this.buf = EMPTY;
+    this.pos = 0;
     return args;
   }
 
