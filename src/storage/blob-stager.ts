@@ -80,11 +80,6 @@ export class StagedBlob {
     return this.queuedBytes + this.fill;
   }
 
-  /** Whether the client should stop sending until onDrain. */
-  get needsPause(): boolean {
-    return this.state === 'receiving' && this.pendingBytes >= STAGE_AHEAD_BYTES;
-  }
-
   /** Every chunk written (or the blob failed or was disposed of): the command can run. */
   get settled(): boolean {
     return this.state !== 'receiving';
