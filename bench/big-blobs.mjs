@@ -130,7 +130,7 @@ try {
       execFileSync('redis-cli', ['-p', String(server.port), '-x', 'SET', 'cli'], { input: value, maxBuffer: 16 * MiB });
       const out = spawnSync('redis-cli', ['-p', String(server.port), '--raw', 'GET', 'cli'], { maxBuffer: size + MiB });
       const cliOk = out.stdout.length === size + 1 && createHash('sha256').update(out.stdout.subarray(0, size)).digest('hex') === digest;
-      row(`redis-cli SET+GET ${opts.mib} MiB`, '—', `${ms(performance.now() - t)} ms`, cliOk ? 'bytes equal' : 'BYTES DIFFER');
+      row(`redis-cli SET+GET ${opts.mib} MiB`, '—', `${ms(performance.now() - t)} ms`, cliOk ? 'bytes equal' : `BYTES DIFFER (got ${out.stdout.length} bytes, status ${out.status}, ${out.error?.message ?? ''} ${out.stderr.toString().slice(0, 200)})`);
       t = performance.now();
       // Debian's python3-redis (a pyenv python3 first on PATH may not have it).
       const py = spawnSync('/usr/bin/python3', ['-c', `

@@ -98,8 +98,13 @@ export class DiskFullError extends Error {}
 const CHECKPOINT_INTERVAL_MS = 50;
 /** The shards' own checkpoint threshold while the worker runs: 64 MiB of 4 KiB pages. */
 const SAFETY_NET_CHECKPOINT_PAGES = 16384;
-/** The chunk files' threshold while the worker runs: 256 MiB of 64 KiB pages. */
-const CHUNK_SAFETY_NET_CHECKPOINT_PAGES = 4096;
+/**
+ * The chunk files' threshold while the worker runs: 1 GiB of 64 KiB pages, above two values of
+ * proto_max_bulk_len. A streamed SET writes ~60 MiB/s; the worker (nice 19) falls behind on a busy
+ * machine, and at 256 MiB the safety net ran on the event loop during one 500 MiB upload (measured:
+ * 180–380 ms of CPU inside one chunk commit, bench/big-blobs.mjs).
+ */
+const CHUNK_SAFETY_NET_CHECKPOINT_PAGES = 16384;
 /** SQLite's default, restored if the worker is lost. */
 const DEFAULT_CHECKPOINT_PAGES = 1000;
 
