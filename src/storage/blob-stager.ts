@@ -33,6 +33,23 @@ export interface StagingHost {
 
 const markers = new WeakMap<Buffer, StagedBlob>();
 
+/**
+ * Full-size chunk buffers written and free for the next chunk: without them every 256 KiB of an
+ * upload is a new allocation, and garbage the collector leaves around for a while (measured: the
+ * server's VmHWM +79 MiB during a 500 MiB SET, against +47 MiB in another run).
+ */
+const spareChunks: Buffer[] = [];
+const MAX_SPARE_CHUNKS = 16;
+
+function chunkBuffer(size: number): Buffer {
+  return size === CHUNK_BYTES && spareChunks.length > 0 ? spareChunks.pop()! : Buffer.allocUnsafe(size);
+}
+
+/** `raw` was written (SQLite copied it; the codec pool copies what it compresses): reusable. */
+function recycle(raw: Buffer): void {
+  if (raw.length === CHUNK_BYTES && raw.byteOffset === 0 && raw.buffer.byteLength === CHUNK_BYTES && spareChunks.length < MAX_SPARE_CHUNKS) spareChunks.push(raw);
+}
+
 /** The staged blob an argument stands for, if it is a marker. */
 export function stagedBlobOf(arg: Buffer): StagedBlob | undefined {
   return arg.length === 0 ? markers.get(arg) : undefined;
@@ -98,7 +115,7 @@ export class StagedBlob {
     let off = 0;
     while (off < part.length) {
       if (this.current === null) {
-        this.current = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, this.size - (this.received - part.length + off)));
+        this.current = chunkBuffer(Math.min(CHUNK_BYTES, this.size - (this.received - part.length + off)));
         this.fill = 0;
       }
       const n = part.copy(this.current, this.fill, off, Math.min(part.length, off + this.current.length - this.fill));
@@ -178,7 +195,10 @@ export class StagedBlob {
         this.stored += this.file.putChunks(this.id, this.nextSeq, encoded);
         this.nextSeq += batch.length;
         this.queue.splice(0, batch.length);
-        for (const raw of batch) this.queuedBytes -= raw.length;
+        for (const raw of batch) {
+          this.queuedBytes -= raw.length;
+          recycle(raw);
+        }
         if (this.pendingBytes < STAGE_AHEAD_BYTES) this.onDrain();
         await new Promise((resolve) => setImmediate(resolve));
       }
