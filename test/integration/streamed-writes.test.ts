@@ -216,6 +216,63 @@ describe('streamed writes (in process)', () => {
     }
   });
 
+  it('pipelined big SETs and HSETs between small commands: replies in order, every value whole', async () => {
+    const s = await startOurs({ num_shards: 3 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    try {
+      const vs = [0, 1, 2, 3].map((i) => randomBytes(3 * MiB + i * 4097));
+      const out = await r
+        .pipeline()
+        .set('a', vs[0])
+        .get('nope')
+        .set('b', vs[1], 'EX', '100')
+        .hset('h', 'f', vs[2], 'g', vs[3])
+        .strlen('a')
+        .set('a', vs[3], 'NX')
+        .ttl('b')
+        .ping()
+        .exec();
+      assert.deepEqual(out!.map(([err, v]) => [err, v]), [[null, 'OK'], [null, null], [null, 'OK'], [null, 2], [null, vs[0].length], [null, null], [null, 100], [null, 'PONG']]);
+      assert.equal(sha((await r.getBuffer('a'))!), sha(vs[0]));
+      assert.equal(sha((await r.getBuffer('b'))!), sha(vs[1]));
+      assert.equal(sha((await r.hgetBuffer('h', 'f'))!), sha(vs[2]));
+      assert.equal(sha((await r.hgetBuffer('h', 'g'))!), sha(vs[3]));
+      assert.ok(await reclaimedUntil(s, () => totals(s).blobs === 4), `blobs ${totals(s).blobs}`);
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+  });
+
+  it('a chunk write that fails answers an error, keeps the old value and the connection, and leaves no chunks', async () => {
+    const s = await startOurs({ num_shards: 1 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    try {
+      const old = randomBytes(2 * MiB);
+      await r.set('k', old);
+      await s.store.drain();
+      const before = totals(s);
+      const file = s.store.chunkFiles[0];
+      const put = file.putChunks.bind(file);
+      let calls = 0;
+      file.putChunks = (id, seq, chunks) => {
+        if (++calls === 3) throw new Error('database or disk is full');
+        return put(id, seq, chunks);
+      };
+      try {
+        await assert.rejects(r.set('k', randomBytes(6 * MiB)), /^ReplyError: ERR database or disk is full$/);
+      } finally {
+        file.putChunks = put;
+      }
+      assert.equal(await r.ping(), 'PONG');
+      assert.equal(sha((await r.getBuffer('k'))!), sha(old));
+      assert.ok(await reclaimedUntil(s, () => totals(s).blobs === before.blobs && totals(s).chunks === before.chunks), JSON.stringify(totals(s)));
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+  });
+
   it('per-chunk compression of a streamed value, off the event loop', async () => {
     const s = await startOurs({ num_shards: 1, storage_compression: { enabled: true, algorithm: 'zstd', level: 3 } });
     const r = new Redis({ port: s.port, host: '127.0.0.1' });
