@@ -15,11 +15,12 @@ export interface ReplicatedBatch {
 }
 
 /**
- * Writes a replica replays. Expiry sweeps are left out: they only delete rows every read already
- * treats as absent, and the replica's own sweeper deletes the same rows by the same rule.
+ * Writes a replica replays. Expiry sweeps and purges of flushed rows are left out: they only
+ * delete rows every read already treats as absent, and the replica's own sweeper and purger
+ * delete the same rows by the same rule.
  */
 export function replicable(writes: readonly ShardWrite[]): ShardWrite[] {
-  return writes.filter((w) => w.kind !== 'sweep' && w.kind !== 'swept' && w.kind !== 'reclaimed');
+  return writes.filter((w) => w.kind !== 'sweep' && w.kind !== 'swept' && w.kind !== 'reclaimed' && w.kind !== 'purge');
 }
 
 export function encodeBatch(b: ReplicatedBatch): Buffer {

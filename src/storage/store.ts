@@ -21,6 +21,7 @@ import { CHUNKED_CODEC, chunkFileName, chunkPathOf, shardFileName } from './sche
 import { NamespaceTally } from './namespace-tally.js';
 import { DiskReserve, RESUME_FACTOR } from './disk-reserve.js';
 import { printable } from './key-names.js';
+import { SnapshotConnection } from './snapshot.js';
 
 export { printable };
 
@@ -265,6 +266,8 @@ export class Store {
     }
     if (opts.sweepIntervalMs !== 0) store.startSweeper(opts.sweepIntervalMs);
     store.startReclaimer();
+    // Rows a flush set aside before a stop (or a crash) are purged from the start.
+    store.startPurger();
     return store;
   }
 
@@ -349,9 +352,113 @@ export class Store {
     return this.opts.asyncWrite ? undefined : joinAcks([copied, removed]);
   }
 
-  /** Empties every shard (FLUSHDB / FLUSHALL). */
+  /**
+   * Empties every shard (FLUSHDB / FLUSHALL): reads see nothing at once (the overlay's barrier),
+   * and each shard's commit sets its rows aside in O(schema) (shard.ts flush()); the purger
+   * deletes them afterwards in bounded steps. Counts are those of an empty shard from the commit.
+   */
   flushAll(): Ack {
-    return joinAcks(this.queues.map((q) => q.push({ kind: 'flush' }, !this.opts.asyncWrite)));
+    const ack = joinAcks(this.queues.map((q) => q.push({ kind: 'flush' }, !this.opts.asyncWrite)));
+    this.wakePurger();
+    return ack;
+  }
+
+  // ---- purging flushed rows ------------------------------------------------------------------------
+
+  private purger: NodeJS.Timeout | null = null;
+  private purging = false;
+
+  /**
+   * Deletes the rows flushes set aside: one bounded step (PURGE_ROWS rows, a few MiB of values)
+   * per shard that has some, queued like any write so it never overlaps the queue's commits or an
+   * offloaded sweep, then a pause of PURGE_PAUSE_MS for the clients; an idle check (one read of
+   * sqlite_master per shard) every PURGE_IDLE_MS otherwise. A replica's flushes, applied outside
+   * the queues, are found by that check.
+   */
+  startPurger(): void {
+    this.schedulePurge(0);
+  }
+
+  private schedulePurge(ms: number): void {
+    if (this.closing !== null || this.purging) return;
+    if (this.purger !== null) clearTimeout(this.purger);
+    this.purger = setTimeout(() => void this.purgeTick(), ms);
+    this.purger.unref();
+  }
+
+  /** A flush was just queued: look for work after its commit rather than at the next idle check. */
+  private wakePurger(): void {
+    if (this.purger !== null) this.schedulePurge(PURGE_PAUSE_MS);
+  }
+
+  private async purgeTick(): Promise<void> {
+    this.purger = null;
+    if (this.closing !== null) return;
+    // A damaged shard is left alone: its errors are reported once already.
+    const work = this.queues.filter((q) => q.shard.damage === null && orElse(() => q.shard.hasPurgeWork(), false));
+    if (work.length === 0) {
+      this.schedulePurge(PURGE_IDLE_MS);
+      return;
+    }
+    this.purging = true;
+    try {
+      await Promise.all(work.map((q) => q.push({ kind: 'purge', limit: PURGE_ROWS }, true)!.catch(() => {})));
+    } finally {
+      this.purging = false;
+    }
+    this.schedulePurge(PURGE_PAUSE_MS);
+  }
+
+  // ---- read snapshots (snapshot.ts) ------------------------------------------------------------------
+
+  /** Idle snapshot connections per shard, kept for the next long read. */
+  private readonly idleSnapshots = new Map<number, SnapshotConnection[]>();
+  /** Snapshot connections lent out and not yet given back. */
+  private snapshotsOut = 0;
+
+  /**
+   * A snapshot of shard `id` begun now, on a read-only connection of its own, or null where no
+   * second connection can open the file (locking_mode EXCLUSIVE). While any snapshot is out, the
+   * chunks of dead blobs are not reclaimed: a snapshot row may still reference one. Give it back
+   * with the returned end().
+   */
+  openSnapshot(id: number): { snap: SnapshotConnection; end: () => void } | null {
+    if (this.opts.sqlite.locking_mode === 'EXCLUSIVE' || this.closing !== null) return null;
+    const idle = this.idleSnapshots.get(id) ?? [];
+    const snap = idle.pop() ?? new SnapshotConnection(this.queues[id].shard.path, this.opts.sqlite);
+    try {
+      snap.begin();
+    } catch (err) {
+      snap.close();
+      throw this.queues[id].shard.fault(err);
+    }
+    this.snapshotsOut++;
+    this.reclaimPaused++;
+    let ended = false;
+    return {
+      snap,
+      end: () => {
+        if (ended) return;
+        ended = true;
+        this.snapshotsOut--;
+        this.reclaimPaused--;
+        try {
+          snap.end();
+          if (this.closing === null && idle.length < IDLE_SNAPSHOTS_PER_SHARD) {
+            idle.push(snap);
+            this.idleSnapshots.set(id, idle);
+          } else snap.close();
+        } catch (err) {
+          orElse(() => snap.close(), undefined);
+          this.queues[id].shard.fault(err);
+        }
+      },
+    };
+  }
+
+  /** Whether rows set aside by a flush still wait to be deleted (tests, INFO). */
+  hasPurgeWork(): boolean {
+    return this.queues.some((q) => orElse(() => q.shard.hasPurgeWork(), false));
   }
 
   /**
@@ -481,11 +588,15 @@ export class Store {
     if (this.diskFullTimer !== null) clearInterval(this.diskFullTimer);
     if (this.reclaimer !== null) clearTimeout(this.reclaimer);
     this.reclaimer = null;
+    if (this.purger !== null) clearTimeout(this.purger);
+    this.purger = null;
     this.closing ??= (async () => {
       // drain() waits for the writes made before it; repeat for any made while it waited.
       do await this.drain();
       while (this.queues.some((q) => q.depth > 0));
       await this.maintenance?.close();
+      for (const idle of this.idleSnapshots.values()) for (const snap of idle) orElse(() => snap.close(), undefined);
+      this.idleSnapshots.clear();
       // The last checkpoint gets the reserve's room (taken again at the next start).
       this.reserve?.releaseAll();
       for (const q of this.queues) {
@@ -868,6 +979,12 @@ const RECLAIM_CHUNKS = 16;
 /** Dead blobs looked at per step. */
 const RECLAIM_CANDIDATES = 8;
 const RECLAIM_PAUSE_MS = 1;
+/** Rows one purge step deletes at most: 2000 small rows took 3–24 ms here, 500 keep a step near the budget. */
+const PURGE_ROWS = 500;
+const PURGE_PAUSE_MS = 2;
+const PURGE_IDLE_MS = 100;
+/** Snapshot connections kept open per shard between long reads. */
+const IDLE_SNAPSHOTS_PER_SHARD = 2;
 const RECLAIM_IDLE_MS = 100;
 
 function nextTurn(): Promise<void> {
