@@ -1,8 +1,14 @@
 /**
  * The primary's side of replication: every committed write batch gets an offset (bytes of the
  * stream so far, as Redis counts master_repl_offset) and goes into a bounded backlog; replicas
- * take a copy of each shard, then pull the backlog from their offset (BLOBREPL STREAM, a long
- * poll that doubles as their acknowledgement, which WAIT counts).
+ * take a copy of each shard (shard file and chunk file), then pull the backlog from their offset
+ * (BLOBREPL STREAM, a long poll that doubles as their acknowledgement, which WAIT counts).
+ *
+ * A chunked value (over 1 MiB) is not put in the stream: the batch names its blob, and the replica
+ * fetches the blob's chunks with BLOBREPL BLOB, four at a time. The blob is pinned (never
+ * reclaimed, even if the key is overwritten or deleted) while the batch is in the backlog, and the
+ * backlog counts the value's size against backlog_mb as Redis counts a value in its backlog: so the
+ * memory a replica costs here stays at most one reply (a few MiB of batches, or 1 MiB of chunks).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,9 +16,12 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../observability/log.js';
-import { copyShards, encodeBatch, replicable } from '../storage/replicated.js';
+import type { ChunkFile } from '../storage/chunks.js';
+import { copyShards, encodeBatch, replicable, type SentChunk } from '../storage/replicated.js';
+import { chunkFileName, shardFileName } from '../storage/schema.js';
 import type { ShardWrite } from '../storage/shard.js';
 import type { Store } from '../storage/store.js';
+import { CHUNK_BYTES as CHUNK_BYTES_OF_VALUES } from '../storage/chunks.js';
 
 /** Bytes one BLOBREPL CHUNK returns at most. */
 export const CHUNK_BYTES = 1024 * 1024;
@@ -24,7 +33,14 @@ const REPLICA_GONE_MS = 10_000;
 interface Entry {
   start: number;
   data: Buffer;
+  /** What the entry counts for in the backlog: its bytes, plus the size of each chunked value it refers to. */
+  weight: number;
+  /** Chunked values the batch refers to: pinned in their chunk file while the entry is in the backlog. */
+  blobs: { shard: number; file: ChunkFile; id: number }[];
 }
+
+/** Chunks one BLOBREPL BLOB reply carries at most: 1 MiB of a value. */
+export const BLOB_CHUNKS_PER_REPLY = 4;
 
 export interface SnapshotInfo {
   id: string;
@@ -34,6 +50,8 @@ export interface SnapshotInfo {
   /** Per shard: offset when its copy completed; batches of that shard starting before it are in the copy. */
   shardOffsets: number[];
   sizes: number[];
+  /** Per shard: size of the chunk file's copy (BLOBREPL CHUNK reads it as file numShards + shard). */
+  chunkSizes: number[];
 }
 
 export interface ReplicaInfo {
@@ -54,6 +72,8 @@ export class ReplicationSource {
   private entries: Entry[] = [];
   private head = 0;
   private backlogBytes = 0;
+  /** Blobs pinned by backlog entries: `shard:id` → entries referring to it. */
+  private readonly held = new Map<string, number>();
   private readonly pollers = new Set<() => void>();
   readonly replicas = new Map<string, ReplicaInfo>();
   private readonly snapshots = new Map<string, { dir: string; files: string[]; timer: NodeJS.Timeout }>();
@@ -78,7 +98,7 @@ export class ReplicationSource {
   reset(offset: number): void {
     this.replid = randomBytes(20).toString('hex');
     this.offset = offset;
-    this.entries = [];
+    this.dropEntries();
     this.head = 0;
     this.backlogBytes = 0;
     this.active = true;
@@ -94,15 +114,26 @@ export class ReplicationSource {
 
   private append(shard: number, writes: readonly ShardWrite[]): void {
     if (!this.active) return;
-    const kept = replicable(this.store.withChunkBytes(shard, writes));
+    const kept = replicable(writes);
     if (kept.length === 0) return;
     const data = encodeBatch({ shard, writes: kept });
-    this.entries.push({ start: this.offset, data });
+    const entry: Entry = { start: this.offset, data, weight: data.length, blobs: [] };
+    const file = this.store.chunkFiles[shard];
+    for (const w of kept) {
+      if (w.kind !== 'set' || w.blobId == null) continue;
+      // Pinned now, in the commit's synchronous step: the reclaimer cannot have run in between.
+      file.pin(w.blobId);
+      entry.blobs.push({ shard, file, id: w.blobId });
+      const k = `${shard}:${w.blobId}`;
+      this.held.set(k, (this.held.get(k) ?? 0) + 1);
+      entry.weight += w.size;
+    }
+    this.entries.push(entry);
     this.offset += data.length;
-    this.backlogBytes += data.length;
+    this.backlogBytes += entry.weight;
     // Keep at least the newest batch, whatever its size.
     while (this.backlogBytes > this.maxBacklogBytes && this.entries.length - this.head > 1) {
-      this.backlogBytes -= this.entries[this.head].data.length;
+      this.forget(this.entries[this.head]);
       this.head++;
     }
     if (this.head > 1024 && this.head * 2 > this.entries.length) {
@@ -112,22 +143,58 @@ export class ReplicationSource {
     for (const wake of [...this.pollers]) wake();
   }
 
-  /** Consistent copies of every shard, with the offsets that say where the stream resumes. */
-  async snapshot(): Promise<SnapshotInfo> {
-    // A full copy carries shard files only; the chunk files of values over 1 MiB are not sent yet.
-    const chunked = this.store.chunkedRows();
-    if (chunked > 0) {
-      throw new Error(
-        `a full copy cannot carry values stored in chunks yet (${chunked} values over 1 MiB on this primary); ` +
-          'replicate a data set without them, or copy the data directory (blobasaur backup) to the replica',
-      );
+  /** The entry leaves the backlog: its blobs may be reclaimed once nothing else holds them. */
+  private forget(e: Entry): void {
+    this.backlogBytes -= e.weight;
+    for (const b of e.blobs) {
+      b.file.unpin(b.id);
+      const k = `${b.shard}:${b.id}`;
+      const n = (this.held.get(k) ?? 0) - 1;
+      if (n <= 0) this.held.delete(k);
+      else this.held.set(k, n);
     }
+  }
+
+  private dropEntries(): void {
+    for (let i = this.head; i < this.entries.length; i++) this.forget(this.entries[i]);
+    this.entries = [];
+    this.head = 0;
+    this.backlogBytes = 0;
+  }
+
+  /**
+   * Up to BLOB_CHUNKS_PER_REPLY stored chunks of blob `id` of shard `shard` from `seq` on, as they
+   * are stored; 'resync' when no batch in the backlog refers to the blob any more (the replica is
+   * behind the backlog, and its blob may have been reclaimed).
+   */
+  blobChunks(shard: number, id: number, seq: number): SentChunk[] | 'resync' {
+    if (!this.held.has(`${shard}:${id}`) || shard >= this.store.numShards) return 'resync';
+    const file = this.store.chunkFiles[shard];
+    const out: SentChunk[] = [];
+    for (let s = seq; out.length < BLOB_CHUNKS_PER_REPLY; s++) {
+      let c: SentChunk;
+      try {
+        c = file.readStored(id, s);
+      } catch (err) {
+        // Past the last chunk; anything else (a chunk that fails its check) is the replica's error.
+        if (out.length > 0 || s > seq) break;
+        throw err;
+      }
+      out.push(c);
+      if (c.size < CHUNK_BYTES_OF_VALUES) break;
+    }
+    return out;
+  }
+
+  /** Consistent copies of every shard and its chunk file, with the offsets that say where the stream resumes. */
+  async snapshot(): Promise<SnapshotInfo> {
     this.active = true;
     const dir = mkdtempSync(join(tmpdir(), 'blobasaur-repl-'));
     const startOffset = this.offset;
     const shardOffsets: number[] = [];
     try {
-      const files = await copyShards(this.store, dir, (i) => `shard-${i}.db`, () => shardOffsets.push(this.offset));
+      const copies = await copyShards(this.store, dir, shardFileName, chunkFileName, () => shardOffsets.push(this.offset));
+      const files = [...copies.shards, ...copies.chunks];
       const sizes: number[] = [];
       for (const f of files) {
         const h = await open(f, 'r');
@@ -136,7 +203,8 @@ export class ReplicationSource {
       }
       const id = randomBytes(8).toString('hex');
       this.snapshots.set(id, { dir, files, timer: this.expireTimer(id) });
-      return { id, replid: this.replid, startOffset, shardOffsets, sizes };
+      const n = copies.shards.length;
+      return { id, replid: this.replid, startOffset, shardOffsets, sizes: sizes.slice(0, n), chunkSizes: sizes.slice(n) };
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
       throw err;
@@ -267,6 +335,7 @@ export class ReplicationSource {
 
   close(): void {
     this.detach();
+    this.dropEntries();
     for (const id of [...this.snapshots.keys()]) this.dropSnapshot(id);
     for (const w of this.ackWaiters) w.resolve(this.acked(w.offset));
     this.ackWaiters = [];

@@ -51,6 +51,13 @@ function connection(path: string): Connection {
 }
 
 function handle(msg: MaintenanceRequest): MaintenanceReply {
+  if (msg.op === 'release') {
+    for (const path of msg.paths) {
+      connections.get(path)?.db.close();
+      connections.delete(path);
+    }
+    return { op: 'release', id: msg.id };
+  }
   const started = performance.now();
   const c = connection(msg.path);
   if (msg.op === 'checkpoint') {
@@ -76,7 +83,12 @@ port.on('message', (msg: MaintenanceRequest | 'close') => {
     // SQLite's code goes along: the server marks a shard damaged by it (shard.ts isDamageCode).
     const code = (err as { code?: unknown } | null)?.code;
     const error = `${err instanceof Error ? err.message : String(err)}${typeof code === 'string' ? ` (${code})` : ''}`;
-    reply = msg.op === 'sweep' ? { op: 'sweep', id: msg.id, shard: msg.shard, ok: false, error } : { op: 'checkpoint', shard: msg.shard, ok: false, error };
+    reply =
+      msg.op === 'sweep'
+        ? { op: 'sweep', id: msg.id, shard: msg.shard, ok: false, error }
+        : msg.op === 'release'
+          ? { op: 'release', id: msg.id }
+          : { op: 'checkpoint', shard: msg.shard, ok: false, error };
   }
   port.postMessage(reply);
 });
