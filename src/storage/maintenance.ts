@@ -15,7 +15,7 @@ import type { SweepResult } from './sweep.js';
 export type MaintenanceRequest =
   | { op: 'checkpoint'; shard: number; path: string }
   | { op: 'sweep'; id: number; shard: number; path: string; now: number; limit: number }
-  /** Closes the thread's connections to these files (they are about to be replaced). */
+  /** Checkpoints these files (TRUNCATE) and closes the thread's connections to them: they are about to be replaced. */
   | { op: 'release'; id: number; paths: string[] };
 
 export type MaintenanceReply =
@@ -94,7 +94,8 @@ export class MaintenanceWorker {
   }
 
   /**
-   * Closes the thread's connections to files `shards` once their running checkpoints finish, and
+   * Checkpoints files `shards` completely and closes the thread's connections to them, once their
+   * running checkpoints finish, and
    * requests none for them until unhold(): they can then be replaced on disk. A sweep is never
    * running on them (the caller has drained their write queue and keeps new sweeps off).
    */

@@ -7,8 +7,9 @@
  * acknowledged as soon as it is queued.
  */
 import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import Database from 'better-sqlite3';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { CodecError, decode, decodeSync, encode, type CompressionSettings, type Encoded } from './codecs.js';
 import { ShardRing } from './mpchash.js';
 import { isDamageCode, Shard, type ByteTotals, type PageStats, type ShardDamage, type ShardWrite, type SqliteSettings, type StorageError, type StoredValue } from './shard.js';
@@ -18,7 +19,7 @@ import { ChunkFile, CHUNK_BYTES, CHUNK_THRESHOLD, CHUNKS_PER_STEP, chunkCount, e
 import { checkLayout } from './layout.js';
 import { MaintenanceWorker } from './maintenance.js';
 import type { ReadCacheStats } from './read-cache.js';
-import { CHUNKED_CODEC, chunkFileName, chunkPathOf, SCHEMA_VERSION, shardFileName } from './schema.js';
+import { CHUNKED_CODEC, chunkFileName, chunkPathOf, SCHEMA_VERSION, shardFileName, shardFiles } from './schema.js';
 import { NamespaceTally } from './namespace-tally.js';
 import { DiskReserve, RESUME_FACTOR } from './disk-reserve.js';
 import { printable } from './key-names.js';
@@ -269,6 +270,8 @@ export class Store {
   static open(opts: StoreOptions): Store {
     mkdirSync(opts.dataDir, { recursive: true });
     checkLayout(opts.dataDir, opts.numShards);
+    // Files a replica's full copy replaced, if the server stopped before deleting them.
+    rmSync(join(opts.dataDir, REPLACED_DIR), { recursive: true, force: true });
     // The reserve goes back first: opening a shard replays its WAL, which may need the room.
     const reserve = opts.diskReserveBytes ? new DiskReserve(opts.dataDir, opts.diskReserveBytes) : null;
     reserve?.releaseAll();
@@ -749,9 +752,24 @@ export class Store {
       old.detachTally();
       old.close();
       oldChunks.close();
-      for (const f of [`${old.path}-wal`, `${old.path}-shm`, `${oldChunks.path}-wal`, `${oldChunks.path}-shm`]) rmSync(f, { force: true });
+      // The old files are moved aside and deleted off the event loop: unlinking a file of many MiB
+      // takes the file system tens of ms.
+      const trash = join(this.opts.dataDir, REPLACED_DIR);
+      mkdirSync(trash, { recursive: true, mode: 0o700 });
+      const tag = `${Date.now()}-${i}`;
+      const aside: string[] = [];
+      for (const f of shardFiles(old.path)) {
+        const to = join(trash, `${basename(f)}.${tag}`);
+        try {
+          renameSync(f, to);
+          aside.push(to);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+      }
       renameSync(chunkFile, oldChunks.path);
       renameSync(shardFile, old.path);
+      for (const f of aside) void rm(f, { force: true }).catch(() => {});
       const { shard, chunks, suspects } = this.openShardFiles(i);
       q.shard = shard;
       this.chunkFiles[i] = chunks;
@@ -930,6 +948,8 @@ function orElse<T>(f: () => T, fallback: T): T {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Where replaceShardFiles() moves the files it replaces until they are deleted (emptied at open). */
+const REPLACED_DIR = 'replaced.tmp';
 /** Chunks one reclamation step deletes (a 256 KiB chunk frees four 64 KiB pages: ~0.1 ms each). */
 const RECLAIM_CHUNKS = 16;
 /** Dead blobs looked at per step. */

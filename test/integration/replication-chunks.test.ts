@@ -7,6 +7,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startOurs, type TestServer } from '../helpers/servers.js';
 import { waitFor } from '../helpers/cluster.js';
@@ -129,10 +131,22 @@ describe('replication of chunked values (over 1 MiB)', () => {
     await want.set(p, 'over', pattern(MiB + 1, 8));
     assert.ok(primary.store.chunkStats().reduce((n, s) => n + s.blobs, 0) > 0, 'the primary stores chunks');
 
+    // The replica's own data, chunked values included, is replaced by the copy.
+    for (let i = 0; i < 20; i++) await r.set(`own:${i}`, `v${i}`);
+    await r.set('own:big', pattern(3 * MiB, 9));
+    await r.hset('own:h', 'f', pattern(MiB + 5, 10));
+    const inodes = (): number[] => [0, 1, 2, 3].flatMap((i) => [statSync(join(replica.dataDir, `shard-${i}.db`)).ino, statSync(join(replica.dataDir, `shard-${i}.chunks.db`)).ino]);
+    const before = inodes();
+
     assert.equal(await r.replicaof('127.0.0.1', String(primary.port)), 'OK');
     await waitFor('full copy and link up', () => offsetsEqual(p, r), 20_000);
     assert.equal(field(await r.info('replication'), 'full_syncs'), '1');
     await want.check(r, 'replica after the full copy');
+    // Installed by renaming the copies into place (O(1) on the event loop), not by copying rows.
+    const after = inodes();
+    for (let i = 0; i < before.length; i++) assert.notEqual(after[i], before[i], `file ${i} was replaced`);
+    assert.ok(!existsSync(join(replica.dataDir, 'replica-sync.tmp')), 'the download directory is removed');
+    await waitFor('replaced files deleted', async () => readdirSync(join(replica.dataDir, 'replaced.tmp')).length === 0);
     // The copy holds the values in chunks too (not inline), and reads them without errors.
     assert.ok(replica.store.chunkStats().reduce((n, s) => n + s.blobs, 0) >= 6);
   });
