@@ -158,18 +158,18 @@ export const replicationCommands: CommandSpec[] = [
         summary: 'Read stored chunks of a value the stream refers to',
         complexity: 'O(1)',
         since: VERSION,
-        arity: 5,
+        arity: 6,
         flags: ['admin', 'noscript'],
         handler: guarded((ctx, args) => {
-          const shard = nonNegative(args[2]);
-          const id = nonNegative(args[3]);
-          const seq = nonNegative(args[4]);
+          const shard = nonNegative(args[3]);
+          const id = nonNegative(args[4]);
+          const seq = nonNegative(args[5]);
           if (shard === null || id === null || seq === null) return NOT_INTEGER;
           const r = replicationOf(ctx)!;
           if (r.isReplica) return new ErrorReply('RESYNC this node is a replica now');
           let got;
           try {
-            got = r.source.blobChunks(shard, id, seq);
+            got = r.source.blobChunks(args[2].toString(), shard, id, seq);
           } catch (err) {
             return new ErrorReply(`ERR ${(err as Error).message}`);
           }

@@ -159,7 +159,7 @@ export class ReplicaLink {
       if (w.kind !== 'set' || w.blobId == null) continue;
       const theirs = w.blobId;
       const staged = await stageReplicatedBlob(this.store, batch.shard, w.size, async (seq) => {
-        const reply = expect(await c.call('BLOBREPL', 'BLOB', batch.shard, theirs, seq), 'BLOBREPL BLOB') as RespValue[];
+        const reply = expect(await c.call('BLOBREPL', 'BLOB', this.opts.name, batch.shard, theirs, seq), 'BLOBREPL BLOB') as RespValue[];
         const out: SentChunk[] = [];
         for (let k = 0; k + 3 < reply.length; k += 4) {
           out.push({ codec: Number(reply[k]), crc: Number(reply[k + 1]), size: Number(reply[k + 2]), data: reply[k + 3] as Buffer });

@@ -5,10 +5,12 @@
  * (BLOBREPL STREAM, a long poll that doubles as their acknowledgement, which WAIT counts).
  *
  * A chunked value (over 1 MiB) is not put in the stream: the batch names its blob, and the replica
- * fetches the blob's chunks with BLOBREPL BLOB, four at a time. The blob is pinned (never
- * reclaimed, even if the key is overwritten or deleted) while the batch is in the backlog, and the
- * backlog counts the value's size against backlog_mb as Redis counts a value in its backlog: so the
- * memory a replica costs here stays at most one reply (a few MiB of batches, or 1 MiB of chunks).
+ * fetches the blob's chunks with BLOBREPL BLOB, four at a time: the memory a replica costs here
+ * stays at most one reply (a few MiB of batches, or 1 MiB of chunks). The blob is pinned (never
+ * reclaimed, even if the key is overwritten or deleted) while its batch is in the backlog, until
+ * the pinned values pass backlog_mb and every connected replica has acknowledged the batch: a
+ * replica busy fetching a value never loses it, and a dead value is not held for long on disk. A
+ * replica that comes back for a value already let go takes a new copy (RESYNC).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -33,9 +35,13 @@ const REPLICA_GONE_MS = 10_000;
 interface Entry {
   start: number;
   data: Buffer;
-  /** What the entry counts for in the backlog: its bytes, plus the size of each chunked value it refers to. */
-  weight: number;
-  /** Chunked values the batch refers to: pinned in their chunk file while the entry is in the backlog. */
+}
+
+/** The chunked values one batch refers to, pinned in their chunk files (see PINS below). */
+interface Pin {
+  /** Offset just past the batch. */
+  end: number;
+  bytes: number;
   blobs: { shard: number; file: ChunkFile; id: number }[];
 }
 
@@ -72,11 +78,15 @@ export class ReplicationSource {
   private entries: Entry[] = [];
   private head = 0;
   private backlogBytes = 0;
-  /** Blobs pinned by backlog entries: `shard:id` → entries referring to it. */
+  /** Blobs pinned for replicas, oldest batch first; `held` counts them by `shard:id`. */
+  private pins: Pin[] = [];
+  private pinnedBytes = 0;
+  /** Start offsets of copies being taken. */
+  private readonly copying = new Set<number>();
   private readonly held = new Map<string, number>();
   private readonly pollers = new Set<() => void>();
   readonly replicas = new Map<string, ReplicaInfo>();
-  private readonly snapshots = new Map<string, { dir: string; files: string[]; timer: NodeJS.Timeout }>();
+  private readonly snapshots = new Map<string, { dir: string; files: string[]; timer: NodeJS.Timeout; startOffset: number }>();
   private ackWaiters: { offset: number; n: number; resolve: (count: number) => void }[] = [];
 
   constructor(
@@ -117,25 +127,30 @@ export class ReplicationSource {
     const kept = replicable(writes);
     if (kept.length === 0) return;
     const data = encodeBatch({ shard, writes: kept });
-    const entry: Entry = { start: this.offset, data, weight: data.length, blobs: [] };
+    const pin: Pin = { end: this.offset + data.length, bytes: 0, blobs: [] };
     const file = this.store.chunkFiles[shard];
     for (const w of kept) {
       if (w.kind !== 'set' || w.blobId == null) continue;
       // Pinned now, in the commit's synchronous step: the reclaimer cannot have run in between.
       file.pin(w.blobId);
-      entry.blobs.push({ shard, file, id: w.blobId });
+      pin.blobs.push({ shard, file, id: w.blobId });
       const k = `${shard}:${w.blobId}`;
       this.held.set(k, (this.held.get(k) ?? 0) + 1);
-      entry.weight += w.size;
+      pin.bytes += w.size;
     }
-    this.entries.push(entry);
+    if (pin.blobs.length > 0) {
+      this.pins.push(pin);
+      this.pinnedBytes += pin.bytes;
+    }
+    this.entries.push({ start: this.offset, data });
     this.offset += data.length;
-    this.backlogBytes += entry.weight;
+    this.backlogBytes += data.length;
     // Keep at least the newest batch, whatever its size.
     while (this.backlogBytes > this.maxBacklogBytes && this.entries.length - this.head > 1) {
-      this.forget(this.entries[this.head]);
+      this.backlogBytes -= this.entries[this.head].data.length;
       this.head++;
     }
+    this.releasePins();
     if (this.head > 1024 && this.head * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.head);
       this.head = 0;
@@ -143,10 +158,32 @@ export class ReplicationSource {
     for (const wake of [...this.pollers]) wake();
   }
 
-  /** The entry leaves the backlog: its blobs may be reclaimed once nothing else holds them. */
-  private forget(e: Entry): void {
-    this.backlogBytes -= e.weight;
-    for (const b of e.blobs) {
+  /**
+   * Lets go of the oldest pins: those whose batch has left the backlog (no replica can resume
+   * before it), then, while the pinned values pass backlog_mb, those every connected replica has
+   * acknowledged.
+   */
+  private releasePins(): void {
+    if (this.pins.length === 0) return;
+    const first = this.backlogFirstOffset;
+    let acked = Infinity;
+    if (this.pinnedBytes > this.maxBacklogBytes) {
+      for (const r of this.connected()) acked = Math.min(acked, r.ackOffset);
+      // A replica still downloading a copy streams from the copy's offset next.
+      for (const c of this.snapshots.values()) acked = Math.min(acked, c.startOffset);
+      for (const o of this.copying) acked = Math.min(acked, o);
+    }
+    let n = 0;
+    while (n < this.pins.length && (this.pins[n].end <= first || (this.pinnedBytes > this.maxBacklogBytes && this.pins[n].end <= acked))) {
+      this.unpin(this.pins[n]);
+      n++;
+    }
+    if (n > 0) this.pins = this.pins.slice(n);
+  }
+
+  private unpin(p: Pin): void {
+    this.pinnedBytes -= p.bytes;
+    for (const b of p.blobs) {
       b.file.unpin(b.id);
       const k = `${b.shard}:${b.id}`;
       const n = (this.held.get(k) ?? 0) - 1;
@@ -156,7 +193,8 @@ export class ReplicationSource {
   }
 
   private dropEntries(): void {
-    for (let i = this.head; i < this.entries.length; i++) this.forget(this.entries[i]);
+    for (const p of this.pins) this.unpin(p);
+    this.pins = [];
     this.entries = [];
     this.head = 0;
     this.backlogBytes = 0;
@@ -164,11 +202,13 @@ export class ReplicationSource {
 
   /**
    * Up to BLOB_CHUNKS_PER_REPLY stored chunks of blob `id` of shard `shard` from `seq` on, as they
-   * are stored; 'resync' when no batch in the backlog refers to the blob any more (the replica is
-   * behind the backlog, and its blob may have been reclaimed).
+   * are stored; 'resync' when the blob is no longer pinned for replicas (it may have been reclaimed).
    */
-  blobChunks(shard: number, id: number, seq: number): SentChunk[] | 'resync' {
+  blobChunks(replica: string, shard: number, id: number, seq: number): SentChunk[] | 'resync' {
     if (!this.held.has(`${shard}:${id}`) || shard >= this.store.numShards) return 'resync';
+    // A replica fetching a large value is busy, not gone.
+    const r = this.replicas.get(replica);
+    if (r !== undefined) r.lastSeen = Date.now();
     const file = this.store.chunkFiles[shard];
     const out: SentChunk[] = [];
     for (let s = seq; out.length < BLOB_CHUNKS_PER_REPLY; s++) {
@@ -192,8 +232,9 @@ export class ReplicationSource {
     const dir = mkdtempSync(join(tmpdir(), 'blobasaur-repl-'));
     const startOffset = this.offset;
     const shardOffsets: number[] = [];
+    this.copying.add(startOffset);
     try {
-      const copies = await copyShards(this.store, dir, shardFileName, chunkFileName, () => shardOffsets.push(this.offset));
+      const copies = await copyShards(this.store, dir, shardFileName, chunkFileName, () => shardOffsets.push(this.offset)).finally(() => this.copying.delete(startOffset));
       const files = [...copies.shards, ...copies.chunks];
       const sizes: number[] = [];
       for (const f of files) {
@@ -202,7 +243,7 @@ export class ReplicationSource {
         await h.close();
       }
       const id = randomBytes(8).toString('hex');
-      this.snapshots.set(id, { dir, files, timer: this.expireTimer(id) });
+      this.snapshots.set(id, { dir, files, timer: this.expireTimer(id), startOffset });
       const n = copies.shards.length;
       return { id, replid: this.replid, startOffset, shardOffsets, sizes: sizes.slice(0, n), chunkSizes: sizes.slice(n) };
     } catch (err) {
@@ -294,6 +335,7 @@ export class ReplicationSource {
       r.lastSeen = Date.now();
       r.addr = addr;
     }
+    this.releasePins();
     if (this.ackWaiters.length > 0) {
       this.ackWaiters = this.ackWaiters.filter((w) => {
         const n = this.acked(w.offset);

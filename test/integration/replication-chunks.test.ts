@@ -170,6 +170,19 @@ describe('replication of chunked values (over 1 MiB)', () => {
     assert.equal(await p.wait(1, 10_000), 1);
     await want.check(r, 'replica after the stream');
     assert.ok(await waitFor('offsets equal', () => offsetsEqual(p, r)) >= 0);
+    // Overwrites of a chunked value: 40 MiB of values through a 16 MiB backlog, no new copy, and
+    // the primary holds back no more dead values than the backlog allows once they are acknowledged.
+    const syncs = field(await r.info('replication'), 'full_syncs');
+    for (let i = 0; i < 20; i++) await want.set(p, 'churn', pattern(2 * MiB, 100 + i));
+    assert.equal(await p.wait(1, 10_000), 1);
+    await p.set('tick', '1'); // an acknowledgement after the last value lets its pins go
+    want.values.set('tick', Buffer.from('1'));
+    assert.equal(await p.wait(1, 10_000), 1);
+    await want.check(r, 'replica after the overwrites');
+    assert.equal(field(await r.info('replication'), 'full_syncs'), syncs, 'no new copy');
+    await primary.store.reclaimAll();
+    const dead = primary.store.chunkStats().reduce((n, c) => n + c.dead, 0);
+    assert.ok(dead <= 8, `${dead} dead values held back for replicas`);
     // READONLY (a cluster client's replica reads) changes nothing here.
     await r.call('READONLY').catch(() => undefined);
     await want.check(r, 'replica after READONLY');
