@@ -51,6 +51,20 @@ function connection(path: string): Connection {
 }
 
 function handle(msg: MaintenanceRequest): MaintenanceReply {
+  if (msg.op === 'release') {
+    for (const path of msg.paths) {
+      // Checkpointed here first, so the server's own close (the last connection, which
+      // checkpoints and deletes the WAL) finds nothing to copy and takes no time on its loop.
+      try {
+        connection(path).db.pragma('wal_checkpoint(TRUNCATE)');
+      } catch {
+        // A busy or damaged file: the server's close does what is left.
+      }
+      connections.get(path)?.db.close();
+      connections.delete(path);
+    }
+    return { op: 'release', id: msg.id };
+  }
   const started = performance.now();
   const c = connection(msg.path);
   if (msg.op === 'checkpoint') {
@@ -76,7 +90,12 @@ port.on('message', (msg: MaintenanceRequest | 'close') => {
     // SQLite's code goes along: the server marks a shard damaged by it (shard.ts isDamageCode).
     const code = (err as { code?: unknown } | null)?.code;
     const error = `${err instanceof Error ? err.message : String(err)}${typeof code === 'string' ? ` (${code})` : ''}`;
-    reply = msg.op === 'sweep' ? { op: 'sweep', id: msg.id, shard: msg.shard, ok: false, error } : { op: 'checkpoint', shard: msg.shard, ok: false, error };
+    reply =
+      msg.op === 'sweep'
+        ? { op: 'sweep', id: msg.id, shard: msg.shard, ok: false, error }
+        : msg.op === 'release'
+          ? { op: 'release', id: msg.id }
+          : { op: 'checkpoint', shard: msg.shard, ok: false, error };
   }
   port.postMessage(reply);
 });

@@ -386,16 +386,6 @@ export class Shard {
     });
   }
 
-  /** Rows that hold their value in the chunk file (tools that cannot carry chunks refuse them). */
-  chunkedRows(): number {
-    return this.guard(() => {
-      this.shareReadTxn();
-      return Number(
-        this.prep<number>('SELECT (SELECT count(*) FROM blobs WHERE blob_id IS NOT NULL) + (SELECT count(*) FROM ns_blobs WHERE blob_id IS NOT NULL)').pluck().get(),
-      );
-    });
-  }
-
   /** Metadata of a plain key, expired or not; for tests and introspection. */
   meta(key: Buffer): RowMeta | undefined {
     return this.guard(() => this.stmt.meta.get(key));
@@ -444,6 +434,15 @@ export class Shard {
       if (this.db.inTransaction) this.tx.rollback.run();
       throw err;
     }
+  }
+
+  /** Takes this shard's namespaces out of the tally it reports to (before it is closed for good). */
+  detachTally(): void {
+    const tally = this.tally;
+    if (tally === null) return;
+    this.endReadTxn();
+    for (const ns of this.db.prepare<[], Buffer>('SELECT namespace FROM ns_counts').pluck().iterate()) tally.add(ns, -1);
+    this.tally = null;
   }
 
   /** Hands the namespace changes written by triggers (ours or the maintenance thread's) to the tally; inside a write transaction. */
@@ -911,31 +910,6 @@ export class Shard {
       throw this.fault(err);
     });
     if (done.totalPages === 0) throw new Error(`backup of ${this.path} copied no pages (source locked?)`);
-  }
-
-  /**
-   * Replaces every row with those of `file`, a backup of a shard of the same schema (a replica's
-   * full copy from its primary), in one transaction: readers see the old rows or the new, never a
-   * mix. Synchronous, proportional to the copy's size.
-   */
-  replaceContents(file: string): void {
-    this.endReadTxn();
-    this.db.prepare('ATTACH DATABASE ? AS snap').run(file);
-    try {
-      const theirs = Number(this.db.pragma('snap.user_version', { simple: true }));
-      const ours = Number(this.db.pragma('main.user_version', { simple: true }));
-      if (theirs !== ours) throw new Error(`copy has schema version ${theirs}, this shard ${ours}`);
-      this.db.transaction(() => {
-        for (const table of ['blobs', 'ns_blobs']) {
-          this.db.exec(`DELETE FROM main.${table}`);
-          // Stored columns only (table_info leaves out the generated slot column).
-          const cols = (this.db.pragma(`main.table_info(${table})`) as { name: string }[]).map((c) => c.name).join(', ');
-          this.db.exec(`INSERT INTO main.${table} (${cols}) SELECT ${cols} FROM snap.${table}`);
-        }
-      })();
-    } finally {
-      this.db.exec('DETACH DATABASE snap');
-    }
   }
 
   /** PRAGMA incremental_vacuum(pages): returns the pages freed (0 unless auto_vacuum is INCREMENTAL). */

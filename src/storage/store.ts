@@ -6,8 +6,10 @@
  * promise settled by the commit in sync mode, undefined in async mode where the write is
  * acknowledged as soon as it is queued.
  */
-import { mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import Database from 'better-sqlite3';
+import { basename, join } from 'node:path';
 import { CodecError, decode, decodeSync, encode, type CompressionSettings, type Encoded } from './codecs.js';
 import { ShardRing } from './mpchash.js';
 import { isDamageCode, Shard, type ByteTotals, type PageStats, type ShardDamage, type ShardWrite, type SqliteSettings, type StorageError, type StoredValue } from './shard.js';
@@ -17,7 +19,7 @@ import { ChunkFile, CHUNK_BYTES, CHUNK_THRESHOLD, CHUNKS_PER_STEP, chunkCount, e
 import { checkLayout } from './layout.js';
 import { MaintenanceWorker } from './maintenance.js';
 import type { ReadCacheStats } from './read-cache.js';
-import { CHUNKED_CODEC, chunkFileName, chunkPathOf, shardFileName } from './schema.js';
+import { CHUNKED_CODEC, chunkFileName, chunkPathOf, SCHEMA_VERSION, shardFileName, shardFiles } from './schema.js';
 import { NamespaceTally } from './namespace-tally.js';
 import { DiskReserve, RESUME_FACTOR } from './disk-reserve.js';
 import { printable } from './key-names.js';
@@ -147,27 +149,17 @@ export class Store {
     this.budget = new InflightBudget(opts.inflightCapacity, opts.inflightMaxBytes);
     this.queues = [];
     for (let id = 0; id < opts.numShards; id++) {
-      let shard: Shard;
+      let opened: ReturnType<Store['openShardFiles']>;
       try {
-        shard = new Shard(id, join(opts.dataDir, shardFileName(id)), opts.sqlite);
+        opened = this.openShardFiles(id);
       } catch (err) {
         // The shards opened so far must not stay open (and locked) behind a refused start.
         for (const q of this.queues) q.shard.close();
         throw err;
       }
-      shard.onFault = (err) => {
-        if (err.code?.startsWith('SQLITE_FULL') === true) this.diskFilled();
-        opts.onStorageError?.(err, id);
-      };
-      shard.attachTally(this.namespaces);
-      const chunks = new ChunkFile(chunkPathOf(shard.path), opts.sqlite);
+      const { shard, chunks } = opened;
       this.chunkFiles.push(chunks);
-      // A damaged shard may not say its largest blob id: new ids then start far above any it can hold.
-      chunks.allocate(orElse(() => shard.maxBlobId(), Date.now() * 1000));
-      // Blobs neither referenced by a row nor recorded as dead were being written when the server
-      // stopped (kill -9 mid-upload): their chunks are garbage. On a damaged shard nothing is
-      // presumed garbage.
-      this.suspects.push(orElse(() => new Set(chunks.blobIds().filter((b) => !shard.knowsBlob(b))), new Set<number>()));
+      this.suspects.push(opened.suspects);
       this.queues.push(
         new WriteQueue(shard, this.budget, {
           batchSize: opts.batchSize,
@@ -188,6 +180,31 @@ export class Store {
     if (opts.maintenanceWorker !== false && opts.sqlite.locking_mode !== 'EXCLUSIVE') {
       this.maintenance = this.startMaintenance();
     }
+  }
+
+  /** Opens shard `id`'s file and chunk file (at start, and after replaceShardFiles() put new ones in place). */
+  private openShardFiles(id: number): { shard: Shard; chunks: ChunkFile; suspects: Set<number> } {
+    const opts = this.opts;
+    const shard = new Shard(id, join(opts.dataDir, shardFileName(id)), opts.sqlite);
+    let chunks: ChunkFile;
+    try {
+      shard.onFault = (err) => {
+        if (err.code?.startsWith('SQLITE_FULL') === true) this.diskFilled();
+        opts.onStorageError?.(err, id);
+      };
+      chunks = new ChunkFile(chunkPathOf(shard.path), opts.sqlite);
+    } catch (err) {
+      shard.close();
+      throw err;
+    }
+    shard.attachTally(this.namespaces);
+    // A damaged shard may not say its largest blob id: new ids then start far above any it can hold.
+    chunks.allocate(orElse(() => shard.maxBlobId(), Date.now() * 1000));
+    // Blobs neither referenced by a row nor recorded as dead were being written when the server
+    // stopped (kill -9 mid-upload): their chunks are garbage. On a damaged shard nothing is
+    // presumed garbage.
+    const suspects = orElse(() => new Set(chunks.blobIds().filter((b) => !shard.knowsBlob(b))), new Set<number>());
+    return { shard, chunks, suspects };
   }
 
   private startMaintenance(): MaintenanceWorker {
@@ -254,6 +271,8 @@ export class Store {
   static open(opts: StoreOptions): Store {
     mkdirSync(opts.dataDir, { recursive: true });
     checkLayout(opts.dataDir, opts.numShards);
+    // Files a replica's full copy replaced, if the server stopped before deleting them.
+    rmSync(join(opts.dataDir, REPLACED_DIR), { recursive: true, force: true });
     // The reserve goes back first: opening a shard replays its WAL, which may need the room.
     const reserve = opts.diskReserveBytes ? new DiskReserve(opts.dataDir, opts.diskReserveBytes) : null;
     reserve?.releaseAll();
@@ -659,7 +678,7 @@ export class Store {
       for (const q of this.queues) {
         // An idle shard costs one indexed lookup, not a transaction.
         // A shard that cannot answer (reported by the shard) is skipped this tick.
-        if (this.sweeping.has(q) || !orElse(() => q.shard.hasExpired(now), false)) continue;
+        if (this.sweeping.has(q) || this.swapping.has(q.shard.id) || !orElse(() => q.shard.hasExpired(now), false)) continue;
         this.sweeping.add(q);
         void this.sweepStep(q, now, limit)
           .catch(() => {})
@@ -797,20 +816,91 @@ export class Store {
     return copy();
   }
 
-  /**
-   * What replicas are sent: a chunked value goes as its bytes (read here, on the event loop: a
-   * replica's stream is not yet chunked — docs/operations.md), and the replica stores it anew.
-   */
-  withChunkBytes(shard: number, writes: readonly ShardWrite[]): readonly ShardWrite[] {
-    if (!writes.some((w) => w.kind === 'set' && w.blobId != null)) return writes;
-    return writes.map((w) => {
-      if (w.kind !== 'set' || w.blobId == null) return w;
-      const file = this.chunkFiles[shard];
-      const parts: Buffer[] = [];
-      for (let s = 0; s < chunkCount(w.size); s++) parts.push(file.readSync(w.blobId, s));
-      return { kind: 'set', ns: w.ns, key: w.key, data: Buffer.concat(parts, w.size), codec: 0, size: w.size, now: w.now, expiresAt: w.expiresAt };
-    });
+  /** Blob `id` of shard `shard` may be referenced by nothing (a replicated write that failed): reclaim it once the shard file confirms. */
+  blobMayBeUnreferenced(shard: number, id: number): void {
+    this.suspects[shard].add(id);
   }
+
+  /**
+   * Holds the reclamation of dead blobs back until the returned function is called: a copy of a
+   * shard file taken meanwhile, followed by a copy of its chunk file, finds every blob it
+   * references in the chunk copy (replication's full copy; backup() does the same).
+   */
+  holdReclamation(): () => void {
+    this.reclaimPaused++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.reclaimPaused--;
+    };
+  }
+
+  /**
+   * Replaces shard `i`'s files with `shardFile` and `chunkFile` (a replica's full copy, already on
+   * this file system): the shard and its chunk file are closed, the files renamed into place and
+   * opened again. The event loop is held only for the close, two renames and the open (the open
+   * reads the namespace names and blob ids: O(namespaces + blobs), not O(bytes)); readers see the
+   * old rows or the new. A reader streaming a chunked value of the old files is ended (its
+   * connection closes, as for a chunk that cannot be read), never given bytes of the new ones.
+   */
+  async replaceShardFiles(i: number, shardFile: string, chunkFile: string): Promise<void> {
+    const q = this.queues[i];
+    checkCopy(shardFile, q.shard.path);
+    this.swapping.add(i);
+    const release = this.holdReclamation();
+    const worker = this.maintenance;
+    const files = [i, this.queues.length + i];
+    try {
+      do await q.drain();
+      while (q.depth > 0);
+      // The maintenance thread's connections to the old files must be closed before the rename:
+      // SQLite deletes a WAL by its name when its last connection closes.
+      if (worker !== null) await worker.release(files);
+      while (q.depth > 0) await q.drain();
+      const old = q.shard;
+      const oldChunks = this.chunkFiles[i];
+      old.detachTally();
+      old.close();
+      oldChunks.close();
+      // The old files are moved aside and deleted off the event loop: unlinking a file of many MiB
+      // takes the file system tens of ms.
+      const trash = join(this.opts.dataDir, REPLACED_DIR);
+      mkdirSync(trash, { recursive: true, mode: 0o700 });
+      const tag = `${Date.now()}-${i}`;
+      const aside: string[] = [];
+      for (const f of shardFiles(old.path)) {
+        const to = join(trash, `${basename(f)}.${tag}`);
+        try {
+          renameSync(f, to);
+          aside.push(to);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+      }
+      renameSync(chunkFile, oldChunks.path);
+      renameSync(shardFile, old.path);
+      for (const f of aside) void rm(f, { force: true }).catch(() => {});
+      const { shard, chunks, suspects } = this.openShardFiles(i);
+      q.shard = shard;
+      this.chunkFiles[i] = chunks;
+      this.suspects[i] = suspects;
+      this.forgetting[i] = new Set();
+      q.cache.clear();
+      if (worker !== null) {
+        shard.setAutoCheckpoint(SAFETY_NET_CHECKPOINT_PAGES);
+        chunks.setAutoCheckpoint(CHUNK_SAFETY_NET_CHECKPOINT_PAGES);
+        chunks.onCommit = () => worker.markDirty(this.queues.length + i);
+      }
+    } finally {
+      worker?.unhold(files);
+      release();
+      this.swapping.delete(i);
+    }
+  }
+
+  /** Shards whose files replaceShardFiles() is swapping: the sweeper leaves them alone meanwhile. */
+  private readonly swapping = new Set<number>();
 
   /**
    * Reclaims the chunks of dead blobs in the background: one step (RECLAIM_CHUNKS chunks of one
@@ -867,11 +957,6 @@ export class Store {
       return true;
     }
     return false;
-  }
-
-  /** Rows whose value is stored in chunks, over all shards (what a replica's full copy cannot carry yet). */
-  chunkedRows(): number {
-    return this.queues.reduce((n, q) => n + q.shard.chunkedRows(), 0);
   }
 
   /** Blobs and chunks in each shard's chunk file, and dead blobs waiting (tests, INFO). */
@@ -974,6 +1059,8 @@ function orElse<T>(f: () => T, fallback: T): T {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Where replaceShardFiles() moves the files it replaces until they are deleted (emptied at open). */
+const REPLACED_DIR = 'replaced.tmp';
 /** Chunks one reclamation step deletes (a 256 KiB chunk frees four 64 KiB pages: ~0.1 ms each). */
 const RECLAIM_CHUNKS = 16;
 /** Dead blobs looked at per step. */
@@ -986,6 +1073,25 @@ const PURGE_IDLE_MS = 100;
 /** Snapshot connections kept open per shard between long reads. */
 const IDLE_SNAPSHOTS_PER_SHARD = 2;
 const RECLAIM_IDLE_MS = 100;
+
+/**
+ * Refuses a shard copy this shard could not open as it is: not an SQLite file, or a schema newer
+ * than this version's (an older one is brought up to date when opened, as at start).
+ */
+function checkCopy(file: string, shardPath: string): void {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    throw new Error(`the copy for ${shardPath} cannot be opened: ${(err as Error).message}`);
+  }
+  try {
+    const theirs = Number(db.pragma('user_version', { simple: true }));
+    if (theirs > SCHEMA_VERSION) throw new Error(`the copy for ${shardPath} has schema version ${theirs}; this version reads up to ${SCHEMA_VERSION}`);
+  } finally {
+    db.close();
+  }
+}
 
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));

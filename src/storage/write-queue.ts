@@ -162,7 +162,8 @@ export class WriteQueue {
   atomicGroup: number | undefined = undefined;
 
   constructor(
-    readonly shard: Shard,
+    /** Replaced only by Store.replaceShardFiles(), with the queue drained. */
+    public shard: Shard,
     private readonly budget: InflightBudget,
     private readonly opts: WriteQueueOptions,
   ) {
