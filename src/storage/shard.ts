@@ -440,8 +440,7 @@ export class Shard {
   detachTally(): void {
     const tally = this.tally;
     if (tally === null) return;
-    this.endReadTxn();
-    for (const ns of this.db.prepare<[], Buffer>('SELECT namespace FROM ns_counts').pluck().iterate()) tally.add(ns, -1);
+    tally.dropShard(this.id);
     this.tally = null;
   }
 
