@@ -142,7 +142,8 @@ export async function fuzzer(port: number, r: Rng, stop: () => boolean, stats: F
     stats.connections++;
     s.on('error', () => {});
     s.on('data', () => {}); // read replies so output limits are not what ends the connection
-    const slow = r() < (opts.slowReaders ?? 0);
+    // Drawn only when asked for, so a seed of security-soak replays the bytes it always did.
+    const slow = opts.slowReaders !== undefined && r() < opts.slowReaders;
     const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
     await new Promise<void>((resolve) => {
       s.once('connect', () => resolve());
@@ -152,7 +153,7 @@ export async function fuzzer(port: number, r: Rng, stop: () => boolean, stats: F
     if (slow) s.pause(); // replies pile up in the server's output buffer and the kernel's
     const bursts = 1 + Math.floor(r() * 5);
     for (let i = 0; i < bursts && !s.destroyed; i++) {
-      if (r() < (opts.expensive ?? 0)) {
+      if (opts.expensive !== undefined && r() < opts.expensive) {
         s.write(Buffer.concat(Array.from({ length: 1 + Math.floor(r() * 4) }, () => expensiveCommand(r))));
       } else {
         s.write(hostileBytes(r, opts.shape));

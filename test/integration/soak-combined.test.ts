@@ -200,6 +200,7 @@ async function startNode(dir: string, dataDir: string, ports?: { port: number; m
     ].join('\n') + '\n',
   );
   const child = await spawnOurs(['--config', config], port, dir);
+  started.push(child);
   return { child, metricsPort, config, busPort };
 }
 
@@ -214,7 +215,11 @@ before(() => {
   }
 });
 
+/** Servers this test started: ended (by PID) if an assertion stopped the test before SIGTERM did. */
+const started: Child[] = [];
+
 after(() => {
+  for (const child of started) if (child.proc.exitCode === null && child.proc.signalCode === null) child.proc.kill('SIGKILL');
   if (mnt !== null) execFileSync('umount', ['-l', mnt]);
 });
 
