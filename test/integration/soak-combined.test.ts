@@ -322,6 +322,8 @@ describe(`combined soak: hostile clients, forged gossip, damaged pages and a ful
     const keys = Array.from({ length: 100 }, (_, i) => `chk:${i}`);
     const fieldNames = Array.from({ length: 40 }, (_, i) => `f${i}`);
     const NS = 'chkns';
+    // Few, so chunked values cannot fill the file system outside the full-disk phase.
+    const BIG_KEYS = ['chk:big:0', 'chk:big:1'];
     const counts = { ops: 0, writeErrors: 0, victimReads: 0, victimErrors: 0, checksumErrors: 0, expiredSeen: 0 };
     const cr = rng(SEED + 501);
 
@@ -378,7 +380,7 @@ describe(`combined soak: hostile clients, forged gossip, damaged pages and a ful
       const key = keys[Math.floor(cr() * keys.length)];
       const shard = shardOf(key);
       const e = model.get(key) ?? { value: null, expiry: null };
-      const op = Math.floor(cr() * 10);
+      const op = Math.floor(cr() * 11);
       const sent = Date.now();
       try {
         switch (op) {
@@ -460,6 +462,28 @@ describe(`combined soak: hostile clients, forged gossip, damaged pages and a ful
                 checkRead(`HGET ${NS} ${field}`, fe, await c.hgetBuffer(NS, field), sent, Date.now());
               } catch (err) {
                 if (!allowedError(errorText(err), sent, { write: false, shard: fshard })) fail(`HGET ${NS} ${field}: ${errorText(err)}`);
+              }
+            }
+            break;
+          }
+          case 10: { // a value over 1 MiB: stored in chunks, in the shard's chunk file
+            const big = BIG_KEYS[Math.floor(cr() * BIG_KEYS.length)];
+            const be = model.get(big) ?? { value: null, expiry: null };
+            if (cr() < 0.5) {
+              const v = randomBytes(cr, MiB + Math.floor(cr() * MiB / 2));
+              try {
+                assert.equal(await c.set(big, v), 'OK');
+                model.set(big, { value: v, expiry: null });
+                wrote(sent);
+              } catch (err) {
+                counts.writeErrors++;
+                if (!allowedError(errorText(err), sent, { write: true, shard: shardOf(big) })) fail(`SET ${big} (${v.length} bytes): ${errorText(err)}`);
+              }
+            } else {
+              try {
+                checkRead(`GET ${big}`, be, await c.getBuffer(big), sent, Date.now());
+              } catch (err) {
+                if (!allowedError(errorText(err), sent, { write: false, shard: shardOf(big) })) fail(`GET ${big}: ${errorText(err)}`);
               }
             }
             break;
