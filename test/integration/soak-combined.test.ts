@@ -575,7 +575,9 @@ describe(`combined soak: hostile clients, forged gossip, damaged pages and a ful
         `${floods.cutOff}/${floods.started} pre-auth floods cut off, ${field(stats, 'total_error_replies')} error replies; ` +
         `gossip: ${gossip.sent} forged (${gossip.answered} answered), auth failures ${field(gossipInfo, 'gossip_auth_failures')}, ` +
         `replays ${field(gossipInfo, 'gossip_replays')}, malformed ${field(gossipInfo, 'gossip_malformed')}; ` +
-        `disk: full at ${disk.filledAt - start} ms, freed at ${disk.freedAt - start} ms, writes resumed at ${disk.resumedAt - start} ms; ` +
+        (mnt === null
+          ? 'disk: skipped (no tmpfs); '
+          : `disk: full at ${disk.filledAt - start} ms, freed at ${disk.freedAt - start} ms, writes resumed at ${disk.resumedAt - start} ms; `) +
         `RSS ${mib(base.rss)} -> ${mib(m.rss)} (peak ${mib(m.peak)})`,
     );
 
