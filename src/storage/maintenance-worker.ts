@@ -32,7 +32,8 @@ const settings = workerData as MaintenanceWorkerData;
 
 interface Connection {
   db: Database.Database;
-  sweep: SweepStep;
+  /** Made at the first sweep: chunk files are only checkpointed, and have no `blobs` to prepare it on. */
+  sweep: SweepStep | null;
 }
 const connections = new Map<string, Connection>();
 
@@ -44,7 +45,7 @@ function connection(path: string): Connection {
     // Waiting here blocks only this thread (e.g. behind an external backup's read transaction).
     db.pragma('busy_timeout = 1000');
     db.pragma(`synchronous = ${settings.synchronous}`);
-    c = { db, sweep: new SweepStep(db) };
+    c = { db, sweep: null };
     connections.set(path, c);
   }
   return c;
@@ -72,7 +73,8 @@ function handle(msg: MaintenanceRequest): MaintenanceReply {
     const [row] = c.db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
     return { op: 'checkpoint', shard: msg.shard, ok: true, millis: performance.now() - started, walFrames: row.log };
   }
-  const result = c.db.transaction(() => c.sweep.run(msg.now, msg.limit)).immediate();
+  const sweep = (c.sweep ??= new SweepStep(c.db));
+  const result = c.db.transaction(() => sweep.run(msg.now, msg.limit)).immediate();
   return { op: 'sweep', id: msg.id, shard: msg.shard, ok: true, millis: performance.now() - started, result };
 }
 

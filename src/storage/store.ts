@@ -217,7 +217,9 @@ export class Store {
           if (/disk is full/.test(message)) this.diskFilled();
           // The worker's own connection met a damaged file: the shard is marked as a read would mark it.
           const code = /\((SQLITE_[A-Z_]+)\)$/.exec(message)?.[1];
-          if (isDamageCode(code)) this.queues[shard].shard.fault(Object.assign(new Error(message.replace(/ \(SQLITE_[A-Z_]+\)$/, '')), { code }));
+          // Chunk files are "shards" numShards + id: the damage is their shard's.
+          const owner = this.queues[shard] ?? this.queues[shard - this.queues.length];
+          if (isDamageCode(code)) owner?.shard.fault(Object.assign(new Error(message.replace(/ \(SQLITE_[A-Z_]+\)$/, '')), { code }));
           report(message, shard);
         },
         onWorkerLost: (message) => {
