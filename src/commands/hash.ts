@@ -3,8 +3,8 @@
  * namespace `ns`. Namespaces live beside the plain key space; `SET x` and `HSET x f v` coexist.
  * A namespace's fields are spread over every shard, so whole-namespace reads gather from all.
  */
-import { ErrorReply, OK, RespMap, type Reply } from '../protocol/reply.js';
-import { FIELD_SCAN_START, joinAcks, type Ack, type FieldScanPosition, type FieldValue, type Keyspace } from '../storage/keyspace.js';
+import { ErrorReply, OK, RespMap, StreamedArray, type Reply } from '../protocol/reply.js';
+import { FIELD_SCAN_START, joinAcks, type Ack, type FieldScanPosition, type FieldStream, type FieldValue, type Keyspace } from '../storage/keyspace.js';
 import { keyword, NOT_INTEGER_TEXT, parseInt64 } from './args.js';
 import { valueReply } from './strings.js';
 import { CursorRegistry } from './cursors.js';
@@ -40,6 +40,59 @@ function pairs(ctx: CommandContext, items: FieldValue[]): Reply | Promise<Reply>
       ? new RespMap(items.map((f, i) => [f.field, values[i]] as const))
       : items.flatMap((f, i) => [f.field, values[i]]),
   );
+}
+
+/** What a whole-namespace read answers: field/value pairs (HGETALL), names (HKEYS) or values (HVALS). */
+type Shape = 'pairs' | 'fields' | 'values';
+
+const CRLF = Buffer.from('\r\n');
+const NULL_BULK = Buffer.from('$-1\r\n');
+
+/**
+ * HGETALL / HKEYS / HVALS. A small namespace is answered as one reply, as before; a large one as a
+ * StreamedArray: the header from the count (known first), then one bounded batch of fields per
+ * piece, read as the client's socket drains, so neither the server's memory nor the event loop
+ * holds the whole namespace (keyspace.ts namespaceRead says how the batches stay consistent).
+ * Inside EXEC the reply is one element of EXEC's array, so it is built whole.
+ */
+function wholeNamespace(ctx: CommandContext, ns: Buffer, shape: Shape): Reply | Promise<Reply> {
+  const whole = ctx.client.tx?.executing === true;
+  const read = ctx.ks.namespaceRead(ns, shape !== 'fields', ctx.now, whole);
+  if (Array.isArray(read)) {
+    if (shape === 'pairs') return pairs(ctx, read);
+    if (shape === 'fields') return read.map((f) => f.field);
+    return settle(read, (values) => values);
+  }
+  return new StreamedArray(fieldSource(read as FieldStream, shape, ctx.client.proto === 3));
+}
+
+function fieldSource(fields: FieldStream, shape: Shape, resp3: boolean): { length: number; next(): Promise<Buffer | null>; release(): void } {
+  let headerSent = false;
+  const bulk = (out: Buffer[], b: Buffer): void => {
+    out.push(Buffer.from(`$${b.length}\r\n`, 'latin1'), b, CRLF);
+  };
+  return {
+    length: 0,
+    next: async () => {
+      if (!headerSent) {
+        headerSent = true;
+        const header = shape === 'pairs' ? (resp3 ? `%${fields.count}` : `*${fields.count * 2}`) : `*${fields.count}`;
+        return Buffer.from(`${header}\r\n`, 'latin1');
+      }
+      const batch = await fields.next();
+      if (batch === null) return null;
+      const out: Buffer[] = [];
+      for (const f of batch) {
+        if (shape !== 'values') bulk(out, f.field);
+        if (shape !== 'fields') {
+          if (f.value === null) out.push(NULL_BULK);
+          else bulk(out, f.value);
+        }
+      }
+      return Buffer.concat(out);
+    },
+    release: () => fields.release(),
+  };
 }
 
 /**
@@ -269,7 +322,7 @@ export const hashCommands: CommandSpec[] = [
     flags: ['readonly', 'fast'],
     categories: ['hash'],
     keys: [keyAt(1, ['RO'])],
-    handler: ({ ks, now }, args) => ks.namespaceFields(args[1], false, now).length,
+    handler: ({ ks, now }, args) => ks.namespaceLength(args[1], now),
   }),
   defineCommand({
     name: 'hkeys',
@@ -282,7 +335,7 @@ export const hashCommands: CommandSpec[] = [
     categories: ['hash'],
     tips: ['nondeterministic_output_order'],
     keys: [keyAt(1, ['RO', 'access'])],
-    handler: ({ ks, now }, args) => ks.namespaceFields(args[1], false, now).map((f) => f.field),
+    handler: (ctx, args) => wholeNamespace(ctx, args[1], 'fields'),
   }),
   defineCommand({
     name: 'hvals',
@@ -295,7 +348,7 @@ export const hashCommands: CommandSpec[] = [
     categories: ['hash'],
     tips: ['nondeterministic_output_order'],
     keys: [keyAt(1, ['RO', 'access'])],
-    handler: ({ ks, now }, args) => settle(ks.namespaceFields(args[1], true, now), (values) => values),
+    handler: (ctx, args) => wholeNamespace(ctx, args[1], 'values'),
   }),
   defineCommand({
     name: 'hgetall',
@@ -308,7 +361,7 @@ export const hashCommands: CommandSpec[] = [
     categories: ['hash'],
     tips: ['nondeterministic_output_order'],
     keys: [keyAt(1, ['RO', 'access'])],
-    handler: (ctx, args) => pairs(ctx, ctx.ks.namespaceFields(args[1], true, ctx.now)),
+    handler: (ctx, args) => wholeNamespace(ctx, args[1], 'pairs'),
   }),
   defineCommand({
     name: 'hscan',

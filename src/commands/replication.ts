@@ -133,13 +133,13 @@ export const replicationCommands: CommandSpec[] = [
             r.source.dropSnapshot(s.id);
             return new ErrorReply(`ERR the primary has ${s.sizes.length} shards, the replica ${shards}: num_shards must match`);
           }
-          return [s.id, s.replid, s.startOffset, s.shardOffsets, s.sizes];
+          return [s.id, s.replid, s.startOffset, s.shardOffsets, s.sizes, s.chunkSizes];
         }),
       }),
       defineCommand({
         name: 'blobrepl|chunk',
         group: 'server',
-        summary: 'Read part of a shard copy',
+        summary: 'Read part of a shard copy (files 0..N-1: shard files; N..2N-1: their chunk files)',
         complexity: 'O(1)',
         since: VERSION,
         arity: 5,
@@ -150,6 +150,31 @@ export const replicationCommands: CommandSpec[] = [
           if (shard === null || pos === null) return NOT_INTEGER;
           const chunk = await replicationOf(ctx)!.source.chunk(args[2].toString(), shard, pos);
           return chunk ?? new ErrorReply('ERR no such copy');
+        }),
+      }),
+      defineCommand({
+        name: 'blobrepl|blob',
+        group: 'server',
+        summary: 'Read stored chunks of a value the stream refers to',
+        complexity: 'O(1)',
+        since: VERSION,
+        arity: 6,
+        flags: ['admin', 'noscript'],
+        handler: guarded((ctx, args) => {
+          const shard = nonNegative(args[3]);
+          const id = nonNegative(args[4]);
+          const seq = nonNegative(args[5]);
+          if (shard === null || id === null || seq === null) return NOT_INTEGER;
+          const r = replicationOf(ctx)!;
+          if (r.isReplica) return new ErrorReply('RESYNC this node is a replica now');
+          let got;
+          try {
+            got = r.source.blobChunks(args[2].toString(), shard, id, seq);
+          } catch (err) {
+            return new ErrorReply(`ERR ${(err as Error).message}`);
+          }
+          if (got === 'resync') return new ErrorReply('RESYNC the value is no longer in the backlog');
+          return got.flatMap((c) => [c.codec, c.crc, c.size, c.data]);
         }),
       }),
       defineCommand({

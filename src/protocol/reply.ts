@@ -64,6 +64,13 @@ export class StreamedBulk {
   constructor(readonly source: BulkSource) {}
 }
 
+/**
+ * A reply too large to build at once whose pieces are already RESP (HGETALL of a huge namespace:
+ * the first piece carries the array's header, the others its elements). Written as a StreamedBulk
+ * is, piece by piece with backpressure, without a bulk's framing; `length` is 0 (not known).
+ */
+export class StreamedArray extends StreamedBulk {}
+
 /** The header of a bulk of `length` bytes (what precedes a StreamedBulk's pieces). */
 export function bulkHeader(length: number): Buffer {
   return Buffer.from(`$${length}\r\n`, 'latin1');

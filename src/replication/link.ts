@@ -5,12 +5,12 @@
  * primary started a new history), it takes a new copy.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../observability/log.js';
-import { applyBatch, decodeBatch, loadShardCopy } from '../storage/replicated.js';
+import { applyBatch, decodeBatch, loadShardCopy, stageReplicatedBlob, type ReplicatedBatch, type SentChunk } from '../storage/replicated.js';
+import { chunkFileName, shardFileName } from '../storage/schema.js';
 import type { Store } from '../storage/store.js';
 import { RespClient, RespError, type RespValue } from './resp-client.js';
 
@@ -32,6 +32,9 @@ export interface LinkOptions {
 export type LinkState = 'connect' | 'sync' | 'connected';
 
 class ResyncNeeded extends Error {}
+
+/** Where a full copy is downloaded, inside the data directory (removed before and after each copy). */
+const SYNC_DIR = 'replica-sync.tmp';
 
 function expect(v: RespValue, what: string): RespValue {
   if (v instanceof RespError) {
@@ -95,30 +98,30 @@ export class ReplicaLink {
   private async fullSync(c: RespClient): Promise<void> {
     this.state = 'sync';
     const snap = expect(await c.call('BLOBREPL', 'SNAPSHOT', this.store.numShards), 'BLOBREPL SNAPSHOT') as RespValue[];
-    const [id, replid, startOffset, shardOffsets, sizes] = [
+    const [id, replid, startOffset, shardOffsets, sizes, chunkSizes] = [
       String(snap[0]),
       String(snap[1]),
       Number(snap[2]),
       (snap[3] as number[]).map(Number),
       (snap[4] as number[]).map(Number),
+      ((snap[5] ?? []) as number[]).map(Number),
     ];
-    const dir = mkdtempSync(join(tmpdir(), 'blobasaur-replica-'));
+    if (chunkSizes.length !== sizes.length) throw new Error('the primary sent no chunk files with its copy (an older version?)');
+    // On the data directory's file system, so the copies are renamed into place, not copied again.
+    const dir = join(this.store.dataDir, SYNC_DIR);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { mode: 0o700 });
+    const n = sizes.length;
+    let bytes = 0;
     try {
-      for (let shard = 0; shard < sizes.length; shard++) {
-        const file = join(dir, `shard-${shard}.db`);
-        const h = await open(file, 'w');
-        try {
-          for (let pos = 0; pos < sizes[shard]; ) {
-            const chunk = expect(await c.call('BLOBREPL', 'CHUNK', id, shard, pos), 'BLOBREPL CHUNK');
-            if (!Buffer.isBuffer(chunk) || chunk.length === 0) throw new Error('short copy from the primary');
-            await h.write(chunk, 0, chunk.length, pos);
-            pos += chunk.length;
-          }
-        } finally {
-          await h.close();
-        }
+      // Files 0..n-1 are the shard files, n..2n-1 their chunk files.
+      const names = [...sizes.map((_, i) => shardFileName(i)), ...chunkSizes.map((_, i) => chunkFileName(i))];
+      const all = [...sizes, ...chunkSizes];
+      for (let f = 0; f < all.length; f++) {
+        await this.download(c, id, f, all[f], join(dir, names[f]));
+        bytes += all[f];
       }
-      for (let shard = 0; shard < sizes.length; shard++) await loadShardCopy(this.store, shard, join(dir, `shard-${shard}.db`));
+      for (let shard = 0; shard < n; shard++) await loadShardCopy(this.store, shard, join(dir, names[shard]), join(dir, names[n + shard]));
       await c.call('BLOBREPL', 'DONE', id);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -128,7 +131,43 @@ export class ReplicaLink {
     this.skipBefore = shardOffsets;
     this.syncs++;
     this.onOffset(this.offset);
-    this.log.info({ primary: `${this.opts.host}:${this.opts.port}`, offset: startOffset, bytes: sizes.reduce((a, b) => a + b, 0) }, 'replica: copy of the primary loaded');
+    this.log.info({ primary: `${this.opts.host}:${this.opts.port}`, offset: startOffset, bytes }, 'replica: copy of the primary loaded');
+  }
+
+  /** Copies file `f` of copy `id` (`size` bytes) from the primary into `file`, 1 MiB per request. */
+  private async download(c: RespClient, id: string, f: number, size: number, file: string): Promise<void> {
+    const h = await open(file, 'w', 0o600);
+    try {
+      for (let pos = 0; pos < size; ) {
+        const chunk = expect(await c.call('BLOBREPL', 'CHUNK', id, f, pos), 'BLOBREPL CHUNK');
+        if (!Buffer.isBuffer(chunk) || chunk.length === 0) throw new Error('short copy from the primary');
+        await h.write(chunk, 0, chunk.length, pos);
+        pos += chunk.length;
+      }
+    } finally {
+      await h.close();
+    }
+  }
+
+  /**
+   * The chunked values a batch sets are fetched from the primary (BLOBREPL BLOB, 1 MiB per reply)
+   * into this node's chunk file first; the batch then refers to them by their ids here.
+   */
+  private async fetchBlobs(c: RespClient, batch: ReplicatedBatch): Promise<void> {
+    for (let i = 0; i < batch.writes.length; i++) {
+      const w = batch.writes[i];
+      if (w.kind !== 'set' || w.blobId == null) continue;
+      const theirs = w.blobId;
+      const staged = await stageReplicatedBlob(this.store, batch.shard, w.size, async (seq) => {
+        const reply = expect(await c.call('BLOBREPL', 'BLOB', this.opts.name, batch.shard, theirs, seq), 'BLOBREPL BLOB') as RespValue[];
+        const out: SentChunk[] = [];
+        for (let k = 0; k + 3 < reply.length; k += 4) {
+          out.push({ codec: Number(reply[k]), crc: Number(reply[k + 1]), size: Number(reply[k + 2]), data: reply[k + 3] as Buffer });
+        }
+        return out;
+      });
+      batch.writes[i] = { ...w, blobId: staged.id, blobStored: staged.stored };
+    }
   }
 
   /** Per shard, batches starting before this offset are already in the copy. */
@@ -147,7 +186,10 @@ export class ReplicaLink {
         const data = reply[i + 1] as Buffer;
         if (start !== this.offset) throw new ResyncNeeded('RESYNC gap in the stream');
         const batch = decodeBatch(data);
-        if (!(start < (this.skipBefore[batch.shard] ?? 0))) await applyBatch(this.store, batch);
+        if (!(start < (this.skipBefore[batch.shard] ?? 0))) {
+          await this.fetchBlobs(c, batch);
+          await applyBatch(this.store, batch);
+        }
         this.offset = start + data.length;
       }
       if (reply.length > 1) this.onOffset(this.offset);

@@ -1,8 +1,16 @@
 /**
  * The primary's side of replication: every committed write batch gets an offset (bytes of the
  * stream so far, as Redis counts master_repl_offset) and goes into a bounded backlog; replicas
- * take a copy of each shard, then pull the backlog from their offset (BLOBREPL STREAM, a long
- * poll that doubles as their acknowledgement, which WAIT counts).
+ * take a copy of each shard (shard file and chunk file), then pull the backlog from their offset
+ * (BLOBREPL STREAM, a long poll that doubles as their acknowledgement, which WAIT counts).
+ *
+ * A chunked value (over 1 MiB) is not put in the stream: the batch names its blob, and the replica
+ * fetches the blob's chunks with BLOBREPL BLOB, four at a time: the memory a replica costs here
+ * stays at most one reply (a few MiB of batches, or 1 MiB of chunks). The blob is pinned (never
+ * reclaimed, even if the key is overwritten or deleted) while its batch is in the backlog, until
+ * the pinned values pass backlog_mb and every connected replica has acknowledged the batch: a
+ * replica busy fetching a value never loses it, and a dead value is not held for long on disk. A
+ * replica that comes back for a value already let go takes a new copy (RESYNC).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,9 +18,12 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../observability/log.js';
-import { copyShards, encodeBatch, replicable } from '../storage/replicated.js';
+import type { ChunkFile } from '../storage/chunks.js';
+import { copyShards, encodeBatch, replicable, type SentChunk } from '../storage/replicated.js';
+import { chunkFileName, shardFileName } from '../storage/schema.js';
 import type { ShardWrite } from '../storage/shard.js';
 import type { Store } from '../storage/store.js';
+import { CHUNK_BYTES as CHUNK_BYTES_OF_VALUES } from '../storage/chunks.js';
 
 /** Bytes one BLOBREPL CHUNK returns at most. */
 export const CHUNK_BYTES = 1024 * 1024;
@@ -26,6 +37,17 @@ interface Entry {
   data: Buffer;
 }
 
+/** The chunked values one batch refers to, pinned in their chunk files (see PINS below). */
+interface Pin {
+  /** Offset just past the batch. */
+  end: number;
+  bytes: number;
+  blobs: { shard: number; file: ChunkFile; id: number }[];
+}
+
+/** Chunks one BLOBREPL BLOB reply carries at most: 1 MiB of a value. */
+export const BLOB_CHUNKS_PER_REPLY = 4;
+
 export interface SnapshotInfo {
   id: string;
   replid: string;
@@ -34,6 +56,8 @@ export interface SnapshotInfo {
   /** Per shard: offset when its copy completed; batches of that shard starting before it are in the copy. */
   shardOffsets: number[];
   sizes: number[];
+  /** Per shard: size of the chunk file's copy (BLOBREPL CHUNK reads it as file numShards + shard). */
+  chunkSizes: number[];
 }
 
 export interface ReplicaInfo {
@@ -54,9 +78,15 @@ export class ReplicationSource {
   private entries: Entry[] = [];
   private head = 0;
   private backlogBytes = 0;
+  /** Blobs pinned for replicas, oldest batch first; `held` counts them by `shard:id`. */
+  private pins: Pin[] = [];
+  private pinnedBytes = 0;
+  /** Start offsets of copies being taken. */
+  private readonly copying = new Set<number>();
+  private readonly held = new Map<string, number>();
   private readonly pollers = new Set<() => void>();
   readonly replicas = new Map<string, ReplicaInfo>();
-  private readonly snapshots = new Map<string, { dir: string; files: string[]; timer: NodeJS.Timeout }>();
+  private readonly snapshots = new Map<string, { dir: string; files: string[]; timer: NodeJS.Timeout; startOffset: number }>();
   private ackWaiters: { offset: number; n: number; resolve: (count: number) => void }[] = [];
 
   constructor(
@@ -78,7 +108,7 @@ export class ReplicationSource {
   reset(offset: number): void {
     this.replid = randomBytes(20).toString('hex');
     this.offset = offset;
-    this.entries = [];
+    this.dropEntries();
     this.head = 0;
     this.backlogBytes = 0;
     this.active = true;
@@ -94,9 +124,24 @@ export class ReplicationSource {
 
   private append(shard: number, writes: readonly ShardWrite[]): void {
     if (!this.active) return;
-    const kept = replicable(this.store.withChunkBytes(shard, writes));
+    const kept = replicable(writes);
     if (kept.length === 0) return;
     const data = encodeBatch({ shard, writes: kept });
+    const pin: Pin = { end: this.offset + data.length, bytes: 0, blobs: [] };
+    const file = this.store.chunkFiles[shard];
+    for (const w of kept) {
+      if (w.kind !== 'set' || w.blobId == null) continue;
+      // Pinned now, in the commit's synchronous step: the reclaimer cannot have run in between.
+      file.pin(w.blobId);
+      pin.blobs.push({ shard, file, id: w.blobId });
+      const k = `${shard}:${w.blobId}`;
+      this.held.set(k, (this.held.get(k) ?? 0) + 1);
+      pin.bytes += w.size;
+    }
+    if (pin.blobs.length > 0) {
+      this.pins.push(pin);
+      this.pinnedBytes += pin.bytes;
+    }
     this.entries.push({ start: this.offset, data });
     this.offset += data.length;
     this.backlogBytes += data.length;
@@ -105,6 +150,7 @@ export class ReplicationSource {
       this.backlogBytes -= this.entries[this.head].data.length;
       this.head++;
     }
+    this.releasePins();
     if (this.head > 1024 && this.head * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.head);
       this.head = 0;
@@ -112,22 +158,84 @@ export class ReplicationSource {
     for (const wake of [...this.pollers]) wake();
   }
 
-  /** Consistent copies of every shard, with the offsets that say where the stream resumes. */
-  async snapshot(): Promise<SnapshotInfo> {
-    // A full copy carries shard files only; the chunk files of values over 1 MiB are not sent yet.
-    const chunked = this.store.chunkedRows();
-    if (chunked > 0) {
-      throw new Error(
-        `a full copy cannot carry values stored in chunks yet (${chunked} values over 1 MiB on this primary); ` +
-          'replicate a data set without them, or copy the data directory (blobasaur backup) to the replica',
-      );
+  /**
+   * Lets go of the oldest pins: those whose batch has left the backlog (no replica can resume
+   * before it), then, while the pinned values pass backlog_mb, those every connected replica has
+   * acknowledged.
+   */
+  private releasePins(): void {
+    if (this.pins.length === 0) return;
+    const first = this.backlogFirstOffset;
+    let acked = Infinity;
+    if (this.pinnedBytes > this.maxBacklogBytes) {
+      for (const r of this.connected()) acked = Math.min(acked, r.ackOffset);
+      // A replica still downloading a copy streams from the copy's offset next.
+      for (const c of this.snapshots.values()) acked = Math.min(acked, c.startOffset);
+      for (const o of this.copying) acked = Math.min(acked, o);
     }
+    let n = 0;
+    while (n < this.pins.length && (this.pins[n].end <= first || (this.pinnedBytes > this.maxBacklogBytes && this.pins[n].end <= acked))) {
+      this.unpin(this.pins[n]);
+      n++;
+    }
+    if (n > 0) this.pins = this.pins.slice(n);
+  }
+
+  private unpin(p: Pin): void {
+    this.pinnedBytes -= p.bytes;
+    for (const b of p.blobs) {
+      b.file.unpin(b.id);
+      const k = `${b.shard}:${b.id}`;
+      const n = (this.held.get(k) ?? 0) - 1;
+      if (n <= 0) this.held.delete(k);
+      else this.held.set(k, n);
+    }
+  }
+
+  private dropEntries(): void {
+    for (const p of this.pins) this.unpin(p);
+    this.pins = [];
+    this.entries = [];
+    this.head = 0;
+    this.backlogBytes = 0;
+  }
+
+  /**
+   * Up to BLOB_CHUNKS_PER_REPLY stored chunks of blob `id` of shard `shard` from `seq` on, as they
+   * are stored; 'resync' when the blob is no longer pinned for replicas (it may have been reclaimed).
+   */
+  blobChunks(replica: string, shard: number, id: number, seq: number): SentChunk[] | 'resync' {
+    if (!this.held.has(`${shard}:${id}`) || shard >= this.store.numShards) return 'resync';
+    // A replica fetching a large value is busy, not gone.
+    const r = this.replicas.get(replica);
+    if (r !== undefined) r.lastSeen = Date.now();
+    const file = this.store.chunkFiles[shard];
+    const out: SentChunk[] = [];
+    for (let s = seq; out.length < BLOB_CHUNKS_PER_REPLY; s++) {
+      let c: SentChunk;
+      try {
+        c = file.readStored(id, s);
+      } catch (err) {
+        // Past the last chunk; anything else (a chunk that fails its check) is the replica's error.
+        if (out.length > 0 || s > seq) break;
+        throw err;
+      }
+      out.push(c);
+      if (c.size < CHUNK_BYTES_OF_VALUES) break;
+    }
+    return out;
+  }
+
+  /** Consistent copies of every shard and its chunk file, with the offsets that say where the stream resumes. */
+  async snapshot(): Promise<SnapshotInfo> {
     this.active = true;
     const dir = mkdtempSync(join(tmpdir(), 'blobasaur-repl-'));
     const startOffset = this.offset;
     const shardOffsets: number[] = [];
+    this.copying.add(startOffset);
     try {
-      const files = await copyShards(this.store, dir, (i) => `shard-${i}.db`, () => shardOffsets.push(this.offset));
+      const copies = await copyShards(this.store, dir, shardFileName, chunkFileName, () => shardOffsets.push(this.offset)).finally(() => this.copying.delete(startOffset));
+      const files = [...copies.shards, ...copies.chunks];
       const sizes: number[] = [];
       for (const f of files) {
         const h = await open(f, 'r');
@@ -135,8 +243,9 @@ export class ReplicationSource {
         await h.close();
       }
       const id = randomBytes(8).toString('hex');
-      this.snapshots.set(id, { dir, files, timer: this.expireTimer(id) });
-      return { id, replid: this.replid, startOffset, shardOffsets, sizes };
+      this.snapshots.set(id, { dir, files, timer: this.expireTimer(id), startOffset });
+      const n = copies.shards.length;
+      return { id, replid: this.replid, startOffset, shardOffsets, sizes: sizes.slice(0, n), chunkSizes: sizes.slice(n) };
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
       throw err;
@@ -226,6 +335,7 @@ export class ReplicationSource {
       r.lastSeen = Date.now();
       r.addr = addr;
     }
+    this.releasePins();
     if (this.ackWaiters.length > 0) {
       this.ackWaiters = this.ackWaiters.filter((w) => {
         const n = this.acked(w.offset);
@@ -267,6 +377,7 @@ export class ReplicationSource {
 
   close(): void {
     this.detach();
+    this.dropEntries();
     for (const id of [...this.snapshots.keys()]) this.dropSnapshot(id);
     for (const w of this.ackWaiters) w.resolve(this.acked(w.offset));
     this.ackWaiters = [];

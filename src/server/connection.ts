@@ -23,7 +23,7 @@
  */
 import type { Socket } from 'node:net';
 import { ProtocolError, RequestParser, type Args, type BulkSink, type ParserLimits } from '../protocol/parser.js';
-import { bulkHeader, ErrorReply, NO_REPLY, ReplyEncoder, StreamedBulk, type ProtocolVersion, type Reply } from '../protocol/reply.js';
+import { bulkHeader, ErrorReply, NO_REPLY, ReplyEncoder, StreamedArray, StreamedBulk, type ProtocolVersion, type Reply } from '../protocol/reply.js';
 import type { Dispatcher } from '../commands/dispatch.js';
 import type { ClientState, ReplyMode } from '../commands/types.js';
 import type { Transaction } from '../commands/transactions.js';
@@ -561,6 +561,8 @@ export class Connection implements ClientState {
    */
   private async stream(reply: StreamedBulk): Promise<void> {
     const src = reply.source;
+    // A StreamedArray's pieces carry their own framing.
+    const framed = !(reply instanceof StreamedArray);
     this.streaming = true;
     let started = false;
     try {
@@ -568,14 +570,16 @@ export class Connection implements ClientState {
       if (this.closed) return;
       this.flushOutput();
       this.streamOwed = src.length;
-      const header = bulkHeader(src.length);
-      this.writtenBytes += header.length;
-      this.socket.write(header);
+      if (framed) {
+        const header = bulkHeader(src.length);
+        this.writtenBytes += header.length;
+        this.socket.write(header);
+      }
       started = true;
       for (let piece = first; piece !== null; piece = await src.next()) {
         if (this.closed) return;
         const n = piece.length;
-        this.streamOwed -= n;
+        if (framed) this.streamOwed -= n;
         this.writtenBytes += n;
         this.socket.write(piece);
         // Up to STREAM_AHEAD_BYTES in the socket's buffer: the next chunk is read while the
@@ -588,8 +592,10 @@ export class Connection implements ClientState {
         }
         if (this.closed) return;
       }
-      this.writtenBytes += CRLF.length;
-      this.socket.write(CRLF);
+      if (framed) {
+        this.writtenBytes += CRLF.length;
+        this.socket.write(CRLF);
+      }
     } catch (err) {
       if (started || this.closed) {
         this.destroy();

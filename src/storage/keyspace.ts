@@ -17,6 +17,7 @@ import type { FieldRow, StoredValue as StoredRow } from './shard.js';
 import { codecName, decodeSync } from './codecs.js';
 import { CorruptValueError, decodeRow, decodeRowSync, joinAcks, printable, type Ack, type Store, type StoreStats } from './store.js';
 import type { WriteQueue } from './write-queue.js';
+import type { SnapshotRow } from './snapshot.js';
 import { CHUNK_BYTES, chunkCount, type ChunkFile } from './chunks.js';
 import { CHUNKED_CODEC } from './schema.js';
 import { ValueHandle } from './value-handle.js';
@@ -59,6 +60,28 @@ export interface FieldValue {
 }
 
 export type KeyType = 'string' | 'hash' | 'none';
+
+/**
+ * The fields of a namespace too large to gather in one turn (namespaceRead): their number, known
+ * before the first, then bounded batches as the caller asks for them, all from one point in time.
+ * release() must be called however the read ends.
+ */
+export interface FieldStream {
+  readonly count: number;
+  /** The next batch (values resolved; null when names only were asked for), or null after the last. */
+  next(): Promise<{ field: Buffer; value: Buffer | null }[] | null>;
+  release(): void;
+}
+
+/**
+ * Namespaces with more fields than this (by the maintained counts) are read as a FieldStream;
+ * smaller ones in one go, as before. Redis' own listpack limit is 128 entries by default.
+ */
+export const STREAMED_NAMESPACE_FIELDS = 512;
+/** One step of a FieldStream reads at most so many rows, bytes of values, or milliseconds. */
+const STREAM_STEP_ROWS = 1000;
+const STREAM_STEP_BYTES = 1024 * 1024;
+const STREAM_STEP_MS = 3;
 
 /** Where a keyspace scan stands: plain keys of each shard, then namespaces of each shard. */
 export interface ScanPosition {
@@ -534,6 +557,157 @@ export class Keyspace {
       }
     }
     return out;
+  }
+
+  /**
+   * Live fields of a namespace (HLEN) from the maintained counts: per shard one point read and the
+   * expired rows not yet swept, corrected by the pending writes to the namespace.
+   */
+  namespaceLength(ns: Buffer, now: number): number {
+    let n = 0;
+    for (const q of this.store.queues) {
+      const hides = q.overlay.hidesCommitted(ns);
+      if (!hides) n += q.shard.nsLiveCount(ns, now);
+      for (const e of q.overlay.pending(ns)) {
+        if (!hides && q.shard.nsExists(ns, e.key, now)) n--;
+        if (live(e, now)) n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Every live field of a namespace, for HGETALL / HKEYS / HVALS: gathered at once (as
+   * namespaceFields) when the namespace is small, or when the caller cannot stream (a script's
+   * view, or `whole`: inside EXEC); otherwise a FieldStream.
+   *
+   * The stream reads from one point in time, the moment of this call: each shard's committed rows
+   * through a read snapshot on a connection of its own (WAL keeps it intact whatever commits
+   * meanwhile), and the writes pending then, copied now. This costs one pooled connection per
+   * shard for the read's duration and no wait for anyone else; holding the namespace's writers
+   * back until the reply is out would make every HSET behind a slow reader wait for it. Without a
+   * second connection (locking_mode EXCLUSIVE) the namespace is gathered at once, as before.
+   */
+  namespaceRead(ns: Buffer, withValues: boolean, now: number, whole = false): FieldValue[] | FieldStream {
+    if (whole || this.syncDecode || !this.isLargeNamespace(ns)) return this.namespaceFields(ns, withValues, now);
+    return this.namespaceStream(ns, withValues, now) ?? this.namespaceFields(ns, withValues, now);
+  }
+
+  /** Whether the namespace may hold more than STREAMED_NAMESPACE_FIELDS fields (maintained counts, pending writes). */
+  private isLargeNamespace(ns: Buffer): boolean {
+    let n = 0;
+    for (const q of this.store.queues) {
+      if (!q.overlay.hidesCommitted(ns)) n += q.shard.nsFieldCount(ns);
+      for (const _ of q.overlay.pending(ns)) n++;
+      if (n > STREAMED_NAMESPACE_FIELDS) return true;
+    }
+    return false;
+  }
+
+  private namespaceStream(ns: Buffer, withValues: boolean, now: number): FieldStream | null {
+    const held: { end: () => void }[] = [];
+    const endAll = (): void => {
+      for (const h of held) h.end();
+    };
+    // Everything up to the return runs in this turn: the snapshots and the pending writes copied
+    // here describe the same moment (commits happen on this thread, between turns).
+    const shards: {
+      q: WriteQueue;
+      snap: NonNullable<ReturnType<Store['openSnapshot']>>['snap'];
+      hides: boolean;
+      pending: Map<string, OverlayEntry>;
+    }[] = [];
+    let count = 0;
+    try {
+      for (const q of this.store.queues) {
+        const opened = this.store.openSnapshot(q.shard.id);
+        if (opened === null) {
+          endAll();
+          return null;
+        }
+        held.push(opened);
+        const hides = q.overlay.hidesCommitted(ns);
+        const pending = pendingByKey(q, ns);
+        if (!hides) count += opened.snap.liveCount(ns, now);
+        for (const e of pending.values()) {
+          if (!hides && opened.snap.liveRow(ns, e.key, now) !== undefined) count--;
+          if (live(e, now)) count++;
+        }
+        shards.push({ q, snap: opened.snap, hides, pending });
+      }
+    } catch (err) {
+      endAll();
+      throw err;
+    }
+    let released = false;
+    let shard = 0;
+    let after: Buffer | null = null;
+    let sent = 0;
+    const step = (): { field: Buffer; value: PendingValue | null }[] => {
+      const out: { field: Buffer; value: PendingValue | null }[] = [];
+      while (out.length === 0 && shard < shards.length) {
+        const s = shards[shard];
+        if (!s.hides) {
+          const rows = s.snap.page(ns, after, now, STREAM_STEP_ROWS, STREAM_STEP_BYTES, performance.now() + STREAM_STEP_MS);
+          if (rows.length > 0) {
+            after = rows[rows.length - 1].key;
+            for (const row of rows) {
+              if (s.pending.has(row.key.toString('latin1'))) continue;
+              out.push({ field: row.key, value: withValues ? this.snapshotValue(s.q, ns, row) : null });
+            }
+            continue;
+          }
+        }
+        for (const e of s.pending.values()) {
+          if (!live(e, now)) continue;
+          let value: PendingValue | null = null;
+          if (withValues) {
+            if (e.value === KEEP) {
+              const row = s.snap.anyRow(ns, e.key);
+              value = row === undefined ? null : this.snapshotValue(s.q, ns, row);
+            } else value = this.bytes(e.value as HeldValue, ns, e.key);
+          }
+          out.push({ field: e.key, value });
+        }
+        shard++;
+        after = null;
+      }
+      return out;
+    };
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      endAll();
+    };
+    return {
+      count,
+      next: async () => {
+        if (released) throw new Error('field stream used after release');
+        // Leave the event loop to other clients between steps.
+        await new Promise((resolve) => setImmediate(resolve));
+        const batch = step();
+        if (batch.length === 0) {
+          // The count was taken from the same snapshot: a difference would be a bug, and the
+          // reply's length is already on its way to the client.
+          if (sent !== count) throw new Error(`namespace read ${sent} fields where it counted ${count}`);
+          release();
+          return null;
+        }
+        sent += batch.length;
+        if (sent > count) throw new Error(`namespace read more fields than it counted (${count})`);
+        const values = await Promise.all(batch.map((f) => f.value));
+        return batch.map((f, i) => ({ field: f.field, value: values[i] }));
+      },
+      release,
+    };
+  }
+
+  /** The value of a row read through a snapshot: decoded, or read from its blob. */
+  private snapshotValue(q: WriteQueue, ns: Buffer, row: SnapshotRow): PendingValue {
+    if (row.codec === CHUNKED_CODEC && row.blob_id !== null) {
+      return this.whole(new BlobRef(q.shard.id, row.blob_id, row.size, row.blob_stored ?? 0), ns, row.key);
+    }
+    return decodeRow(q.shard.checkRow(row, ns, row.key), ns, row.key);
   }
 
   /** Deletes every field of a namespace, on every shard (DEL of a namespace). */

@@ -32,7 +32,8 @@ const settings = workerData as MaintenanceWorkerData;
 
 interface Connection {
   db: Database.Database;
-  sweep: SweepStep;
+  /** Made at the first sweep: chunk files are only checkpointed, and have no `blobs` to prepare it on. */
+  sweep: SweepStep | null;
 }
 const connections = new Map<string, Connection>();
 
@@ -44,13 +45,27 @@ function connection(path: string): Connection {
     // Waiting here blocks only this thread (e.g. behind an external backup's read transaction).
     db.pragma('busy_timeout = 1000');
     db.pragma(`synchronous = ${settings.synchronous}`);
-    c = { db, sweep: new SweepStep(db) };
+    c = { db, sweep: null };
     connections.set(path, c);
   }
   return c;
 }
 
 function handle(msg: MaintenanceRequest): MaintenanceReply {
+  if (msg.op === 'release') {
+    for (const path of msg.paths) {
+      // Checkpointed here first, so the server's own close (the last connection, which
+      // checkpoints and deletes the WAL) finds nothing to copy and takes no time on its loop.
+      try {
+        connection(path).db.pragma('wal_checkpoint(TRUNCATE)');
+      } catch {
+        // A busy or damaged file: the server's close does what is left.
+      }
+      connections.get(path)?.db.close();
+      connections.delete(path);
+    }
+    return { op: 'release', id: msg.id };
+  }
   const started = performance.now();
   const c = connection(msg.path);
   if (msg.op === 'checkpoint') {
@@ -58,7 +73,8 @@ function handle(msg: MaintenanceRequest): MaintenanceReply {
     const [row] = c.db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
     return { op: 'checkpoint', shard: msg.shard, ok: true, millis: performance.now() - started, walFrames: row.log };
   }
-  const result = c.db.transaction(() => c.sweep.run(msg.now, msg.limit)).immediate();
+  const sweep = (c.sweep ??= new SweepStep(c.db));
+  const result = c.db.transaction(() => sweep.run(msg.now, msg.limit)).immediate();
   return { op: 'sweep', id: msg.id, shard: msg.shard, ok: true, millis: performance.now() - started, result };
 }
 
@@ -76,7 +92,12 @@ port.on('message', (msg: MaintenanceRequest | 'close') => {
     // SQLite's code goes along: the server marks a shard damaged by it (shard.ts isDamageCode).
     const code = (err as { code?: unknown } | null)?.code;
     const error = `${err instanceof Error ? err.message : String(err)}${typeof code === 'string' ? ` (${code})` : ''}`;
-    reply = msg.op === 'sweep' ? { op: 'sweep', id: msg.id, shard: msg.shard, ok: false, error } : { op: 'checkpoint', shard: msg.shard, ok: false, error };
+    reply =
+      msg.op === 'sweep'
+        ? { op: 'sweep', id: msg.id, shard: msg.shard, ok: false, error }
+        : msg.op === 'release'
+          ? { op: 'release', id: msg.id }
+          : { op: 'checkpoint', shard: msg.shard, ok: false, error };
   }
   port.postMessage(reply);
 });

@@ -14,13 +14,16 @@ import type { SweepResult } from './sweep.js';
 
 export type MaintenanceRequest =
   | { op: 'checkpoint'; shard: number; path: string }
-  | { op: 'sweep'; id: number; shard: number; path: string; now: number; limit: number };
+  | { op: 'sweep'; id: number; shard: number; path: string; now: number; limit: number }
+  /** Checkpoints these files (TRUNCATE) and closes the thread's connections to them: they are about to be replaced. */
+  | { op: 'release'; id: number; paths: string[] };
 
 export type MaintenanceReply =
   | { op: 'checkpoint'; shard: number; ok: true; millis: number; walFrames: number }
   | { op: 'checkpoint'; shard: number; ok: false; error: string }
   | { op: 'sweep'; id: number; shard: number; ok: true; millis: number; result: SweepResult }
-  | { op: 'sweep'; id: number; shard: number; ok: false; error: string };
+  | { op: 'sweep'; id: number; shard: number; ok: false; error: string }
+  | { op: 'release'; id: number };
 
 export interface MaintenanceWorkerData {
   synchronous: 'OFF' | 'NORMAL' | 'FULL';
@@ -38,6 +41,9 @@ export class MaintenanceWorker {
   private readonly checkpointing = new Set<number>();
   private readonly sweeps = new Map<number, { resolve: (r: SweepResult) => void; reject: (e: Error) => void }>();
   private nextSweepId = 0;
+  /** Files (shard indexes) being replaced: no checkpoint is requested for them until unhold(). */
+  private readonly held = new Set<number>();
+  private readonly releases = new Map<number, () => void>();
   private readonly timer: NodeJS.Timeout;
   private closed: Promise<void> | null = null;
   private lostReason: string | null = null;
@@ -87,6 +93,27 @@ export class MaintenanceWorker {
     });
   }
 
+  /**
+   * Checkpoints files `shards` completely and closes the thread's connections to them, once their
+   * running checkpoints finish, and
+   * requests none for them until unhold(): they can then be replaced on disk. A sweep is never
+   * running on them (the caller has drained their write queue and keeps new sweeps off).
+   */
+  async release(shards: readonly number[]): Promise<void> {
+    for (const s of shards) this.held.add(s);
+    while (this.alive && shards.some((s) => this.checkpointing.has(s))) await new Promise((r) => setTimeout(r, 2));
+    if (!this.alive) return;
+    const id = ++this.nextSweepId;
+    await new Promise<void>((resolve) => {
+      this.releases.set(id, resolve);
+      this.post({ op: 'release', id, paths: shards.map((s) => this.paths[s]) });
+    });
+  }
+
+  unhold(shards: readonly number[]): void {
+    for (const s of shards) this.held.delete(s);
+  }
+
   /** Stops the worker once its running jobs finish; the store then closes the shards. */
   close(): Promise<void> {
     this.closed ??= (async () => {
@@ -108,7 +135,7 @@ export class MaintenanceWorker {
   private requestCheckpoints(): void {
     if (!this.alive) return;
     for (const shard of this.dirty) {
-      if (this.checkpointing.has(shard)) continue;
+      if (this.checkpointing.has(shard) || this.held.has(shard)) continue;
       this.dirty.delete(shard);
       this.checkpointing.add(shard);
       this.post({ op: 'checkpoint', shard, path: this.paths[shard] });
@@ -122,7 +149,7 @@ export class MaintenanceWorker {
 
   /** Referenced only while a job is out: an idle worker must not keep the process alive. */
   private unrefIfIdle(): void {
-    if (this.sweeps.size === 0 && this.checkpointing.size === 0 && this.alive) this.worker.unref();
+    if (this.sweeps.size === 0 && this.checkpointing.size === 0 && this.releases.size === 0 && this.alive) this.worker.unref();
   }
 
   private lost(message: string): void {
@@ -132,10 +159,19 @@ export class MaintenanceWorker {
     this.checkpointing.clear();
     for (const s of this.sweeps.values()) s.reject(new Error(message));
     this.sweeps.clear();
+    // A lost thread holds no connection any more.
+    for (const r of this.releases.values()) r();
+    this.releases.clear();
     this.events.onWorkerLost(message);
   }
 
   private finished(reply: MaintenanceReply): void {
+    if (reply.op === 'release') {
+      this.releases.get(reply.id)?.();
+      this.releases.delete(reply.id);
+      this.unrefIfIdle();
+      return;
+    }
     if (reply.op === 'sweep') {
       const waiter = this.sweeps.get(reply.id);
       this.sweeps.delete(reply.id);

@@ -248,24 +248,6 @@ export function registerSlotFunction(db: Database.Database): void {
  */
 export const KEYED_TABLES: readonly string[] = ['blobs', 'ns_blobs'];
 
-/**
- * The row triggers FLUSH sets aside while it empties the tables: those that keep stats and
- * ns_counts (migration 2, rewritten by 5) and those that record dead blobs (migration 5; FLUSH
- * records every blob it drops itself, in one statement).
- */
-export const COUNTING_TRIGGERS: readonly string[] = [
-  'blobs_count_insert',
-  'blobs_count_delete',
-  'blobs_count_update',
-  'ns_blobs_count_insert',
-  'ns_blobs_count_delete',
-  'ns_blobs_count_update',
-  'blobs_blob_gone',
-  'blobs_blob_replaced',
-  'ns_blobs_blob_gone',
-  'ns_blobs_blob_replaced',
-];
-
 /** The codec id of a row whose value lives in the shard's chunk file (its `data` is empty). */
 export const CHUNKED_CODEC = 255;
 

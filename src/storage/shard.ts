@@ -7,7 +7,7 @@
 import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
 import { basename } from 'node:path';
-import { applyMigrations, COUNTING_TRIGGERS, SchemaError } from './schema.js';
+import { applyMigrations, SchemaError } from './schema.js';
 import { checksum, ChecksumError } from './checksum.js';
 import { describeKey } from './key-names.js';
 import { SweepStep, type SweepResult } from './sweep.js';
@@ -94,6 +94,8 @@ export type ShardWrite =
   | { kind: 'sweep'; now: number; limit: number }
   | { kind: 'swept'; result: SweepResult }
   | { kind: 'flush' }
+  /** One bounded step of deleting the rows a flush set aside (purgeStep): at most `limit` rows. */
+  | { kind: 'purge'; limit: number }
   /** Dead blobs whose chunks have been reclaimed from the chunk file: forget them. */
   | { kind: 'reclaimed'; ids: number[] };
 
@@ -108,6 +110,15 @@ const UPSERT_COLUMNS = `
                     THEN 0 ELSE version + 1 END`;
 
 const LIVE = '(expires_at IS NULL OR expires_at > ?)';
+
+/** `blobs` becomes `blobs_flushed_1` when a flush sets it aside (flush()). */
+const FLUSHED_SUFFIX = '_flushed_';
+/** Bytes of values one purge step frees at most (besides one row, whatever its size). */
+const PURGE_STEP_BYTES = 4 * 1024 * 1024;
+
+function quoteName(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
 
 /** Size the WAL file is cut back to once it restarts (it may grow past it between checkpoints). */
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
@@ -375,16 +386,6 @@ export class Shard {
     });
   }
 
-  /** Rows that hold their value in the chunk file (tools that cannot carry chunks refuse them). */
-  chunkedRows(): number {
-    return this.guard(() => {
-      this.shareReadTxn();
-      return Number(
-        this.prep<number>('SELECT (SELECT count(*) FROM blobs WHERE blob_id IS NOT NULL) + (SELECT count(*) FROM ns_blobs WHERE blob_id IS NOT NULL)').pluck().get(),
-      );
-    });
-  }
-
   /** Metadata of a plain key, expired or not; for tests and introspection. */
   meta(key: Buffer): RowMeta | undefined {
     return this.guard(() => this.stmt.meta.get(key));
@@ -425,7 +426,7 @@ export class Shard {
     this.tally = tally;
     this.tx.begin.run();
     try {
-      for (const ns of this.db.prepare<[], Buffer>('SELECT namespace FROM ns_counts').pluck().iterate()) tally.add(ns, 1);
+      for (const ns of this.db.prepare<[], Buffer>('SELECT namespace FROM ns_counts').pluck().iterate()) tally.add(ns, 1, this.id);
       // Left by commits before a restart: ns_counts already holds their effect.
       this.db.prepare('DELETE FROM ns_changes').run();
       this.tx.commit.run();
@@ -435,11 +436,23 @@ export class Shard {
     }
   }
 
+  /** Takes this shard's namespaces out of the tally it reports to (before it is closed for good). */
+  detachTally(): void {
+    const tally = this.tally;
+    if (tally === null) return;
+    tally.dropShard(this.id);
+    this.tally = null;
+  }
+
   /** Hands the namespace changes written by triggers (ours or the maintenance thread's) to the tally; inside a write transaction. */
   private passNamespaceChanges(): void {
     const tally = this.tally;
     if (tally === null) return;
-    for (const c of this.stmt.nsChanges.all()) tally.add(c.namespace, c.delta);
+    // A flush in this transaction emptied ns_changes and ns_counts: the shard holds none of the
+    // namespaces it held before, and the changes left are those of writes after the flush.
+    if (this.flushedInTxn) tally.dropShard(this.id);
+    this.flushedInTxn = false;
+    for (const c of this.stmt.nsChanges.all()) tally.add(c.namespace, c.delta, this.id);
   }
 
   // Keyspace reads (SCAN, namespaces as hashes, sizes). Prepared on first use: most servers never
@@ -554,6 +567,39 @@ export class Shard {
     return rows;
   }
 
+  /**
+   * Fields of a namespace in this shard, live or expired-but-unswept: the count ns_counts keeps
+   * (one point read), an upper bound of the live ones.
+   */
+  nsFieldCount(ns: Buffer): number {
+    return this.guard(() => {
+      this.shareReadTxn();
+      return this.prep<number>('SELECT fields FROM ns_counts WHERE namespace = ?').pluck().get(ns) ?? 0;
+    });
+  }
+
+  /**
+   * Live fields of a namespace in this shard: the maintained count less the rows that have
+   * expired and wait for the sweeper (found by the expiry index; few while the sweeper keeps up).
+   */
+  nsLiveCount(ns: Buffer, now: number): number {
+    return this.guard(() => {
+      const all = this.nsFieldCount(ns);
+      if (all === 0) return 0;
+      const expired = this.prep<number>(
+        'SELECT count(*) FROM ns_blobs INDEXED BY ns_blobs_expires_at WHERE expires_at IS NOT NULL AND expires_at <= ? AND namespace = ?',
+      )
+        .pluck()
+        .get(now, ns);
+      return all - (expired ?? 0);
+    });
+  }
+
+  /** A row read elsewhere (a snapshot connection), its checksum verified as this shard's reads are. */
+  checkRow<R extends StoredValue>(row: R, ns: Buffer | null, key: Buffer): R {
+    return this.verified(row, ns, key);
+  }
+
   /** Live field names of a namespace in this shard, without their values. */
   *nsFieldNames(ns: Buffer, now: number): IterableIterator<Buffer> {
     const it = this.guard(() => this.prep<Buffer>(`SELECT key FROM ns_blobs WHERE namespace = ? AND ${LIVE}`).pluck().iterate(ns, now));
@@ -607,6 +653,7 @@ export class Shard {
         // the first would commit and half the shard would be flushed).
         const guarded = group.length > 1 || group[0].kind === 'flush';
         if (guarded) tx.savepoint.run();
+        const flushedBefore = this.flushedInTxn;
         try {
           for (const w of group) this.apply(w);
           if (guarded) tx.release.run();
@@ -616,6 +663,7 @@ export class Shard {
           // transaction: there is no savepoint left to return to, and every group is lost. Report
           // the real reason rather than "no such savepoint".
           if (!this.db.inTransaction) throw err;
+          this.flushedInTxn = flushedBefore;
           if (guarded) {
             tx.rollbackTo.run();
             tx.release.run();
@@ -626,6 +674,7 @@ export class Shard {
       this.passNamespaceChanges();
       tx.commit.run();
     } catch (err) {
+      this.flushedInTxn = false;
       const e = this.fault(err);
       try {
         if (this.db.inTransaction) tx.rollback.run();
@@ -672,26 +721,103 @@ export class Shard {
       case 'flush':
         this.flush();
         return;
+      case 'purge':
+        this.purgeStep(w.limit);
+        return;
     }
   }
 
+  /** Set by flush() until the transaction's namespace changes are handed to the tally. */
+  private flushedInTxn = false;
+
   /**
-   * Deletes every row. Row triggers would turn SQLite's whole-table delete into a row-by-row one,
-   * so the counting triggers are set aside for it (inside the same transaction: they are back
-   * before anyone else can write) and the counts reset to what an empty shard has.
+   * Empties the shard at the cost of its schema, not of its rows: the three keyed tables (rows,
+   * fields, namespace counts) are renamed aside as `<table>_flushed_<n>` and empty ones take their
+   * place, with the same columns, indexes and triggers (copied from sqlite_master, so they are
+   * whatever the migrations made them). Readers see an empty shard once this transaction commits;
+   * the rows set aside are deleted later in bounded steps (purgeStep), and a crash meanwhile
+   * leaves them in tables no read looks at, purged after the restart: nothing comes back.
+   *
+   * What it costs on the event loop: recording the dead blobs (partial index: the chunked rows
+   * only), and dropping the old tables' named indexes, which SQLite cannot rename and the new
+   * tables need the names of (O(pages of those indexes), a small part of the data). Measured in
+   * docs/benchmarks.md (bench/bounded-work.mjs).
    */
   private flush(): void {
-    const triggers = this.db
-      .prepare<[string], { name: string; sql: string }>("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN (SELECT value FROM json_each(?))")
-      .all(JSON.stringify(COUNTING_TRIGGERS));
-    for (const t of triggers) this.db.exec(`DROP TRIGGER ${JSON.stringify(t.name)}`);
-    // The blob triggers are set aside too: every blob the flush drops is recorded here, at once.
-    this.db.exec(`INSERT OR IGNORE INTO dead_blobs (blob_id)
+    const db = this.db;
+    // The blob triggers go with the tables: every blob the flush drops is recorded here, at once.
+    db.exec(`INSERT OR IGNORE INTO dead_blobs (blob_id)
       SELECT blob_id FROM blobs WHERE blob_id IS NOT NULL UNION SELECT blob_id FROM ns_blobs WHERE blob_id IS NOT NULL`);
-    this.db.exec('DELETE FROM blobs; DELETE FROM ns_blobs; UPDATE stats SET keys = 0, expires = 0, fields = 0, logical = 0, stored = 0;');
-    // One row per namespace present here; its delete trigger reports each to the tally.
-    this.db.exec('DELETE FROM ns_counts');
-    for (const t of triggers) this.db.exec(t.sql);
+    const objects = db
+      .prepare<[], { type: string; name: string; tbl_name: string; sql: string }>(
+        `SELECT type, name, tbl_name, sql FROM sqlite_master
+         WHERE tbl_name IN ('blobs', 'ns_blobs', 'ns_counts') AND sql IS NOT NULL ORDER BY rowid`,
+      )
+      .all();
+    const n = this.nextFlushNumber();
+    // Triggers first (some name the other tables in their bodies, which a rename would rewrite to
+    // point at the old ones), then the indexes, whose names the new tables take.
+    for (const o of objects) if (o.type === 'trigger') db.exec(`DROP TRIGGER ${quoteName(o.name)}`);
+    for (const o of objects) if (o.type === 'index') db.exec(`DROP INDEX ${quoteName(o.name)}`);
+    for (const o of objects) if (o.type === 'table') db.exec(`ALTER TABLE ${quoteName(o.name)} RENAME TO ${quoteName(`${o.name}${FLUSHED_SUFFIX}${n}`)}`);
+    for (const type of ['table', 'index', 'trigger']) for (const o of objects) if (o.type === type) db.exec(o.sql);
+    // Changes of writes before the flush in this transaction describe rows that are gone.
+    db.exec('UPDATE stats SET keys = 0, expires = 0, fields = 0, logical = 0, stored = 0; DELETE FROM ns_changes;');
+    this.flushedInTxn = true;
+  }
+
+  /** The next free number for a set of flushed tables (several flushes may wait for their purge). */
+  private nextFlushNumber(): number {
+    let max = 0;
+    for (const t of this.flushedTables()) max = Math.max(max, Number(t.slice(t.lastIndexOf('_') + 1)));
+    return max + 1;
+  }
+
+  /** Tables a flush set aside and that still wait for their purge, oldest first. */
+  private flushedTables(): string[] {
+    return this.db
+      .prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB '*${FLUSHED_SUFFIX}[0-9]*' ORDER BY rowid`)
+      .pluck()
+      .all();
+  }
+
+  /** Whether rows set aside by a flush wait for purgeStep (one read of sqlite_master). */
+  hasPurgeWork(): boolean {
+    return this.guard(() => {
+      this.shareReadTxn();
+      return this.flushedTables().length > 0;
+    });
+  }
+
+  /**
+   * Deletes up to `limit` rows, and at most about PURGE_STEP_BYTES of values, from the oldest
+   * table a flush set aside (no triggers, no secondary indexes left on it: the cost is the pages
+   * freed); drops the table once it is empty. Inside a write transaction (queued as 'purge').
+   */
+  private purgeStep(limit: number): void {
+    const table = this.flushedTables()[0];
+    if (table === undefined) return;
+    const t = quoteName(table);
+    if (table.startsWith('ns_counts')) {
+      // WITHOUT ROWID, small rows.
+      const deleted = this.db.prepare(`DELETE FROM ${t} WHERE namespace IN (SELECT namespace FROM ${t} LIMIT ?)`).run(limit).changes;
+      if (deleted < limit) this.db.exec(`DROP TABLE ${t}`);
+      return;
+    }
+    // length(data) is read from the record header, not the value.
+    const rows = this.db.prepare<[number], { id: number; n: number }>(`SELECT rowid AS id, length(data) AS n FROM ${t} ORDER BY rowid LIMIT ?`).all(limit);
+    if (rows.length === 0) {
+      this.db.exec(`DROP TABLE ${t}`);
+      return;
+    }
+    let bytes = 0;
+    let last = rows[0].id;
+    for (const r of rows) {
+      if (bytes > 0 && bytes + r.n > PURGE_STEP_BYTES) break;
+      bytes += r.n;
+      last = r.id;
+    }
+    this.db.prepare(`DELETE FROM ${t} WHERE rowid <= ?`).run(last);
   }
 
   /** Moves the WAL into the main file; called at shutdown so the next start reads one file. */
@@ -783,31 +909,6 @@ export class Shard {
       throw this.fault(err);
     });
     if (done.totalPages === 0) throw new Error(`backup of ${this.path} copied no pages (source locked?)`);
-  }
-
-  /**
-   * Replaces every row with those of `file`, a backup of a shard of the same schema (a replica's
-   * full copy from its primary), in one transaction: readers see the old rows or the new, never a
-   * mix. Synchronous, proportional to the copy's size.
-   */
-  replaceContents(file: string): void {
-    this.endReadTxn();
-    this.db.prepare('ATTACH DATABASE ? AS snap').run(file);
-    try {
-      const theirs = Number(this.db.pragma('snap.user_version', { simple: true }));
-      const ours = Number(this.db.pragma('main.user_version', { simple: true }));
-      if (theirs !== ours) throw new Error(`copy has schema version ${theirs}, this shard ${ours}`);
-      this.db.transaction(() => {
-        for (const table of ['blobs', 'ns_blobs']) {
-          this.db.exec(`DELETE FROM main.${table}`);
-          // Stored columns only (table_info leaves out the generated slot column).
-          const cols = (this.db.pragma(`main.table_info(${table})`) as { name: string }[]).map((c) => c.name).join(', ');
-          this.db.exec(`INSERT INTO main.${table} (${cols}) SELECT ${cols} FROM snap.${table}`);
-        }
-      })();
-    } finally {
-      this.db.exec('DETACH DATABASE snap');
-    }
   }
 
   /** PRAGMA incremental_vacuum(pages): returns the pages freed (0 unless auto_vacuum is INCREMENTAL). */

@@ -6,8 +6,10 @@
  * promise settled by the commit in sync mode, undefined in async mode where the write is
  * acknowledged as soon as it is queued.
  */
-import { mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import Database from 'better-sqlite3';
+import { basename, join } from 'node:path';
 import { CodecError, decode, decodeSync, encode, type CompressionSettings, type Encoded } from './codecs.js';
 import { ShardRing } from './mpchash.js';
 import { isDamageCode, Shard, type ByteTotals, type PageStats, type ShardDamage, type ShardWrite, type SqliteSettings, type StorageError, type StoredValue } from './shard.js';
@@ -17,10 +19,11 @@ import { ChunkFile, CHUNK_BYTES, CHUNK_THRESHOLD, CHUNKS_PER_STEP, chunkCount, e
 import { checkLayout } from './layout.js';
 import { MaintenanceWorker } from './maintenance.js';
 import type { ReadCacheStats } from './read-cache.js';
-import { CHUNKED_CODEC, chunkFileName, chunkPathOf, shardFileName } from './schema.js';
+import { CHUNKED_CODEC, chunkFileName, chunkPathOf, SCHEMA_VERSION, shardFileName, shardFiles } from './schema.js';
 import { NamespaceTally } from './namespace-tally.js';
 import { DiskReserve, RESUME_FACTOR } from './disk-reserve.js';
 import { printable } from './key-names.js';
+import { SnapshotConnection } from './snapshot.js';
 
 export { printable };
 
@@ -151,27 +154,17 @@ export class Store {
     this.budget = new InflightBudget(opts.inflightCapacity, opts.inflightMaxBytes);
     this.queues = [];
     for (let id = 0; id < opts.numShards; id++) {
-      let shard: Shard;
+      let opened: ReturnType<Store['openShardFiles']>;
       try {
-        shard = new Shard(id, join(opts.dataDir, shardFileName(id)), opts.sqlite);
+        opened = this.openShardFiles(id);
       } catch (err) {
         // The shards opened so far must not stay open (and locked) behind a refused start.
         for (const q of this.queues) q.shard.close();
         throw err;
       }
-      shard.onFault = (err) => {
-        if (err.code?.startsWith('SQLITE_FULL') === true) this.diskFilled();
-        opts.onStorageError?.(err, id);
-      };
-      shard.attachTally(this.namespaces);
-      const chunks = new ChunkFile(chunkPathOf(shard.path), opts.sqlite);
+      const { shard, chunks } = opened;
       this.chunkFiles.push(chunks);
-      // A damaged shard may not say its largest blob id: new ids then start far above any it can hold.
-      chunks.allocate(orElse(() => shard.maxBlobId(), Date.now() * 1000));
-      // Blobs neither referenced by a row nor recorded as dead were being written when the server
-      // stopped (kill -9 mid-upload): their chunks are garbage. On a damaged shard nothing is
-      // presumed garbage.
-      this.suspects.push(orElse(() => new Set(chunks.blobIds().filter((b) => !shard.knowsBlob(b))), new Set<number>()));
+      this.suspects.push(opened.suspects);
       this.queues.push(
         new WriteQueue(shard, this.budget, {
           batchSize: opts.batchSize,
@@ -194,6 +187,31 @@ export class Store {
     }
   }
 
+  /** Opens shard `id`'s file and chunk file (at start, and after replaceShardFiles() put new ones in place). */
+  private openShardFiles(id: number): { shard: Shard; chunks: ChunkFile; suspects: Set<number> } {
+    const opts = this.opts;
+    const shard = new Shard(id, join(opts.dataDir, shardFileName(id)), opts.sqlite);
+    let chunks: ChunkFile;
+    try {
+      shard.onFault = (err) => {
+        if (err.code?.startsWith('SQLITE_FULL') === true) this.diskFilled();
+        opts.onStorageError?.(err, id);
+      };
+      chunks = new ChunkFile(chunkPathOf(shard.path), opts.sqlite);
+    } catch (err) {
+      shard.close();
+      throw err;
+    }
+    shard.attachTally(this.namespaces);
+    // A damaged shard may not say its largest blob id: new ids then start far above any it can hold.
+    chunks.allocate(orElse(() => shard.maxBlobId(), Date.now() * 1000));
+    // Blobs neither referenced by a row nor recorded as dead were being written when the server
+    // stopped (kill -9 mid-upload): their chunks are garbage. On a damaged shard nothing is
+    // presumed garbage.
+    const suspects = orElse(() => new Set(chunks.blobIds().filter((b) => !shard.knowsBlob(b))), new Set<number>());
+    return { shard, chunks, suspects };
+  }
+
   private startMaintenance(): MaintenanceWorker {
     const report = this.opts.onMaintenanceProblem ?? (() => {});
     const worker = new MaintenanceWorker(
@@ -204,7 +222,9 @@ export class Store {
           if (/disk is full/.test(message)) this.diskFilled();
           // The worker's own connection met a damaged file: the shard is marked as a read would mark it.
           const code = /\((SQLITE_[A-Z_]+)\)$/.exec(message)?.[1];
-          if (isDamageCode(code)) this.queues[shard].shard.fault(Object.assign(new Error(message.replace(/ \(SQLITE_[A-Z_]+\)$/, '')), { code }));
+          // Chunk files are "shards" numShards + id: the damage is their shard's.
+          const owner = this.queues[shard] ?? this.queues[shard - this.queues.length];
+          if (isDamageCode(code)) owner?.shard.fault(Object.assign(new Error(message.replace(/ \(SQLITE_[A-Z_]+\)$/, '')), { code }));
           report(message, shard);
         },
         onWorkerLost: (message) => {
@@ -258,6 +278,8 @@ export class Store {
   static open(opts: StoreOptions): Store {
     mkdirSync(opts.dataDir, { recursive: true });
     checkLayout(opts.dataDir, opts.numShards);
+    // Files a replica's full copy replaced, if the server stopped before deleting them.
+    rmSync(join(opts.dataDir, REPLACED_DIR), { recursive: true, force: true });
     // The reserve goes back first: opening a shard replays its WAL, which may need the room.
     const reserve = opts.diskReserveBytes ? new DiskReserve(opts.dataDir, opts.diskReserveBytes) : null;
     reserve?.releaseAll();
@@ -270,6 +292,8 @@ export class Store {
     }
     if (opts.sweepIntervalMs !== 0) store.startSweeper(opts.sweepIntervalMs);
     store.startReclaimer();
+    // Rows a flush set aside before a stop (or a crash) are purged from the start.
+    store.startPurger();
     return store;
   }
 
@@ -354,9 +378,113 @@ export class Store {
     return this.opts.asyncWrite ? undefined : joinAcks([copied, removed]);
   }
 
-  /** Empties every shard (FLUSHDB / FLUSHALL). */
+  /**
+   * Empties every shard (FLUSHDB / FLUSHALL): reads see nothing at once (the overlay's barrier),
+   * and each shard's commit sets its rows aside in O(schema) (shard.ts flush()); the purger
+   * deletes them afterwards in bounded steps. Counts are those of an empty shard from the commit.
+   */
   flushAll(): Ack {
-    return joinAcks(this.queues.map((q) => q.push({ kind: 'flush' }, !this.opts.asyncWrite)));
+    const ack = joinAcks(this.queues.map((q) => q.push({ kind: 'flush' }, !this.opts.asyncWrite)));
+    this.wakePurger();
+    return ack;
+  }
+
+  // ---- purging flushed rows ------------------------------------------------------------------------
+
+  private purger: NodeJS.Timeout | null = null;
+  private purging = false;
+
+  /**
+   * Deletes the rows flushes set aside: one bounded step (PURGE_ROWS rows, a few MiB of values)
+   * per shard that has some, queued like any write so it never overlaps the queue's commits or an
+   * offloaded sweep, then a pause of PURGE_PAUSE_MS for the clients; an idle check (one read of
+   * sqlite_master per shard) every PURGE_IDLE_MS otherwise. A replica's flushes, applied outside
+   * the queues, are found by that check.
+   */
+  startPurger(): void {
+    this.schedulePurge(0);
+  }
+
+  private schedulePurge(ms: number): void {
+    if (this.closing !== null || this.purging) return;
+    if (this.purger !== null) clearTimeout(this.purger);
+    this.purger = setTimeout(() => void this.purgeTick(), ms);
+    this.purger.unref();
+  }
+
+  /** A flush was just queued: look for work after its commit rather than at the next idle check. */
+  private wakePurger(): void {
+    if (this.purger !== null) this.schedulePurge(PURGE_PAUSE_MS);
+  }
+
+  private async purgeTick(): Promise<void> {
+    this.purger = null;
+    if (this.closing !== null) return;
+    // A damaged shard is left alone: its errors are reported once already.
+    const work = this.queues.filter((q) => q.shard.damage === null && orElse(() => q.shard.hasPurgeWork(), false));
+    if (work.length === 0) {
+      this.schedulePurge(PURGE_IDLE_MS);
+      return;
+    }
+    this.purging = true;
+    try {
+      await Promise.all(work.map((q) => q.push({ kind: 'purge', limit: PURGE_ROWS }, true)!.catch(() => {})));
+    } finally {
+      this.purging = false;
+    }
+    this.schedulePurge(PURGE_PAUSE_MS);
+  }
+
+  // ---- read snapshots (snapshot.ts) ------------------------------------------------------------------
+
+  /** Idle snapshot connections per shard, kept for the next long read. */
+  private readonly idleSnapshots = new Map<number, SnapshotConnection[]>();
+  /** Snapshot connections lent out and not yet given back. */
+  private snapshotsOut = 0;
+
+  /**
+   * A snapshot of shard `id` begun now, on a read-only connection of its own, or null where no
+   * second connection can open the file (locking_mode EXCLUSIVE). While any snapshot is out, the
+   * chunks of dead blobs are not reclaimed: a snapshot row may still reference one. Give it back
+   * with the returned end().
+   */
+  openSnapshot(id: number): { snap: SnapshotConnection; end: () => void } | null {
+    if (this.opts.sqlite.locking_mode === 'EXCLUSIVE' || this.closing !== null) return null;
+    const idle = this.idleSnapshots.get(id) ?? [];
+    const snap = idle.pop() ?? new SnapshotConnection(this.queues[id].shard.path, this.opts.sqlite);
+    try {
+      snap.begin();
+    } catch (err) {
+      snap.close();
+      throw this.queues[id].shard.fault(err);
+    }
+    this.snapshotsOut++;
+    this.reclaimPaused++;
+    let ended = false;
+    return {
+      snap,
+      end: () => {
+        if (ended) return;
+        ended = true;
+        this.snapshotsOut--;
+        this.reclaimPaused--;
+        try {
+          snap.end();
+          if (this.closing === null && idle.length < IDLE_SNAPSHOTS_PER_SHARD) {
+            idle.push(snap);
+            this.idleSnapshots.set(id, idle);
+          } else snap.close();
+        } catch (err) {
+          orElse(() => snap.close(), undefined);
+          this.queues[id].shard.fault(err);
+        }
+      },
+    };
+  }
+
+  /** Whether rows set aside by a flush still wait to be deleted (tests, INFO). */
+  hasPurgeWork(): boolean {
+    return this.queues.some((q) => orElse(() => q.shard.hasPurgeWork(), false));
   }
 
   /**
@@ -486,11 +614,15 @@ export class Store {
     if (this.diskFullTimer !== null) clearInterval(this.diskFullTimer);
     if (this.reclaimer !== null) clearTimeout(this.reclaimer);
     this.reclaimer = null;
+    if (this.purger !== null) clearTimeout(this.purger);
+    this.purger = null;
     this.closing ??= (async () => {
       // drain() waits for the writes made before it; repeat for any made while it waited.
       do await this.drain();
       while (this.queues.some((q) => q.depth > 0));
       await this.maintenance?.close();
+      for (const idle of this.idleSnapshots.values()) for (const snap of idle) orElse(() => snap.close(), undefined);
+      this.idleSnapshots.clear();
       // The last checkpoint gets the reserve's room (taken again at the next start).
       this.reserve?.releaseAll();
       for (const q of this.queues) {
@@ -553,7 +685,7 @@ export class Store {
       for (const q of this.queues) {
         // An idle shard costs one indexed lookup, not a transaction.
         // A shard that cannot answer (reported by the shard) is skipped this tick.
-        if (this.sweeping.has(q) || !orElse(() => q.shard.hasExpired(now), false)) continue;
+        if (this.sweeping.has(q) || this.swapping.has(q.shard.id) || !orElse(() => q.shard.hasExpired(now), false)) continue;
         this.sweeping.add(q);
         void this.sweepStep(q, now, limit)
           .catch(() => {})
@@ -719,20 +851,91 @@ export class Store {
     return copy();
   }
 
-  /**
-   * What replicas are sent: a chunked value goes as its bytes (read here, on the event loop: a
-   * replica's stream is not yet chunked — docs/operations.md), and the replica stores it anew.
-   */
-  withChunkBytes(shard: number, writes: readonly ShardWrite[]): readonly ShardWrite[] {
-    if (!writes.some((w) => w.kind === 'set' && w.blobId != null)) return writes;
-    return writes.map((w) => {
-      if (w.kind !== 'set' || w.blobId == null) return w;
-      const file = this.chunkFiles[shard];
-      const parts: Buffer[] = [];
-      for (let s = 0; s < chunkCount(w.size); s++) parts.push(file.readSync(w.blobId, s));
-      return { kind: 'set', ns: w.ns, key: w.key, data: Buffer.concat(parts, w.size), codec: 0, size: w.size, now: w.now, expiresAt: w.expiresAt };
-    });
+  /** Blob `id` of shard `shard` may be referenced by nothing (a replicated write that failed): reclaim it once the shard file confirms. */
+  blobMayBeUnreferenced(shard: number, id: number): void {
+    this.suspects[shard].add(id);
   }
+
+  /**
+   * Holds the reclamation of dead blobs back until the returned function is called: a copy of a
+   * shard file taken meanwhile, followed by a copy of its chunk file, finds every blob it
+   * references in the chunk copy (replication's full copy; backup() does the same).
+   */
+  holdReclamation(): () => void {
+    this.reclaimPaused++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.reclaimPaused--;
+    };
+  }
+
+  /**
+   * Replaces shard `i`'s files with `shardFile` and `chunkFile` (a replica's full copy, already on
+   * this file system): the shard and its chunk file are closed, the files renamed into place and
+   * opened again. The event loop is held only for the close, two renames and the open (the open
+   * reads the namespace names and blob ids: O(namespaces + blobs), not O(bytes)); readers see the
+   * old rows or the new. A reader streaming a chunked value of the old files is ended (its
+   * connection closes, as for a chunk that cannot be read), never given bytes of the new ones.
+   */
+  async replaceShardFiles(i: number, shardFile: string, chunkFile: string): Promise<void> {
+    const q = this.queues[i];
+    checkCopy(shardFile, q.shard.path);
+    this.swapping.add(i);
+    const release = this.holdReclamation();
+    const worker = this.maintenance;
+    const files = [i, this.queues.length + i];
+    try {
+      do await q.drain();
+      while (q.depth > 0);
+      // The maintenance thread's connections to the old files must be closed before the rename:
+      // SQLite deletes a WAL by its name when its last connection closes.
+      if (worker !== null) await worker.release(files);
+      while (q.depth > 0) await q.drain();
+      const old = q.shard;
+      const oldChunks = this.chunkFiles[i];
+      old.detachTally();
+      old.close();
+      oldChunks.close();
+      // The old files are moved aside and deleted off the event loop: unlinking a file of many MiB
+      // takes the file system tens of ms.
+      const trash = join(this.opts.dataDir, REPLACED_DIR);
+      mkdirSync(trash, { recursive: true, mode: 0o700 });
+      const tag = `${Date.now()}-${i}`;
+      const aside: string[] = [];
+      for (const f of shardFiles(old.path)) {
+        const to = join(trash, `${basename(f)}.${tag}`);
+        try {
+          renameSync(f, to);
+          aside.push(to);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+      }
+      renameSync(chunkFile, oldChunks.path);
+      renameSync(shardFile, old.path);
+      for (const f of aside) void rm(f, { force: true }).catch(() => {});
+      const { shard, chunks, suspects } = this.openShardFiles(i);
+      q.shard = shard;
+      this.chunkFiles[i] = chunks;
+      this.suspects[i] = suspects;
+      this.forgetting[i] = new Set();
+      q.cache.clear();
+      if (worker !== null) {
+        shard.setAutoCheckpoint(SAFETY_NET_CHECKPOINT_PAGES);
+        chunks.setAutoCheckpoint(CHUNK_SAFETY_NET_CHECKPOINT_PAGES);
+        chunks.onCommit = () => worker.markDirty(this.queues.length + i);
+      }
+    } finally {
+      worker?.unhold(files);
+      release();
+      this.swapping.delete(i);
+    }
+  }
+
+  /** Shards whose files replaceShardFiles() is swapping: the sweeper leaves them alone meanwhile. */
+  private readonly swapping = new Set<number>();
 
   /**
    * Reclaims the chunks of dead blobs in the background: one step (RECLAIM_CHUNKS chunks of one
@@ -789,11 +992,6 @@ export class Store {
       return true;
     }
     return false;
-  }
-
-  /** Rows whose value is stored in chunks, over all shards (what a replica's full copy cannot carry yet). */
-  chunkedRows(): number {
-    return this.queues.reduce((n, q) => n + q.shard.chunkedRows(), 0);
   }
 
   /** Blobs and chunks in each shard's chunk file, and dead blobs waiting (tests, INFO). */
@@ -896,12 +1094,39 @@ function orElse<T>(f: () => T, fallback: T): T {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Where replaceShardFiles() moves the files it replaces until they are deleted (emptied at open). */
+const REPLACED_DIR = 'replaced.tmp';
 /** Chunks one reclamation step deletes (a 256 KiB chunk frees four 64 KiB pages: ~0.1 ms each). */
 const RECLAIM_CHUNKS = 16;
 /** Dead blobs looked at per step. */
 const RECLAIM_CANDIDATES = 8;
 const RECLAIM_PAUSE_MS = 1;
+/** Rows one purge step deletes at most: 2000 small rows took 3–24 ms here, 500 keep a step near the budget. */
+const PURGE_ROWS = 500;
+const PURGE_PAUSE_MS = 2;
+const PURGE_IDLE_MS = 100;
+/** Snapshot connections kept open per shard between long reads. */
+const IDLE_SNAPSHOTS_PER_SHARD = 2;
 const RECLAIM_IDLE_MS = 100;
+
+/**
+ * Refuses a shard copy this shard could not open as it is: not an SQLite file, or a schema newer
+ * than this version's (an older one is brought up to date when opened, as at start).
+ */
+function checkCopy(file: string, shardPath: string): void {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    throw new Error(`the copy for ${shardPath} cannot be opened: ${(err as Error).message}`);
+  }
+  try {
+    const theirs = Number(db.pragma('user_version', { simple: true }));
+    if (theirs > SCHEMA_VERSION) throw new Error(`the copy for ${shardPath} has schema version ${theirs}; this version reads up to ${SCHEMA_VERSION}`);
+  } finally {
+    db.close();
+  }
+}
 
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));

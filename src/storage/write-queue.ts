@@ -47,6 +47,8 @@ export type PendingWrite =
    */
   | { kind: 'sweep'; now: number; limit: number; offload?: () => Promise<SweepResult> }
   | { kind: 'flush' }
+  /** One bounded step of deleting rows a flush set aside (shard.ts purgeStep). */
+  | { kind: 'purge'; limit: number }
   /** Dead blobs whose chunks have been reclaimed: forget them (shard.ts 'reclaimed'). */
   | { kind: 'reclaimed'; ids: number[] };
 
@@ -160,7 +162,8 @@ export class WriteQueue {
   atomicGroup: number | undefined = undefined;
 
   constructor(
-    readonly shard: Shard,
+    /** Replaced only by Store.replaceShardFiles(), with the queue drained. */
+    public shard: Shard,
     private readonly budget: InflightBudget,
     private readonly opts: WriteQueueOptions,
   ) {
@@ -183,7 +186,7 @@ export class WriteQueue {
    */
   push(write: PendingWrite, wantAck: boolean): Promise<void> | undefined {
     const seq = ++this.seq;
-    if (write.kind === 'sweep' || write.kind === 'reclaimed') {
+    if (write.kind === 'sweep' || write.kind === 'reclaimed' || write.kind === 'purge') {
       // Touches only rows every read already treats as absent: nothing to show or forget.
     } else if (write.kind === 'flush') {
       this.overlay.putBarrier(seq);
@@ -365,7 +368,7 @@ export class WriteQueue {
           if (errors[i] !== null && sized.blob !== undefined) this.opts.onBlobDropped?.(sized.blob.id);
         }
       }
-      if (w.kind === 'sweep' || w.kind === 'reclaimed') {
+      if (w.kind === 'sweep' || w.kind === 'reclaimed' || w.kind === 'purge') {
         // nothing in the overlay to release
       } else if (w.kind === 'flush') this.overlay.releaseBarrier(q.seq);
       else if (w.kind === 'delns') this.overlay.releaseNamespaceBarrier(w.ns, q.seq);

@@ -1,13 +1,16 @@
 /**
  * `blobasaur check`: is every shard file sound? SQLite's integrity_check (b-tree structure,
- * indexes against tables, free list), then every row's value against its checksum. Read-only;
+ * indexes against tables, free list), then every row's value against its checksum, then the
+ * shard's chunk file (chunk-check.ts: integrity_check, every chunk's CRC-32, every chunked row's
+ * blob present with its size and chunk count; orphan blobs counted). Read-only;
  * safe while the server runs (except with [sqlite] locking_mode = "EXCLUSIVE", which locks others out).
  */
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { checksum } from '../storage/checksum.js';
 import { describeKey } from '../storage/key-names.js';
-import { registerSlotFunction, shardPath } from '../storage/schema.js';
+import { chunkPathOf, registerSlotFunction, shardPath } from '../storage/schema.js';
+import { checkChunkFile } from './chunk-check.js';
 import { readShardCount } from './vacuum.js';
 
 export interface ShardCheck {
@@ -18,6 +21,11 @@ export interface ShardCheck {
   rows: number;
   /** integrity_check's findings and checksum mismatches, at most MAX_PROBLEMS of them. */
   problems: string[];
+  /** Values stored in chunks whose blob was found whole, and the chunks that passed their CRC-32. */
+  chunkedValues: number;
+  chunks: number;
+  /** Blobs of the chunk file referenced by nothing (a kill mid-write; the server reclaims them at start). */
+  orphanBlobs: number;
 }
 
 /** Problems reported per shard: integrity_check lists one line per bad cell, which can be thousands. */
@@ -26,6 +34,7 @@ const MAX_PROBLEMS = 20;
 export function checkShardFile(shard: number, file: string): ShardCheck {
   const problems: string[] = [];
   let rows = 0;
+  let found = { blobs: 0, chunks: 0, orphans: 0 };
   const note = (p: string): void => {
     if (problems.length < MAX_PROBLEMS) problems.push(p);
   };
@@ -35,7 +44,7 @@ export function checkShardFile(shard: number, file: string): ShardCheck {
     // integrity_check verifies the slot indexes, which needs the function their columns call.
     registerSlotFunction(db);
   } catch (err) {
-    return { shard, file, ok: false, rows, problems: [`cannot open: ${message(err)}`] };
+    return { shard, file, ok: false, rows, problems: [`cannot open: ${message(err)}`], chunkedValues: 0, chunks: 0, orphanBlobs: 0 };
   }
   try {
     db.pragma('busy_timeout = 2000');
@@ -60,10 +69,27 @@ export function checkShardFile(shard: number, file: string): ShardCheck {
         note(`${table}: reading the rows failed: ${message(err)}`);
       }
     }
+    const chunkFile = chunkPathOf(file);
+    let chunks: Database.Database | null = null;
+    try {
+      if (existsSync(chunkFile)) chunks = new Database(chunkFile, { readonly: true, fileMustExist: true });
+    } catch (err) {
+      note(`chunk file ${chunkFile} cannot be opened: ${message(err)}`);
+    }
+    try {
+      if (chunks !== null) chunks.pragma('busy_timeout = 2000');
+      const c = checkChunkFile(db, chunks, note);
+      found = c;
+    } catch (err) {
+      refuseLocked(chunkFile, err);
+      note(`chunk file: ${message(err)}`);
+    } finally {
+      chunks?.close();
+    }
   } finally {
     db.close();
   }
-  return { shard, file, ok: problems.length === 0, rows, problems };
+  return { shard, file, ok: problems.length === 0, rows, problems, chunkedValues: found.blobs, chunks: found.chunks, orphanBlobs: found.orphans };
 }
 
 export interface Row {
@@ -79,7 +105,7 @@ export function checkDataDir(dataDir: string, progress: (c: ShardCheck) => void 
   const out: ShardCheck[] = [];
   for (let id = 0; id < shards; id++) {
     const file = shardPath(dataDir, id);
-    const c = existsSync(file) ? checkShardFile(id, file) : { shard: id, file, ok: false, rows: 0, problems: ['file is missing'] };
+    const c = existsSync(file) ? checkShardFile(id, file) : { shard: id, file, ok: false, rows: 0, problems: ['file is missing'], chunkedValues: 0, chunks: 0, orphanBlobs: 0 };
     out.push(c);
     progress(c);
   }

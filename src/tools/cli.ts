@@ -192,7 +192,9 @@ export async function runTool(cmd: ToolCommand, argv: string[]): Promise<number>
         const bar = progress('check', 'shards');
         let checked = 0;
         const results = checkDataDir(dataDir, (c) => {
-          const head = `shard ${c.shard} (${c.file}): ${c.ok ? `ok, ${c.rows} rows` : 'DAMAGED'}`;
+          const chunked = c.chunkedValues === 0 ? '' : `, ${c.chunkedValues} stored in chunks (${c.chunks} chunks)`;
+          const orphans = c.orphanBlobs === 0 ? '' : `, ${c.orphanBlobs} orphan blobs (reclaimed at the next start)`;
+          const head = `shard ${c.shard} (${c.file}): ${c.ok ? `ok, ${c.rows} rows${chunked}${orphans}` : 'DAMAGED'}`;
           process.stdout.write(`${[head, ...c.problems.map((line) => `  ${line}`)].join('\n')}\n`);
           bar.update(++checked, total, `shard ${c.shard} ${c.ok ? 'ok' : 'damaged'}`);
         });

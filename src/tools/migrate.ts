@@ -5,7 +5,10 @@
  * Resumable by construction. A row moves in two commits: first it is written (INSERT OR REPLACE,
  * the same bytes and metadata) into its new shard, then deleted from the old one. A kill between
  * the two leaves the row in both files with identical contents; the next run copies it again
- * (a no-op) and deletes it. Nothing else writes while the server is stopped, so a row present
+ * (a no-op) and deletes it. A value stored in chunks (over 1 MiB) stays chunked: its stored chunks
+ * are copied as they are into the target's chunk file under a new blob id first, and the row
+ * written there refers to that id; the source row's delete leaves its blob dead (the server
+ * reclaims it), and a kill before the row is written leaves an orphan blob (reclaimed at start). Nothing else writes while the server is stopped, so a row present
  * twice can only be such a copy. `migrate.json` records the source and target counts and the row
  * count before the first move; while it exists the server refuses to start on the directory. The
  * end: every row is checked to sit in its home shard (so none is duplicated), the total must equal
@@ -16,7 +19,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { LAYOUT_FILE, writeLayout } from '../storage/layout.js';
 import { ShardRing } from '../storage/mpchash.js';
-import { applyMigrations, KEYED_TABLES, registerSlotFunction, schemaTables, shardFiles, shardPath } from '../storage/schema.js';
+import { ChunkFile, chunkCount } from '../storage/chunks.js';
+import type { Encoded } from '../storage/codecs.js';
+import { applyMigrations, chunkPath, KEYED_TABLES, registerSlotFunction, schemaTables, shardFiles, shardPath } from '../storage/schema.js';
+import { blobProblem, chunkedRows } from './chunk-check.js';
 import { Shard } from '../storage/shard.js';
 import { readShardCount } from './vacuum.js';
 
@@ -115,21 +121,6 @@ function checkTables(db: Database.Database, path: string): void {
   if (unknown.length > 0) throw new MigrateError(`${path} has tables this version cannot migrate: ${unknown.join(', ')}`);
 }
 
-/** Values over 1 MiB live in the shard's chunk file (schema 3), which this tool does not move yet. */
-function refuseChunked(db: Database.Database, path: string): void {
-  const columns = (db.pragma('table_info(blobs)') as { name: string }[]).map((c) => c.name);
-  if (!columns.includes('blob_id')) return;
-  const n = Number(
-    db.prepare('SELECT (SELECT count(*) FROM blobs WHERE blob_id IS NOT NULL) + (SELECT count(*) FROM ns_blobs WHERE blob_id IS NOT NULL)').pluck().get(),
-  );
-  if (n > 0) {
-    throw new MigrateError(
-      `${path} holds ${n} values stored in chunks (over 1 MiB, in ${path.replace(/\.db$/, '.chunks.db')}); ` +
-        'migrate cannot move them between shards yet: delete or shrink them first, or keep the shard count',
-    );
-  }
-}
-
 function countRows(db: Database.Database): number {
   return Number(db.prepare('SELECT count(*) FROM blobs').pluck().get()) + Number(db.prepare('SELECT count(*) FROM ns_blobs').pluck().get());
 }
@@ -179,7 +170,6 @@ export function migrateDataDir(
       const db = openRaw(shardPath(dataDir, id));
       try {
         checkTables(db, shardPath(dataDir, id));
-        refuseChunked(db, shardPath(dataDir, id));
         rowsBefore += countRows(db);
       } finally {
         db.close();
@@ -211,6 +201,7 @@ export function migrateDataDir(
   const dbs: (Database.Database | null)[] = [];
   for (let id = 0; id < total; id++) dbs.push(existsSync(shardPath(dataDir, id)) ? openRaw(shardPath(dataDir, id)) : null);
   const ring = new ShardRing(st.to);
+  const chunks = new ChunkFiles(dataDir);
   let moved = 0;
   let scanned = 0;
   try {
@@ -218,7 +209,7 @@ export function migrateDataDir(
       const src = dbs[source];
       if (src === null || st.done_sources.includes(source)) continue;
       for (const table of KEYED_TABLES) {
-        moveTable(src, source, table, dbs, ring, batch, (n, m) => {
+        moveTable(src, source, table, dbs, ring, batch, chunks, (n, m) => {
           scanned += n;
           moved += m;
           progress({ phase: 'move', source, sources: st.from, scanned, moved, total: st.rows_before });
@@ -248,8 +239,25 @@ export function migrateDataDir(
       }
     }
     if (rows !== st.rows_before) throw new MigrateError(`row count check failed: ${rows} rows after, ${st.rows_before} before`);
+    chunks.close();
+    // Every chunked value in its home shard finds its blob whole in that shard's chunk file.
+    for (let id = 0; id < st.to; id++) {
+      const db = dbs[id];
+      const file = chunkPath(dataDir, id);
+      if (db === null || !existsSync(file)) continue;
+      const cdb = new Database(file, { fileMustExist: true });
+      try {
+        for (const row of chunkedRows(db)) {
+          const why = blobProblem(cdb, row.blob_id, row.size, new Set());
+          if (why !== null) throw new MigrateError(`after the move, shard ${id}: ${why}`);
+        }
+      } finally {
+        cdb.close();
+      }
+    }
     for (const db of dbs) db?.pragma('wal_checkpoint(TRUNCATE)');
   } finally {
+    chunks.close();
     for (const db of dbs) db?.close();
   }
   // The point of no return: the directory now has the new count.
@@ -260,6 +268,69 @@ export function migrateDataDir(
   return { from: st.from, to: st.to, rows: st.rows_before, moved, resumed, nothingToDo: false };
 }
 
+/**
+ * The chunk files of the shards, opened when a chunked value is first moved from or to them (with
+ * the server's own code and pragmas: 64 KiB pages, set before a new file's first table), and the
+ * blobs copied in this run (a blob several rows share is copied once per target).
+ */
+class ChunkFiles {
+  private readonly open = new Map<number, ChunkFile>();
+  private readonly copied = new Map<string, { id: number; stored: number }>();
+
+  constructor(private readonly dataDir: string) {}
+
+  private file(shard: number, db: Database.Database): ChunkFile {
+    let f = this.open.get(shard);
+    if (f === undefined) {
+      f = new ChunkFile(chunkPath(this.dataDir, shard), { synchronous: 'NORMAL', cache_size_mb: 16, busy_timeout_ms: 500, mmap_size_mb: 0, locking_mode: 'EXCLUSIVE' });
+      // New ids start above every id the shard file mentions (rows and dead blobs), as the server's.
+      f.allocate(Number(db.prepare('SELECT max(coalesce((SELECT max(blob_id) FROM blobs), 0), coalesce((SELECT max(blob_id) FROM ns_blobs), 0), coalesce((SELECT max(blob_id) FROM dead_blobs), 0))').pluck().get()));
+      this.open.set(shard, f);
+    }
+    return f;
+  }
+
+  /** Copies blob `id` (`size` bytes) of shard `from` into shard `to`'s chunk file; its id there and stored bytes. */
+  copy(from: number, fromDb: Database.Database, to: number, toDb: Database.Database, id: number, size: number): { id: number; stored: number } {
+    const memo = `${from}:${id}:${to}`;
+    const done = this.copied.get(memo);
+    if (done !== undefined) return done;
+    const src = this.file(from, fromDb);
+    const dst = this.file(to, toDb);
+    const copy = dst.allocate();
+    dst.open(copy, size);
+    let stored = 0;
+    const n = chunkCount(size);
+    for (let seq = 0; seq < n; seq += CHUNKS_PER_COPY) {
+      const part: { encoded: Encoded; size: number }[] = [];
+      for (let s = seq; s < Math.min(n, seq + CHUNKS_PER_COPY); s++) {
+        let c;
+        try {
+          c = src.readStored(id, s);
+        } catch (err) {
+          throw new MigrateError(`${(err as Error).message}: run blobasaur check and repair before migrating`);
+        }
+        part.push({ encoded: { codec: c.codec, payload: c.data }, size: c.size });
+      }
+      stored += dst.putChunks(copy, seq, part);
+    }
+    const out = { id: copy, stored };
+    this.copied.set(memo, out);
+    return out;
+  }
+
+  close(): void {
+    for (const f of this.open.values()) {
+      f.checkpoint();
+      f.close();
+    }
+    this.open.clear();
+  }
+}
+
+/** Chunks copied per transaction of the target chunk file (16 × 256 KiB). */
+const CHUNKS_PER_COPY = 16;
+
 /** Moves the rows of one table of one source shard whose home is elsewhere, `batch` rows per step. */
 function moveTable(
   src: Database.Database,
@@ -268,11 +339,16 @@ function moveTable(
   dbs: (Database.Database | null)[],
   ring: ShardRing,
   batch: number,
+  chunks: ChunkFiles,
   step: (scanned: number, moved: number) => void,
 ): void {
   const { columns, params } = tables().get(table)!;
-  const scan = src.prepare<[number, number], { rowid: number; key: Buffer; size: number }>(
-    `SELECT rowid, key, size FROM ${table} WHERE rowid > ? ORDER BY rowid LIMIT ?`,
+  const names = columns.split(', ');
+  const blobAt = names.indexOf('blob_id');
+  const storedAt = names.indexOf('blob_stored');
+  const sizeAt = names.indexOf('size');
+  const scan = src.prepare<[number, number], { rowid: number; key: Buffer; size: number; chunked: number }>(
+    `SELECT rowid, key, ${blobAt < 0 ? '0' : 'blob_id IS NOT NULL'} AS chunked, size FROM ${table} WHERE rowid > ? ORDER BY rowid LIMIT ?`,
   );
   const read = src.prepare(`SELECT ${columns} FROM ${table} WHERE rowid = ?`).raw();
   const del = src.prepare(`DELETE FROM ${table} WHERE rowid = ?`);
@@ -289,10 +365,12 @@ function moveTable(
   for (;;) {
     const rows = scan.all(after, batch);
     if (rows.length === 0) return;
-    // Cut the chunk where its values pass MAX_CHUNK_BYTES (one row always fits).
+    // Cut the chunk where its values pass MAX_CHUNK_BYTES (one row always fits); a chunked
+    // value's bytes are not in the row, and are copied chunk by chunk.
     let bytes = 0;
     let n = 0;
-    while (n < rows.length && (n === 0 || bytes + rows[n].size <= MAX_CHUNK_BYTES)) bytes += rows[n++].size;
+    const inRow = (r: { size: number; chunked: number }): number => (r.chunked ? 0 : r.size);
+    while (n < rows.length && (n === 0 || bytes + inRow(rows[n]) <= MAX_CHUNK_BYTES)) bytes += inRow(rows[n++]);
     const chunk = rows.slice(0, n);
     const byTarget = new Map<number, number[]>();
     for (const row of chunk) {
@@ -302,12 +380,21 @@ function moveTable(
       if (list === undefined) byTarget.set(home, (list = []));
       list.push(row.rowid);
     }
-    // 1. Copy into each new home and commit there.
+    // 1. Copy into each new home and commit there (a chunked value's blob first, in its own commits).
     for (const [target, rowids] of byTarget) {
       const db = dbs[target]!;
       const ins = insertInto(target);
+      const values = rowids.map((rowid) => {
+        const v = read.get(rowid) as unknown[];
+        if (blobAt >= 0 && v[blobAt] !== null) {
+          const copy = chunks.copy(source, src, target, db, Number(v[blobAt]), Number(v[sizeAt]));
+          v[blobAt] = copy.id;
+          v[storedAt] = copy.stored;
+        }
+        return v;
+      });
       db.transaction(() => {
-        for (const rowid of rowids) ins.run(...(read.get(rowid) as unknown[]));
+        for (const v of values) ins.run(...v);
       })();
     }
     // 2. Only then delete from the source: a kill between 1 and 2 leaves identical copies.

@@ -8,12 +8,20 @@
  * jump, then narrowing back by bisection to the first rowid that reads again). Values whose
  * checksum does not match are not copied: a wrong value is lost, not served. The key index, read
  * on its own, names the rows that could not be saved.
+ *
+ * A value stored in chunks is saved with its blob: the blob's chunks are read from the old chunk
+ * file one at a time, and copied (same blob id, shared chunks once) into a new chunk file only if
+ * every chunk is there, reads, passes its CRC-32 and has the size the value needs; otherwise the
+ * row is lost and named. Blobs no saved row references are left behind; the damaged chunk file is
+ * kept beside the new one as shard-N.chunks.db.corrupt.
  */
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { checksum } from '../storage/checksum.js';
 import { describeKey } from '../storage/key-names.js';
-import { registerSlotFunction, schemaTables, shardFiles, shardPath } from '../storage/schema.js';
+import { crc32 } from 'node:zlib';
+import { CHUNK_BYTES, ChunkFile, chunkCount } from '../storage/chunks.js';
+import { chunkPathOf, registerSlotFunction, schemaTables, shardFiles, shardPath } from '../storage/schema.js';
 import { Shard } from '../storage/shard.js';
 import { checkShardFile, message } from './check.js';
 import { readShardCount } from './vacuum.js';
@@ -68,9 +76,13 @@ export function repairShardFile(shard: number, file: string): ShardRepair {
   let saved = 0;
   const lostNames = new Set<string>();
   let lostComplete = true;
+  const chunkFile = chunkPathOf(file);
+  const freshChunks = `${chunkFile}.repair`;
+  let blobs: BlobSalvage | null = null;
   try {
     // The new file as the server makes it: pragmas, auto_vacuum and every migration.
     new Shard(shard, fresh, { synchronous: 'NORMAL', cache_size_mb: 16, busy_timeout_ms: 5000, mmap_size_mb: 0 }).close();
+    blobs = new BlobSalvage(chunkFile, freshChunks);
     const dst = new Database(fresh);
     registerSlotFunction(dst); // the rows copied in compute their indexed slot
     try {
@@ -91,6 +103,10 @@ export function repairShardFile(shard: number, file: string): ShardRepair {
           const key = row.key as Buffer;
           const sum = row.checksum as number | null | undefined;
           if (sum !== null && sum !== undefined && checksum(row.data as Buffer) !== sum) {
+            lostNames.add(describeKey(ns, key));
+            continue;
+          }
+          if (row.blob_id !== null && row.blob_id !== undefined && !blobs.save(Number(row.blob_id), Number(row.size))) {
             lostNames.add(describeKey(ns, key));
             continue;
           }
@@ -119,12 +135,21 @@ export function repairShardFile(shard: number, file: string): ShardRepair {
     } finally {
       dst.close();
     }
+    blobs.finish();
   } catch (err) {
+    blobs?.close();
     src.close();
-    for (const f of shardFiles(fresh)) rmSync(f, { force: true });
+    for (const f of [...shardFiles(fresh), freshChunks, `${freshChunks}-wal`, `${freshChunks}-shm`]) rmSync(f, { force: true });
     throw new RepairError(`repair of ${file} failed: ${message(err)}`);
   }
   src.close();
+  // The chunk file goes first: until the shard file is swapped too, the old rows keep their old blobs.
+  if (blobs.wrote) {
+    let chunksKept = `${chunkFile}.corrupt`;
+    if (existsSync(chunksKept)) chunksKept = `${chunkFile}.${Date.now()}.corrupt`;
+    for (const suffix of ['', '-wal', '-shm']) if (existsSync(`${chunkFile}${suffix}`)) renameSync(`${chunkFile}${suffix}`, `${chunksKept}${suffix}`);
+    renameSync(freshChunks, chunkFile);
+  }
   let keptAs = `${file}.corrupt`;
   if (existsSync(keptAs)) keptAs = `${file}.${Date.now()}.corrupt`;
   // The damaged file's WAL belongs to it: it moves along, never to be replayed into the new file.
@@ -138,6 +163,113 @@ export function repairShardFile(shard: number, file: string): ShardRepair {
 
 function rowId(ns: Buffer | null, key: Buffer): string {
   return `${ns === null ? '' : `${ns.toString('hex')}:`}${key.toString('hex')}`;
+}
+
+/**
+ * Copies whole, sound blobs from a (possibly damaged) chunk file into a new one, keeping their ids;
+ * a chunk several blobs share is copied once.
+ */
+class BlobSalvage {
+  private src: Database.Database | null = null;
+  private dst: Database.Database | null = null;
+  private readonly saved = new Map<number, boolean>();
+  private readonly chunkIds = new Map<number, number>();
+  /** Whether a new chunk file was made (the old one had blobs to save, or could not be read). */
+  wrote = false;
+
+  constructor(
+    private readonly from: string,
+    private readonly to: string,
+  ) {
+    if (!existsSync(from)) return;
+    try {
+      this.src = openExclusive(from);
+    } catch (err) {
+      if (/in use by another process/.test((err as Error).message)) throw err;
+      this.src = null;
+    }
+  }
+
+  private target(): Database.Database {
+    if (this.dst === null) {
+      for (const f of [this.to, `${this.to}-wal`, `${this.to}-shm`]) rmSync(f, { force: true });
+      // As the server makes it: 64 KiB pages and the schema, before anything is written.
+      new ChunkFile(this.to, { synchronous: 'NORMAL', cache_size_mb: 16, busy_timeout_ms: 5000, mmap_size_mb: 0 }).close();
+      this.dst = new Database(this.to);
+      this.dst.pragma('journal_mode = WAL');
+      this.wrote = true;
+    }
+    return this.dst;
+  }
+
+  /** Copies blob `id` if it can serve a value of `size` bytes; false when it cannot (the row is lost). */
+  save(id: number, size: number): boolean {
+    const known = this.saved.get(id);
+    if (known !== undefined) return known;
+    const ok = this.copy(id, size);
+    this.saved.set(id, ok);
+    return ok;
+  }
+
+  private copy(id: number, size: number): boolean {
+    const src = this.src;
+    if (src === null) return false;
+    const n = chunkCount(size);
+    let map: { seq: number; chunk_id: number }[];
+    try {
+      const indexed = src.prepare<[number], number>('SELECT size FROM blob_index WHERE blob_id = ?').pluck().get(id);
+      if (indexed !== size) return false;
+      map = src.prepare<[number], { seq: number; chunk_id: number }>('SELECT seq, chunk_id FROM blob_chunks WHERE blob_id = ? ORDER BY seq').all(id);
+    } catch {
+      return false;
+    }
+    if (map.length !== n || map.some((m, i) => m.seq !== i)) return false;
+    const read = src.prepare<[number], { codec: number; crc: number; size: number; data: Buffer }>('SELECT codec, crc, size, data FROM chunks WHERE id = ?');
+    const chunks: ({ codec: number; crc: number; size: number; data: Buffer } | null)[] = [];
+    // Checked first, all of them: a blob is saved whole or not at all. Chunks are 256 KiB, and
+    // only the ones not copied before are held.
+    for (let i = 0; i < n; i++) {
+      const want = i < n - 1 ? CHUNK_BYTES : size - (n - 1) * CHUNK_BYTES;
+      if (this.chunkIds.has(map[i].chunk_id)) {
+        chunks.push(null);
+        continue;
+      }
+      let c;
+      try {
+        c = read.get(map[i].chunk_id);
+      } catch {
+        return false;
+      }
+      if (c === undefined || c.size !== want || crc32(c.data) !== c.crc) return false;
+      chunks.push(c);
+    }
+    const dst = this.target();
+    dst.transaction(() => {
+      dst.prepare('INSERT INTO blob_index (blob_id, size) VALUES (?, ?)').run(id, size);
+      const put = dst.prepare('INSERT INTO chunks (codec, crc, size, data) VALUES (?, ?, ?, ?)');
+      const link = dst.prepare('INSERT INTO blob_chunks (blob_id, seq, chunk_id) VALUES (?, ?, ?)');
+      chunks.forEach((c, seq) => {
+        const old = map[seq].chunk_id;
+        if (c !== null) this.chunkIds.set(old, Number(put.run(c.codec, c.crc, c.size, c.data).lastInsertRowid));
+        link.run(id, seq, this.chunkIds.get(old)!);
+      });
+    })();
+    return true;
+  }
+
+  finish(): void {
+    // Always a new file when there was one: what no saved row references is left behind.
+    if (existsSync(this.from)) this.target();
+    this.dst?.pragma('wal_checkpoint(TRUNCATE)');
+    this.close();
+  }
+
+  close(): void {
+    this.src?.close();
+    this.dst?.close();
+    this.src = null;
+    this.dst = null;
+  }
 }
 
 /** The source, locked against a running server (which would write to it meanwhile). */

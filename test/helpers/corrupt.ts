@@ -66,3 +66,36 @@ export function tablePages(file: string, table: string): number[] {
     db.close();
   }
 }
+
+/** SQLite's b-tree page type of a table leaf: the pages that hold rows. */
+const TABLE_LEAF = 0x0d;
+
+/** Where a marker was found: its capture, and its offset in the file. */
+export interface MarkerAt {
+  id: string;
+  offset: number;
+}
+
+/**
+ * The table-leaf pages (0-based) of the file as it is on disk now (a page still only in the WAL is
+ * not there) and the markers on each: every match of `marker`, a global RegExp whose first group
+ * names the row, e.g. /<VICTIM-(\d+)>/g. One pass over the file. Page 0, the schema page, whose
+ * b-tree header sits after the file header, is left out.
+ */
+export function leafPagesHolding(file: string, marker: RegExp): Map<number, MarkerAt[]> {
+  const size = pageSize(file);
+  const bytes = readFileSync(file);
+  const pages = new Map<number, MarkerAt[]>();
+  for (let page = 1; page * size < bytes.length; page++) {
+    if (bytes[page * size] !== TABLE_LEAF) continue;
+    const text = bytes.subarray(page * size, (page + 1) * size).toString('latin1');
+    const found = [...text.matchAll(marker)].map((m) => ({ id: m[1], offset: page * size + m.index! }));
+    if (found.length > 0) pages.set(page, found);
+  }
+  return pages;
+}
+
+/** Breaks the header of one b-tree page (0-based), as breakPageHolding() does, in a file a server may have open. */
+export function breakPage(file: string, page: number): void {
+  poke(file, page * pageSize(file), Buffer.from([0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]));
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// Whole-namespace and whole-dataset commands against the event loop (issue 17 point 4). A probe
+// client does small GETs, one at a time, while a second client runs:
+//   HGETALL / HKEYS / HVALS of a namespace of --fields fields (default 200,000, 100-byte values)
+//   FLUSHALL of --keys plain keys (default 300,000), then the background purge of their rows
+//   KEYS * over --keys keys, against redis-server with the same keys (the same run)
+// and reports the probe's p50/p99/max and each command's own time. Prints a Markdown table.
+//
+//   node bench/bounded-work.mjs [--fields N] [--keys N] [--server-js path] [--no-redis]
+import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { Redis } from 'ioredis';
+import { pipelined, startBlobasaur, startRedis, sleep } from './lib.mjs';
+
+const { values: opts } = parseArgs({
+  options: {
+    fields: { type: 'string', default: '200000' },
+    keys: { type: 'string', default: '300000' },
+    'server-js': { type: 'string' },
+    'no-redis': { type: 'boolean', default: false },
+  },
+});
+const FIELDS = Number(opts.fields);
+const KEYS = Number(opts.keys);
+const rows = [];
+const ms = (x) => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 0) : '—');
+const probeText = (p) => `p50 ${ms(p.p50)} / p99 ${ms(p.p99)} / max ${ms(p.max)} ms (${p.n} GETs)`;
+
+const server = await startBlobasaur('log_level = "warn"\n', 'blobasaur-bounded-', { serverJs: opts['server-js'], stdio: 'pipe' });
+const probe = new Redis({ port: server.port, host: '127.0.0.1' });
+const main = new Redis({ port: server.port, host: '127.0.0.1' });
+const probeKeys = Array.from({ length: 100 }, (_, i) => `probe:${i}`);
+
+/** Runs `work` while a probe client on its own thread times small GETs against `port`. */
+async function underProbe(port, work) {
+  const worker = new Worker(new URL('./probe-worker.mjs', import.meta.url), { workerData: { port, keys: probeKeys } });
+  const messages = [];
+  let wake = null;
+  worker.on('message', (m) => {
+    messages.push(m);
+    wake?.();
+  });
+  const message = async () => {
+    while (messages.length === 0) await new Promise((r) => (wake = r));
+    return messages.shift();
+  };
+  await message(); // ready
+  await sleep(50);
+  const t = performance.now();
+  const result = await work();
+  const own = performance.now() - t;
+  worker.postMessage('stop');
+  const probe = await message();
+  await worker.terminate();
+  return { result, own, probe };
+}
+
+try {
+  for (const k of probeKeys) await probe.set(k, 'x'.repeat(100));
+  await pipelined(server.port, FIELDS, (i) => ['HSET', 'big', `field:${i}`, 'v'.repeat(100)], { window: 256 });
+  console.error(`loaded ${FIELDS} fields`);
+  for (const [name, cmd] of [
+    ['HGETALL', 'hgetall'],
+    ['HKEYS', 'hkeys'],
+    ['HVALS', 'hvals'],
+  ]) {
+    const r = await underProbe(server.port, () => main.call(cmd, 'big'));
+    const n = Array.isArray(r.result) ? r.result.length : Object.keys(r.result).length * 2;
+    rows.push([`${name} of ${FIELDS.toLocaleString('en')} fields (${n.toLocaleString('en')} elements)`, probeText(r.probe), `${ms(r.own)} ms`]);
+  }
+  const hlen = await underProbe(server.port, async () => {
+    for (let i = 0; i < 100; i++) await main.hlen('big');
+  });
+  rows.push([`HLEN ×100 at ${FIELDS.toLocaleString('en')} fields`, probeText(hlen.probe), `${ms(hlen.own / 100)} ms each`]);
+
+  await main.flushall();
+  for (const k of probeKeys) await probe.set(k, 'x'.repeat(100));
+  await pipelined(server.port, KEYS, (i) => ['SET', `key:${i}`, 'v'.repeat(100)], { window: 256 });
+  console.error(`loaded ${KEYS} keys`);
+
+  const keys = await underProbe(server.port, () => main.keys('*'));
+  rows.push([`KEYS * over ${KEYS.toLocaleString('en')} keys`, probeText(keys.probe), `${ms(keys.own)} ms`]);
+
+  const flush = await underProbe(server.port, async () => {
+    await main.flushall();
+    const acked = performance.now();
+    const dbsize = await main.dbsize();
+    if (dbsize !== 0) throw new Error(`DBSIZE ${dbsize} right after FLUSHALL`);
+    return acked;
+  });
+  rows.push([`FLUSHALL of ${KEYS.toLocaleString('en')} keys (reply)`, probeText(flush.probe), `${ms(flush.own)} ms`]);
+  // The purge runs after the reply: probe until the shard files hold no flushed table.
+  for (const k of probeKeys) await probe.set(k, 'x'.repeat(100));
+  const purge = await underProbe(server.port, async () => {
+    const t = Date.now();
+    await sleep(3000);
+    return Date.now() - t;
+  });
+  rows.push(['the 3 s after FLUSHALL (background purge of its rows)', probeText(purge.probe), '—']);
+
+  if (!opts['no-redis']) {
+    const redis = await startRedis('redis-bounded-');
+    try {
+      const rc = new Redis({ port: redis.port, host: '127.0.0.1' });
+      const rprobe = new Redis({ port: redis.port, host: '127.0.0.1' });
+      for (const k of probeKeys) await rprobe.set(k, 'x'.repeat(100));
+      await pipelined(redis.port, KEYS, (i) => ['SET', `key:${i}`, 'v'.repeat(100)], { window: 256 });
+      const rk = await underProbe(redis.port, () => rc.keys('*'));
+      rows.push([`redis-server: KEYS * over ${KEYS.toLocaleString('en')} keys`, probeText(rk.probe), `${ms(rk.own)} ms`]);
+      await pipelined(redis.port, FIELDS, (i) => ['HSET', 'big', `field:${i}`, 'v'.repeat(100)], { window: 256 });
+      const rh = await underProbe(redis.port, () => rc.hgetall('big'));
+      rows.push([`redis-server: HGETALL of ${FIELDS.toLocaleString('en')} fields`, probeText(rh.probe), `${ms(rh.own)} ms`]);
+      const rf = await underProbe(redis.port, () => rc.flushall());
+      rows.push([`redis-server: FLUSHALL of ${(KEYS + 1).toLocaleString('en')} keys (SYNC)`, probeText(rf.probe), `${ms(rf.own)} ms`]);
+      rc.disconnect();
+      rprobe.disconnect();
+    } finally {
+      redis.stop();
+    }
+  }
+} finally {
+  probe.disconnect();
+  main.disconnect();
+  server.stop();
+}
+
+console.log('| what | probe client\'s small GETs meanwhile | the command itself |');
+console.log('| --- | --- | --- |');
+for (const r of rows) console.log(`| ${r.join(' | ')} |`);

@@ -1,0 +1,119 @@
+/**
+ * A read snapshot of one shard on a connection of its own: the rows as they were committed when
+ * it began, whatever commits meanwhile (WAL keeps the pages a reader's snapshot needs). For reads
+ * too large for one turn of the event loop (HGETALL of a huge namespace), which read it in steps.
+ *
+ * The connection is read-only and pooled by the store (Store.openSnapshot). It holds the WAL back
+ * from being checkpointed past its snapshot while it lives: whoever takes one ends it promptly.
+ */
+import Database from 'better-sqlite3';
+import type { Statement } from 'better-sqlite3';
+import type { SqliteSettings } from './shard.js';
+
+const LIVE = '(expires_at IS NULL OR expires_at > ?)';
+
+/** A field row as a snapshot reads it: the payload, or the blob that holds it in the chunk file. */
+export interface SnapshotRow {
+  key: Buffer;
+  data: Buffer;
+  codec: number;
+  checksum: number | null;
+  size: number;
+  blob_id: number | null;
+  blob_stored: number | null;
+}
+
+const COLUMNS = 'key, data, codec, checksum, size, blob_id, blob_stored';
+
+/** One pooled read-only connection; begin() starts a snapshot, end() lets it go. */
+export class SnapshotConnection {
+  private readonly db: Database.Database;
+  private readonly stmt: {
+    begin: Statement;
+    commit: Statement;
+    fields: Statement<[Buffer], number>;
+    expired: Statement<[number, Buffer], number>;
+    live: Statement<[Buffer, Buffer, number], SnapshotRow>;
+    any: Statement<[Buffer, Buffer], SnapshotRow>;
+    first: Statement<[Buffer, number], SnapshotRow>;
+    after: Statement<[Buffer, Buffer, number], SnapshotRow>;
+  };
+
+  constructor(path: string, sqlite: SqliteSettings) {
+    this.db = new Database(path, { readonly: true, fileMustExist: true });
+    try {
+      this.db.pragma(`busy_timeout = ${sqlite.busy_timeout_ms}`);
+      this.db.pragma(`cache_size = ${-Math.max(1, sqlite.cache_size_mb) * 1024}`);
+      this.db.pragma(`mmap_size = ${sqlite.mmap_size_mb * 1024 * 1024}`);
+      const db = this.db;
+      this.stmt = {
+        begin: db.prepare('BEGIN'),
+        commit: db.prepare('COMMIT'),
+        fields: db.prepare<[Buffer], number>('SELECT fields FROM ns_counts WHERE namespace = ?').pluck(),
+        // Rows that have expired and wait for the sweeper: few, found by the expiry index.
+        expired: db
+          .prepare<[number, Buffer], number>(
+            'SELECT count(*) FROM ns_blobs INDEXED BY ns_blobs_expires_at WHERE expires_at IS NOT NULL AND expires_at <= ? AND namespace = ?',
+          )
+          .pluck(),
+        live: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`),
+        any: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND key = ?`),
+        first: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND ${LIVE} ORDER BY key`),
+        after: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND key > ? AND ${LIVE} ORDER BY key`),
+      };
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+  }
+
+  /** Starts the snapshot now: the first read of a transaction fixes what it sees. */
+  begin(): void {
+    this.stmt.begin.run();
+    this.stmt.fields.get(Buffer.alloc(0));
+  }
+
+  end(): void {
+    if (this.db.inTransaction) this.stmt.commit.run();
+  }
+
+  close(): void {
+    this.end();
+    this.db.close();
+  }
+
+  /** Live fields of `ns` in this shard: the maintained count less the expired rows not yet swept. */
+  liveCount(ns: Buffer, now: number): number {
+    const all = this.stmt.fields.get(ns) ?? 0;
+    return all === 0 ? 0 : all - (this.stmt.expired.get(now, ns) ?? 0);
+  }
+
+  liveRow(ns: Buffer, key: Buffer, now: number): SnapshotRow | undefined {
+    return this.stmt.live.get(ns, key, now);
+  }
+
+  /** A row whatever its expiry (a pending expiry change has decided the field is live). */
+  anyRow(ns: Buffer, key: Buffer): SnapshotRow | undefined {
+    return this.stmt.any.get(ns, key);
+  }
+
+  /**
+   * Live rows of `ns` after `after` in key order, stopping at `maxRows` rows, `maxBytes` of
+   * values, or `deadline` (performance.now()), whichever comes first; at least one row if any.
+   */
+  page(ns: Buffer, after: Buffer | null, now: number, maxRows: number, maxBytes: number, deadline: number): SnapshotRow[] {
+    const it = after === null ? this.stmt.first.iterate(ns, now) : this.stmt.after.iterate(ns, after, now);
+    const out: SnapshotRow[] = [];
+    let bytes = 0;
+    try {
+      for (const row of it) {
+        out.push(row);
+        bytes += row.data.length;
+        if (out.length >= maxRows || bytes >= maxBytes || performance.now() >= deadline) break;
+      }
+    } finally {
+      it.return?.();
+    }
+    return out;
+  }
+}
