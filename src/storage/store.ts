@@ -103,9 +103,10 @@ const CHECKPOINT_INTERVAL_MS = 50;
 const SAFETY_NET_CHECKPOINT_PAGES = 16384;
 /**
  * The chunk files' threshold while the worker runs: 1 GiB of 64 KiB pages, above two values of
- * proto_max_bulk_len. A streamed SET writes ~60 MiB/s; the worker (nice 19) falls behind on a busy
- * machine, and at 256 MiB the safety net ran on the event loop during one 500 MiB upload (measured:
- * 180–380 ms of CPU inside one chunk commit, bench/big-blobs.mjs).
+ * proto_max_bulk_len. A streamed SET writes ~60–100 MiB/s; the worker (nice 19) falls behind on a
+ * busy machine, and at 256 MiB the safety net ran on the event loop during one 500 MiB upload
+ * (bench/staged-write-profile.mjs at load ~10: 25–94 ms of CPU inside single chunk commits; none
+ * at 1 GiB).
  */
 const CHUNK_SAFETY_NET_CHECKPOINT_PAGES = 16384;
 /** SQLite's default, restored if the worker is lost. */
