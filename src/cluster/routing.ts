@@ -18,8 +18,11 @@ export const readonlyClients = new WeakSet<object>();
 /** Connections whose next command follows an -ASK (they sent ASKING): an importing slot serves it. */
 export const askingClients = new WeakSet<object>();
 
-/** Whether a key exists here (live), for the keys of a slot being moved. */
-export type KeyProbe = (key: Buffer) => boolean;
+/**
+ * Whether a key exists here (live), for the keys of a slot being moved: a plain key or namespace
+ * (`ns` null), or, in `namespace_routing = "field"`, the field `key` of namespace `ns`.
+ */
+export type KeyProbe = (key: Buffer, ns: Buffer | null) => boolean;
 
 /**
  * MIGRATE's keys, as Redis' migrateGetKeys finds them: with KEYS (searched from the 7th
@@ -99,8 +102,11 @@ export function routeCommand(cluster: ClusterState, spec: CommandSpec, args: rea
   const asking = client !== undefined && askingClients.has(client);
   if (asking && spec.name !== 'asking') askingClients.delete(client);
   if (spec.legacyKeys === null) return null;
-  const keys = spec.name === 'migrate' ? migrateKeys(args) : routingKeys(spec, args, cluster.namespaceRouting);
+  const fields = spec.name === 'migrate' || cluster.namespaceRouting !== 'field' ? null : fieldArgs(spec, args);
+  const keys = spec.name === 'migrate' ? migrateKeys(args) : (fields ?? keyArgs(spec, args));
   if (keys.length === 0) return null;
+  // In field mode a slot holds a namespace's fields, so a moving slot asks about (namespace, field).
+  const here = probe === undefined ? undefined : (k: Buffer): boolean => probe(k, fields === null ? null : args[1]);
   const slot = keySlot(keys[0]);
   const r = cluster.route(slot);
   if (r.kind === 'down') return SLOT_NOT_SERVED;
@@ -111,12 +117,12 @@ export function routeCommand(cluster: ClusterState, spec: CommandSpec, args: rea
   const migratingTo = r.kind === 'self' ? cluster.migrating.get(slot) : undefined;
   const importing = r.kind !== 'self' && cluster.importing.has(slot);
   if ((migratingTo !== undefined || importing) && spec.name === 'migrate') return null;
-  if (migratingTo !== undefined && probe !== undefined && keys.some((k) => !probe(k))) {
+  if (migratingTo !== undefined && here !== undefined && keys.some((k) => !here(k))) {
     const target = cluster.node(migratingTo);
     if (target !== undefined) return new ErrorReply(`ASK ${slot} ${target.host === '' ? '127.0.0.1' : target.host}:${target.port}`);
   }
   if (importing && (asking || spec.flags.includes('asking'))) {
-    if (keys.length > 1 && probe !== undefined && keys.some((k) => !probe(k))) return TRYAGAIN;
+    if (keys.length > 1 && here !== undefined && keys.some((k) => !here(k))) return TRYAGAIN;
     return null;
   }
   if (r.kind === 'self') return null;
