@@ -20,9 +20,9 @@ export const askingClients = new WeakSet<object>();
 
 /**
  * Whether a key exists here (live), for the keys of a slot being moved: a plain key or namespace
- * (`ns` null), or, in `namespace_routing = "field"`, the field `key` of namespace `ns`.
+ * of that name (`'name'`), only a plain key (`'blob'`), or the field `key` of namespace `scope`.
  */
-export type KeyProbe = (key: Buffer, ns: Buffer | null) => boolean;
+export type KeyProbe = (key: Buffer, scope: Buffer | 'name' | 'blob') => boolean;
 
 /**
  * MIGRATE's keys, as Redis' migrateGetKeys finds them: with KEYS (searched from the 7th
@@ -105,8 +105,15 @@ export function routeCommand(cluster: ClusterState, spec: CommandSpec, args: rea
   const fields = spec.name === 'migrate' || cluster.namespaceRouting !== 'field' ? null : fieldArgs(spec, args);
   const keys = spec.name === 'migrate' ? migrateKeys(args) : (fields ?? keyArgs(spec, args));
   if (keys.length === 0) return null;
-  // In field mode a slot holds a namespace's fields, so a moving slot asks about (namespace, field).
-  const here = probe === undefined ? undefined : (k: Buffer): boolean => probe(k, fields === null ? null : args[1]);
+  // In field mode a slot holds plain keys and fields (a moving slot asks about (namespace, field)),
+  // never whole namespaces: a command on a whole namespace is served where it routes.
+  let here: ((k: Buffer) => boolean) | undefined;
+  if (probe !== undefined) {
+    if (cluster.namespaceRouting !== 'field') here = (k) => probe(k, 'name');
+    else if (fields !== null) here = (k) => probe(k, args[1]);
+    else if (spec.group === 'hash') here = () => true;
+    else here = (k) => probe(k, 'blob');
+  }
   const slot = keySlot(keys[0]);
   const r = cluster.route(slot);
   if (r.kind === 'down') return SLOT_NOT_SERVED;

@@ -63,6 +63,10 @@ describe('resharding with namespace_routing = "field": fields move with their sl
     for (const ns of ['nsA', 'nsB', 'nsC']) assert.equal(await command(port('p1'), 'HSET', ns, f, `v-${ns}`), ':1\r\n');
     assert.equal(await command(port('p1'), 'HPEXPIRE', 'nsC', '600000', 'FIELDS', '1', f), '*1\r\n:1\r\n');
     assert.equal(await command(port('p1'), 'SET', f, 'plain'), '+OK\r\n');
+    // A namespace of the same name, whose one field stays on p1 (its own slot does not move).
+    const stay = 'stay:2';
+    assert.ok(keySlot(stay) < 8192 && keySlot(stay) !== keySlot(f));
+    assert.equal(await command(port('p1'), 'HSET', f, stay, 'kept'), ':1\r\n');
     assert.equal(await command(port('p1'), 'CLUSTER', 'COUNTKEYSINSLOT', slot), ':1\r\n'); // one name: the plain key and the fields
     assert.equal(await command(port('p2'), 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', ids.get('p1')!), '+OK\r\n');
     assert.equal(await command(port('p1'), 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', ids.get('p2')!), '+OK\r\n');
@@ -74,7 +78,12 @@ describe('resharding with namespace_routing = "field": fields move with their sl
     c.write(resp('HSET', 'nsD', f, 'v-nsD'));
     assert.deepEqual(await c.replies(2), ['+OK\r\n', ':1\r\n']);
     c.destroy();
+    assert.equal(await command(port('p1'), 'GET', f), 'plain');
     assert.equal(await command(port('p1'), 'MIGRATE', '127.0.0.1', String(port('p2')), '', '0', '5000', 'REPLACE', 'KEYS', f), '+OK\r\n');
+    // The plain key moved: p1 sends its readers on, though a namespace of that name is still here,
+    // and serves a command on that whole namespace (namespaces never move in field mode).
+    assert.equal(await command(port('p1'), 'GET', f), `-ASK ${slot} 127.0.0.1:${port('p2')}\r\n`);
+    assert.equal(await command(port('p1'), 'HGETALL', f), `*2\r\n$${stay.length}\r\n${stay}\r\n$4\r\nkept\r\n`);
     assert.equal(await command(port('p1'), 'CLUSTER', 'COUNTKEYSINSLOT', slot), ':0\r\n');
     for (const ns of ['nsA', 'nsB', 'nsC']) assert.equal(await command(port('p1'), 'HEXISTS', ns, f), `-ASK ${slot} 127.0.0.1:${port('p2')}\r\n`);
     assert.equal(await command(port('p2'), 'CLUSTER', 'SETSLOT', slot, 'NODE', ids.get('p2')!), '+OK\r\n');
@@ -107,6 +116,7 @@ describe('resharding with namespace_routing = "field": fields move with their sl
     for (const ns of ['nsA', 'nsB', 'nsC', 'nsD']) assert.equal(await command(port('p2'), 'HDEL', ns, f), ':1\r\n');
     assert.equal(await command(port('p2'), 'DEL', f), ':1\r\n');
     assert.equal(await command(port('p2'), 'HDEL', 'nsA', g), ':1\r\n');
+    assert.equal(await command(port('p1'), 'HDEL', f, stay), ':1\r\n');
     for (const s of [slot, slot2]) assert.equal(await command(port('p2'), 'CLUSTER', 'SETSLOT', s, 'NODE', ids.get('p1')!), '+OK\r\n');
     await waitFor('slots back on p1', async () => (await command(port('p1'), 'HGET', 'nsA', f)) === '$-1\r\n' && (await command(port('p1'), 'HGET', 'nsA', g)) === '$-1\r\n');
   });
