@@ -7,7 +7,7 @@ import { parseHostPort } from '../config/index.js';
 import { isLoopbackHost } from '../config/addr.js';
 import type { Logger } from '../observability/log.js';
 import { GossipBus } from './gossip.js';
-import { EtcdMember, etcdPrefix, readMap, updateMap, type EtcdView } from './etcd.js';
+import { EtcdMember, etcdPrefix, updateMap, type EtcdView } from './etcd.js';
 import { assignSlots, MapError, slotOwners } from './map.js';
 import { nodeIdFor, type ManagedNode } from './state.js';
 import { configSlots, countSlots, formatRanges } from './slots.js';
@@ -48,6 +48,13 @@ export function unsafeBusReason(config: Config): string | null {
     `(secret = "<at least 16 characters>", e.g. the output of \`openssl rand -hex 32\`), or keep the bus on ` +
     `this machine with bus_addr = "127.0.0.1:${bus.port}".`
   );
+}
+
+/** etcd already assigns the slot as asked: nothing to write (carries that map's epoch). */
+class Unchanged extends Error {
+  constructor(readonly epoch: number) {
+    super('unchanged');
+  }
 }
 
 export class Cluster {
@@ -181,15 +188,22 @@ export class Cluster {
     );
     this.etcd = member;
     this.state.assignSlot = async (slot, owner) => {
-      const { map } = await readMap(member.client, member.prefix);
-      if (map !== null && slotOwners(map)[slot] === owner) return;
-      const next = await updateMap(member.client, member.prefix, (m) => {
-        if (m === null) throw new MapError('this cluster has no slot map yet');
-        return assignSlots(m, slot, slot, owner);
-      });
-      // Answer once this node routes by the new map, so a client told OK is never sent back.
+      let epoch: number;
+      try {
+        epoch = (
+          await updateMap(member.client, member.prefix, (m) => {
+            if (m === null) throw new MapError('this cluster has no slot map yet');
+            if (slotOwners(m)[slot] === owner) throw new Unchanged(m.epoch);
+            return assignSlots(m, slot, slot, owner);
+          })
+        ).epoch;
+      } catch (err) {
+        if (!(err instanceof Unchanged)) throw err;
+        epoch = err.epoch;
+      }
+      // Answer once this node routes by that map, so a client told OK is never sent back.
       const deadline = Date.now() + 5000;
-      while (this.state.currentEpoch() < next.epoch && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      while (this.state.currentEpoch() < epoch && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     };
     await member.start();
     this.log.info(

@@ -18,8 +18,11 @@ export const readonlyClients = new WeakSet<object>();
 /** Connections whose next command follows an -ASK (they sent ASKING): an importing slot serves it. */
 export const askingClients = new WeakSet<object>();
 
-/** Whether a key exists here (live), for the keys of a slot being moved. */
-export type KeyProbe = (key: Buffer) => boolean;
+/**
+ * Whether a key exists here (live), for the keys of a slot being moved: a plain key or namespace
+ * of that name (`'name'`), only a plain key (`'blob'`), or the field `key` of namespace `scope`.
+ */
+export type KeyProbe = (key: Buffer, scope: Buffer | 'name' | 'blob') => boolean;
 
 /**
  * MIGRATE's keys, as Redis' migrateGetKeys finds them: with KEYS (searched from the 7th
@@ -99,8 +102,18 @@ export function routeCommand(cluster: ClusterState, spec: CommandSpec, args: rea
   const asking = client !== undefined && askingClients.has(client);
   if (asking && spec.name !== 'asking') askingClients.delete(client);
   if (spec.legacyKeys === null) return null;
-  const keys = spec.name === 'migrate' ? migrateKeys(args) : routingKeys(spec, args, cluster.namespaceRouting);
+  const fields = spec.name === 'migrate' || cluster.namespaceRouting !== 'field' ? null : fieldArgs(spec, args);
+  const keys = spec.name === 'migrate' ? migrateKeys(args) : (fields ?? keyArgs(spec, args));
   if (keys.length === 0) return null;
+  // In field mode a slot holds plain keys and fields (a moving slot asks about (namespace, field)),
+  // never whole namespaces: a command on a whole namespace is served where it routes.
+  let here: ((k: Buffer) => boolean) | undefined;
+  if (probe !== undefined) {
+    if (cluster.namespaceRouting !== 'field') here = (k) => probe(k, 'name');
+    else if (fields !== null) here = (k) => probe(k, args[1]);
+    else if (spec.group === 'hash') here = () => true;
+    else here = (k) => probe(k, 'blob');
+  }
   const slot = keySlot(keys[0]);
   const r = cluster.route(slot);
   if (r.kind === 'down') return SLOT_NOT_SERVED;
@@ -111,12 +124,12 @@ export function routeCommand(cluster: ClusterState, spec: CommandSpec, args: rea
   const migratingTo = r.kind === 'self' ? cluster.migrating.get(slot) : undefined;
   const importing = r.kind !== 'self' && cluster.importing.has(slot);
   if ((migratingTo !== undefined || importing) && spec.name === 'migrate') return null;
-  if (migratingTo !== undefined && probe !== undefined && keys.some((k) => !probe(k))) {
+  if (migratingTo !== undefined && here !== undefined && keys.some((k) => !here(k))) {
     const target = cluster.node(migratingTo);
     if (target !== undefined) return new ErrorReply(`ASK ${slot} ${target.host === '' ? '127.0.0.1' : target.host}:${target.port}`);
   }
   if (importing && (asking || spec.flags.includes('asking'))) {
-    if (keys.length > 1 && probe !== undefined && keys.some((k) => !probe(k))) return TRYAGAIN;
+    if (keys.length > 1 && here !== undefined && keys.some((k) => !here(k))) return TRYAGAIN;
     return null;
   }
   if (r.kind === 'self') return null;

@@ -285,10 +285,6 @@ async function clusterSetslot(c: ClusterState, { ks, now }: CommandContext, args
     return OK;
   }
   if (args.length !== 5 || !['migrating', 'importing', 'node'].includes(action)) return SETSLOT_USAGE;
-  if (action !== 'node' && c.namespaceRouting === 'field') {
-    // MIGRATE moves whole names; a slot of fields spread over namespaces cannot be moved so.
-    return new ErrorReply('ERR slot migration needs namespace_routing = "namespace"');
-  }
   const n = c.node(id);
   if (action === 'migrating') {
     if (owner !== c.myself) return new ErrorReply(`ERR I'm not the owner of hash slot ${slot}`);

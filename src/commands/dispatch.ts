@@ -105,9 +105,12 @@ export function run(spec: CommandSpec, ctx: CommandContext, args: Buffer[]): Rep
   return out;
 }
 
-/** A slot being moved asks which keys are still here: a live blob or namespace of that name. */
-function keyProbe(ctx: CommandContext): (key: Buffer) => boolean {
-  return (key) => ctx.ks.exists(null, key, ctx.now) || ctx.ks.namespaceExists(key, ctx.now);
+/** A slot being moved asks which keys are still here: a live blob or namespace of that name, only a blob, or a field of `scope`. */
+function keyProbe(ctx: CommandContext): (key: Buffer, scope: Buffer | 'name' | 'blob') => boolean {
+  return (key, scope) => {
+    if (scope instanceof Buffer) return ctx.ks.exists(scope, key, ctx.now);
+    return ctx.ks.exists(null, key, ctx.now) || (scope === 'name' && ctx.ks.namespaceExists(key, ctx.now));
+  };
 }
 
 /** Command statistics, then SLOWLOG and LATENCY: one clock reading for all of them. */

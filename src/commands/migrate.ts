@@ -15,6 +15,7 @@ import { joinAcks, type Ack, type Keyspace, type PendingValue } from '../storage
 import { keyword, NOT_INTEGER_TEXT, parseInt64, SYNTAX_ERROR_TEXT } from './args.js';
 import { defineCommand, keyAfter, keyAt } from './define.js';
 import { afterAck, type CommandSpec, type Handler } from './types.js';
+import { migrateFields } from './migrate-fields.js';
 
 const BUSYKEY = new ErrorReply('BUSYKEY Target key name already exists.');
 const SYNTAX_ERROR = new ErrorReply(SYNTAX_ERROR_TEXT);
@@ -181,6 +182,8 @@ function parseMigrate(args: Buffer[]): MigrateRequest | ErrorReply {
 const migrate: Handler = ({ ks, server, now }, args) => {
   const req = parseMigrate(args);
   if (req instanceof ErrorReply) return req;
+  // Field mode: a slot holds fields of many namespaces, moved one by one (migrate-fields.ts).
+  if (server.cluster?.namespaceRouting === 'field') return migrateFields(ks, req, now);
   const found: { key: Buffer; snap: Snapshot }[] = [];
   for (const key of req.keys) {
     const snap = snapshot(ks, key, now);

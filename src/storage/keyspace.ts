@@ -894,6 +894,34 @@ export class Keyspace {
     return out;
   }
 
+  /**
+   * Namespaces with a live field named `field`, at most `max`: what a slot holds under that name
+   * in `namespace_routing = "field"` (MIGRATE moves them). Fields are placed by their own name,
+   * so one shard has them all.
+   */
+  fieldNamespaces(field: Buffer, max: number, now: number): Buffer[] {
+    const q = this.store.queueOf(field);
+    const out: Buffer[] = [];
+    const seen = new Set<string>();
+    const offer = (ns: Buffer): boolean => {
+      const id = ns.toString('latin1');
+      if (seen.has(id)) return true;
+      seen.add(id);
+      if (this.exists(ns, field, now)) out.push(ns);
+      return out.length < max;
+    };
+    let pending = 0;
+    for (const ns of q.overlay.pendingNamespaces()) {
+      for (const e of q.overlay.pending(ns)) {
+        if (!e.key.equals(field)) continue;
+        pending++;
+        if (!offer(ns)) return out;
+      }
+    }
+    for (const ns of q.shard.fieldNamespaces(field, calculateSlot(field), max - out.length + pending, now)) if (!offer(ns)) return out;
+    return out;
+  }
+
   // ---- internals --------------------------------------------------------------------------------
 
   /** The value a pending entry stands for; KEEP (a pending expiry change) means the committed row's. */

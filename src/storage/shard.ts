@@ -551,6 +551,15 @@ export class Shard {
     return this.prep<Buffer>(`SELECT DISTINCT key FROM ns_blobs WHERE slot = ? AND ${LIVE} LIMIT ?`).pluck().all(slot, now, limit);
   }
 
+  /**
+   * Namespaces holding a live field named `field` (whose slot is `slot`), for MIGRATE in
+   * `namespace_routing = "field"`: found through the slot index, O(fields in the slot).
+   */
+  fieldNamespaces(field: Buffer, slot: number, limit: number, now: number): Buffer[] {
+    this.shareReadTxn();
+    return this.prep<Buffer>(`SELECT namespace FROM ns_blobs WHERE slot = ? AND key = ? AND ${LIVE} LIMIT ?`).pluck().all(slot, field, now, limit);
+  }
+
   /** Live fields of a namespace in this shard, in order; `after` continues a scan. */
   nsFields(ns: Buffer, after: Buffer | null, limit: number, now: number): FieldRow[] {
     const rows = this.guard((): FieldRow[] => {

@@ -283,3 +283,154 @@ export async function startManaged(spec: ManagedSpec): Promise<TestServer> {
 export async function clusterEpoch(port: number): Promise<number> {
   return Number(/cluster_current_epoch:(\d+)/.exec(await command(port, 'CLUSTER', 'INFO'))?.[1] ?? -1);
 }
+
+// ---- load from the three cluster clients (managed-cluster scenarios) ----------------------------
+
+/** What one client's writer/reader did: its acknowledged last value per key, errors with times. */
+export interface LoadResult {
+  client: 'ioredis' | 'node-redis' | 'redis-py';
+  writes: number;
+  reads: number;
+  /** Errors that reached the application (redirections the client followed are not errors). */
+  errors: { at: number; message: string }[];
+  /** Epoch ms of every acknowledged write, in order (for "first write after …"). */
+  okTimes: number[];
+  last: Map<string, string>;
+}
+
+export interface ClusterLoad {
+  /** Stops every client and returns what each did. */
+  stop(): Promise<LoadResult[]>;
+}
+
+/**
+ * A writer and a reader per client — ioredis Cluster, node-redis createCluster, redis-py
+ * RedisCluster (a child process) — each overwriting its own keys (`keys(prefix)`) in turn and
+ * reading them back, until stopped or `maxMs` passes. Errors pause a client 50 ms (no busy loop
+ * while a slot is down). Reads must return the value last acknowledged for that key.
+ */
+export async function startClusterLoad(seedPort: number, keys: (prefix: string) => string[], maxMs = 120_000): Promise<ClusterLoad> {
+  const { Cluster } = await import('ioredis');
+  const { createCluster } = await import('redis');
+  const { spawn } = await import('node:child_process');
+  let stopped = false;
+  const deadline = Date.now() + maxMs;
+  const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
+  async function loop(r: LoadResult, set: (k: string, v: string) => Promise<unknown>, get: (k: string) => Promise<string | null>, ks: string[]): Promise<LoadResult> {
+    for (let i = 0; !stopped && Date.now() < deadline; i++) {
+      const k = ks[i % ks.length];
+      try {
+        await set(k, String(i));
+        r.last.set(k, String(i));
+        r.okTimes.push(Date.now());
+        r.writes++;
+        const j = ks[(i * 7) % ks.length];
+        const v = await get(j);
+        if (v !== (r.last.get(j) ?? null)) r.errors.push({ at: Date.now(), message: `read ${j}: ${v} after ${r.last.get(j)}` });
+        r.reads++;
+      } catch (err) {
+        r.errors.push({ at: Date.now(), message: (err as Error).message });
+        await pause();
+      }
+    }
+    return r;
+  }
+  const io = new Cluster([{ host: '127.0.0.1', port: seedPort }], { maxRedirections: 64, retryDelayOnMoved: 0, retryDelayOnTryAgain: 20, slotsRefreshTimeout: 2000 });
+  io.on('error', () => {}); // counted where a command fails
+  const ioRun = loop(
+    { client: 'ioredis', writes: 0, reads: 0, errors: [], okTimes: [], last: new Map() },
+    (k, v) => io.set(k, v),
+    (k) => io.get(k),
+    keys('io:'),
+  );
+  const nr = createCluster({ rootNodes: [{ url: `redis://127.0.0.1:${seedPort}` }], maxCommandRedirections: 64 });
+  nr.on('error', () => {});
+  await nr.connect();
+  const nrRun = loop(
+    { client: 'node-redis', writes: 0, reads: 0, errors: [], okTimes: [], last: new Map() },
+    (k, v) => nr.set(k, v),
+    (k) => nr.get(k),
+    keys('nr:'),
+  );
+  const dir = tempDir('blobasaur-load-py-');
+  const stopFile = join(dir, 'stop');
+  writeFileSync(join(dir, 'keys.txt'), keys('py:').join('\n'));
+  const py = spawn(
+    '/usr/bin/python3',
+    [
+      '-c',
+      `
+import os, time, json
+from redis.cluster import RedisCluster
+keys = open(${JSON.stringify(join(dir, 'keys.txt'))}).read().split('\\n')
+last, errors, ok, writes, reads, i = {}, [], [], 0, 0, 0
+def connect():
+    try:
+        return RedisCluster(host='127.0.0.1', port=${seedPort}, cluster_error_retry_attempts=10)
+    except Exception as e:
+        errors.append([int(time.time() * 1000), repr(e)])
+        return None
+rc = connect()
+end = time.time() + ${Math.ceil(maxMs / 1000)}
+while not os.path.exists(${JSON.stringify(stopFile)}) and time.time() < end:
+    k = keys[i % len(keys)]
+    if rc is None:
+        time.sleep(0.05)
+        rc = connect()
+        continue
+    try:
+        rc.set(k, str(i)); last[k] = str(i); writes += 1; ok.append(int(time.time() * 1000))
+        j = keys[(i * 7) % len(keys)]
+        v = rc.get(j)
+        want = last.get(j)
+        if (v.decode() if v is not None else None) != want: errors.append([int(time.time() * 1000), 'read %s: %r after %r' % (j, v, want)])
+        reads += 1
+    except Exception as e:
+        errors.append([int(time.time() * 1000), repr(e)])
+        # redis-py 4.3 (Debian 12) cannot rebuild its slot map once a node it knew is dead: it
+        # deep-copies a connection argument that holds a lock (redis-py issue 2480). A new
+        # client from a live seed is the way out an application has too.
+        if 'cannot pickle' in repr(e):
+            rc = None
+        time.sleep(0.05)
+    i += 1
+print(json.dumps({'writes': writes, 'reads': reads, 'errors': errors[:200], 'ok': ok, 'last': last}))
+`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let pyOut = '';
+  let pyErr = '';
+  py.stdout!.on('data', (d: Buffer) => (pyOut += d.toString()));
+  py.stderr!.on('data', (d: Buffer) => (pyErr += d.toString()));
+  const pyDone = new Promise<void>((r) => py.once('exit', () => r()));
+  return {
+    async stop(): Promise<LoadResult[]> {
+      stopped = true;
+      writeFileSync(stopFile, '');
+      const [a, b] = await Promise.all([ioRun, nrRun, pyDone]);
+      io.disconnect();
+      await nr.close().catch(() => {});
+      let p: { writes: number; reads: number; errors: [number, string][]; ok: number[]; last: Record<string, string> };
+      try {
+        p = JSON.parse(pyOut) as typeof p;
+      } catch {
+        throw new Error(`redis-py load did not report: ${pyErr.slice(-2000)}`);
+      }
+      const c: LoadResult = {
+        client: 'redis-py',
+        writes: p.writes,
+        reads: p.reads,
+        errors: p.errors.map(([at, message]) => ({ at, message })),
+        okTimes: p.ok,
+        last: new Map(Object.entries(p.last)),
+      };
+      return [a, b, c];
+    },
+  };
+}
+
+/** One line per client for a test's figures. */
+export function loadSummary(results: LoadResult[]): string {
+  return results.map((r) => `${r.client} ${r.writes} writes/${r.reads} reads, ${r.errors.length} errors`).join('; ');
+}

@@ -1,8 +1,11 @@
 /**
  * Automatic failover in a managed cluster: three primaries and three replicas (child processes)
- * on a one-member etcd. A writer and a reader run while one primary is killed with kill -9; its
- * replica is promoted through etcd (epoch + 1); clients follow -MOVED; writes acknowledged with
- * WAIT 1 all survive; the killed primary comes back as a replica of the new one. Figures printed.
+ * on a one-member etcd. Writers and readers — ioredis Cluster, node-redis createCluster, redis-py
+ * RedisCluster, and two plain connections to the primary (with and without WAIT 1) — run while
+ * (a) the primary is killed with kill -9: its replica is promoted through etcd (epoch + 1), every
+ * client follows -MOVED and writes again, writes acknowledged with WAIT 1 all survive; and while
+ * (c) the killed primary comes back: it becomes a replica of the new one, and no client sees an
+ * error. Figures printed.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +18,7 @@ import { keySlot } from '../../src/cluster/slots.js';
 import { initialMap } from '../../src/cluster/map.js';
 import { etcdPrefix, updateMap } from '../../src/cluster/etcd.js';
 import { python } from '../helpers/cli.js';
-import { clusterEpoch, command, nodes, spawnManaged, waitFor, type ManagedSpec } from '../helpers/cluster.js';
+import { clusterEpoch, command, loadSummary, nodes, spawnManaged, startClusterLoad, waitFor, type LoadResult, type ManagedSpec } from '../helpers/cluster.js';
 import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
 import { freePort, tempDir, type Child } from '../helpers/servers.js';
 
@@ -53,7 +56,7 @@ describe('managed failover: 3 primaries + 3 replicas, kill -9 of a primary under
         for (const r of ['r1', 'r2', 'r3']) if (!/master_link_status:up/.test(await command(port(r), 'INFO', 'replication'))) return false;
         return true;
       },
-      20_000,
+      60_000,
     );
   });
   after(async () => {
@@ -145,6 +148,8 @@ describe('managed failover: 3 primaries + 3 replicas, kill -9 of a primary under
         await new Promise((r) => setTimeout(r, 10));
       }
     })();
+    // The three cluster clients write and read keys of p1's slots throughout.
+    const load = await startClusterLoad(port('p2'), (prefix) => p1Keys(`a${prefix}`, 500));
     await new Promise((r) => setTimeout(r, 1500));
     const killedAt = Date.now();
     procs.get('p1')!.proc.kill('SIGKILL');
@@ -163,6 +168,9 @@ describe('managed failover: 3 primaries + 3 replicas, kill -9 of a primary under
     }
     stop = true;
     await Promise.all([writerWait, writerPlain, reader]);
+    // The cluster clients get 5 s more after the first write on the new primary to write again.
+    if (firstWrite > 0) await new Promise((r) => setTimeout(r, 5000));
+    const results = await load.stop();
     assert.ok(firstWrite > 0, 'no write succeeded after the kill');
     const failoverMs = firstWrite - killedAt;
     assert.ok(failoverMs <= 10_000, `kill to first write took ${failoverMs} ms`);
@@ -180,17 +188,32 @@ describe('managed failover: 3 primaries + 3 replicas, kill -9 of a primary under
     for (const k of ackedWithWait) if ((await cluster.exists(k)) === 0) lostWait++;
     let lostPlain = 0;
     for (const k of ackedPlain) if ((await cluster.exists(k)) === 0) lostPlain++;
+    // Each cluster client: first acknowledged write after the kill, and keys whose last
+    // acknowledged value is not there (a write p1 acknowledged but had not replicated).
+    const perClient: string[] = [];
+    for (const r of results) {
+      const after = r.okTimes.find((t) => t > killedAt);
+      assert.ok(after !== undefined, `${r.client} never wrote after the kill: ${JSON.stringify(r.errors.slice(-3))}`);
+      let lostLast = 0;
+      for (const [k, v] of r.last) if ((await cluster.get(k)) !== v) lostLast++;
+      perClient.push(`${r.client}: first write ${after - killedAt} ms after the kill, ${r.writes} writes, ${r.errors.length} errors, ${lostLast} of ${r.last.size} keys without their last acknowledged value`);
+      assert.ok(after - killedAt <= 15_000, perClient[perClient.length - 1]);
+      assert.ok(r.writes > 50, perClient[perClient.length - 1]);
+    }
     cluster.disconnect();
     assert.ok(ackedWithWait.length > 20, `only ${ackedWithWait.length} WAIT-acknowledged writes`);
     assert.equal(lostWait, 0);
     console.log(
       `# failover figures: kill -9 to first write ${failoverMs} ms (lease_ttl_s ${specs.get("p1")!.leaseTtlS}); acknowledged with WAIT 1: ${ackedWithWait.length}, lost ${lostWait}; ` +
-        `acknowledged without WAIT: ${ackedPlain.length}, lost ${lostPlain}; reader on other shards: ${reads} reads, ${readerErrors} errors`,
+        `acknowledged without WAIT: ${ackedPlain.length}, lost ${lostPlain}; reader on other shards: ${reads} reads, ${readerErrors} errors; ${perClient.join('; ')}`,
     );
     assert.equal(readerErrors, 0);
   });
 
-  it('the killed primary comes back as a replica of its replacement, with its data', async () => {
+  it('the killed primary comes back as a replica of its replacement, with its data; no client sees an error', async () => {
+    const load = await startClusterLoad(port('p3'), (prefix) => p1Keys(`c${prefix}`, 500));
+    await new Promise((r) => setTimeout(r, 1000));
+    const restartedAt = Date.now();
     procs.set('p1', await spawnManaged(specs.get('p1')!, dirs.get('p1')));
     await waitFor(
       'p1 replicating r1',
@@ -200,6 +223,7 @@ describe('managed failover: 3 primaries + 3 replicas, kill -9 of a primary under
       },
       20_000,
     );
+    const backAfter = Date.now() - restartedAt;
     assert.match(await command(port('p1'), 'SET', 'x', '1'), /^-MOVED /);
     const probe = p1Keys('probe:', 1)[0];
     const ro = new Redis({ port: port('p1'), host: '127.0.0.1', lazyConnect: true });
@@ -212,6 +236,28 @@ describe('managed failover: 3 primaries + 3 replicas, kill -9 of a primary under
     assert.match(await command(port('p2'), 'CLUSTER', 'NODES'), new RegExp(`,p1 slave ${r1.id} .* connected\\n`));
     const check = await run('redis-cli', ['--cluster', 'check', `127.0.0.1:${port('p2')}`]);
     assert.match(check.stdout, /\[OK\] All 16384 slots covered\./);
+    assert.match(check.stdout, /\[OK\] All nodes agree about slots configuration\./);
+    await new Promise((r) => setTimeout(r, 1000));
+    const results: LoadResult[] = await load.stop();
+    // Every client's last acknowledged values are on the primary and, after WAIT, on p1 too.
+    assert.equal(await command(port('r1'), 'WAIT', '1', '5000'), ':1\r\n'); // p1, r1's one replica now
+    const p1ro = new Redis({ port: port('p1'), host: '127.0.0.1', lazyConnect: true });
+    await p1ro.connect();
+    await p1ro.call('READONLY');
+    let missing = 0;
+    for (const r of results) {
+      for (const [k, v] of r.last) {
+        if ((await command(port('r1'), 'GET', k)) !== v) missing++;
+        if ((await p1ro.get(k)) !== v) missing++;
+      }
+    }
+    p1ro.disconnect();
+    console.log(`# failover figures (c): p1 back as a replica ${backAfter} ms after its restart began; ${loadSummary(results)}; ${missing} values missing`);
+    for (const r of results) {
+      assert.ok(r.writes > 50, loadSummary(results));
+      assert.deepEqual(r.errors.slice(0, 5), [], r.client);
+    }
+    assert.equal(missing, 0);
   });
 
   it('node-redis createCluster and redis-py RedisCluster read and write after the failover', async () => {

@@ -1,10 +1,12 @@
 /**
- * Online resharding of a managed cluster: three primaries on a one-member etcd, keys preloaded,
- * then writers and readers (ioredis Cluster, node-redis createCluster, redis-py RedisCluster) run
- * while `blobasaur cluster reshard` moves 1,000 slots from p1 to p2 in two steps and `rebalance`
- * evens them out again. After each step redis-cli --cluster check is clean; at the end every key
- * is on exactly one node with its last acknowledged value, and no client saw an error beyond the
- * redirections it follows. Figures printed.
+ * Online resharding of a managed cluster: three primaries, each with a replica, on a one-member
+ * etcd, keys preloaded, then writers and readers (ioredis Cluster, node-redis createCluster,
+ * redis-py RedisCluster) run while `blobasaur cluster reshard` moves 1,000 slots from p1 to p2 in
+ * two steps and `rebalance` evens them out again. After each step redis-cli --cluster check is
+ * clean (three masters with one replica each); the replicas follow the moved keys (READONLY reads
+ * on the new owner's replica see them, the old owner's replica redirects); at the end every key
+ * is on exactly one primary with its last acknowledged value, each replica holds what its primary
+ * holds, and no client saw an error beyond the redirections it follows. Figures printed.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,7 +27,9 @@ import { freePort, MAIN_JS, tempDir, type Child } from '../helpers/servers.js';
 
 const run = promisify(execFile);
 const NAME = 'reshard';
-const NAMES = ['p1', 'p2', 'p3'];
+const PRIMARIES = ['p1', 'p2', 'p3'];
+const REPLICAS = ['r1', 'r2', 'r3'];
+const NAMES = [...PRIMARIES, ...REPLICAS];
 /** Keys of each writer: overwritten in turn, so a key moved mid-write must keep its last value. */
 const KEYS_PER_WRITER = 2000;
 const PRELOAD = 6000;
@@ -46,6 +50,12 @@ async function checkClean(port: number): Promise<void> {
   assert.match(stdout, /\[OK\] All nodes agree about slots configuration\./, stdout);
   assert.match(stdout, /\[OK\] All 16384 slots covered\./, stdout);
   assert.doesNotMatch(stdout, /WARNING|ERR/, stdout);
+  assert.equal((stdout.match(/ \| 1 slaves\./g) ?? []).length, 3, stdout);
+}
+
+/** DBSIZE as a number. */
+async function dbsize(port: number): Promise<number> {
+  return Number(/^:(\d+)/.exec(await command(port, 'DBSIZE'))![1]);
 }
 
 interface WriterResult {
@@ -54,7 +64,7 @@ interface WriterResult {
   last: Map<string, string>;
 }
 
-describe('online resharding under load: 3 primaries, 1,000 slots moved while clients write and read', () => {
+describe('online resharding under load: 3 primaries + 3 replicas, 1,000 slots moved while clients write and read', () => {
   let etcd: TestEtcd;
   let client: Etcd3;
   const specs = new Map<string, ManagedSpec>();
@@ -66,11 +76,17 @@ describe('online resharding under load: 3 primaries, 1,000 slots moved while cli
     client = new Etcd3({ hosts: etcd.endpoints });
     for (const name of NAMES) specs.set(name, { name, etcd: etcd.endpoints, clusterName: NAME, leaseTtlS: 5, port: await freePort() });
     await Promise.all(NAMES.map(async (n) => procs.set(n, await spawnManaged(specs.get(n)!))));
-    await updateMap(client, etcdPrefix(NAME), () => initialMap(NAMES));
-    await waitFor('map on every node', async () => {
-      for (const n of NAMES) if (!/cluster_state:ok/.test(await command(port(n), 'CLUSTER', 'INFO'))) return false;
-      return true;
-    });
+    await updateMap(client, etcdPrefix(NAME), () => initialMap(PRIMARIES, REPLICAS));
+    await waitFor(
+      'map on every node, replicas linked',
+      async () => {
+        for (const n of NAMES) if (!/cluster_state:ok/.test(await command(port(n), 'CLUSTER', 'INFO'))) return false;
+        for (const r of REPLICAS) if (!/master_link_status:up/.test(await command(port(r), 'INFO', 'replication'))) return false;
+        return true;
+      },
+      60_000,
+      100,
+    );
   });
   after(async () => {
     for (const p of procs.values()) {
@@ -220,6 +236,26 @@ print(json.dumps({'writes': writes, 'reads': reads, 'errors': errors[:20], 'nerr
     const lines = await nodes(port('p3'));
     assert.equal(lines.find((l) => l.name === 'p1')!.slots, '1000-5460');
     assert.equal(lines.find((l) => l.name === 'p2')!.slots, '0-999 5461-10922');
+    // The replicas followed: r2 (p2's) serves the moved keys to READONLY clients, r1 (p1's) no longer has them.
+    assert.equal(await command(port('p2'), 'WAIT', '1', '10000'), ':1\r\n');
+    assert.equal(await command(port('p1'), 'WAIT', '1', '10000'), ':1\r\n');
+    const r2 = await RawClient.connect(port('r2'));
+    const r1 = await RawClient.connect(port('r1'));
+    r2.write(resp('READONLY'));
+    r1.write(resp('READONLY'));
+    assert.deepEqual([await r2.reply(), await r1.reply()], ['+OK\r\n', '+OK\r\n']);
+    const sample = preload.filter((_, i) => i % 60 === 0);
+    for (const k of sample) {
+      r2.write(resp('GET', k));
+      assert.equal(await r2.reply(), `$${`v:${k}`.length}\r\nv:${k}\r\n`);
+      r1.write(resp('GET', k));
+      assert.equal(await r1.reply(), `-MOVED ${keySlot(k)} 127.0.0.1:${port('p2')}\r\n`);
+    }
+    r2.destroy();
+    r1.destroy();
+    let onR1 = 0;
+    for (let s = 0; s < 1000; s++) onR1 += Number(/^:(\d+)/.exec(await command(port('r1'), 'CLUSTER', 'COUNTKEYSINSLOT', String(s)))![1]);
+    assert.equal(onR1, 0);
     const moved = Number(/moved 500 slots and (\d+) keys/.exec(first.stdout)![1]) + Number(/moved 500 slots and (\d+) keys/.exec(second.stdout)![1]);
     // Back to an even split, still under load.
     const t3 = Date.now();
@@ -244,15 +280,21 @@ print(json.dumps({'writes': writes, 'reads': reads, 'errors': errors[:20], 'nerr
       else if (got !== v) wrong++;
     }
     let total = 0;
-    for (const n of NAMES) total += Number(/^:(\d+)/.exec(await command(port(n), 'DBSIZE'))![1]);
+    for (const n of PRIMARIES) total += await dbsize(port(n));
     const duplicated = total - expected.size;
+    // Each replica holds what its primary holds, once it has applied everything.
+    const replicaSizes: string[] = [];
+    for (const [i, p] of PRIMARIES.entries()) {
+      assert.equal(await command(port(p), 'WAIT', '1', '10000'), ':1\r\n');
+      replicaSizes.push(`${p} ${await dbsize(port(p))} / ${REPLICAS[i]} ${await dbsize(port(REPLICAS[i]))}`);
+    }
     ioc.disconnect();
     await nr.quit();
     const figures =
       `# reshard figures: 2 x 500 slots p1 -> p2 in ${((t1 - t0) / 1000).toFixed(1)} s + ${((t2 - t1) / 1000).toFixed(1)} s ` +
       `(${moved} keys moved), rebalance (1001 slots p2 -> p1) in ${((t4 - t3) / 1000).toFixed(1)} s; ` +
       `writes during it: ioredis ${io.writes}, node-redis ${nrr.writes}, redis-py ${pyRes.writes}; reads: ioredis ${reads}, redis-py ${pyRes.reads}; ` +
-      `keys ${expected.size}: lost ${lost}, wrong value ${wrong}, duplicated ${duplicated}; ` +
+      `keys ${expected.size}: lost ${lost}, wrong value ${wrong}, duplicated ${duplicated}; primary/replica DBSIZE ${replicaSizes.join(', ')}; ` +
       `client errors: ioredis ${io.errors.length + readErrors.length}, node-redis ${nrr.errors.length}, redis-py ${pyRes.nerrors} ` +
       `(redirections redis-py logged and followed: ${(pyErr.match(/^redis\.exceptions\.AskError/gm) ?? []).length} ASK, ${(pyErr.match(/^redis\.exceptions\.MovedError/gm) ?? []).length} MOVED)`;
     console.log(figures);
@@ -267,5 +309,9 @@ print(json.dumps({'writes': writes, 'reads': reads, 'errors': errors[:20], 'nerr
     assert.equal(lost, 0);
     assert.equal(wrong, 0);
     assert.equal(duplicated, 0);
+    for (const line of replicaSizes) {
+      const [, a, b] = /^\w+ (\d+) \/ \w+ (\d+)$/.exec(line)!;
+      assert.equal(a, b, line);
+    }
   });
 });
