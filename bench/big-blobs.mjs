@@ -1,20 +1,25 @@
 #!/usr/bin/env node
-// Big values and whole-store counts against the event loop (issue 17's budget). A second client
-// does small GETs, one at a time, while the first:
+// Big values and whole-store counts against the event loop (issue 17's budget). A probe — a second
+// client in a process of its own (bench/probe-gets.mjs) — does small GETs, one at a time, while the
+// first client:
 //   counts  DBSIZE / INFO keyspace / INFO blobasaur at --keys keys (default 300,000)
 //   big     SETs a --mib MiB value (default 500), GETs it back, GETRANGE 16 bytes, APPEND 3 bytes
 //           (ioredis), then round-trips the value through redis-cli and redis-py (--clients)
-// and reports the second client's p50/p99/max, the server's RSS growth (VmRSS, sampled every
-// 20 ms, and VmHWM) and each command's own latency. Prints a Markdown table.
+//   ratio   SET and GET of 1 MiB values, redis-benchmark (10 clients, P1, 100 keys, as in
+//           `npm run bench`) against blobasaur and redis-server alternately, --rounds times
+// and reports the probe's p50/p99/max, the server's RSS growth (VmRSS sampled every 20 ms, and
+// VmHWM before and after) and each command's own latency. Prints a Markdown table.
 //
-//   node bench/big-blobs.mjs [--part counts|big|all] [--keys N] [--mib N] [--clients] [--server-js path]
-import { execFileSync, spawnSync } from 'node:child_process';
+//   node bench/big-blobs.mjs [--part counts|big|ratio|all] [--keys N] [--mib N] [--clients] [--rounds N] [--server-js path]
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { pipelined, processMemory, startBlobasaur, tempDir, timeGets } from './lib.mjs';
+import { createInterface } from 'node:readline';
+import { pipelined, processMemory, startBlobasaur, startRedis, tempDir } from './lib.mjs';
+import { benchArgs, parseCsv } from './matrix.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -22,6 +27,7 @@ const { values: opts } = parseArgs({
     keys: { type: 'string', default: '300000' },
     mib: { type: 'string', default: '500' },
     clients: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
     'server-js': { type: 'string' },
   },
 });
@@ -33,20 +39,29 @@ const probeText = (p) => `p50 ${ms(p.p50)} / p99 ${ms(p.p99)} / max ${ms(p.max)}
 
 const config = 'log_level = "warn"\nproto_max_bulk_len = 536870912\nclient_query_buffer_limit = 1073741824\n';
 const server = await startBlobasaur(config, 'blobasaur-big-', { serverJs: opts['server-js'], stdio: 'pipe' });
-const probe = new Redis({ port: server.port, host: '127.0.0.1' });
 const main = new Redis({ port: server.port, host: '127.0.0.1' });
-const probeKeys = Array.from({ length: 100 }, (_, i) => `probe:${i}`);
-for (const k of probeKeys) await probe.set(k, 'x'.repeat(100));
 
-/** Runs `work` while the probe client times small GETs; returns the work's result, its ms and the probe's figures. */
+/** The probe process: "start"/"stop" on its stdin, one JSON line of figures per "stop". */
+const probeProc = spawn(process.execPath, [new URL('./probe-gets.mjs', import.meta.url).pathname, String(server.port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+const probeLines = createInterface({ input: probeProc.stdout })[Symbol.asyncIterator]();
+const probeLine = async () => (await probeLines.next()).value;
+if ((await probeLine()) !== 'ready') throw new Error('probe process did not start');
+
+/** Runs `work` while the probe process times small GETs; returns the work's result, its ms and the probe's figures. */
 async function underProbe(work) {
-  let done = false;
-  const probing = timeGets(probe, probeKeys, 600_000, () => done);
+  probeProc.stdin.write('start\n');
+  // Let the probe's first GETs go out before the work starts.
+  await new Promise((r) => setTimeout(r, 50));
   const t = performance.now();
   const result = await work();
   const own = performance.now() - t;
-  done = true;
-  return { result, own, probe: await probing };
+  probeProc.stdin.write('stop\n');
+  return { result, own, probe: JSON.parse(await probeLine()) };
+}
+
+/** The probe alone for `ms`. */
+async function quietProbe(ms) {
+  return (await underProbe(() => new Promise((r) => setTimeout(r, ms)))).probe;
 }
 
 /** Samples the server's RSS every 20 ms while `work` runs; returns the work's result and the peak growth. */
@@ -83,23 +98,29 @@ try {
     const size = Number(opts.mib) * MiB;
     const value = randomBytes(size);
     const digest = createHash('sha256').update(value).digest('hex');
-    const quiet = await timeGets(probe, probeKeys, 2000);
+    const quiet = await quietProbe(2000);
     row('nothing else running', probeText(quiet), '—');
+    const mibOf = (bytes) => `${Math.round(bytes / MiB)} MiB`;
 
+    const hwmBeforeSet = processMemory(server.pid).hwm;
     const set = await watchRss(() => underProbe(() => main.set('big', value)));
-    row(`SET ${opts.mib} MiB (ioredis)`, probeText(set.result.probe), `${ms(set.result.own)} ms`, `RSS +${Math.round(set.growth / MiB)} MiB`);
+    const hwmAfterSet = processMemory(server.pid).hwm;
+    row(`SET ${opts.mib} MiB (ioredis)`, probeText(set.result.probe), `${ms(set.result.own)} ms`, `RSS +${mibOf(set.growth)} (VmHWM +${mibOf(hwmAfterSet - hwmBeforeSet)})`);
     await new Promise((r) => setTimeout(r, 1000));
     const get = await watchRss(() => underProbe(() => main.getBuffer('big')));
     const same = createHash('sha256').update(get.result.result).digest('hex') === digest;
-    row(`GET ${opts.mib} MiB (ioredis)`, probeText(get.result.probe), `${ms(get.result.own)} ms`, `RSS +${Math.round(get.growth / MiB)} MiB; ${same ? 'bytes equal' : 'BYTES DIFFER'}`);
+    row(`GET ${opts.mib} MiB (ioredis)`, probeText(get.result.probe), `${ms(get.result.own)} ms`, `RSS +${mibOf(get.growth)} (VmHWM +${mibOf(processMemory(server.pid).hwm - hwmAfterSet)}); ${same ? 'bytes equal' : 'BYTES DIFFER'}`);
     get.result.result = null;
 
     const range = await underProbe(() => main.getrangeBuffer('big', 1000, 1015));
     row('GETRANGE big 1000 1015', probeText(range.probe), `${ms(range.own)} ms`, range.result.equals(value.subarray(1000, 1016)) ? 'bytes equal' : 'WRONG BYTES');
-    const append = await underProbe(() => main.append('big', 'abc'));
-    row('APPEND big abc', probeText(append.probe), `${ms(append.own)} ms`, append.result === size + 3 ? '' : `length ${append.result}`);
+    // At proto_max_bulk_len (512 MiB) APPEND is refused, as in Redis: the error is the note.
+    const append = await underProbe(() => main.append('big', 'abc').catch((err) => err));
+    row('APPEND big abc', probeText(append.probe), `${ms(append.own)} ms`, append.result instanceof Error ? append.result.message : append.result === size + 3 ? '' : `length ${append.result}`);
     const del = await underProbe(() => main.del('big'));
     row('DEL big', probeText(del.probe), `${ms(del.own)} ms`);
+    await new Promise((r) => setTimeout(r, 2000));
+    row('2 s after DEL: server RSS', '—', mibOf(processMemory(server.pid).rss), `${mibOf(set.base)} before the SET`);
 
     if (opts.clients) {
       const { dir } = tempDir('blobasaur-big-clients-');
@@ -110,7 +131,7 @@ try {
       execFileSync('redis-cli', ['-p', String(server.port), '-x', 'SET', 'cli'], { input: value, maxBuffer: 16 * MiB });
       const out = spawnSync('redis-cli', ['-p', String(server.port), '--raw', 'GET', 'cli'], { maxBuffer: size + MiB });
       const cliOk = out.stdout.length === size + 1 && createHash('sha256').update(out.stdout.subarray(0, size)).digest('hex') === digest;
-      row(`redis-cli SET+GET ${opts.mib} MiB`, '—', `${ms(performance.now() - t)} ms`, cliOk ? 'bytes equal' : 'BYTES DIFFER');
+      row(`redis-cli SET+GET ${opts.mib} MiB`, '—', `${ms(performance.now() - t)} ms`, cliOk ? 'bytes equal' : `BYTES DIFFER (got ${out.stdout.length} bytes, status ${out.status}, ${out.error?.message ?? ''} ${out.stderr.toString().slice(0, 200)})`);
       t = performance.now();
       // Debian's python3-redis (a pyenv python3 first on PATH may not have it).
       const py = spawnSync('/usr/bin/python3', ['-c', `
@@ -124,8 +145,30 @@ print(hashlib.sha256(r.get('py')).hexdigest())
     }
     row('server RSS peak (VmHWM)', '—', `${Math.round(processMemory(server.pid).hwm / MiB)} MiB`);
   }
+
+  if (opts.part === 'all' || opts.part === 'ratio') {
+    const redis = await startRedis('redis-big-ratio-');
+    try {
+      // Loaded first, as `npm run bench` does: GET reads existing keys.
+      const oneMiB = randomBytes(MiB);
+      for (const port of [server.port, redis.port]) await pipelined(port, 100, (i) => ['SET', `key:${String(i).padStart(12, '0')}`, oneMiB], { connections: 2, window: 2 });
+      for (const [op, n] of [['set', 400], ['get', 1000]]) {
+        const c = { op, size: MiB, clients: 10, pipeline: 1 };
+        const ours = [];
+        const theirs = [];
+        for (let round = 0; round < Number(opts.rounds); round++) {
+          ours.push(parseCsv(execFileSync('redis-benchmark', benchArgs(server.port, c, n, 100), { encoding: 'utf8' }), op).rps);
+          theirs.push(parseCsv(execFileSync('redis-benchmark', benchArgs(redis.port, c, n, 100), { encoding: 'utf8' }), op).rps);
+        }
+        const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+        row(`${op.toUpperCase()} 1 MiB, 10 clients (redis-benchmark, ${opts.rounds} rounds alternating)`, '—', `${Math.round(med(ours))} vs ${Math.round(med(theirs))} req/s`, `ratio ${(med(ours) / med(theirs)).toFixed(2)} (median rounds; ours ${ours.map(Math.round).join(', ')}; redis ${theirs.map(Math.round).join(', ')})`);
+      }
+    } finally {
+      await redis.stop();
+    }
+  }
 } finally {
-  probe.disconnect();
+  probeProc.stdin.end('quit\n');
   main.disconnect();
   server.stop();
 }

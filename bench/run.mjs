@@ -12,10 +12,11 @@
 //   options: --rounds N (matrix), --gets N (scale, default 20000), --no-write (print only)
 //
 // Not part of these modes (minutes, and GiBs of RAM for the client that holds the value):
-//   node bench/big-blobs.mjs [--part counts|big] [--mib 500] [--clients]   a second client's small
-//                                      GETs while DBSIZE/INFO run at 300k keys, or while one client
-//                                      SETs/GETs a 500 MiB value; RSS growth; GETRANGE/APPEND; the
-//                                      value round-tripped through redis-cli and redis-py (issue 17)
+//   node bench/big-blobs.mjs [--part counts|big|ratio] [--mib 500] [--clients]   a probe process's
+//                                      small GETs while DBSIZE/INFO run at 300k keys, or while one
+//                                      client SETs/GETs a 500 MiB value; RSS growth; GETRANGE/APPEND;
+//                                      the value round-tripped through redis-cli and redis-py; SET/GET
+//                                      1 MiB against redis-server (issue 17)
 //
 // `npm run bench` compiles first (tsc); running `node bench/run.mjs` directly uses dist/ as it is.
 // Needs redis-server and redis-benchmark on PATH for the matrix (Debian: redis-server, redis-tools).

@@ -4,6 +4,10 @@
  * Bytes arrive in arbitrary chunks; complete commands come out in order. Large bulk payloads are
  * collected as a list of chunk slices and joined once, so a 512 MiB value is copied one time, not
  * once per TCP read. Every limit is checked before memory is committed to it.
+ *
+ * A bulk of at least `BulkStaging.minLength` bytes may instead go to a sink as it arrives (a
+ * streamed write: the server stores it in chunks, and the command receives what the sink's end()
+ * returns in its place); the sink decides which commands' arguments it takes.
  */
 
 export class ProtocolError extends Error {
@@ -38,6 +42,23 @@ const STAGE_SIZE = 64 * 1024;
 
 export type Args = Buffer[];
 
+/** Where a large bulk goes while it arrives, instead of into memory. */
+export interface BulkSink {
+  /** The next bytes of the payload (in order, never more than the declared length in total). */
+  write(part: Buffer): void;
+  /** The payload is complete: what the command receives as this argument. */
+  end(): Buffer;
+  /** The bulk will never complete (protocol error, client gone). */
+  abort(): void;
+}
+
+export interface BulkStaging {
+  /** Bulks shorter than this are never offered. */
+  readonly minLength: number;
+  /** A sink for bulk number `args.length` of the command whose arguments so far are `args`, or null to read it into memory. */
+  open(args: readonly Buffer[], length: number): BulkSink | null;
+}
+
 export class RequestParser {
   private buf: Buffer = Buffer.alloc(0);
   private pos = 0;
@@ -52,12 +73,36 @@ export class RequestParser {
   private stage: Buffer | null = null;
   private stageLen = 0;
   private commandBytes = 0;
+  /** The sink the big bulk being read goes to, or null when it is gathered in memory. */
+  private sink: BulkSink | null = null;
 
-  constructor(private readonly limits: ParserLimits) {}
+  constructor(
+    private readonly limits: ParserLimits,
+    private readonly staging?: BulkStaging,
+  ) {}
 
-  /** Bytes held for commands not yet complete. */
+  /** Bytes held for commands not yet complete (a staged bulk's bytes are the sink's). */
   get buffered(): number {
-    return this.buf.length - this.pos + this.bigGot;
+    return this.buf.length - this.pos + (this.sink === null ? this.bigGot : 0);
+  }
+
+  /**
+   * Gives up on the command being read (the connection is closing): its sink is aborted, and the
+   * arguments read so far are returned (they may stand for staged values to let go of).
+   */
+  abandon(): Args {
+    const sink = this.sink;
+    this.sink = null;
+    this.bigLen = -1;
+    this.bigChunks = [];
+    this.bigGot = 0;
+    sink?.abort();
+    const args = this.args;
+    this.args = [];
+    this.remaining = -1;
+    this.buf = EMPTY;
+    this.pos = 0;
+    return args;
   }
 
   /** Declared element count of the multibulk being read, or 0 between commands. */
@@ -135,10 +180,20 @@ export class RequestParser {
     if (len === null || len < 0 || len > this.limits.maxBulkLen) {
       throw new ProtocolError('invalid bulk length');
     }
+    const headerEnd = line + 2;
+    // A staged bulk is not held in memory: the query buffer limit does not apply to it.
+    if (this.staging !== undefined && len >= this.staging.minLength) {
+      const sink = this.staging.open(this.args, len);
+      if (sink !== null) {
+        this.sink = sink;
+        this.bigLen = len;
+        this.bigGot = 0;
+        return this.startBig(headerEnd, out);
+      }
+    }
     // Checked on every attempt but charged only once the bulk is consumed: this header is parsed
     // again on each push while a small bulk waits for its bytes.
     this.checkQueryBuffer(len);
-    const headerEnd = line + 2;
     const available = this.buf.length - headerEnd;
     if (available >= len + 2) {
       checkCrlf(this.buf, headerEnd + len);
@@ -153,27 +208,57 @@ export class RequestParser {
     }
     if (len + 2 >= BIG_BULK) {
       this.commandBytes += len;
-      this.pos = headerEnd;
       this.bigLen = len;
       this.bigChunks = [];
       this.bigGot = 0;
       this.stage = null;
       this.stageLen = 0;
-      const rest = this.buf.subarray(this.pos);
-      this.buf = EMPTY;
-      this.pos = 0;
-      const tail = this.feedBig(rest, out);
-      if (tail.length > 0) {
-        this.buf = tail;
-        this.pos = 0;
-      }
-      return this.bigLen < 0 && this.buf.length > 0;
+      return this.startBig(headerEnd, out);
     }
     return false;
   }
 
+  /** Starts reading a big bulk whose payload begins at `payloadStart`; false when more bytes are needed. */
+  private startBig(payloadStart: number, out: Args[]): boolean {
+    const rest = this.buf.subarray(payloadStart);
+    this.buf = EMPTY;
+    this.pos = 0;
+    const tail = this.feedBig(rest, out);
+    if (tail.length > 0) {
+      this.buf = tail;
+      this.pos = 0;
+    }
+    return this.bigLen < 0 && this.buf.length > 0;
+  }
+
+  /** Passes the payload of a staged bulk to its sink and checks the CRLF after it; returns the bytes that follow. */
+  private feedSink(chunk: Buffer, out: Args[]): Buffer {
+    const sink = this.sink!;
+    const take = Math.min(chunk.length, this.bigLen + 2 - this.bigGot);
+    const payload = Math.min(take, Math.max(0, this.bigLen - this.bigGot));
+    if (payload > 0) sink.write(chunk.subarray(0, payload));
+    for (let i = payload; i < take; i++) {
+      const expected = this.bigGot + i === this.bigLen ? CR : LF;
+      if (chunk[i] !== expected) {
+        this.sink = null;
+        sink.abort();
+        throw new ProtocolError("expected '\\r\\n' after bulk data");
+      }
+    }
+    this.bigGot += take;
+    if (this.bigGot < this.bigLen + 2) return EMPTY;
+    this.sink = null;
+    this.bigLen = -1;
+    this.bigGot = 0;
+    this.args.push(sink.end());
+    this.remaining--;
+    if (this.remaining === 0) this.finish(out);
+    return chunk.subarray(take);
+  }
+
   /** Gathers the payload of a big bulk; returns the bytes that follow it. */
   private feedBig(chunk: Buffer, out: Args[]): Buffer {
+    if (this.sink !== null) return this.feedSink(chunk, out);
     const need = this.bigLen + 2 - this.bigGot;
     if (chunk.length < need) {
       if (chunk.length > 0) this.gather(chunk);

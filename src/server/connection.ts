@@ -14,13 +14,22 @@
  * when one takes a backlog already over the soft limit past the hard limit, and the client then
  * reads nothing for OUTPUT_GRACE_MS, it is disconnected. A client that keeps reading is never cut
  * off, and a single reply larger than the hard limit is still delivered.
+ *
+ * Streamed writes: the value of a SET or HSET larger than CHUNK_THRESHOLD goes to the chunk file
+ * while it arrives (storage/blob-stager.ts); reading pauses while more than STAGE_AHEAD_BYTES of it
+ * wait to be written, and the command runs once every chunk is. The staged values of a command are
+ * let go of when it has run (the keyspace took those it stored), or, for a command queued in MULTI,
+ * when the transaction ends; all of them when the client goes.
  */
 import type { Socket } from 'node:net';
-import { ProtocolError, RequestParser, type Args, type ParserLimits } from '../protocol/parser.js';
+import { ProtocolError, RequestParser, type Args, type BulkSink, type ParserLimits } from '../protocol/parser.js';
 import { bulkHeader, ErrorReply, NO_REPLY, ReplyEncoder, StreamedArray, StreamedBulk, type ProtocolVersion, type Reply } from '../protocol/reply.js';
 import type { Dispatcher } from '../commands/dispatch.js';
 import type { ClientState, ReplyMode } from '../commands/types.js';
 import type { Transaction } from '../commands/transactions.js';
+import { stagedValueKey } from '../commands/staged-values.js';
+import { STAGE_AHEAD_BYTES, StagedBlob, stagedBlobOf, type StagingHost } from '../storage/blob-stager.js';
+import { CHUNK_THRESHOLD } from '../storage/chunks.js';
 
 export interface ConnectionLimits extends ParserLimits {
   /** Backlog bytes above which the client's commands stop executing and its socket stops being read. */
@@ -74,6 +83,17 @@ interface Slot {
   reply: Reply | undefined;
   /** Bytes the reply holds while it waits for the slots before it. */
   size: number;
+}
+
+/** The staged values among a command's arguments, or null (the usual case). */
+function stagedIn(args: readonly Buffer[]): StagedBlob[] | null {
+  let out: StagedBlob[] | null = null;
+  for (const a of args) {
+    if (a.length !== 0) continue;
+    const b = stagedBlobOf(a);
+    if (b !== undefined) (out ??= []).push(b);
+  }
+  return out;
 }
 
 /** Approximate bytes a reply holds in memory (its payloads; small framing ignored). */
@@ -146,6 +166,14 @@ export class Connection implements ClientState {
   private streaming = false;
   /** Bytes of the streamed bulk not yet handed to the socket: part of the backlog the client owes. */
   private streamOwed = 0;
+  /** Staged values whose chunks are still being written (their unwritten bytes pause reading). */
+  private readonly uploads = new Set<StagedBlob>();
+  /** Set while reading is paused for the chunk writes of staged values to catch up. */
+  private stagePaused = false;
+  /** Set while the next command waits for its staged values' last chunks. */
+  private waitingForStage = false;
+  /** Staged values of commands queued in MULTI: let go of when the transaction ends. */
+  private readonly stagedInTx: StagedBlob[] = [];
 
   constructor(
     readonly id: number,
@@ -154,8 +182,9 @@ export class Connection implements ClientState {
     authRequired: boolean,
     private readonly limits: ConnectionLimits,
     private readonly hooks: ConnectionHooks,
+    private readonly staging: StagingHost | null = null,
   ) {
-    this.parser = new RequestParser(limits);
+    this.parser = new RequestParser(limits, staging === null ? undefined : { minLength: CHUNK_THRESHOLD + 1, open: this.openStaged });
     this.addr = `${socket.remoteAddress}:${socket.remotePort}`;
     this.laddr = `${socket.localAddress}:${socket.localPort}`;
     this.authenticated = !authRequired;
@@ -226,7 +255,7 @@ export class Connection implements ClientState {
     const writable = this.socket.writableLength;
     if (writable < this.lastWritable) this.lastInteraction = now;
     this.lastWritable = writable;
-    if (this.pendingReplies > 0 || this.waitingForRoom || this.pendingReads > 0) return false;
+    if (this.pendingReplies > 0 || this.waitingForRoom || this.pendingReads > 0 || this.uploads.size > 0) return false;
     return now - this.lastInteraction > timeoutMs;
   }
 
@@ -234,6 +263,9 @@ export class Connection implements ClientState {
     if (this.closed) return;
     this.closed = true;
     // Nothing more will run or be sent: let go of what this client was holding.
+    for (let i = this.inboxHead; i < this.inbox.length; i++) this.dropStaged(stagedIn(this.inbox[i]));
+    this.dropStaged(stagedIn(this.parser.abandon()));
+    this.dropStaged(this.stagedInTx.splice(0));
     this.inbox = [];
     this.inboxHead = 0;
     this.encoder.take();
@@ -261,6 +293,10 @@ export class Connection implements ClientState {
       this.inbox = parsed;
       this.inboxHead = 0;
     }
+    if (this.uploads.size > 0 && this.stagingBacklog() >= STAGE_AHEAD_BYTES) {
+      this.stagePaused = true;
+      this.socket.pause();
+    }
     this.pump();
     if (!this.authenticated && !this.stopReading && this.inboxHead >= this.inbox.length) this.checkUnauthenticated();
   };
@@ -271,6 +307,7 @@ export class Connection implements ClientState {
    */
   private failProtocol(err: ProtocolError): void {
     this.stop();
+    this.dropStaged(stagedIn(this.parser.abandon()));
     this.hooks.onProtocolError(this, err);
     this.pendingError = new ErrorReply(`ERR ${err.message}`);
   }
@@ -303,6 +340,55 @@ export class Connection implements ClientState {
     return true;
   }
 
+  /** The parser met the header of a large bulk: a staged value when it is one a command can take. */
+  private readonly openStaged = (args: readonly Buffer[], length: number): BulkSink | null => {
+    if (this.staging === null || !this.authenticated || this.closed || this.stopReading) return null;
+    const key = stagedValueKey(args);
+    if (key === null) return null;
+    let blob: StagedBlob;
+    try {
+      blob = new StagedBlob(this.staging, key, length);
+    } catch {
+      // A full disk or a chunk file that cannot be written: the value is read into memory, and
+      // the command meets the same refusal as any write.
+      return null;
+    }
+    blob.onDrain = this.onStageDrain;
+    this.uploads.add(blob);
+    void blob.whenSettled().then(() => {
+      this.uploads.delete(blob);
+      this.onStageDrain();
+    });
+    return blob;
+  };
+
+  /** Unwritten bytes of the staged values being received. */
+  private stagingBacklog(): number {
+    let n = 0;
+    for (const b of this.uploads) n += b.pendingBytes;
+    return n;
+  }
+
+  private readonly onStageDrain = (): void => {
+    if (!this.stagePaused || this.stagingBacklog() >= STAGE_AHEAD_BYTES) return;
+    this.stagePaused = false;
+    if (!this.closed) this.pump();
+  };
+
+  private dropStaged(staged: readonly StagedBlob[] | null): void {
+    if (staged !== null) for (const b of staged) b.dispose();
+  }
+
+  /** After a command ran: its staged values are let go of, unless it was queued in MULTI. */
+  private afterStaged(staged: StagedBlob[] | null): void {
+    if (this.tx?.inMulti === true) {
+      if (staged !== null) this.stagedInTx.push(...staged);
+      return;
+    }
+    this.dropStaged(staged);
+    if (this.stagedInTx.length > 0) this.dropStaged(this.stagedInTx.splice(0));
+  }
+
   private readonly onDrain = (): void => {
     this.lastInteraction = Date.now();
     if (this.blockedOnOutput) this.pump();
@@ -312,7 +398,7 @@ export class Connection implements ClientState {
   private pump(): void {
     this.blockedOnOutput = false;
     while (this.inboxHead < this.inbox.length && !this.closed && !this.closeAfterReply) {
-      if (this.waitingForRoom) break;
+      if (this.waitingForRoom || this.waitingForStage) break;
       if (this.pendingReplies >= this.limits.maxPendingReplies) break;
       if (this.pendingReads >= this.limits.maxPendingReads) break;
       if (this.backlog > this.limits.outputSoftLimit) {
@@ -327,6 +413,25 @@ export class Connection implements ClientState {
       }
       const args = this.inbox[this.inboxHead];
       if (!this.authenticated && this.oversizedBeforeAuth(args)) break;
+      const staged = stagedIn(args);
+      if (staged !== null) {
+        const writing = staged.find((b) => !b.settled);
+        if (writing !== undefined) {
+          this.waitingForStage = true;
+          void writing.whenSettled().then(() => {
+            this.waitingForStage = false;
+            this.pump();
+          });
+          break;
+        }
+        const failed = staged.find((b) => b.error !== null);
+        if (failed !== undefined) {
+          this.inboxHead++;
+          this.afterStaged(staged);
+          this.answer(new ErrorReply(`ERR ${failed.error!.message}`), false);
+          continue;
+        }
+      }
       this.dispatching = true;
       const outcome = this.dispatcher.dispatch(this, args);
       this.dispatching = false;
@@ -342,6 +447,7 @@ export class Connection implements ClientState {
         break;
       }
       this.inboxHead++;
+      if (staged !== null || this.stagedInTx.length > 0) this.afterStaged(staged);
       this.answer(outcome.reply, outcome.kind === 'ran' && !outcome.write);
       if (pushed !== null) for (const reply of pushed) this.deliver(reply, false);
     }
@@ -353,7 +459,7 @@ export class Connection implements ClientState {
         this.deliver(this.pendingError, false);
         this.pendingError = null;
         this.closeAfterReply = true;
-      } else if (!this.stopReading && this.socket.isPaused()) {
+      } else if (!this.stopReading && !this.stagePaused && this.socket.isPaused()) {
         this.socket.resume();
       }
     } else if (!this.socket.isPaused()) {

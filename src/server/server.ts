@@ -361,7 +361,7 @@ export class BlobServer implements ServerContext {
       return;
     }
     const id = this.nextId++;
-    const conn = new Connection(id, socket, this.dispatcher, this.auth.required, this.limits, this.hooks);
+    const conn = new Connection(id, socket, this.dispatcher, this.auth.required, this.limits, this.hooks, this.store);
     this.connections.set(id, conn);
   }
 

@@ -21,6 +21,7 @@ import type { SnapshotRow } from './snapshot.js';
 import { CHUNK_BYTES, chunkCount, type ChunkFile } from './chunks.js';
 import { CHUNKED_CODEC } from './schema.js';
 import { ValueHandle } from './value-handle.js';
+import { stagedBlobOf } from './blob-stager.js';
 
 export type { Ack, PendingValue, StoreStats };
 export { joinAcks, ValueHandle };
@@ -439,10 +440,16 @@ export class Keyspace {
     };
   }
 
-  /** Writes a value; `expiry` says what becomes of the key's expiry. */
+  /**
+   * Writes a value; `expiry` says what becomes of the key's expiry. A staged value's marker
+   * (blob-stager.ts: a large bulk written to chunks as it arrived) stores its blob: the key's row
+   * references it, nothing is copied.
+   */
   set(ns: Buffer | null, key: Buffer, value: PendingValue, expiry: ExpiryPolicy, now: number): Ack {
     const at = expiry === 'keep' ? (this.expiry(ns, key, now) ?? null) : expiry === 'clear' ? null : expiry.at;
-    const ack = this.store.write(ns, key, value, at, now);
+    const staged = value instanceof Buffer ? stagedBlobOf(value) : undefined;
+    const ack = this.store.write(ns, key, staged === undefined ? value : staged.ref(), at, now);
+    staged?.markTaken();
     if (this.watchers.size !== 0) this.touch(ns ?? key);
     return ack;
   }

@@ -101,8 +101,14 @@ export class DiskFullError extends Error {}
 const CHECKPOINT_INTERVAL_MS = 50;
 /** The shards' own checkpoint threshold while the worker runs: 64 MiB of 4 KiB pages. */
 const SAFETY_NET_CHECKPOINT_PAGES = 16384;
-/** The chunk files' threshold while the worker runs: 256 MiB of 64 KiB pages. */
-const CHUNK_SAFETY_NET_CHECKPOINT_PAGES = 4096;
+/**
+ * The chunk files' threshold while the worker runs: 1 GiB of 64 KiB pages, above two values of
+ * proto_max_bulk_len. A streamed SET writes ~60–100 MiB/s; the worker (nice 19) falls behind on a
+ * busy machine, and at 256 MiB the safety net ran on the event loop during one 500 MiB upload
+ * (bench/staged-write-profile.mjs at load ~10: 25–94 ms of CPU inside single chunk commits; none
+ * at 1 GiB).
+ */
+const CHUNK_SAFETY_NET_CHECKPOINT_PAGES = 16384;
 /** SQLite's default, restored if the worker is lost. */
 const DEFAULT_CHECKPOINT_PAGES = 1000;
 
@@ -783,6 +789,34 @@ export class Store {
       this.suspects[shard].add(id);
       throw err;
     }
+  }
+
+  // ---- staged values (blob-stager.ts) -----------------------------------------------------------
+
+  /**
+   * A new blob for a value that arrives while it is written (a streamed SET), in the chunk file of
+   * the shard `key` belongs to. Its index row is committed first: a crash from here on leaves a
+   * blob the start-up orphan check finds. Pinned until taken or dropped.
+   */
+  openStaged(key: Buffer, size: number): { shard: number; file: ChunkFile; id: number } {
+    this.refuseIfFull();
+    const shard = this.ring.shardOf(key);
+    const file = this.chunkFiles[shard];
+    const id = file.allocate();
+    file.open(id, size);
+    file.pin(id);
+    return { shard, file, id };
+  }
+
+  /** A staged blob no row will reference: unpinned and reclaimed in the background. */
+  dropStaged(shard: number, id: number): void {
+    this.chunkFiles[shard].unpin(id);
+    this.suspects[shard].add(id);
+  }
+
+  /** The compression new chunks are written with. */
+  get compression(): CompressionSettings | null {
+    return this.opts.compression;
   }
 
   /**

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProtocolError, RequestParser, splitInline, type Args, type ParserLimits } from '../../src/protocol/parser.js';
+import { ProtocolError, RequestParser, splitInline, type Args, type BulkSink, type BulkStaging, type ParserLimits } from '../../src/protocol/parser.js';
 
 const MiB = 1024 * 1024;
 const INLINE_MAX = 64 * 1024;
@@ -527,5 +527,105 @@ describe('RequestParser: protocol errors', () => {
     p.push(s.subarray(0, 500), o);
     expectProtocolError(() => p.push(s.subarray(500), o), 'Protocol error: invalid multibulk length');
     assert.deepEqual(o, [bufs('SET', 'k', big), bufs('PING')]);
+  });
+});
+
+describe('staged bulks (streamed writes)', () => {
+  /** A sink recording what it is given; end() returns a marker the test can recognise. */
+  class RecordingSink implements BulkSink {
+    parts: Buffer[] = [];
+    ended = false;
+    aborted = false;
+    readonly marker = Buffer.alloc(0);
+    write(part: Buffer): void {
+      assert.ok(!this.ended && !this.aborted, 'no bytes after end or abort');
+      this.parts.push(Buffer.from(part));
+    }
+    end(): Buffer {
+      this.ended = true;
+      return this.marker;
+    }
+    abort(): void {
+      this.aborted = true;
+    }
+    get bytes(): Buffer {
+      return Buffer.concat(this.parts);
+    }
+  }
+
+  /** Stages the value argument (index 2) of SET when it is at least `minLength` bytes. */
+  function staging(minLength: number): { sinks: RecordingSink[]; staging: BulkStaging; offered: number[] } {
+    const sinks: RecordingSink[] = [];
+    const offered: number[] = [];
+    return {
+      sinks,
+      offered,
+      staging: {
+        minLength,
+        open: (args, length) => {
+          offered.push(length);
+          if (args.length !== 2 || args[0].toString().toLowerCase() !== 'set') return null;
+          const s = new RecordingSink();
+          sinks.push(s);
+          return s;
+        },
+      },
+    };
+  }
+
+  test('the payload goes to the sink byte for byte whatever the chunking; the command gets the marker; small bulks stay in memory', () => {
+    const value = patterned(300_000, 3);
+    const other = patterned(200_000, 4);
+    const input = Buffer.concat([resp('SET', 'k', value, 'EX', '10'), resp('ECHO', other), resp('SET', 'small', 'v'), resp('PING')]);
+    for (const sizes of [[input.length], [1], [7, 4096, 13], [65536], [2, 300_001]]) {
+      const st = staging(100_000);
+      const p = new RequestParser(LIMITS, st.staging);
+      const out = feed(p, input, sizes);
+      assert.equal(st.sinks.length, 1, `sizes ${sizes}`);
+      const sink = st.sinks[0];
+      assert.ok(sink.ended && !sink.aborted);
+      assert.ok(sink.bytes.equals(value));
+      assert.equal(out.length, 4);
+      assert.equal(out[0][2], sink.marker, 'the command receives what end() returned');
+      assert.deepEqual(out[0].map((a, i) => (i === 2 ? null : a.toString())), ['SET', 'k', null, 'EX', '10']);
+      assert.ok(out[1][1].equals(other), 'a big bulk the sink refuses is read into memory');
+      assert.deepEqual(out.slice(2), [bufs('SET', 'small', 'v'), bufs('PING')]);
+      assert.deepEqual(st.offered, [300_000, 200_000], 'only bulks of minLength and up are offered');
+      assert.equal(p.buffered, 0);
+    }
+  });
+
+  test('staged bytes do not count in the query buffer, nor against its limit', () => {
+    const value = patterned(500_000, 5);
+    const st = staging(100_000);
+    const p = new RequestParser(limits({ maxQueryBuffer: 64 * 1024 }), st.staging);
+    const out: Args[] = [];
+    const input = resp('SET', 'k', value);
+    p.push(input.subarray(0, 400_000), out);
+    assert.ok(p.buffered < 1000, `buffered ${p.buffered}`);
+    p.push(input.subarray(400_000), out);
+    assert.equal(out.length, 1);
+    assert.ok(st.sinks[0].bytes.equals(value));
+  });
+
+  test('a bad end of bulk aborts the sink; abandon() aborts one in progress and returns the arguments read', () => {
+    const value = patterned(150_000, 6);
+    for (const tail of ['XY', '\rX', 'X\n']) {
+      const st = staging(100_000);
+      const p = new RequestParser(LIMITS, st.staging);
+      const input = Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${value.length}\r\n`), value, Buffer.from(tail, 'latin1')]);
+      expectProtocolError(() => feed(p, input, [1000, 1]), "Protocol error: expected '\\r\\n' after bulk data");
+      assert.ok(st.sinks[0].aborted && !st.sinks[0].ended, tail);
+    }
+    const st = staging(100_000);
+    const p = new RequestParser(LIMITS, st.staging);
+    const out: Args[] = [];
+    p.push(Buffer.concat([Buffer.from(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$${value.length}\r\n`), value.subarray(0, 1000)]), out);
+    assert.deepEqual(p.abandon(), bufs('SET', 'k'));
+    assert.ok(st.sinks[0].aborted);
+    assert.deepEqual(out, []);
+    // The parser starts afresh.
+    p.push(resp('PING'), out);
+    assert.deepEqual(out, [bufs('PING')]);
   });
 });
