@@ -521,7 +521,8 @@ export class Keyspace {
     for (const q of this.store.queues) {
       const pending = pendingByKey(q, ns);
       for (const e of pending.values()) if (live(e, now)) return true;
-      if (q.overlay.hidesCommitted(ns)) continue;
+      // No counted field here: nothing to look for (nor dead rows of a DEL to step over).
+      if (q.overlay.hidesCommitted(ns) || q.shard.nsFieldCount(ns) === 0) continue;
       for (const field of q.shard.nsFieldNames(ns, now)) {
         if (!pending.has(field.toString('latin1'))) return true;
       }
@@ -534,7 +535,7 @@ export class Keyspace {
     const out: FieldValue[] = [];
     for (const q of this.store.queues) {
       const pending = pendingByKey(q, ns);
-      if (!q.overlay.hidesCommitted(ns)) {
+      if (!q.overlay.hidesCommitted(ns) && q.shard.nsFieldCount(ns) > 0) {
         if (withValues) {
           for (const row of q.shard.nsFields(ns, null, -1, now)) {
             if (!pending.has(row.key.toString('latin1'))) out.push({ field: row.key, value: this.decodeRow(q, row, ns, row.key) });

@@ -8,9 +8,10 @@
  */
 import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
-import type { SqliteSettings } from './shard.js';
+import { NOT_TOMBSTONED, type SqliteSettings } from './shard.js';
 
-const LIVE = '(expires_at IS NULL OR expires_at > ?)';
+/** Live, and not taken away by a DEL of the namespace that waits for its purge. */
+const LIVE = `(expires_at IS NULL OR expires_at > ?) AND ${NOT_TOMBSTONED}`;
 
 /** A field row as a snapshot reads it: the payload, or the blob that holds it in the chunk file. */
 export interface SnapshotRow {
@@ -53,11 +54,11 @@ export class SnapshotConnection {
         // Rows that have expired and wait for the sweeper: few, found by the expiry index.
         expired: db
           .prepare<[number, Buffer], number>(
-            'SELECT count(*) FROM ns_blobs INDEXED BY ns_blobs_expires_at WHERE expires_at IS NOT NULL AND expires_at <= ? AND namespace = ?',
+            `SELECT count(*) FROM ns_blobs INDEXED BY ns_blobs_expires_at WHERE expires_at IS NOT NULL AND expires_at <= ? AND namespace = ? AND ${NOT_TOMBSTONED}`,
           )
           .pluck(),
         live: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`),
-        any: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND key = ?`),
+        any: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND key = ? AND ${NOT_TOMBSTONED}`),
         first: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND ${LIVE} ORDER BY key`),
         after: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND key > ? AND ${LIVE} ORDER BY key`),
       };
