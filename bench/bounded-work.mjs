@@ -2,6 +2,7 @@
 // Whole-namespace and whole-dataset commands against the event loop (issue 17 point 4). A probe
 // client does small GETs, one at a time, while a second client runs:
 //   HGETALL / HKEYS / HVALS of a namespace of --fields fields (default 200,000, 100-byte values)
+//   HRANDFIELD of it (repeats, distinct, WITHVALUES), then DEL of it and the background purge
 //   FLUSHALL of --keys plain keys (default 300,000), then the background purge of their rows
 //   KEYS * over --keys keys, against redis-server with the same keys (the same run)
 // and reports the probe's p50/p99/max and each command's own time. Prints a Markdown table.
@@ -72,6 +73,22 @@ try {
     for (let i = 0; i < 100; i++) await main.hlen('big');
   });
   rows.push([`HLEN ×100 at ${FIELDS.toLocaleString('en')} fields`, probeText(hlen.probe), `${ms(hlen.own / 100)} ms each`]);
+  for (const [label, args, times] of [
+    ['HRANDFIELD big -100', [-100], 20],
+    ['HRANDFIELD big 1000 WITHVALUES', [1000, 'WITHVALUES'], 5],
+  ]) {
+    const r = await underProbe(server.port, async () => {
+      for (let i = 0; i < times; i++) await main.call('hrandfield', 'big', ...args);
+    });
+    rows.push([`${label} ×${times} at ${FIELDS.toLocaleString('en')} fields`, probeText(r.probe), `${ms(r.own / times)} ms each`]);
+  }
+  const del = await underProbe(server.port, async () => {
+    if ((await main.del('big')) !== 1) throw new Error('DEL big did not delete it');
+    if ((await main.exists('big')) !== 0 || (await main.dbsize()) !== 100) throw new Error('big still counted after DEL');
+  });
+  rows.push([`DEL of a namespace of ${FIELDS.toLocaleString('en')} fields (reply, EXISTS, DBSIZE)`, probeText(del.probe), `${ms(del.own)} ms`]);
+  const delPurge = await underProbe(server.port, () => sleep(5000));
+  rows.push(['the 5 s after DEL (background purge of its rows)', probeText(delPurge.probe), '—']);
 
   await main.flushall();
   for (const k of probeKeys) await probe.set(k, 'x'.repeat(100));

@@ -157,6 +157,9 @@ const hrandfield: Handler = (ctx, args) => {
     if (parsed instanceof ErrorReply) return parsed;
     ({ count, withValues } = parsed);
   }
+  // A large namespace is sampled in steps rather than read whole (keyspace.ts namespaceSample).
+  const sampled = ks.namespaceSample(args[1], count, withValues, now, ctx.client.tx?.executing === true);
+  if (sampled !== null) return sampled.then((picked) => randomFieldsReply(ctx, picked, count, withValues));
   const all = ks.namespaceFields(args[1], withValues, now);
   if (count === null) {
     return all.length === 0 ? null : all[Math.floor(Math.random() * all.length)].field;
@@ -173,11 +176,17 @@ const hrandfield: Handler = (ctx, args) => {
   } else {
     picked = all.length === 0 ? [] : Array.from({ length: -count }, () => all[Math.floor(Math.random() * all.length)]);
   }
+  return randomFieldsReply(ctx, picked, count, withValues);
+};
+
+/** HRANDFIELD's reply for the fields picked: one name (no count), names, or pairs (RESP3: an array of pairs). */
+function randomFieldsReply(ctx: CommandContext, picked: FieldValue[], count: number | null, withValues: boolean): Reply | Promise<Reply> {
+  if (count === null) return picked.length === 0 ? null : picked[0].field;
   if (!withValues) return picked.map((f) => f.field);
   return settle(picked, (values) =>
     ctx.client.proto === 3 ? picked.map((f, i) => [f.field, values[i]]) : picked.flatMap((f, i) => [f.field, values[i]]),
   );
-};
+}
 
 export const hashCommands: CommandSpec[] = [
   defineCommand({

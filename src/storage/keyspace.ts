@@ -528,7 +528,8 @@ export class Keyspace {
     for (const q of this.store.queues) {
       const pending = pendingByKey(q, ns);
       for (const e of pending.values()) if (live(e, now)) return true;
-      if (q.overlay.hidesCommitted(ns)) continue;
+      // No counted field here: nothing to look for (nor dead rows of a DEL to step over).
+      if (q.overlay.hidesCommitted(ns) || q.shard.nsFieldCount(ns) === 0) continue;
       for (const field of q.shard.nsFieldNames(ns, now)) {
         if (!pending.has(field.toString('latin1'))) return true;
       }
@@ -541,7 +542,7 @@ export class Keyspace {
     const out: FieldValue[] = [];
     for (const q of this.store.queues) {
       const pending = pendingByKey(q, ns);
-      if (!q.overlay.hidesCommitted(ns)) {
+      if (!q.overlay.hidesCommitted(ns) && q.shard.nsFieldCount(ns) > 0) {
         if (withValues) {
           for (const row of q.shard.nsFields(ns, null, -1, now)) {
             if (!pending.has(row.key.toString('latin1'))) out.push({ field: row.key, value: this.decodeRow(q, row, ns, row.key) });
@@ -604,19 +605,18 @@ export class Keyspace {
     return false;
   }
 
-  private namespaceStream(ns: Buffer, withValues: boolean, now: number): FieldStream | null {
+  /**
+   * A read snapshot of every shard, begun in this turn, with the namespace's writes pending now and
+   * its live field count at that moment; null without snapshot connections (locking_mode EXCLUSIVE).
+   */
+  private openNamespaceSnapshots(ns: Buffer, now: number): { shards: ShardSnapshot[]; count: number; endAll: () => void } | null {
     const held: { end: () => void }[] = [];
     const endAll = (): void => {
       for (const h of held) h.end();
     };
     // Everything up to the return runs in this turn: the snapshots and the pending writes copied
     // here describe the same moment (commits happen on this thread, between turns).
-    const shards: {
-      q: WriteQueue;
-      snap: NonNullable<ReturnType<Store['openSnapshot']>>['snap'];
-      hides: boolean;
-      pending: Map<string, OverlayEntry>;
-    }[] = [];
+    const shards: ShardSnapshot[] = [];
     let count = 0;
     try {
       for (const q of this.store.queues) {
@@ -639,6 +639,13 @@ export class Keyspace {
       endAll();
       throw err;
     }
+    return { shards, count, endAll };
+  }
+
+  private namespaceStream(ns: Buffer, withValues: boolean, now: number): FieldStream | null {
+    const opened = this.openNamespaceSnapshots(ns, now);
+    if (opened === null) return null;
+    const { shards, count, endAll } = opened;
     let released = false;
     let shard = 0;
     let after: Buffer | null = null;
@@ -700,6 +707,128 @@ export class Keyspace {
       },
       release,
     };
+  }
+
+  /**
+   * HRANDFIELD of a large namespace without reading it whole: `count` fields (null: one; negative:
+   * -count picks that may repeat; positive: distinct, at most the namespace's size), from one point
+   * in time (per-shard read snapshots and the writes pending now, as namespaceStream), picked in
+   * steps of SAMPLE_STEP_PICKS with the event loop free in between. Each pick chooses a shard in
+   * proportion to its live fields, then the field at or after a random key between the shard's
+   * first and last (one index seek): every field can come back, though not with exactly equal
+   * chances (a field after a wide gap of key space comes back more often). Distinct picks of
+   * more than half the namespace read it whole in steps and shuffle it, as Redis does.
+   * Returns null where the caller reads the namespace whole as before (small namespace, script,
+   * EXEC, no snapshot connection).
+   */
+  namespaceSample(ns: Buffer, count: number | null, withValues: boolean, now: number, whole = false): Promise<FieldValue[]> | null {
+    if (whole || this.syncDecode || !this.isLargeNamespace(ns)) return null;
+    const opened = this.openNamespaceSnapshots(ns, now);
+    if (opened === null) return null;
+    const { shards, count: size, endAll } = opened;
+    const distinct = count !== null && count >= 0;
+    const wanted = count === null ? 1 : Math.abs(count);
+    if (distinct && wanted * 2 > size) {
+      endAll();
+      return this.sampleByReadingAll(ns, Math.min(wanted, size), withValues, now);
+    }
+    return (async (): Promise<FieldValue[]> => {
+      try {
+        // Committed fields of a shard (those a pending write overrides are skipped when picked)
+        // and the pending live fields, as weights for the first choice of each pick.
+        const pools = shards.map((s) => (s.hides ? 0 : s.snap.liveCount(ns, now)));
+        const pendingLive: { q: WriteQueue; e: OverlayEntry; snap: (typeof shards)[number]['snap'] }[] = [];
+        for (const s of shards) for (const e of s.pending.values()) if (live(e, now)) pendingLive.push({ q: s.q, e, snap: s.snap });
+        const total = pools.reduce((a, b) => a + b, 0) + pendingLive.length;
+        // Where the namespace holds a fair share of the shard's rows, a random rowid of the table
+        // (tried again when it falls on another namespace's row) picks every field alike; where it
+        // is a small part, a random key between its first and last.
+        const pickers = shards.map((s, i): ((snap: typeof s.snap) => SnapshotRow | undefined) | null => {
+          if (pools[i] === 0) return null;
+          const rowids = s.snap.rowidRange();
+          if (rowids !== null && pools[i] >= (rowids.high - rowids.low + 1) * ROWID_SAMPLING_SHARE) {
+            return (snap) => snap.rowAtRowid(ns, rowids.low + Math.floor(Math.random() * (rowids.high - rowids.low + 1)), now);
+          }
+          const range = keyRange(s.snap.rowAtOrAfter(ns, EMPTY_KEY, now)?.key, s.snap.lastKey(ns));
+          return (snap) => snap.rowAtOrAfter(ns, randomKeyIn(range), now);
+        });
+        const out: FieldValue[] = [];
+        const seen = new Set<string>();
+        let attempts = 0;
+        const maxAttempts = Math.ceil(wanted / ROWID_SAMPLING_SHARE) * 4 + 256;
+        while (out.length < wanted && total > 0 && attempts < maxAttempts) {
+          await new Promise((resolve) => setImmediate(resolve));
+          const stepEnd = attempts + SAMPLE_STEP_PICKS;
+          while (out.length < wanted && attempts < stepEnd && attempts < maxAttempts) {
+            attempts++;
+            let r = Math.floor(Math.random() * total);
+            let picked: FieldValue | null = null;
+            let i = 0;
+            while (i < pools.length && r >= pools[i]) r -= pools[i++];
+            if (i < pools.length) {
+              const s = shards[i];
+              const row = pickers[i]!(s.snap);
+              // A field a pending write overrides is picked through its pending entry instead.
+              if (row === undefined || s.pending.has(row.key.toString('latin1'))) continue;
+              picked = { field: row.key, value: withValues ? this.snapshotValue(s.q, ns, row) : null };
+            } else {
+              const p = pendingLive[r];
+              let value: PendingValue | null = null;
+              if (withValues) {
+                if (p.e.value === KEEP) {
+                  const row = p.snap.anyRow(ns, p.e.key);
+                  if (row === undefined) continue;
+                  value = this.snapshotValue(p.q, ns, row);
+                } else value = this.bytes(p.e.value as HeldValue, ns, p.e.key);
+              }
+              picked = { field: p.e.key, value };
+            }
+            if (distinct) {
+              const id = picked.field.toString('latin1');
+              if (seen.has(id)) continue;
+              seen.add(id);
+            }
+            out.push(picked);
+          }
+        }
+        if (out.length < Math.min(wanted, total)) {
+          // Unlucky draws over very uneven key space: the rest from a read of the whole namespace.
+          endAll();
+          const rest = await this.sampleByReadingAll(ns, size, withValues, now);
+          for (const f of rest) {
+            if (out.length >= wanted) break;
+            const id = f.field.toString('latin1');
+            if (distinct && seen.has(id)) continue;
+            seen.add(id);
+            out.push(f);
+          }
+        }
+        return out;
+      } finally {
+        endAll();
+      }
+    })();
+  }
+
+  /** `n` distinct fields at random: the namespace read in steps (namespaceRead), then shuffled. */
+  private async sampleByReadingAll(ns: Buffer, n: number, withValues: boolean, now: number): Promise<FieldValue[]> {
+    const read = this.namespaceRead(ns, withValues, now);
+    let all: FieldValue[];
+    if (Array.isArray(read)) all = read;
+    else {
+      all = [];
+      try {
+        for (let batch = await read.next(); batch !== null; batch = await read.next()) for (const f of batch) all.push(f);
+      } finally {
+        read.release();
+      }
+    }
+    const k = Math.min(n, all.length);
+    for (let i = 0; i < k; i++) {
+      const j = i + Math.floor(Math.random() * (all.length - i));
+      [all[i], all[j]] = [all[j], all[i]];
+    }
+    return all.slice(0, k);
   }
 
   /** The value of a row read through a snapshot: decoded, or read from its blob. */
@@ -946,6 +1075,54 @@ export class Keyspace {
       return v;
     });
   }
+}
+
+/** One shard's part of a namespace read from a point in time (Keyspace.openNamespaceSnapshots). */
+interface ShardSnapshot {
+  q: WriteQueue;
+  snap: NonNullable<ReturnType<Store['openSnapshot']>>['snap'];
+  /** A pending DEL of the namespace hides the shard's committed rows. */
+  hides: boolean;
+  pending: Map<string, OverlayEntry>;
+}
+
+const EMPTY_KEY = Buffer.alloc(0);
+/** Random picks tried (HRANDFIELD) between two turns of the event loop: one index seek each. */
+const SAMPLE_STEP_PICKS = 256;
+/** Least share of a shard's rows a namespace holds for a random rowid to pick its fields (else a random key). */
+const ROWID_SAMPLING_SHARE = 1 / 16;
+/** Bytes of key, after the common prefix, a random key is drawn over. */
+const RANDOM_KEY_BYTES = 6;
+
+/** The key space between a shard's first and last key of a namespace: their common prefix and the next bytes of each as numbers. */
+interface KeyRange {
+  prefix: Buffer;
+  low: number;
+  high: number;
+}
+
+function keyRange(first: Buffer | undefined, last: Buffer | undefined): KeyRange | null {
+  if (first === undefined || last === undefined) return null;
+  let p = 0;
+  while (p < first.length && p < last.length && first[p] === last[p]) p++;
+  const num = (k: Buffer): number => {
+    let n = 0;
+    for (let i = 0; i < RANDOM_KEY_BYTES; i++) n = n * 256 + (p + i < k.length ? k[p + i] : 0);
+    return n;
+  };
+  return { prefix: first.subarray(0, p), low: num(first), high: Math.max(num(first), num(last)) };
+}
+
+/** A key drawn evenly from the range (a pick takes the first field at or after it). */
+function randomKeyIn(range: KeyRange | null): Buffer {
+  if (range === null) return EMPTY_KEY;
+  let n = range.low + Math.floor(Math.random() * (range.high - range.low + 1));
+  const tail = Buffer.alloc(RANDOM_KEY_BYTES);
+  for (let i = RANDOM_KEY_BYTES - 1; i >= 0; i--) {
+    tail[i] = n % 256;
+    n = Math.floor(n / 256);
+  }
+  return Buffer.concat([range.prefix, tail]);
 }
 
 /** Live pending entries of a namespace (or of the plain key space) in one shard, by key. */

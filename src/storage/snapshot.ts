@@ -8,9 +8,10 @@
  */
 import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
-import type { SqliteSettings } from './shard.js';
+import { NOT_TOMBSTONED, type SqliteSettings } from './shard.js';
 
-const LIVE = '(expires_at IS NULL OR expires_at > ?)';
+/** Live, and not taken away by a DEL of the namespace that waits for its purge. */
+const LIVE = `(expires_at IS NULL OR expires_at > ?) AND ${NOT_TOMBSTONED}`;
 
 /** A field row as a snapshot reads it: the payload, or the blob that holds it in the chunk file. */
 export interface SnapshotRow {
@@ -37,6 +38,10 @@ export class SnapshotConnection {
     any: Statement<[Buffer, Buffer], SnapshotRow>;
     first: Statement<[Buffer, number], SnapshotRow>;
     after: Statement<[Buffer, Buffer, number], SnapshotRow>;
+    atOrAfter: Statement<[Buffer, Buffer, number], SnapshotRow>;
+    lastKey: Statement<[Buffer], Buffer>;
+    rowids: Statement<[], { low: number | null; high: number | null }>;
+    atRowid: Statement<[Buffer, number, number], SnapshotRow & { ok: number }>;
   };
 
   constructor(path: string, sqlite: SqliteSettings) {
@@ -53,13 +58,18 @@ export class SnapshotConnection {
         // Rows that have expired and wait for the sweeper: few, found by the expiry index.
         expired: db
           .prepare<[number, Buffer], number>(
-            'SELECT count(*) FROM ns_blobs INDEXED BY ns_blobs_expires_at WHERE expires_at IS NOT NULL AND expires_at <= ? AND namespace = ?',
+            `SELECT count(*) FROM ns_blobs INDEXED BY ns_blobs_expires_at WHERE expires_at IS NOT NULL AND expires_at <= ? AND namespace = ? AND ${NOT_TOMBSTONED}`,
           )
           .pluck(),
         live: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND key = ? AND ${LIVE}`),
-        any: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND key = ?`),
+        any: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND key = ? AND ${NOT_TOMBSTONED}`),
         first: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND ${LIVE} ORDER BY key`),
         after: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND key > ? AND ${LIVE} ORDER BY key`),
+        atOrAfter: db.prepare(`SELECT ${COLUMNS} FROM ns_blobs WHERE namespace = ? AND key >= ? AND ${LIVE} ORDER BY key LIMIT 1`),
+        // Any row, live or not: only the key range matters (a bound for random keys).
+        lastKey: db.prepare<[Buffer], Buffer>('SELECT key FROM ns_blobs WHERE namespace = ? ORDER BY key DESC LIMIT 1').pluck(),
+        rowids: db.prepare('SELECT min(rowid) AS low, max(rowid) AS high FROM ns_blobs'),
+        atRowid: db.prepare(`SELECT ${COLUMNS}, (namespace = ? AND ${LIVE}) AS ok FROM ns_blobs WHERE rowid >= ? ORDER BY rowid LIMIT 1`),
       };
     } catch (err) {
       this.db.close();
@@ -95,6 +105,31 @@ export class SnapshotConnection {
   /** A row whatever its expiry (a pending expiry change has decided the field is live). */
   anyRow(ns: Buffer, key: Buffer): SnapshotRow | undefined {
     return this.stmt.any.get(ns, key);
+  }
+
+  /**
+   * The live row of `ns` at or after `pivot` in key order, wrapping round to the first: one index
+   * seek (random sampling by key, HRANDFIELD), or undefined when the shard has none.
+   */
+  rowAtOrAfter(ns: Buffer, pivot: Buffer, now: number): SnapshotRow | undefined {
+    return this.stmt.atOrAfter.get(ns, pivot, now) ?? this.stmt.first.get(ns, now);
+  }
+
+  /** The smallest and largest rowid of ns_blobs (two index edges), or null when it is empty. */
+  rowidRange(): { low: number; high: number } | null {
+    const r = this.stmt.rowids.get();
+    return r === undefined || r.low === null || r.high === null ? null : { low: r.low, high: r.high };
+  }
+
+  /** The row at or after rowid `rowid` if it is a live field of `ns`, else undefined (a random pick missed). */
+  rowAtRowid(ns: Buffer, rowid: number, now: number): SnapshotRow | undefined {
+    const row = this.stmt.atRowid.get(ns, now, rowid);
+    return row !== undefined && row.ok === 1 ? row : undefined;
+  }
+
+  /** The largest key `ns` has in this shard (live or not), or undefined. */
+  lastKey(ns: Buffer): Buffer | undefined {
+    return this.stmt.lastKey.get(ns);
   }
 
   /**

@@ -396,7 +396,7 @@ export class Store {
   private purging = false;
 
   /**
-   * Deletes the rows flushes set aside: one bounded step (PURGE_ROWS rows, a few MiB of values)
+   * Deletes the rows flushes set aside, then those DELs of namespaces took away: one bounded step (PURGE_ROWS rows, a few MiB of values)
    * per shard that has some, queued like any write so it never overlaps the queue's commits or an
    * offloaded sweep, then a pause of PURGE_PAUSE_MS for the clients; an idle check (one read of
    * sqlite_master per shard) every PURGE_IDLE_MS otherwise. A replica's flushes, applied outside
@@ -733,9 +733,14 @@ export class Store {
     return this.queueOf(key).push({ kind: 'del', ns, key }, !this.opts.asyncWrite);
   }
 
-  /** Deletes every field of a namespace, on every shard. */
+  /**
+   * Deletes every field of a namespace, on every shard: a large one in O(1) under a tombstone
+   * (shard.ts dropNamespace()), its rows deleted afterwards by the purger in bounded steps.
+   */
   removeNamespace(ns: Buffer): Ack {
-    return joinAcks(this.queues.map((q) => q.push({ kind: 'delns', ns }, !this.opts.asyncWrite)));
+    const ack = joinAcks(this.queues.map((q) => q.push({ kind: 'delns', ns }, !this.opts.asyncWrite)));
+    this.wakePurger();
+    return ack;
   }
 
   private setWrite(ns: Buffer | null, key: Buffer, value: HeldValue, expiresAt: number | null, now: number): PendingWrite {

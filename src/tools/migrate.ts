@@ -21,7 +21,7 @@ import { LAYOUT_FILE, writeLayout } from '../storage/layout.js';
 import { ShardRing } from '../storage/mpchash.js';
 import { ChunkFile, chunkCount } from '../storage/chunks.js';
 import type { Encoded } from '../storage/codecs.js';
-import { applyMigrations, chunkPath, KEYED_TABLES, registerSlotFunction, schemaTables, shardFiles, shardPath } from '../storage/schema.js';
+import { applyMigrations, chunkPath, KEYED_TABLES, purgeTombstonedRows, registerSlotFunction, schemaTables, shardFiles, shardPath } from '../storage/schema.js';
 import { blobProblem, chunkedRows } from './chunk-check.js';
 import { Shard } from '../storage/shard.js';
 import { readShardCount } from './vacuum.js';
@@ -107,6 +107,8 @@ function openRaw(path: string, migrate = true): Database.Database {
     // Rows are copied column for column, so source and target must have the same schema: this
     // one's. An older file is upgraded in place as the server would; a newer one is refused.
     applyMigrations(db, path);
+    // Rows of a DEL the server had not purged yet would be moved as live fields.
+    purgeTombstonedRows(db);
   } catch (err) {
     db.close();
     throw new MigrateError((err as Error).message);

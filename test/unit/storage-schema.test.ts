@@ -63,6 +63,8 @@ const CURRENT_OBJECTS = [
   'index ns_blobs_blob_id',
   'trigger ns_blobs_blob_gone',
   'trigger ns_blobs_blob_replaced',
+  'table ns_tombstones',
+  'trigger ns_blobs_dead_delete',
 ].sort((a, b) => (a.split(' ')[1] < b.split(' ')[1] ? -1 : 1));
 
 function objects(db: Database.Database): string[] {
@@ -79,8 +81,8 @@ test('shard files are named shard-N.db inside the data directory', () => {
   assert.equal(shardPath('/var/lib/blobasaur', 3), '/var/lib/blobasaur/shard-3.db');
 });
 
-test('the schema today is version 5: the keyed tables (checksum and blob columns) with their expiry and slot indexes, the counts their triggers keep, and dead blobs', () => {
-  assert.equal(SCHEMA_VERSION, 5);
+test('the schema today is version 6: the keyed tables (checksum and blob columns) with their expiry and slot indexes, the counts their triggers keep, dead blobs and namespace tombstones', () => {
+  assert.equal(SCHEMA_VERSION, 6);
   assert.deepEqual(schemaTables(1), [
     { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
     { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
@@ -91,6 +93,7 @@ test('the schema today is version 5: the keyed tables (checksum and blob columns
     { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data', 'checksum', 'blob_id', 'blob_stored'] },
     { name: 'ns_changes', columns: ['namespace', 'delta'] },
     { name: 'ns_counts', columns: ['namespace', 'fields'] },
+    { name: 'ns_tombstones', columns: ['namespace', 'upto'] },
     { name: 'stats', columns: ['id', 'keys', 'expires', 'fields', 'logical', 'stored'] },
   ]);
 });
