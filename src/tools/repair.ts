@@ -98,7 +98,8 @@ export function repairShardFile(shard: number, file: string): ShardRepair {
           for (const row of rows) insert.run(cols.map((c) => row[c]));
         });
         let batch: Record<string, unknown>[] = [];
-        for (const row of readableRows(src, t.name, cols)) {
+        const deleted = t.name === 'ns_blobs' ? tombstonedBelow(src, file) : noneDeleted;
+        for (const row of readableRows(src, t.name, cols, deleted)) {
           const ns = (row.namespace as Buffer | undefined) ?? null;
           const key = row.key as Buffer;
           const sum = row.checksum as number | null | undefined;
@@ -122,9 +123,11 @@ export function repairShardFile(shard: number, file: string): ShardRepair {
         saved += batch.length;
         // The primary-key index is a b-tree of its own: read alone, it names rows the table lost.
         try {
-          const keyCols = t.name === 'ns_blobs' ? 'namespace, key' : 'NULL AS namespace, key';
+          const keyCols = t.name === 'ns_blobs' ? 'rowid AS rid, namespace, key' : 'rowid AS rid, NULL AS namespace, key';
           const order = t.name === 'ns_blobs' ? 'namespace, key' : 'key';
-          for (const k of src.prepare(`SELECT ${keyCols} FROM ${t.name} ORDER BY ${order}`).iterate() as IterableIterator<{ namespace: Buffer | null; key: Buffer }>) {
+          const keys = src.prepare(`SELECT ${keyCols} FROM ${t.name} ORDER BY ${order}`).safeIntegers(true);
+          for (const k of keys.iterate() as IterableIterator<{ rid: bigint; namespace: Buffer | null; key: Buffer }>) {
+            if (deleted(k.rid, k)) continue;
             if (!savedKeys.has(rowId(k.namespace, k.key))) lostNames.add(describeKey(k.namespace, k.key));
           }
         } catch {
@@ -307,7 +310,40 @@ const MAX_ROWID = 2n ** 63n - 1n;
  * path) is retried past it: the jump doubles until a seek succeeds, then bisection finds the first
  * position that reads again, so the rows skipped are those the broken pages held.
  */
-function* readableRows(db: Database.Database, table: string, cols: string[]): Generator<Record<string, unknown>> {
+const noneDeleted = (): boolean => false;
+
+/**
+ * Which ns_blobs rows a DEL of their namespace already removed (a tombstone the purge had not
+ * finished, schema migration 6): copying them would bring deleted fields back. A tombstone table
+ * that cannot be read stops the repair rather than guess.
+ */
+function tombstonedBelow(src: Database.Database, file: string): (rid: bigint, row: Record<string, unknown>) => boolean {
+  const exists = src.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'ns_tombstones'").pluck().get() !== 0;
+  if (!exists) return noneDeleted;
+  let upto: Map<string, bigint>;
+  try {
+    upto = new Map(
+      (src.prepare('SELECT namespace, upto FROM ns_tombstones').safeIntegers(true).all() as { namespace: Buffer; upto: bigint }[]).map((t) => [
+        t.namespace.toString('hex'),
+        t.upto,
+      ]),
+    );
+  } catch (err) {
+    throw new RepairError(`${file}: the deleted-namespace table (ns_tombstones) cannot be read (${message(err)}); restore this shard from a backup`);
+  }
+  if (upto.size === 0) return noneDeleted;
+  return (rid, row) => {
+    const limit = upto.get((row.namespace as Buffer).toString('hex'));
+    return limit !== undefined && rid <= limit;
+  };
+}
+
+function* readableRows(
+  db: Database.Database,
+  table: string,
+  cols: string[],
+  deleted: (rid: bigint, row: Record<string, unknown>) => boolean = noneDeleted,
+): Generator<Record<string, unknown>> {
   const next = db.prepare(`SELECT rowid AS _rid, ${cols.join(', ')} FROM ${table} WHERE rowid > ? ORDER BY rowid LIMIT 1`).safeIntegers(true);
   const read = (after: bigint): { row: Record<string, unknown> | undefined } | null => {
     try {
@@ -329,6 +365,7 @@ function* readableRows(db: Database.Database, table: string, cols: string[]): Ge
     const row = got.row;
     after = row._rid as bigint;
     delete row._rid;
+    if (deleted(after, row)) continue;
     for (const c of cols) if (typeof row[c] === 'bigint') row[c] = Number(row[c]);
     yield row;
   }

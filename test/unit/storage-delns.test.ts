@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Shard, type ShardWrite } from '../../src/storage/shard.js';
+import { repairShardFile } from '../../src/tools/repair.js';
 import { tempDir } from '../helpers/servers.js';
 
 const SQLITE = { synchronous: 'NORMAL', cache_size_mb: 4, busy_timeout_ms: 1000, mmap_size_mb: 0 } as const;
@@ -174,5 +175,31 @@ test('the purge finds a namespace\'s rows by its primary key, not by a scan of t
     assert.match(plan.map((p) => p.detail).join('; '), /USING INDEX sqlite_autoindex_ns_blobs_1 \(namespace=\?\)/);
   } finally {
     db.close();
+  }
+});
+
+test('repair of a shard with an unfinished DEL purge does not bring the deleted fields back', () => {
+  const path = join(tempDir('blobasaur-delns-repair-'), 'shard-0.db');
+  let shard = new Shard(0, path, SQLITE);
+  const rows: ShardWrite[] = [];
+  for (let i = 0; i < 3000; i++) rows.push(set('h', `f${i}`, 'x'));
+  rows.push(set(null, 'plain', 'p'));
+  assert.deepEqual(shard.applyGroups([rows]), [null]);
+  assert.deepEqual(shard.applyGroups([[delns('h')]]), [null]);
+  assert.deepEqual(shard.applyGroups([[set('h', 'f5', 'after')]]), [null]);
+  shard.close();
+  assert.equal(audit(path).tombstones, 1);
+
+  const r = repairShardFile(0, path);
+  assert.equal(r.repaired, true);
+  assert.equal(r.lost, 0, `lost: ${r.lostKeys.join(', ')}`);
+  assert.equal(r.saved, 2);
+  shard = new Shard(0, path, SQLITE);
+  try {
+    assert.deepEqual(fields(shard, 'h'), ['f5=after']);
+    assert.equal(shard.counts().fields, 1);
+    assert.equal(audit(path).rows, 1);
+  } finally {
+    shard.close();
   }
 });
