@@ -34,6 +34,8 @@ export class Replication {
   readonly linkCounters = new LinkCounters();
   /** Clients that presented the secret (BLOBREPL AUTH). */
   private readonly authed = new WeakSet<object>();
+  /** Between REPLICAOF and the link's start: writes are refused while those already taken commit. */
+  private switching = false;
   /** Set by a managed cluster: whether this primary may take writes now (it holds its lease). */
   mayWrite: () => boolean = () => true;
   /** Told of the replica's applied offset (the managed cluster publishes it in etcd). */
@@ -58,7 +60,7 @@ export class Replication {
 
   /** The error a write gets here now, or null when it may run. */
   refuseWrite(): string | null {
-    if (this.link !== null) return READONLY_ERROR;
+    if (this.link !== null || this.switching) return READONLY_ERROR;
     if (!this.mayWrite()) return FENCED_ERROR;
     return null;
   }
@@ -67,6 +69,17 @@ export class Replication {
   async follow(host: string, port: number): Promise<void> {
     if (this.link !== null && this.link.opts.host === host && this.link.opts.port === port) return;
     await this.link?.stop();
+    this.link = null;
+    if (this.source.active) {
+      // A primary becoming a replica continues from its own offset: every write it took must be
+      // in that offset, so the queued ones commit (and enter the stream) before the hook goes.
+      this.switching = true;
+      try {
+        await this.store.drain();
+      } finally {
+        this.switching = false;
+      }
+    }
     this.source.detach();
     const opts: LinkOptions = {
       host,
