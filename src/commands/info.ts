@@ -108,6 +108,8 @@ async function sectionFields(
         ['expired_keys', ks.stats().sweptRows],
         ['protocol_errors', server.stats.protocolErrors],
         ['async_write_failures', server.stats.asyncWriteFailures],
+        // Copies replicas took from this node (a replica that continues from its offset takes none).
+        ['sync_full', server.replication?.source.fullSyncs ?? 0],
       ];
     case 'replication':
       if (server.replication !== undefined) return server.replication.infoFields();

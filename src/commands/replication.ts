@@ -178,6 +178,25 @@ export const replicationCommands: CommandSpec[] = [
         }),
       }),
       defineCommand({
+        name: 'blobrepl|layout',
+        summary: 'Describe the chunks of a value the stream refers to, and which it kept from the value it was derived from',
+        group: 'server',
+        complexity: 'O(N) where N is the number of chunks of the value',
+        since: VERSION,
+        arity: 5,
+        flags: ['admin', 'noscript'],
+        handler: guarded((ctx, args) => {
+          const shard = nonNegative(args[3]);
+          const id = nonNegative(args[4]);
+          if (shard === null || id === null) return NOT_INTEGER;
+          const r = replicationOf(ctx)!;
+          if (r.isReplica) return new ErrorReply('RESYNC this node is a replica now');
+          const got = r.source.blobLayout(args[2].toString(), shard, id);
+          if (got === 'resync') return new ErrorReply('RESYNC the value is no longer in the backlog');
+          return [got.fromSize, ...got.chunks.flatMap((c) => [c.codec, c.crc, c.size, c.kept ? 1 : 0])];
+        }),
+      }),
+      defineCommand({
         name: 'blobrepl|done',
         group: 'server',
         summary: 'Release a shard copy',
@@ -208,7 +227,8 @@ export const replicationCommands: CommandSpec[] = [
           if (r.isReplica) return new ErrorReply('RESYNC this node is a replica now');
           const got = await r.source.stream(args[2].toString(), args[3].toString(), args[4].toString(), from, Math.min(max, 16 * 1024 * 1024), Math.min(timeout, 10_000));
           if (got === 'resync') return new ErrorReply('RESYNC offset not in the backlog');
-          return [r.source.offset, ...got.flatMap((e) => [e.start, e.data])];
+          // The history id: a replica that asked under the one this node continues adopts it.
+          return [r.source.offset, r.source.replid, ...got.flatMap((e) => [e.start, e.data])];
         }),
       }),
       defineCommand({

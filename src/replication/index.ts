@@ -8,7 +8,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../observability/log.js';
 import type { Store } from '../storage/store.js';
-import { ReplicaLink, type LinkOptions } from './link.js';
+import { LinkCounters, ReplicaLink, type LinkOptions } from './link.js';
 import { ReplicationSource } from './source.js';
 
 export const READONLY_ERROR = "READONLY You can't write against a read only replica.";
@@ -31,8 +31,11 @@ export interface ReplicationOptions {
 export class Replication {
   readonly source: ReplicationSource;
   private link: ReplicaLink | null = null;
+  readonly linkCounters = new LinkCounters();
   /** Clients that presented the secret (BLOBREPL AUTH). */
   private readonly authed = new WeakSet<object>();
+  /** Between REPLICAOF and the link's start: writes are refused while those already taken commit. */
+  private switching = false;
   /** Set by a managed cluster: whether this primary may take writes now (it holds its lease). */
   mayWrite: () => boolean = () => true;
   /** Told of the replica's applied offset (the managed cluster publishes it in etcd). */
@@ -57,7 +60,7 @@ export class Replication {
 
   /** The error a write gets here now, or null when it may run. */
   refuseWrite(): string | null {
-    if (this.link !== null) return READONLY_ERROR;
+    if (this.link !== null || this.switching) return READONLY_ERROR;
     if (!this.mayWrite()) return FENCED_ERROR;
     return null;
   }
@@ -66,6 +69,17 @@ export class Replication {
   async follow(host: string, port: number): Promise<void> {
     if (this.link !== null && this.link.opts.host === host && this.link.opts.port === port) return;
     await this.link?.stop();
+    this.link = null;
+    if (this.source.active) {
+      // A primary becoming a replica continues from its own offset: every write it took must be
+      // in that offset, so the queued ones commit (and enter the stream) before the hook goes.
+      this.switching = true;
+      try {
+        await this.store.drain();
+      } finally {
+        this.switching = false;
+      }
+    }
     this.source.detach();
     const opts: LinkOptions = {
       host,
@@ -77,18 +91,23 @@ export class Replication {
       pollMs: this.opts.pollMs,
     };
     this.log.info({ primary: `${host}:${port}` }, 'replicating from a primary');
-    this.link = new ReplicaLink(this.store, opts, this.log, (o) => this.onOffset(o));
+    this.link = new ReplicaLink(this.store, opts, this.log, this.source, this.linkCounters, (o) => this.onOffset(o));
   }
 
-  /** REPLICAOF NO ONE / promotion: stops following and takes writes, continuing the offsets. */
+  /**
+   * REPLICAOF NO ONE / promotion: stops following and takes writes, continuing the offsets under
+   * a new replication id; the old one stays valid up to here for the other replicas (replid2).
+   */
   async promote(): Promise<void> {
     const link = this.link;
     if (link === null) return;
     this.link = null;
     await link.stop();
-    this.source.reset(Math.max(0, link.offset));
+    // A link stopped during a copy leaves data of no history: `forget` made the source inactive.
+    if (!this.source.active) this.source.adopt(this.source.replid, 0);
+    this.source.shiftHistory();
     this.source.attach();
-    this.log.info({ offset: this.source.offset }, 'replication: this node is a primary now');
+    this.log.info({ offset: this.source.offset, replid: this.source.replid, replid2: this.source.replid2 }, 'replication: this node is a primary now');
   }
 
   /** The applied offset (replica) or written offset (primary). */
@@ -133,11 +152,12 @@ export class Replication {
     const s = this.source;
     const backlog: [string, string | number][] = [
       ['master_failover_state', 'no-failover'],
-      ['master_replid', this.link?.replid || s.replid],
-      ['master_replid2', '0000000000000000000000000000000000000000'],
+      ['master_replid', s.replid],
+      ['master_replid2', s.replid2],
       ['master_repl_offset', this.offset],
-      ['second_repl_offset', -1],
-      ['repl_backlog_active', this.link === null && s.active ? 1 : 0],
+      // Redis counts the next byte wanted (1-based): the first offset of the new history.
+      ['second_repl_offset', s.secondOffset < 0 ? -1 : s.secondOffset + 1],
+      ['repl_backlog_active', s.active ? 1 : 0],
       ['repl_backlog_size', this.opts.backlogBytes],
       ['repl_backlog_first_byte_offset', s.backlogFirstOffset],
       ['repl_backlog_histlen', s.backlogLength],
@@ -154,7 +174,11 @@ export class Replication {
         ['slave_read_repl_offset', Math.max(0, l.offset)],
         ['slave_repl_offset', Math.max(0, l.offset)],
         ['slave_lag_bytes', l.lag],
-        ['full_syncs', l.syncs],
+        // Our own fields: copies taken, resumes without one, chunked values' bytes moved and chunks reused.
+        ['full_syncs', this.linkCounters.fullSyncs],
+        ['partial_syncs', this.linkCounters.partialSyncs],
+        ['repl_blob_bytes_fetched', this.linkCounters.blobBytesFetched],
+        ['repl_blob_chunks_reused', this.linkCounters.chunksReused],
         ['slave_priority', 100],
         ['slave_read_only', 1],
         ['replica_announced', 1],

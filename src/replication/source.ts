@@ -11,6 +11,13 @@
  * the pinned values pass backlog_mb and every connected replica has acknowledged the batch: a
  * replica busy fetching a value never loses it, and a dead value is not held for long on disk. A
  * replica that comes back for a value already let go takes a new copy (RESYNC).
+ *
+ * Histories, as Redis' PSYNC2: the stream has a replication id, and a replica keeps the batches it
+ * applied in a backlog of its own (with its own blob ids: see withBlobRefs), under its primary's
+ * id and offsets. When it is promoted it takes a new id and keeps the old one as `replid2` up to
+ * the offset where it was promoted (`secondOffset`): a replica of the old primary at or behind
+ * that offset continues from its offset here, without a copy; one ahead of it (an old primary
+ * with writes nobody else got) has a history of its own and takes a copy.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,8 +25,8 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../observability/log.js';
-import type { ChunkFile } from '../storage/chunks.js';
-import { copyShards, encodeBatch, replicable, type SentChunk } from '../storage/replicated.js';
+import type { ChunkFile, ChunkMeta } from '../storage/chunks.js';
+import { copyShards, encodeBatch, replicable, type ReplicatedBatch, type SentChunk } from '../storage/replicated.js';
 import { chunkFileName, shardFileName } from '../storage/schema.js';
 import type { ShardWrite } from '../storage/shard.js';
 import type { Store } from '../storage/store.js';
@@ -67,9 +74,20 @@ export interface ReplicaInfo {
   lastSeen: number;
 }
 
+export const NO_REPLID = '0000000000000000000000000000000000000000';
+
+function newReplid(): string {
+  return randomBytes(20).toString('hex');
+}
+
 export class ReplicationSource {
-  replid = randomBytes(20).toString('hex');
+  replid = newReplid();
+  /** The history this one continues, up to `secondOffset` (-1: none). */
+  replid2 = NO_REPLID;
+  secondOffset = -1;
   offset = 0;
+  /** Copies taken by replicas (INFO stats sync_full). */
+  fullSyncs = 0;
   /**
    * As in Redis, the backlog exists (and the offset counts) from the first replica on: a server
    * nobody replicates keeps nothing (INFO: repl_backlog_active:0, master_repl_offset:0).
@@ -104,14 +122,56 @@ export class ReplicationSource {
     for (const wake of this.pollers) wake();
   }
 
-  /** Starts a new history (a node that was a replica becomes a primary): replicas take a new copy. */
-  reset(offset: number): void {
-    this.replid = randomBytes(20).toString('hex');
-    this.offset = offset;
-    this.dropEntries();
-    this.head = 0;
-    this.backlogBytes = 0;
+  /**
+   * A replica becomes a primary: a new history that continues the one it followed, whose
+   * replicas resume here from their offsets up to this one (Redis' shiftReplicationId).
+   */
+  shiftHistory(): void {
+    this.replid2 = this.replid;
+    this.secondOffset = this.offset;
+    this.replid = newReplid();
     this.active = true;
+  }
+
+  /** A replica's primary continued it under the primary's new history (after a failover there). */
+  continueAs(replid: string): void {
+    if (replid === this.replid) return;
+    this.replid2 = this.replid;
+    this.secondOffset = this.offset;
+    this.replid = replid;
+  }
+
+  /** A replica loaded a primary's copy taken at `offset` of history `replid`: its backlog starts there. */
+  adopt(replid: string, offset: number): void {
+    this.dropEntries();
+    this.replid = replid;
+    this.replid2 = NO_REPLID;
+    this.secondOffset = -1;
+    this.offset = offset;
+    this.active = true;
+  }
+
+  /** This node's data no longer matches any history (a copy being loaded): nobody may resume from it. */
+  forget(): void {
+    this.dropEntries();
+    this.replid = newReplid();
+    this.replid2 = NO_REPLID;
+    this.secondOffset = -1;
+    this.offset = 0;
+    this.active = false;
+  }
+
+  /**
+   * A replica applied the batch at `start` (its blob ids rewritten to this node's copies); null
+   * when it could not be kept (a batch the copy already held): the backlog starts after it.
+   */
+  record(start: number, data: Buffer, batch: ReplicatedBatch | null): void {
+    if (batch === null || start !== this.offset) {
+      this.dropEntries();
+      this.offset = start + (batch === null ? data.length : 0);
+      if (batch === null) return;
+    }
+    this.push(batch.shard, data, batch.writes);
   }
 
   get backlogFirstOffset(): number {
@@ -126,7 +186,11 @@ export class ReplicationSource {
     if (!this.active) return;
     const kept = replicable(writes);
     if (kept.length === 0) return;
-    const data = encodeBatch({ shard, writes: kept });
+    this.push(shard, encodeBatch({ shard, writes: kept }), kept);
+  }
+
+  /** Adds a batch to the backlog, pinning the chunked values it names. */
+  private push(shard: number, data: Buffer, kept: readonly ShardWrite[]): void {
     const pin: Pin = { end: this.offset + data.length, bytes: 0, blobs: [] };
     const file = this.store.chunkFiles[shard];
     for (const w of kept) {
@@ -201,6 +265,22 @@ export class ReplicationSource {
   }
 
   /**
+   * How blob `id` of shard `shard` is made, for a replica that may have most of it already: the
+   * blob it was derived from (APPEND, SETRANGE) with that blob's size and the seqs it shares, -1
+   * when not known; then every chunk's codec, CRC-32, size and whether it is shared. 'resync' as
+   * for blobChunks.
+   */
+  blobLayout(replica: string, shard: number, id: number): { fromSize: number; chunks: (ChunkMeta & { kept: boolean })[] } | 'resync' {
+    if (!this.held.has(`${shard}:${id}`) || shard >= this.store.numShards) return 'resync';
+    const r = this.replicas.get(replica);
+    if (r !== undefined) r.lastSeen = Date.now();
+    const file = this.store.chunkFiles[shard];
+    const d = file.derivation(id);
+    const kept = (seq: number): boolean => d !== undefined && d.kept.some(([a, b]) => seq >= a && seq < b);
+    return { fromSize: d?.fromSize ?? -1, chunks: file.layout(id).map((c) => ({ ...c, kept: kept(c.seq) })) };
+  }
+
+  /**
    * Up to BLOB_CHUNKS_PER_REPLY stored chunks of blob `id` of shard `shard` from `seq` on, as they
    * are stored; 'resync' when the blob is no longer pinned for replicas (it may have been reclaimed).
    */
@@ -229,6 +309,7 @@ export class ReplicationSource {
   /** Consistent copies of every shard and its chunk file, with the offsets that say where the stream resumes. */
   async snapshot(): Promise<SnapshotInfo> {
     this.active = true;
+    this.fullSyncs++;
     const dir = mkdtempSync(join(tmpdir(), 'blobasaur-repl-'));
     const startOffset = this.offset;
     const shardOffsets: number[] = [];
@@ -284,10 +365,11 @@ export class ReplicationSource {
   /**
    * A replica asks for the batches from `from` (all it has applied). Returns them (up to about
    * `maxBytes`, at least one), waiting up to `timeoutMs` when there are none yet; 'resync' when
-   * the backlog no longer has `from` or `from` is not of this history.
+   * the backlog no longer has `from` or `from` is not of this history (nor of the one this
+   * continues, up to where it was left).
    */
   async stream(replica: string, addr: string, replid: string, from: number, maxBytes: number, timeoutMs: number): Promise<Entry[] | 'resync'> {
-    if (replid !== this.replid || from > this.offset || from < this.backlogFirstOffset) return 'resync';
+    if (!this.knows(replid, from) || from < this.backlogFirstOffset) return 'resync';
     this.ack(replica, addr, from);
     if (from === this.offset && timeoutMs > 0) {
       await new Promise<void>((resolve) => {
@@ -310,6 +392,12 @@ export class ReplicationSource {
       bytes += this.entries[i].data.length;
     }
     return out;
+  }
+
+  /** Whether offset `from` of history `replid` is a point of this node's history. */
+  knows(replid: string, from: number): boolean {
+    if (from > this.offset) return false;
+    return replid === this.replid || (replid === this.replid2 && replid !== NO_REPLID && from <= this.secondOffset);
   }
 
   private indexOf(offset: number): number {

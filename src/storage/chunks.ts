@@ -77,6 +77,29 @@ export interface StoredChunk {
 
 export class ChunkError extends Error {}
 
+/**
+ * How a blob was made from an older one (APPEND, SETRANGE): the seq ranges [a, b) it maps from
+ * blob `from` (then `fromSize` bytes long) unchanged. Replication uses it to send a replica only
+ * the other chunks; kept in memory for the most recent blobs only.
+ */
+export interface Derivation {
+  from: number;
+  fromSize: number;
+  kept: [number, number][];
+}
+
+/** Derivations remembered per chunk file (a few hundred bytes each). */
+const MAX_DERIVATIONS = 1024;
+
+/** One chunk of a blob without its bytes: what a replica compares against its own copy. */
+export interface ChunkMeta {
+  seq: number;
+  codec: number;
+  crc: number;
+  size: number;
+  stored: number;
+}
+
 /** Number of chunks of a value of `size` bytes. */
 export function chunkCount(size: number): number {
   return Math.ceil(size / CHUNK_BYTES);
@@ -93,6 +116,8 @@ export class ChunkFile {
     chunk: Statement<[number, number, number, Buffer]>;
     map: Statement<[number, number, number]>;
     copyMap: Statement<[number, number, number, number]>;
+    layout: Statement<[number], ChunkMeta>;
+    blobSize: Statement<[number], number>;
     read: Statement<[number, number], StoredChunk>;
     mapped: Statement<[number, number], { seq: number; chunk_id: number }>;
     unmap: Statement<[number, number]>;
@@ -101,6 +126,7 @@ export class ChunkFile {
   private nextId = 1;
   /** Blob ids in use by readers of this process: never reclaimed while pinned. */
   private readonly pins = new Map<number, number>();
+  private readonly derivations = new Map<number, Derivation>();
   /** Chunks read and written since open (tests check that range reads and appends touch only a few). */
   chunksRead = 0;
   chunksWritten = 0;
@@ -146,6 +172,9 @@ export class ChunkFile {
       chunk: db.prepare('INSERT INTO chunks (codec, crc, size, data) VALUES (?, ?, ?, ?)'),
       map: db.prepare('INSERT OR REPLACE INTO blob_chunks (blob_id, seq, chunk_id) VALUES (?, ?, ?)'),
       copyMap: db.prepare('INSERT OR REPLACE INTO blob_chunks (blob_id, seq, chunk_id) SELECT ?, seq, chunk_id FROM blob_chunks WHERE blob_id = ? AND seq >= ? AND seq < ?'),
+      // length() of a blob column is read from the record header: no chunk's bytes are loaded.
+      layout: db.prepare('SELECT m.seq, c.codec, c.crc, c.size, length(c.data) AS stored FROM blob_chunks m JOIN chunks c ON c.id = m.chunk_id WHERE m.blob_id = ? ORDER BY m.seq'),
+      blobSize: db.prepare<[number], number>('SELECT size FROM blob_index WHERE blob_id = ?').pluck(),
       read: db.prepare('SELECT c.codec, c.crc, c.size, c.data FROM blob_chunks m JOIN chunks c ON c.id = m.chunk_id WHERE m.blob_id = ? AND m.seq = ?'),
       mapped: db.prepare('SELECT seq, chunk_id FROM blob_chunks WHERE blob_id = ? ORDER BY seq LIMIT ?'),
       unmap: db.prepare('DELETE FROM blob_chunks WHERE blob_id = ? AND seq = ?'),
@@ -226,7 +255,7 @@ export class ChunkFile {
    * (already encoded) from seq `keep` on: APPEND and SETRANGE. One transaction: a few chunks at most.
    */
   derive(id: number, size: number, from: number, keep: number, tail: readonly { seq: number; encoded: Encoded; size: number }[], keepAfter?: { from: number; to: number }): number {
-    return this.write(() => {
+    const stored = this.write(() => {
       this.stmt.index.run(id, size);
       this.stmt.copyMap.run(id, from, 0, keep);
       if (keepAfter !== undefined) this.stmt.copyMap.run(id, from, keepAfter.from, keepAfter.to);
@@ -234,6 +263,28 @@ export class ChunkFile {
       for (const t of tail) stored += this.putChunksInTx(id, t.seq, [t]);
       return stored;
     });
+    const fromSize = this.stmt.blobSize.get(from);
+    if (fromSize !== undefined) this.noteDerivation(id, { from, fromSize, kept: keepAfter === undefined ? [[0, keep]] : [[0, keep], [keepAfter.from, keepAfter.to]] });
+    return stored;
+  }
+
+  /** Maps chunks [a, b) of blob `from` as the same seqs of blob `id` (a replica reusing its own copy). */
+  mapFrom(id: number, from: number, a: number, b: number): void {
+    this.write(() => this.stmt.copyMap.run(id, from, a, b));
+  }
+
+  noteDerivation(id: number, d: Derivation): void {
+    this.derivations.set(id, d);
+    if (this.derivations.size > MAX_DERIVATIONS) this.derivations.delete(this.derivations.keys().next().value as number);
+  }
+
+  derivation(id: number): Derivation | undefined {
+    return this.derivations.get(id);
+  }
+
+  /** Every chunk of blob `id` in order, without its bytes. */
+  layout(id: number): ChunkMeta[] {
+    return this.stmt.layout.all(id);
   }
 
   /** A chunk as stored, checksum verified; throws ChunkError when missing or corrupt. */
@@ -269,6 +320,7 @@ export class ChunkFile {
       }
       if (rows.length < limit) {
         this.stmt.unindex.run(id);
+        this.derivations.delete(id);
         return true;
       }
       return false;

@@ -26,8 +26,52 @@ export function replicable(writes: readonly ShardWrite[]): ShardWrite[] {
   return writes.filter((w) => w.kind !== 'sweep' && w.kind !== 'swept' && w.kind !== 'reclaimed' && w.kind !== 'purge');
 }
 
+/**
+ * A batch as the stream carries it: a fixed-width header naming each chunked value's blob (u32
+ * count, then per value its write's index as u32, blob id and stored bytes as f64), then the
+ * writes without those fields (v8 serialization). Fixed width, because a replica keeps the batches
+ * it applied in its own backlog with the ids of its own copies of the blobs (withBlobRefs): the
+ * bytes differ, the length — hence every later offset — does not, so a promoted replica's stream
+ * continues the old primary's offsets (PSYNC2-style resume).
+ */
+const REF_BYTES = 20;
+
+function headerBytes(refs: number): number {
+  return 4 + refs * REF_BYTES;
+}
+
+function writeRefs(head: Buffer, writes: readonly ShardWrite[], indices: readonly number[]): void {
+  head.writeUInt32LE(indices.length, 0);
+  indices.forEach((i, k) => {
+    const w = writes[i];
+    if (w.kind !== 'set' || w.blobId == null) throw new Error(`write ${i} of a replicated batch is not a chunked value`);
+    head.writeUInt32LE(i, 4 + k * REF_BYTES);
+    head.writeDoubleLE(w.blobId, 8 + k * REF_BYTES);
+    head.writeDoubleLE(w.blobStored ?? 0, 16 + k * REF_BYTES);
+  });
+}
+
 export function encodeBatch(b: ReplicatedBatch): Buffer {
-  return serialize(b);
+  const indices: number[] = [];
+  const writes = b.writes.map((w, i) => {
+    if (w.kind !== 'set' || w.blobId == null) return w;
+    indices.push(i);
+    const { blobId: _id, blobStored: _stored, ...inline } = w;
+    return inline;
+  });
+  const head = Buffer.alloc(headerBytes(indices.length));
+  writeRefs(head, b.writes, indices);
+  return Buffer.concat([head, serialize({ shard: b.shard, writes })]);
+}
+
+/** Batch `data` with the blob ids and stored sizes of `b` (its decoded, re-pointed writes): same length. */
+export function withBlobRefs(data: Buffer, b: ReplicatedBatch): Buffer {
+  const n = data.readUInt32LE(0);
+  const out = Buffer.from(data);
+  const indices: number[] = [];
+  for (let k = 0; k < n; k++) indices.push(data.readUInt32LE(4 + k * REF_BYTES));
+  writeRefs(out, b.writes, indices);
+  return out;
 }
 
 const asBuffer = (v: unknown): Buffer => (Buffer.isBuffer(v) ? v : Buffer.from(v as Uint8Array));
@@ -35,7 +79,9 @@ const asMaybe = (v: unknown): Buffer | null => (v === null || v === undefined ? 
 
 /** Decodes a batch and checks its shape (v8 turns Buffers into Uint8Arrays on the way). */
 export function decodeBatch(data: Buffer): ReplicatedBatch {
-  const raw = deserialize(data) as { shard: unknown; writes: unknown };
+  if (data.length < 4 || data.length < headerBytes(data.readUInt32LE(0))) throw new Error('malformed replicated batch');
+  const refs = data.readUInt32LE(0);
+  const raw = deserialize(data.subarray(headerBytes(refs))) as { shard: unknown; writes: unknown };
   if (!Number.isInteger(raw.shard) || !Array.isArray(raw.writes)) throw new Error('malformed replicated batch');
   const writes = (raw.writes as Record<string, unknown>[]).map((w): ShardWrite => {
     switch (w.kind) {
@@ -49,8 +95,6 @@ export function decodeBatch(data: Buffer): ReplicatedBatch {
           size: Number(w.size),
           now: Number(w.now),
           expiresAt: w.expiresAt === null ? null : Number(w.expiresAt),
-          // A chunked value: the primary's blob, whose chunks the replica fetches (stageReplicatedBlob).
-          ...(w.blobId === null || w.blobId === undefined ? {} : { blobId: Number(w.blobId), blobStored: Number(w.blobStored) }),
         };
       case 'del':
         return { kind: 'del', ns: asMaybe(w.ns), key: asBuffer(w.key) };
@@ -64,6 +108,13 @@ export function decodeBatch(data: Buffer): ReplicatedBatch {
         throw new Error(`replicated batch has a write of kind ${String(w.kind)}`);
     }
   });
+  // A chunked value: the primary's blob, whose chunks the replica fetches (stageReplicatedBlob).
+  for (let k = 0; k < refs; k++) {
+    const i = data.readUInt32LE(4 + k * REF_BYTES);
+    const w = writes[i];
+    if (w === undefined || w.kind !== 'set') throw new Error('malformed replicated batch: a blob reference names no value');
+    writes[i] = { ...w, blobId: data.readDoubleLE(8 + k * REF_BYTES), blobStored: data.readDoubleLE(16 + k * REF_BYTES) };
+  }
   return { shard: raw.shard as number, writes };
 }
 
@@ -150,40 +201,84 @@ export interface SentChunk {
 }
 
 /**
+ * Chunks of a value the replica already has: seq → that seq of its own blob `id` (the key's
+ * previous value), because the primary derived the new value from the previous one there.
+ */
+export interface ReusedChunks {
+  id: number;
+  /** Its logical size. */
+  size: number;
+  /** Seq → stored bytes of the chunk reused. */
+  seqs: ReadonlyMap<number, number>;
+}
+
+/**
  * Stores a chunked value a replicated batch refers to (the primary's blob `size` bytes long) as a
- * new blob of this node's shard `shard`, fetching its chunks in order a few at a time; the
- * chunks are stored as sent (no decode or recompression), their CRC-32 checked on arrival.
- * Returns the blob's id here and its stored bytes. A failure leaves the blob to the reclaimer.
+ * new blob of this node's shard `shard`: the chunks in `reuse` are mapped from this node's own
+ * blob (no bytes move), the others fetched in order a few at a time; those are stored as sent
+ * (no decode or recompression), their CRC-32 checked on arrival. Returns the blob's id here, its
+ * stored bytes and the stored bytes fetched. A failure leaves the blob to the reclaimer.
  */
 export async function stageReplicatedBlob(
   store: Store,
   shard: number,
   size: number,
   fetch: (seq: number) => Promise<SentChunk[]>,
-): Promise<{ id: number; stored: number }> {
+  reuse?: ReusedChunks,
+): Promise<{ id: number; stored: number; fetched: number }> {
   const file = store.chunkFiles[shard];
   const id = file.allocate();
   let stored = 0;
+  let fetched = 0;
+  const reused = (seq: number): boolean => reuse !== undefined && reuse.seqs.has(seq);
+  if (reuse !== undefined) file.pin(reuse.id);
   try {
     file.open(id, size);
     const n = chunkCount(size);
     for (let seq = 0; seq < n; ) {
-      const got = await fetch(seq);
+      if (reused(seq)) {
+        let end = seq;
+        for (; end < n && reused(end); end++) stored += reuse!.seqs.get(end)!;
+        file.mapFrom(id, reuse!.id, seq, end);
+        seq = end;
+        continue;
+      }
+      let got = await fetch(seq);
       if (got.length === 0) throw new Error(`the primary sent no chunk ${seq} of a ${size}-byte value`);
       // A full copy may have replaced the file meanwhile: the blob would be in the old one.
       if (store.chunkFiles[shard] !== file) throw new Error('the chunk file was replaced while a value was being copied');
       for (const c of got) {
         if (crc32(c.data) !== c.crc) throw new Error(`chunk ${seq} of a replicated value fails its CRC-32 check`);
       }
+      // Up to the next chunk this node has already.
+      const upTo = got.findIndex((_, i) => reused(seq + i));
+      if (upTo > 0) got = got.slice(0, upTo);
       for (let i = 0; i < got.length; i += CHUNKS_PER_STEP) {
         const part = got.slice(i, i + CHUNKS_PER_STEP);
-        stored += file.putChunks(id, seq + i, part.map((c) => ({ encoded: { codec: c.codec, payload: c.data }, size: c.size })));
+        const bytes = file.putChunks(id, seq + i, part.map((c) => ({ encoded: { codec: c.codec, payload: c.data }, size: c.size })));
+        stored += bytes;
+        fetched += bytes;
       }
       seq += got.length;
     }
   } catch (err) {
     if (store.chunkFiles[shard] === file) store.blobMayBeUnreferenced(shard, id);
     throw err;
+  } finally {
+    if (reuse !== undefined) file.unpin(reuse.id);
   }
-  return { id, stored };
+  // Should this node be promoted, its replicas get the same small delta from it.
+  if (reuse !== undefined && reuse.seqs.size > 0) file.noteDerivation(id, { from: reuse.id, fromSize: reuse.size, kept: ranges([...reuse.seqs.keys()]) });
+  return { id, stored, fetched };
+}
+
+/** Sorted seqs as [a, b) ranges. */
+function ranges(seqs: number[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const s of seqs.sort((a, b) => a - b)) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last[1] === s) last[1] = s + 1;
+    else out.push([s, s + 1]);
+  }
+  return out;
 }

@@ -188,14 +188,20 @@ describe('replication of chunked values (over 1 MiB)', () => {
     await want.check(r, 'replica after READONLY');
   });
 
-  it('after a failover the promoted replica serves them, and the old primary takes them back by a full copy', async () => {
+  it('after a failover the promoted replica serves them, and the old primary (with a write of its own) takes them back by a full copy', async () => {
     assert.equal(await r.replicaof('NO', 'ONE'), 'OK');
     await want.check(r, 'promoted replica');
     await want.append(r, 'five', Buffer.from('after-failover'));
     await want.set(r, 'new-big', pattern(2 * MiB + 1, 21));
+    // A write the new primary never gets: the old primary's history diverged, it cannot continue.
+    await p.set('diverged', pattern(MiB + 3, 23));
     // The old primary follows the new one: its own files, chunk files included, are replaced.
     assert.equal(await p.replicaof('127.0.0.1', String(replica.port)), 'OK');
     await waitFor('old primary caught up', () => offsetsEqual(r, p), 20_000);
+    const pinfo = await p.info('replication');
+    assert.equal(field(pinfo, 'full_syncs'), '1');
+    assert.equal(field(pinfo, 'partial_syncs'), '0');
+    assert.equal(await p.exists('diverged'), 0);
     await want.check(p, 'old primary after its full copy');
     await want.set(r, 'later', pattern(MiB + 9, 22));
     await want.del(r, 'over');
