@@ -97,23 +97,6 @@ export type ShardWrite =
   /** Dead blobs whose chunks have been reclaimed from the chunk file: forget them. */
   | { kind: 'reclaimed'; ids: number[] };
 
-/**
- * Whether a write can leave rows in ns_changes (triggers on ns_counts): a field written or deleted,
- * a namespace dropped, a flush, or a sweep (ours, or the maintenance thread's whose result this is).
- */
-function mayChangeNamespaces(w: ShardWrite): boolean {
-  switch (w.kind) {
-    case 'set':
-    case 'del':
-      return w.ns !== null;
-    case 'expire':
-    case 'reclaimed':
-      return false;
-    default:
-      return true;
-  }
-}
-
 /** An expired row counts as absent, so overwriting it starts a new life: version 0, new created_at. */
 const UPSERT_COLUMNS = `
   data = excluded.data, codec = excluded.codec, size = excluded.size, checksum = excluded.checksum,
@@ -640,9 +623,7 @@ export class Shard {
           results.push(err instanceof Error ? err : new Error(String(err)));
         }
       }
-      // Only writes that can add or remove a namespace's last field leave namespace changes: a
-      // batch of plain keys skips the statement (a few µs per commit, most of a commit at P1).
-      if (groups.some((g) => g.some(mayChangeNamespaces))) this.passNamespaceChanges();
+      this.passNamespaceChanges();
       tx.commit.run();
     } catch (err) {
       const e = this.fault(err);
