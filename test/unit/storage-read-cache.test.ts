@@ -118,17 +118,16 @@ test('keys are told apart by their bytes, whatever their hash: plain keys, field
   for (let i = 0; i < 300; i++) assert.equal(c.get(null, b(`key:${i}`), 0)?.value.toString(), `v${i}`);
 });
 
-test('a hit gives its entry a second chance: eviction passes over entries read since they were added, oldest unread first', () => {
+test('a hit gives its entry a second chance: eviction passes over entries used since they last reached the old end', () => {
   const c = new ReadCache(0, 4 * charge(1000));
   for (const k of ['a', 'b', 'c', 'd']) c.put(null, b(k), Buffer.alloc(1000, k), null);
-  // b and c are read; a and d are not: the next two writes evict a, then d (b and c are moved on).
-  assert.ok(c.get(null, b('b'), 0));
-  assert.ok(c.get(null, b('c'), 0));
-  c.put(null, b('e'), Buffer.alloc(1000, 'e'), null);
+  c.put(null, b('e'), Buffer.alloc(1000, 'e'), null); // all new, all passed over once: a, the oldest, leaves
   assert.equal(c.get(null, b('a'), 0), undefined);
-  c.put(null, b('f'), Buffer.alloc(1000, 'f'), null);
-  assert.equal(c.get(null, b('d'), 0), undefined);
-  assert.deepEqual(['b', 'c', 'e', 'f'].map((k) => c.get(null, b(k), 0)?.value.toString('latin1', 0, 1)), ['b', 'c', 'e', 'f']);
+  assert.ok(c.get(null, b('c'), 0));
+  c.put(null, b('f'), Buffer.alloc(1000, 'f'), null); // b leaves
+  c.put(null, b('g'), Buffer.alloc(1000, 'g'), null); // c was read: d leaves, not c
+  assert.deepEqual(['b', 'd'].map((k) => c.get(null, b(k), 0)), [undefined, undefined]);
+  assert.deepEqual(['c', 'e', 'f', 'g'].map((k) => c.get(null, b(k), 0)?.value.toString('latin1', 0, 1)), ['c', 'e', 'f', 'g']);
   assert.equal(c.smallStats().entries, 4);
   assert.equal(c.smallStats().bytes, 4 * charge(1000));
 });
@@ -173,4 +172,28 @@ test('two keys with the same hash share a slot: the newer takes it, the older mi
     bytes += v!.value.length + k.length + 512;
   }
   assert.equal(c.smallStats().bytes, bytes);
+});
+
+test('a full cache admits a small value read from SQLite on its second miss; one with room admits it at once; writes always fill', () => {
+  const c = new ReadCache(0, 4 * charge(1000));
+  // Room: the first miss fills.
+  for (const k of ['a', 'b', 'c', 'd']) c.fill(null, b(k), Buffer.alloc(1000, k), null);
+  assert.equal(c.smallStats().entries, 4);
+  assert.equal(c.get(null, b('a'), 0)?.value[0], 'a'.charCodeAt(0));
+  // Full: e's first miss is counted and not kept; its second is kept (and evicts the oldest unread).
+  c.fill(null, b('e'), Buffer.alloc(1000, 'e'), null);
+  assert.equal(c.get(null, b('e'), 0), undefined);
+  assert.deepEqual(['a', 'b', 'c', 'd'].map((k) => c.get(null, b(k), 0) !== undefined), [true, true, true, true]);
+  c.fill(null, b('e'), Buffer.alloc(1000, 'e'), null);
+  assert.equal(c.get(null, b('e'), 0)?.value[0], 'e'.charCodeAt(0));
+  assert.equal(c.smallStats().misses, 6);
+  assert.equal(c.smallStats().entries, 4);
+  // A committed write (put) is kept at once, full or not.
+  c.put(null, b('f'), Buffer.alloc(1000, 'f'), null);
+  assert.equal(c.get(null, b('f'), 0)?.value[0], 'f'.charCodeAt(0));
+  // Large values are admitted on their first miss, full or not.
+  const l = new ReadCache(4 * charge(READ_CACHE_MIN_VALUE_BYTES));
+  for (const [i, k] of ['v', 'w', 'x', 'y', 'z'].entries()) l.fill(null, b(k), big(i + 1), null);
+  assert.equal(l.get(null, b('z'), 0)?.value[0], 5);
+  assert.equal(l.stats().entries, 4);
 });
