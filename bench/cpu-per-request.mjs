@@ -7,14 +7,15 @@
 //
 // --builds: dist/src directories (or copies of them) to compare, alternating round by round
 // (default: this checkout's dist/src); the word `ceiling` among them stands for
-// bench/node-ceiling.mjs, the Node.js yardstick (a Map behind a minimal RESP loop), so the CPU the
-// runtime itself needs per request is measured in the same rounds. Prints, per build and case, the
+// bench/node-ceiling.mjs, the Node.js yardstick (a Map behind a minimal RESP loop), and `redis` for
+// redis-server as `npm run bench` runs it (AOF, fsync every second), so the CPU the runtime itself
+// and the reference need per request are measured in the same rounds. Prints, per build and case, the
 // median µs of server CPU per request and the median req/s.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { HOST, median, pipelined, root, startBlobasaur, startNodeCeiling } from './lib.mjs';
+import { HOST, median, pipelined, root, startBlobasaur, startNodeCeiling, startRedis } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -48,7 +49,9 @@ for (const b of builds) {
   const s =
     b === 'ceiling'
       ? await startNodeCeiling()
-      : await startBlobasaur(values.toml.replace(/\\n/g, '\n'), 'blobasaur-cpu-', { serverJs: join(b, 'main.js'), stdio: 'pipe' });
+      : b === 'redis'
+        ? await startRedis()
+        : await startBlobasaur(values.toml.replace(/\\n/g, '\n'), 'blobasaur-cpu-', { serverJs: join(b, 'main.js'), stdio: 'pipe' });
   const value = Buffer.alloc(1024, 'x');
   await pipelined(s.port, keys, (i) => ['SET', `key:${String(i).padStart(12, '0')}`, value], { connections: 4, window: 128 });
   servers.push({ build: b, server: s, res: Object.fromEntries(cases.map((c) => [c.id, { us: [], rps: [] }])) });
