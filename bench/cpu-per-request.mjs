@@ -6,13 +6,16 @@
 //   node bench/cpu-per-request.mjs [--builds DIR1,DIR2] [--rounds 5] [--cases get-p16,set-p1] [--keys 20000] [--toml 'k = v']
 //
 // --builds: dist/src directories (or copies of them) to compare, alternating round by round
-// (default: this checkout's dist/src). Prints, per build and case, the median µs of server CPU
-// per request and the median req/s.
+// (default: this checkout's dist/src); the word `ceiling` among them stands for
+// bench/node-ceiling.mjs, the Node.js yardstick (a Map behind a minimal RESP loop), and `redis` for
+// redis-server as `npm run bench` runs it (AOF, fsync every second), so the CPU the runtime itself
+// and the reference need per request are measured in the same rounds. Prints, per build and case, the
+// median µs of server CPU per request and the median req/s.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { HOST, median, pipelined, root, startBlobasaur } from './lib.mjs';
+import { HOST, median, pipelined, root, startBlobasaur, startNodeCeiling, startRedis } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -43,7 +46,12 @@ function cpuSeconds(pid) {
 
 const servers = [];
 for (const b of builds) {
-  const s = await startBlobasaur(values.toml.replace(/\\n/g, '\n'), 'blobasaur-cpu-', { serverJs: join(b, 'main.js'), stdio: 'pipe' });
+  const s =
+    b === 'ceiling'
+      ? await startNodeCeiling()
+      : b === 'redis'
+        ? await startRedis()
+        : await startBlobasaur(values.toml.replace(/\\n/g, '\n'), 'blobasaur-cpu-', { serverJs: join(b, 'main.js'), stdio: 'pipe' });
   const value = Buffer.alloc(1024, 'x');
   await pipelined(s.port, keys, (i) => ['SET', `key:${String(i).padStart(12, '0')}`, value], { connections: 4, window: 128 });
   servers.push({ build: b, server: s, res: Object.fromEntries(cases.map((c) => [c.id, { us: [], rps: [] }])) });

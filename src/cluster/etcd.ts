@@ -10,7 +10,8 @@
  *   alive/<name>     {inc, offset}: on the node's lease; gone within the lease TTL after it dies
  */
 import { readFileSync } from 'node:fs';
-import { Etcd3, type IOptions, type Lease, type Watcher } from 'etcd3';
+import { createRequire } from 'node:module';
+import type { Etcd3, IOptions, Lease, Watcher } from 'etcd3';
 import type { Logger } from '../observability/log.js';
 import { formatMap, MapError, parseMap, type ClusterMap, type MemberRecord } from './map.js';
 
@@ -47,6 +48,12 @@ export function etcdPrefix(clusterName: string): string {
   return `/blobasaur/${clusterName}`;
 }
 
+/**
+ * etcd3 brings gRPC and protobufjs: ~20 MiB of RSS (measured on Node 20), which a server without
+ * a managed cluster should not carry. It is loaded by the first client made, not at import.
+ */
+const requireLazily = createRequire(import.meta.url);
+
 /** The etcd3 client for these settings (also used by the `blobasaur cluster` CLI). */
 export function etcdClient(s: Omit<EtcdSettings, 'leaseTtlS' | 'prefix'>): Etcd3 {
   const opts: IOptions = { hosts: s.hosts, dialTimeout: 3000 };
@@ -58,7 +65,8 @@ export function etcdClient(s: Omit<EtcdSettings, 'leaseTtlS' | 'prefix'>): Etcd3
       ...(s.certFile === undefined ? {} : { certChain: readFileSync(s.certFile) }),
     };
   }
-  return new Etcd3(opts);
+  const { Etcd3: Client } = requireLazily('etcd3') as typeof import('etcd3');
+  return new Client(opts);
 }
 
 /** Reads the map and its revision. */

@@ -29,6 +29,8 @@ function valueAfter(ack: Ack, value: PendingValue | null): Reply | Promise<Reply
 
 /** SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL], options in any order. */
 export const set: Handler = ({ ks, now }, args) => {
+  // SET key value, the common case: no options to parse, so no reader or option objects per call.
+  if (args.length === 3) return afterAck(ks.set(null, args[1], args[2], 'clear', now), OK);
   const r = new ArgReader(args, 3);
   let condition: 'nx' | 'xx' | null = null;
   let get = false;

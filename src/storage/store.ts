@@ -720,7 +720,9 @@ export class Store {
   /** Queues a value; reads see it at once. */
   write(ns: Buffer | null, key: Buffer, value: HeldValue, expiresAt: number | null, now: number): Ack {
     this.refuseIfFull();
-    return this.queueOf(key).push(this.setWrite(ns, key, value, expiresAt, now), !this.opts.asyncWrite);
+    // Placement hashes the key 21 times over: once per write is enough.
+    const shard = this.ring.shardOf(key);
+    return this.queues[shard].push(this.setWrite(ns, key, value, expiresAt, now, shard), !this.opts.asyncWrite);
   }
 
   /** Queues a new expiry for an existing key; the value stays as it is (pending or committed). */
@@ -743,9 +745,8 @@ export class Store {
     return ack;
   }
 
-  private setWrite(ns: Buffer | null, key: Buffer, value: HeldValue, expiresAt: number | null, now: number): PendingWrite {
+  private setWrite(ns: Buffer | null, key: Buffer, value: HeldValue, expiresAt: number | null, now: number, shard = this.ring.shardOf(key)): PendingWrite {
     const compression = this.opts.compression;
-    const shard = this.ring.shardOf(key);
     let encoded: PendingWrite & { kind: 'set' } extends { encoded: infer E } ? E : never;
     if (value instanceof BlobRef) {
       // A blob of this shard is referenced as it is (RENAME and COPY move or share the row only);

@@ -117,3 +117,83 @@ test('keys are told apart by their bytes, whatever their hash: plain keys, field
   for (let i = 0; i < 300; i++) c.put(null, b(`key:${i}`), b(`v${i}`), null);
   for (let i = 0; i < 300; i++) assert.equal(c.get(null, b(`key:${i}`), 0)?.value.toString(), `v${i}`);
 });
+
+test('a hit gives its entry a second chance: eviction passes over entries used since they last reached the old end', () => {
+  const c = new ReadCache(0, 4 * charge(1000));
+  for (const k of ['a', 'b', 'c', 'd']) c.put(null, b(k), Buffer.alloc(1000, k), null);
+  c.put(null, b('e'), Buffer.alloc(1000, 'e'), null); // all new, all passed over once: a, the oldest, leaves
+  assert.equal(c.get(null, b('a'), 0), undefined);
+  assert.ok(c.get(null, b('c'), 0));
+  c.put(null, b('f'), Buffer.alloc(1000, 'f'), null); // b leaves
+  c.put(null, b('g'), Buffer.alloc(1000, 'g'), null); // c was read: d leaves, not c
+  assert.deepEqual(['b', 'd'].map((k) => c.get(null, b(k), 0)), [undefined, undefined]);
+  assert.deepEqual(['c', 'e', 'f', 'g'].map((k) => c.get(null, b(k), 0)?.value.toString('latin1', 0, 1)), ['c', 'e', 'f', 'g']);
+  assert.equal(c.smallStats().entries, 4);
+  assert.equal(c.smallStats().bytes, 4 * charge(1000));
+});
+
+test('when every entry has been read, a write still evicts (after giving each a second chance) and stays within budget', () => {
+  const n = 2000;
+  const c = new ReadCache(0, n * charge(10, 'k0000'));
+  const key = (i: number): Buffer => b(`k${String(i).padStart(4, '0')}`);
+  for (let i = 0; i < n; i++) c.put(null, key(i), Buffer.alloc(10, 1), null);
+  for (let i = 0; i < n; i++) assert.ok(c.get(null, key(i), 0));
+  c.put(null, b('knew0'), Buffer.alloc(10, 2), null);
+  assert.equal(c.smallStats().entries, n);
+  assert.ok(c.smallStats().bytes <= n * charge(10, 'k0000'));
+  assert.equal(c.get(null, b('knew0'), 0)?.value[0], 2);
+  // Every entry but one is still there, each with its own value.
+  let left = 0;
+  for (let i = 0; i < n; i++) if (c.get(null, key(i), 0)?.value[0] === 1) left++;
+  assert.equal(left, n - 1);
+});
+
+test('two keys with the same hash share a slot: the newer takes it, the older misses, bytes stay exact', () => {
+  const c = new ReadCache(0, 1 << 30);
+  const seen: Buffer[] = [];
+  let newer: Buffer | null = null;
+  // 30-bit hashes: a collision is expected after ~2^15 keys; found by watching the entry count.
+  for (let i = 0; i < 400_000 && newer === null; i++) {
+    const k = b(`key:${i}`);
+    const before = c.smallStats().entries;
+    c.put(null, k, b(`v${i}`), null);
+    if (c.smallStats().entries === before) newer = k;
+    else seen.push(k);
+  }
+  assert.ok(newer !== null, 'a collision among 400,000 keys');
+  const older = seen.filter((k) => c.get(null, k, 0) === undefined);
+  assert.equal(older.length, 1, 'exactly one earlier key lost its slot');
+  assert.equal(c.get(null, newer, 0)?.value.toString(), `v${newer.toString().slice(4)}`);
+  // Recount from what is left: every remaining key with its own value.
+  let bytes = 0;
+  for (const k of [...seen.filter((x) => x !== older[0]), newer]) {
+    const v = c.get(null, k, 0);
+    assert.equal(v?.value.toString(), `v${k.toString().slice(4)}`);
+    bytes += v!.value.length + k.length + 512;
+  }
+  assert.equal(c.smallStats().bytes, bytes);
+});
+
+test('a full cache admits a small value read from SQLite on its second miss; one with room admits it at once; writes always fill', () => {
+  const c = new ReadCache(0, 4 * charge(1000));
+  // Room: the first miss fills.
+  for (const k of ['a', 'b', 'c', 'd']) c.fill(null, b(k), Buffer.alloc(1000, k), null);
+  assert.equal(c.smallStats().entries, 4);
+  assert.equal(c.get(null, b('a'), 0)?.value[0], 'a'.charCodeAt(0));
+  // Full: e's first miss is counted and not kept; its second is kept (and evicts the oldest unread).
+  c.fill(null, b('e'), Buffer.alloc(1000, 'e'), null);
+  assert.equal(c.get(null, b('e'), 0), undefined);
+  assert.deepEqual(['a', 'b', 'c', 'd'].map((k) => c.get(null, b(k), 0) !== undefined), [true, true, true, true]);
+  c.fill(null, b('e'), Buffer.alloc(1000, 'e'), null);
+  assert.equal(c.get(null, b('e'), 0)?.value[0], 'e'.charCodeAt(0));
+  assert.equal(c.smallStats().misses, 6);
+  assert.equal(c.smallStats().entries, 4);
+  // A committed write (put) is kept at once, full or not.
+  c.put(null, b('f'), Buffer.alloc(1000, 'f'), null);
+  assert.equal(c.get(null, b('f'), 0)?.value[0], 'f'.charCodeAt(0));
+  // Large values are admitted on their first miss, full or not.
+  const l = new ReadCache(4 * charge(READ_CACHE_MIN_VALUE_BYTES));
+  for (const [i, k] of ['v', 'w', 'x', 'y', 'z'].entries()) l.fill(null, b(k), big(i + 1), null);
+  assert.equal(l.get(null, b('z'), 0)?.value[0], 5);
+  assert.equal(l.stats().entries, 4);
+});
