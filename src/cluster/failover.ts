@@ -56,6 +56,8 @@ export class ManagedRoles {
   private pendingOffset = 0;
   private stopped = false;
   private readonly absence: PrimaryAbsence;
+  /** The never-seen primary this replica last said it waits for (logged once). */
+  private waitingFor: string | null = null;
   /** Kill-to-promotion figures for INFO and tests: when this node last promoted itself. */
   promotedAt = 0;
 
@@ -96,7 +98,15 @@ export class ManagedRoles {
     }
     const primary = view.members.get(shard.primary);
     if (primary !== undefined) await this.replication.follow(primary.host, primary.port);
-    if (!this.absence.gone(shard.primary, view.alive.has(shard.primary), Date.now()) || this.promoting) return;
+    const alive = view.alive.has(shard.primary);
+    if (!this.absence.gone(shard.primary, alive, Date.now())) {
+      if (!alive && this.waitingFor !== shard.primary) {
+        this.waitingFor = shard.primary;
+        this.log.info({ primary: shard.primary, wait_ms: this.etcd.leaseTtlMs }, 'the shard\'s primary has not registered in etcd yet: waiting for it before taking over');
+      }
+      return;
+    }
+    if (this.promoting) return;
     // The primary has no lease: etcd's majority says it is gone. The best live replica takes over.
     const candidates = shard.replicas
       .filter((r) => view.alive.has(r))
