@@ -127,6 +127,10 @@ export class EtcdMember {
     return this.settings.prefix;
   }
 
+  get leaseTtlMs(): number {
+    return this.settings.leaseTtlS * 1000;
+  }
+
   /**
    * Whether this node still surely holds its lease: the last answered keepalive was sent less
    * than a TTL ago (minus a margin for clock rate). A primary that cannot say so stops writing.

@@ -4,6 +4,7 @@
  * primary's lease is gone, the most up-to-date live replica of its shard (highest published
  * offset, then lowest name) promotes itself by one etcd transaction that holds only if the map is
  * unchanged and the old primary still has no lease; every node then sees the new map (epoch + 1).
+ * A primary this node has never seen holding a lease may just be starting: it gets one lease TTL.
  */
 import type { Logger } from '../observability/log.js';
 import type { Replication } from '../replication/index.js';
@@ -13,12 +14,50 @@ import { formatMap, promote, shardOf } from './map.js';
 /** How often a replica publishes its applied offset in etcd, at most. */
 const OFFSET_PUBLISH_MS = 250;
 
+/**
+ * Whether a primary without a lease is gone, as its replicas must judge it. A missing `alive` key
+ * means two things: a primary that held a lease and lost it (etcd's majority expired or revoked
+ * it: gone now), or one that has not registered yet — a node opens its client port before its
+ * lease is granted, so a map can name a primary that is still starting. Taking over from that one
+ * swaps the shard's roles for good. So a primary never seen alive counts as gone only after it
+ * has been missing for one lease TTL: as long as etcd would have waited had it died holding one.
+ */
+export class PrimaryAbsence {
+  private readonly seenAlive = new Set<string>();
+  private readonly missingSince = new Map<string, number>();
+
+  constructor(private readonly graceMs: number) {}
+
+  /** Records the nodes that hold a lease in a view. */
+  see(alive: Iterable<string>): void {
+    for (const name of alive) {
+      this.seenAlive.add(name);
+      this.missingSince.delete(name);
+    }
+  }
+
+  /** Whether primary `name`, holding a lease or not (`alive`) at `now`, may be replaced. */
+  gone(name: string, alive: boolean, now: number): boolean {
+    if (alive) {
+      this.see([name]);
+      return false;
+    }
+    if (this.seenAlive.has(name)) return true;
+    const since = this.missingSince.get(name) ?? now;
+    this.missingSince.set(name, since);
+    return now - since >= this.graceMs;
+  }
+}
+
 export class ManagedRoles {
   private promoting = false;
   private lastPublished = 0;
   private publishTimer: NodeJS.Timeout | null = null;
   private pendingOffset = 0;
   private stopped = false;
+  private readonly absence: PrimaryAbsence;
+  /** The never-seen primary this replica last said it waits for (logged once). */
+  private waitingFor: string | null = null;
   /** Kill-to-promotion figures for INFO and tests: when this node last promoted itself. */
   promotedAt = 0;
 
@@ -28,6 +67,7 @@ export class ManagedRoles {
     private readonly name: string,
     private readonly log: Logger,
   ) {
+    this.absence = new PrimaryAbsence(etcd.leaseTtlMs);
     replication.mayWrite = () => etcd.holdsLease();
     replication.onOffset = (offset) => this.publish(offset);
   }
@@ -44,6 +84,7 @@ export class ManagedRoles {
   }
 
   async onView(view: EtcdView): Promise<void> {
+    this.absence.see(view.alive.keys());
     const map = view.map;
     if (map === null || this.stopped) return;
     const shard = shardOf(map, this.name);
@@ -57,7 +98,15 @@ export class ManagedRoles {
     }
     const primary = view.members.get(shard.primary);
     if (primary !== undefined) await this.replication.follow(primary.host, primary.port);
-    if (view.alive.has(shard.primary) || this.promoting) return;
+    const alive = view.alive.has(shard.primary);
+    if (!this.absence.gone(shard.primary, alive, Date.now())) {
+      if (!alive && this.waitingFor !== shard.primary) {
+        this.waitingFor = shard.primary;
+        this.log.info({ primary: shard.primary, wait_ms: this.etcd.leaseTtlMs }, 'the shard\'s primary has not registered in etcd yet: waiting for it before taking over');
+      }
+      return;
+    }
+    if (this.promoting) return;
     // The primary has no lease: etcd's majority says it is gone. The best live replica takes over.
     const candidates = shard.replicas
       .filter((r) => view.alive.has(r))

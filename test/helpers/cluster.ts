@@ -111,12 +111,16 @@ export async function clusterState(port: number): Promise<string> {
   return /cluster_state:(\w+)/.exec(await command(port, 'CLUSTER', 'INFO'))?.[1] ?? '?';
 }
 
-/** Polls until `cond` holds; returns the milliseconds it took. */
-export async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs = 10_000, everyMs = 20): Promise<number> {
+/**
+ * Polls until `cond` holds; returns the milliseconds it took. `cond` may answer a string instead
+ * of false: what is not met yet, shown in the time-out error (the last one seen).
+ */
+export async function waitFor(what: string, cond: () => Promise<boolean | string>, timeoutMs = 10_000, everyMs = 20): Promise<number> {
   const start = Date.now();
   for (;;) {
-    if (await cond()) return Date.now() - start;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    const met = await cond();
+    if (met === true) return Date.now() - start;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${typeof met === 'string' ? `: ${met}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
@@ -244,13 +248,15 @@ export interface ManagedSpec {
   top?: string[];
   /** Further `[cluster]` scalars. */
   cluster?: Record<string, unknown>;
+  /** The node's log_level; BLOBASAUR_TEST_LOG_LEVEL overrides the default "warn" for every node. */
+  logLevel?: string;
 }
 
 function managedToml(spec: ManagedSpec, port: number, dir: string): string {
   return [
     `addr = "127.0.0.1:${port}"`,
     `data_dir = "${join(dir, 'data')}"`,
-    'log_level = "warn"',
+    `log_level = "${spec.logLevel ?? process.env.BLOBASAUR_TEST_LOG_LEVEL ?? 'warn'}"`,
     ...(spec.top ?? []),
     '[cluster]',
     'enabled = true',
@@ -277,6 +283,31 @@ export async function startManaged(spec: ManagedSpec): Promise<TestServer> {
     addr: `127.0.0.1:${spec.port ?? 0}`,
     cluster: { enabled: true, node_id: spec.name, etcd: spec.etcd, cluster_name: spec.clusterName, lease_ttl_s: spec.leaseTtlS ?? 2, ...spec.cluster },
   });
+}
+
+/**
+ * Whether a managed cluster has started: `cluster_state:ok` on every node and
+ * `master_link_status:up` on every replica. true, or what is not yet so on which node, with that
+ * node's INFO replication and CLUSTER NODES and the end of its log (`output`), for a time-out.
+ */
+export async function managedStarted(
+  nodes: { name: string; port: number; output?: () => string }[],
+  replicas: string[],
+): Promise<true | string> {
+  const reply = (port: number, ...args: string[]): Promise<string> => command(port, ...args).catch((err: Error) => `<${err.message}>`);
+  for (const n of nodes) {
+    const checks: [string, string[], RegExp][] = [['cluster_state:ok', ['CLUSTER', 'INFO'], /cluster_state:ok/]];
+    if (replicas.includes(n.name)) checks.push(['master_link_status:up', ['INFO', 'replication'], /master_link_status:up/]);
+    for (const [want, args, re] of checks) {
+      if (re.test(await reply(n.port, ...args))) continue;
+      const log = n.output?.().split('\n').slice(-30).join('\n') ?? '';
+      return (
+        `${n.name} (port ${n.port}) has no ${want}\n-- INFO replication:\n${await reply(n.port, 'INFO', 'replication')}` +
+        `\n-- CLUSTER NODES:\n${await reply(n.port, 'CLUSTER', 'NODES')}\n-- log (last 30 lines):\n${log}`
+      );
+    }
+  }
+  return true;
 }
 
 /** cluster_current_epoch of CLUSTER INFO. */

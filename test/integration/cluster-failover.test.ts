@@ -18,7 +18,7 @@ import { keySlot } from '../../src/cluster/slots.js';
 import { initialMap } from '../../src/cluster/map.js';
 import { etcdPrefix, updateMap } from '../../src/cluster/etcd.js';
 import { python } from '../helpers/cli.js';
-import { clusterEpoch, command, loadSummary, nodes, spawnManaged, startClusterLoad, waitFor, type LoadResult, type ManagedSpec } from '../helpers/cluster.js';
+import { clusterEpoch, command, loadSummary, managedStarted, nodes, spawnManaged, startClusterLoad, waitFor, type LoadResult, type ManagedSpec } from '../helpers/cluster.js';
 import { startEtcd, type TestEtcd } from '../helpers/etcd.js';
 import { freePort, tempDir, type Child } from '../helpers/servers.js';
 
@@ -51,12 +51,10 @@ describe('managed failover: 3 primaries + 3 replicas, kill -9 of a primary under
     await Promise.all(NAMES.map(async (n) => procs.set(n, await spawnManaged(specs.get(n)!, dirs.get(n)))));
     await updateMap(client, etcdPrefix(NAME), () => initialMap(['p1', 'p2', 'p3'], ['r1', 'r2', 'r3']));
     await waitFor(
-      'replicas linked',
-      async () => {
-        for (const r of ['r1', 'r2', 'r3']) if (!/master_link_status:up/.test(await command(port(r), 'INFO', 'replication'))) return false;
-        return true;
-      },
+      'map on every node, replicas linked',
+      () => managedStarted(NAMES.map((n) => ({ name: n, port: port(n), output: procs.get(n)!.output })), ['r1', 'r2', 'r3']),
       60_000,
+      100,
     );
   });
   after(async () => {
