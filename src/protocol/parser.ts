@@ -181,10 +181,14 @@ export class RequestParser {
       throw new ProtocolError('invalid bulk length');
     }
     const headerEnd = line + 2;
-    // A staged bulk is not held in memory: the query buffer limit does not apply to it.
+    // A staged bulk is not held in memory, but the query buffer limit still counts it, as Redis
+    // counts a command's arguments: lowering client-query-buffer-limit refuses the same commands
+    // whether or not their values are staged.
     if (this.staging !== undefined && len >= this.staging.minLength) {
+      this.checkQueryBuffer(len);
       const sink = this.staging.open(this.args, len);
       if (sink !== null) {
+        this.commandBytes += len;
         this.sink = sink;
         this.bigLen = len;
         this.bigGot = 0;

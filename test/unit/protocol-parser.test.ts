@@ -595,10 +595,10 @@ describe('staged bulks (streamed writes)', () => {
     }
   });
 
-  test('staged bytes do not count in the query buffer, nor against its limit', () => {
+  test('staged bytes are not held in the query buffer, but count against its limit as in Redis', () => {
     const value = patterned(500_000, 5);
     const st = staging(100_000);
-    const p = new RequestParser(limits({ maxQueryBuffer: 64 * 1024 }), st.staging);
+    const p = new RequestParser(limits({ maxQueryBuffer: 1024 * 1024 }), st.staging);
     const out: Args[] = [];
     const input = resp('SET', 'k', value);
     p.push(input.subarray(0, 400_000), out);
@@ -606,6 +606,12 @@ describe('staged bulks (streamed writes)', () => {
     p.push(input.subarray(400_000), out);
     assert.equal(out.length, 1);
     assert.ok(st.sinks[0].bytes.equals(value));
+
+    // The same command under a limit smaller than its value is refused before anything is staged.
+    const small = staging(100_000);
+    const q = new RequestParser(limits({ maxQueryBuffer: 64 * 1024 }), small.staging);
+    expectProtocolError(() => q.push(input.subarray(0, 400_000), []), 'Protocol error: query buffer limit exceeded');
+    assert.equal(small.sinks.length, 0);
   });
 
   test('a bad end of bulk aborts the sink; abandon() aborts one in progress and returns the arguments read', () => {
