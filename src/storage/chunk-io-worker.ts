@@ -1,0 +1,127 @@
+/**
+ * The chunk I/O thread (chunk-io.ts): writes the chunks of values being staged and reads the
+ * chunks of streamed replies, each chunk file through a connection of its own, so neither the
+ * SQLite call nor the kernel's write of a 256 KiB chunk runs on the event loop.
+ *
+ * Chunks leave this thread as ArrayBuffers handed over by transfer (no copy); their CRC-32 is
+ * checked here, and a failing one is reported with the same text as ChunkFile's own check.
+ */
+import { crc32 } from 'node:zlib';
+import { parentPort } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import type { Statement } from 'better-sqlite3';
+import type { ChunkIOReply, ChunkIORequest } from './chunk-io.js';
+
+const port = parentPort;
+if (port === null) throw new Error('chunk-io-worker must run as a worker thread');
+
+interface Connection {
+  db: Database.Database;
+  begin: Statement;
+  commit: Statement;
+  rollback: Statement;
+  index: Statement<[number, number]>;
+  chunk: Statement<[number, number, number, Buffer]>;
+  map: Statement<[number, number, number]>;
+  read: Statement<[number, number], { codec: number; crc: number; size: number; data: Buffer }>;
+}
+const connections = new Map<string, Connection>();
+
+function connection(path: string): Connection {
+  const open = connections.get(path);
+  if (open !== undefined) return open;
+  throw new Error(`chunk file ${path} is not open in the chunk I/O thread`);
+}
+
+function openConnection(msg: Extract<ChunkIORequest, { op: 'open' }>): void {
+  const db = new Database(msg.path, { fileMustExist: true });
+  try {
+    db.pragma(`synchronous = ${msg.synchronous}`);
+    db.pragma(`busy_timeout = ${msg.busyTimeoutMs}`);
+    // Reads go to the socket, not to a cache: a few pages' worth is enough.
+    db.pragma(`cache_size = ${-8 * 1024}`);
+    db.pragma(`wal_autocheckpoint = ${msg.autocheckpointPages}`);
+    connections.set(msg.path, {
+      db,
+      begin: db.prepare('BEGIN IMMEDIATE'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
+      index: db.prepare('INSERT OR REPLACE INTO blob_index (blob_id, size) VALUES (?, ?)'),
+      chunk: db.prepare('INSERT INTO chunks (codec, crc, size, data) VALUES (?, ?, ?, ?)'),
+      map: db.prepare('INSERT OR REPLACE INTO blob_chunks (blob_id, seq, chunk_id) VALUES (?, ?, ?)'),
+      read: db.prepare('SELECT c.codec, c.crc, c.size, c.data FROM blob_chunks m JOIN chunks c ON c.id = m.chunk_id WHERE m.blob_id = ? AND m.seq = ?'),
+    });
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+function put(msg: Extract<ChunkIORequest, { op: 'put' }>): number {
+  const c = connection(msg.path);
+  c.begin.run();
+  try {
+    if (msg.indexSize !== undefined) c.index.run(msg.blob, msg.indexSize);
+    let stored = 0;
+    msg.chunks.forEach((ch, i) => {
+      const payload = Buffer.from(ch.payload, 0, ch.length);
+      const chunkId = Number(c.chunk.run(ch.codec, crc32(payload), ch.size, payload).lastInsertRowid);
+      c.map.run(msg.blob, msg.firstSeq + i, chunkId);
+      stored += payload.length;
+    });
+    c.commit.run();
+    return stored;
+  } catch (err) {
+    if (c.db.inTransaction) c.rollback.run();
+    throw err;
+  }
+}
+
+/** An ArrayBuffer holding exactly `b`'s bytes, to be transferred. */
+function ownBuffer(b: Buffer): ArrayBuffer {
+  if (b.byteOffset === 0 && b.buffer.byteLength === b.length && b.buffer instanceof ArrayBuffer) return b.buffer;
+  const copy = new Uint8Array(b.length);
+  copy.set(b);
+  return copy.buffer;
+}
+
+function handle(msg: ChunkIORequest): void {
+  try {
+    switch (msg.op) {
+      case 'open':
+        openConnection(msg);
+        port!.postMessage({ id: msg.id, ok: true } satisfies ChunkIOReply);
+        return;
+      case 'close': {
+        const c = connections.get(msg.path);
+        connections.delete(msg.path);
+        try {
+          c?.db.close();
+        } finally {
+          Atomics.store(msg.done, 0, 1);
+          Atomics.notify(msg.done, 0);
+        }
+        return;
+      }
+      case 'autocheckpoint':
+        connections.get(msg.path)?.db.pragma(`wal_autocheckpoint = ${msg.pages}`);
+        return;
+      case 'put':
+        port!.postMessage({ id: msg.id, ok: true, stored: put(msg) } satisfies ChunkIOReply);
+        return;
+      case 'read': {
+        const row = connection(msg.path).read.get(msg.blob, msg.seq);
+        if (row === undefined) throw Object.assign(new Error(`chunk ${msg.seq} of blob ${msg.blob} is missing from ${msg.path}`), { name: 'ChunkError' });
+        if (crc32(row.data) !== row.crc) throw Object.assign(new Error(`chunk ${msg.seq} of blob ${msg.blob} in ${msg.path} fails its CRC-32 check`), { name: 'ChunkError' });
+        const data = ownBuffer(row.data);
+        port!.postMessage({ id: msg.id, ok: true, codec: row.codec, crc: row.crc, size: row.size, data } satisfies ChunkIOReply, [data]);
+        return;
+      }
+    }
+  } catch (err) {
+    const e = err as Error & { code?: unknown };
+    port!.postMessage({ id: msg.id, ok: false, name: e.name, message: e.message, code: typeof e.code === 'string' ? e.code : undefined } satisfies ChunkIOReply);
+  }
+}
+
+port.on('message', handle);
