@@ -1,0 +1,83 @@
+/**
+ * Chunk I/O off the event loop (issue 17 point 5): the chunks of a streamed SET are written, and
+ * those of a streamed GET read, by the chunk I/O thread through its own connection — the server's
+ * connection to the chunk file makes none of those calls — and an idle chunk file's WAL is cut
+ * down by that thread, not by the next small write on the loop (an APPEND).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { startOurs } from '../helpers/servers.js';
+import { ChunkFile, chunkCount } from '../../src/storage/chunks.js';
+
+const MiB = 1024 * 1024;
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
+
+function walBytes(path: string): number {
+  try {
+    return statSync(`${path}-wal`).size;
+  } catch {
+    return 0;
+  }
+}
+
+describe('chunk I/O thread', () => {
+  it('a streamed SET and GET make no chunk write or read through the server connection, and the bytes round-trip', async () => {
+    const s = await startOurs({ num_shards: 1 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    const proto = ChunkFile.prototype;
+    const { putChunks, readStored } = proto;
+    const onLoop = { put: 0, read: 0 };
+    proto.putChunks = function (this: ChunkFile, ...a: Parameters<ChunkFile['putChunks']>) {
+      onLoop.put++;
+      return putChunks.apply(this, a);
+    };
+    proto.readStored = function (this: ChunkFile, ...a: Parameters<ChunkFile['readStored']>) {
+      onLoop.read++;
+      return readStored.apply(this, a);
+    };
+    try {
+      const file = s.store.chunkFiles[0];
+      assert.equal(file.offLoop, true);
+      const value = randomBytes(12 * MiB + 5);
+      const written = file.chunksWritten;
+      const read = file.chunksRead;
+      await r.set('big', value);
+      assert.equal(sha((await r.getBuffer('big'))!), sha(value));
+      assert.equal(file.chunksWritten - written, chunkCount(value.length));
+      assert.equal(file.chunksRead - read, chunkCount(value.length));
+      assert.deepEqual(onLoop, { put: 0, read: 0 });
+      // The server's own connection still does what it did: APPEND derives a blob there.
+      assert.equal(await r.append('big', 'abc'), value.length + 3);
+      assert.equal(sha((await r.getBuffer('big'))!), sha(Buffer.concat([value, Buffer.from('abc')])));
+      assert.equal(onLoop.read, 1, 'APPEND reads the old last chunk on the loop');
+    } finally {
+      proto.putChunks = putChunks;
+      proto.readStored = readStored;
+      r.disconnect();
+      await s.close();
+    }
+  });
+
+  it('an idle chunk file has its WAL truncated by the thread, so the next APPEND does not truncate it on the loop', async () => {
+    const s = await startOurs({ num_shards: 1 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    try {
+      const file = s.store.chunkFiles[0];
+      await r.set('big', randomBytes(24 * MiB));
+      assert.ok(walBytes(file.path) >= 16 * MiB, `WAL after the SET: ${walBytes(file.path)} bytes`);
+      // The thread waits for a second without staged writes, and for the maintenance thread's checkpoint.
+      const deadline = Date.now() + 15_000;
+      while (walBytes(file.path) > 0 && Date.now() < deadline) await sleep(100);
+      assert.equal(walBytes(file.path), 0);
+      assert.equal(await r.append('big', 'abc'), 24 * MiB + 3);
+      assert.ok(walBytes(file.path) < 4 * MiB, `WAL after the APPEND: ${walBytes(file.path)} bytes`);
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+  });
+});
