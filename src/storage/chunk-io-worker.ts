@@ -11,6 +11,7 @@ import { parentPort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
 import type { ChunkIOReply, ChunkIORequest } from './chunk-io.js';
+import { CHUNK_CACHE_KIB } from './chunks.js';
 
 const port = parentPort;
 if (port === null) throw new Error('chunk-io-worker must run as a worker thread');
@@ -39,8 +40,7 @@ function openConnection(msg: Extract<ChunkIORequest, { op: 'open' }>): void {
   try {
     db.pragma(`synchronous = ${msg.synchronous}`);
     db.pragma(`busy_timeout = ${msg.busyTimeoutMs}`);
-    // Reads go to the socket, not to a cache: a few pages' worth is enough.
-    db.pragma(`cache_size = ${-8 * 1024}`);
+    db.pragma(`cache_size = ${-CHUNK_CACHE_KIB}`);
     db.pragma(`wal_autocheckpoint = ${msg.autocheckpointPages}`);
     connections.set(msg.path, {
       db,
