@@ -11,6 +11,7 @@ import { statSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { startOurs } from '../helpers/servers.js';
 import { ChunkFile, chunkCount } from '../../src/storage/chunks.js';
+import type { ChunkIO } from '../../src/storage/chunk-io.js';
 
 const MiB = 1024 * 1024;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -75,6 +76,28 @@ describe('chunk I/O thread', () => {
       assert.equal(walBytes(file.path), 0);
       assert.equal(await r.append('big', 'abc'), 24 * MiB + 3);
       assert.ok(walBytes(file.path) < 4 * MiB, `WAL after the APPEND: ${walBytes(file.path)} bytes`);
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+  });
+
+  it('when the thread dies, chunk writes and reads go back to the event loop and values still round-trip', async () => {
+    const s = await startOurs({ num_shards: 1 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    try {
+      const file = s.store.chunkFiles[0];
+      const before = randomBytes(3 * MiB);
+      await r.set('before', before);
+      // Private: the test reaches the store's thread to end it as a crash would.
+      const io = s.store['chunkIO'] as ChunkIO;
+      await io['worker'].terminate();
+      assert.equal(io.alive, false);
+      assert.equal(file.offLoop, false);
+      const after = randomBytes(5 * MiB + 7);
+      await r.set('after', after);
+      assert.equal(sha((await r.getBuffer('after'))!), sha(after));
+      assert.equal(sha((await r.getBuffer('before'))!), sha(before));
     } finally {
       r.disconnect();
       await s.close();
