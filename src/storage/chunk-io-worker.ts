@@ -11,7 +11,7 @@ import { parentPort } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
 import type { ChunkIOReply, ChunkIORequest } from './chunk-io.js';
-import { CHUNK_CACHE_KIB } from './chunks.js';
+import { CHUNK_CACHE_KIB, CHUNK_JOURNAL_SIZE_LIMIT } from './chunks.js';
 
 const port = parentPort;
 if (port === null) throw new Error('chunk-io-worker must run as a worker thread');
@@ -42,6 +42,7 @@ function openConnection(msg: Extract<ChunkIORequest, { op: 'open' }>): void {
     db.pragma(`busy_timeout = ${msg.busyTimeoutMs}`);
     db.pragma(`cache_size = ${-CHUNK_CACHE_KIB}`);
     db.pragma(`wal_autocheckpoint = ${msg.autocheckpointPages}`);
+    db.pragma(`journal_size_limit = ${CHUNK_JOURNAL_SIZE_LIMIT}`);
     connections.set(msg.path, {
       db,
       busyTimeoutMs: msg.busyTimeoutMs,
@@ -63,14 +64,15 @@ function openConnection(msg: Extract<ChunkIORequest, { op: 'open' }>): void {
  * A chunk file's WAL after a large value is hundreds of MiB. The first commit after the maintenance
  * thread has checkpointed all of it restarts the WAL and cuts the file down to journal_size_limit:
  * measured 134 ms on the event loop for a 500 MiB WAL when that commit was an APPEND's. So once a
- * file has had no staged write for IDLE_TRUNCATE_MS, this thread checkpoints what is left (PASSIVE:
- * writers go on) and, when nothing is left, truncates the WAL here (TRUNCATE: holds the write lock
- * only for the truncation).
+ * file has had no staged write for IDLE_RESTART_MS, this thread checkpoints what is left (PASSIVE:
+ * writers go on) and, when nothing is left, makes that first commit itself (a write of the schema
+ * version it already has). The WAL keeps CHUNK_JOURNAL_SIZE_LIMIT bytes, as when the loop cut it:
+ * truncated to nothing, it would need new disk blocks for the next chunk, and a full disk refuses them.
  */
-const IDLE_TRUNCATE_MS = 1000;
+const IDLE_RESTART_MS = 1000;
 const idleTimers = new Map<string, NodeJS.Timeout>();
 
-function truncateWhenIdle(path: string): void {
+function restartWhenIdle(path: string): void {
   clearTimeout(idleTimers.get(path));
   idleTimers.set(
     path,
@@ -80,24 +82,29 @@ function truncateWhenIdle(path: string): void {
       if (c === undefined) return;
       try {
         const [passive] = c.db.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
-        if (passive.busy === 0 && passive.log === passive.checkpointed) {
-          // Not waiting for readers: the event loop's writes would wait behind this one meanwhile.
-          c.db.pragma('busy_timeout = 0');
+        if (passive.busy !== 0 || passive.log === 0 || passive.log !== passive.checkpointed) return;
+        // Not waiting for the lock: the event loop's writes would wait behind this one meanwhile.
+        c.db.pragma('busy_timeout = 0');
+        try {
+          c.begin.run();
           try {
-            c.db.pragma('wal_checkpoint(TRUNCATE)');
+            c.db.pragma(`user_version = ${Number(c.db.pragma('user_version', { simple: true }))}`);
+            c.commit.run();
           } finally {
-            c.db.pragma(`busy_timeout = ${c.busyTimeoutMs}`);
+            if (c.db.inTransaction) c.rollback.run();
           }
+        } finally {
+          c.db.pragma(`busy_timeout = ${c.busyTimeoutMs}`);
         }
       } catch {
         // Busy or damaged: the maintenance thread's checkpoints and the next commit do it.
       }
-    }, IDLE_TRUNCATE_MS),
+    }, IDLE_RESTART_MS),
   );
 }
 
 function put(msg: Extract<ChunkIORequest, { op: 'put' }>): number {
-  truncateWhenIdle(msg.path);
+  restartWhenIdle(msg.path);
   const c = connection(msg.path);
   c.begin.run();
   try {

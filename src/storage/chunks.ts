@@ -41,6 +41,11 @@ const CHUNKS_PER_STEP = 2;
  * resident after a 300 MiB value was deleted, per connection).
  */
 export const CHUNK_CACHE_KIB = 2 * 1024;
+/**
+ * What a chunk file's WAL is cut down to when it restarts: kept, not truncated to nothing, so that
+ * while the disk is full chunk writes still find room in it.
+ */
+export const CHUNK_JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
 /** Chunk file schema version (PRAGMA user_version), separate from the shard file's. */
 const CHUNK_SCHEMA_VERSION = 1;
 
@@ -149,7 +154,7 @@ export class ChunkFile {
     db.pragma(`synchronous = ${sqlite.synchronous}`);
     db.pragma(`cache_size = ${-CHUNK_CACHE_KIB}`);
     db.pragma(`busy_timeout = ${sqlite.busy_timeout_ms}`);
-    db.pragma('journal_size_limit = 67108864');
+    db.pragma(`journal_size_limit = ${CHUNK_JOURNAL_SIZE_LIMIT}`);
     try {
       const version = Number(db.pragma('user_version', { simple: true }));
       if (version > CHUNK_SCHEMA_VERSION) {
