@@ -331,10 +331,10 @@ export class ChunkFile {
     return c.codec === 0 ? c.data : decode(c.codec, c.data);
   }
 
-  /** read(), with the SQLite call and the checksum on the chunk I/O thread when it is attached. */
-  async readAsync(id: number, seq: number): Promise<Buffer> {
+  /** readStored(), with the SQLite call and the checksum on the chunk I/O thread when it is attached. */
+  async readStoredAsync(id: number, seq: number): Promise<StoredChunk> {
     const io = this.io;
-    if (io === null || !io.alive || !this.isOpen) return this.read(id, seq);
+    if (io === null || !io.alive || !this.isOpen) return this.readStored(id, seq);
     let reply;
     try {
       reply = await io.request({ op: 'read', path: this.path, blob: id, seq });
@@ -343,8 +343,13 @@ export class ChunkFile {
       throw err;
     }
     this.chunksRead++;
-    const data = Buffer.from(reply.data!);
-    return reply.codec === 0 ? data : decode(reply.codec!, data);
+    return { codec: reply.codec!, crc: reply.crc!, size: reply.size!, data: Buffer.from(reply.data!) };
+  }
+
+  /** read(), off the event loop when the chunk I/O thread is attached. */
+  async readAsync(id: number, seq: number): Promise<Buffer> {
+    const c = await this.readStoredAsync(id, seq);
+    return c.codec === 0 ? c.data : decode(c.codec, c.data);
   }
 
   readSync(id: number, seq: number): Buffer {

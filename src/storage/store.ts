@@ -850,16 +850,21 @@ export class Store {
     const copy = async (): Promise<SizedEncoded> => {
       const id = to.allocate();
       try {
-        to.open(id, ref.size);
+        // Off the loop with the chunk I/O thread (its first transaction records the blob too).
+        const offLoop = to.offLoop;
+        if (!offLoop) to.open(id, ref.size);
         const n = chunkCount(ref.size);
         for (let seq = 0; seq < n; seq += CHUNKS_PER_STEP) {
           const batch: { encoded: Encoded; size: number }[] = [];
           for (let s = seq; s < Math.min(n, seq + CHUNKS_PER_STEP); s++) {
-            const c = from.readStored(ref.id, s);
+            const c = await from.readStoredAsync(ref.id, s);
             batch.push({ encoded: { codec: c.codec, payload: c.data }, size: c.size });
           }
-          to.putChunks(id, seq, batch);
-          await nextTurn();
+          if (offLoop) await to.putChunksAsync(id, seq, batch, seq === 0 ? ref.size : undefined);
+          else {
+            to.putChunks(id, seq, batch);
+            await nextTurn();
+          }
         }
       } catch (err) {
         this.suspects[shard].add(id);

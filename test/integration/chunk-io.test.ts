@@ -63,6 +63,42 @@ describe('chunk I/O thread', () => {
     }
   });
 
+  it('RENAME and COPY across shards copy the stored chunks through the thread, bytes equal', async () => {
+    const s = await startOurs({ num_shards: 4 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    const proto = ChunkFile.prototype;
+    const { putChunks, readStored } = proto;
+    const onLoop = { put: 0, read: 0 };
+    proto.putChunks = function (this: ChunkFile, ...a: Parameters<ChunkFile['putChunks']>) {
+      onLoop.put++;
+      return putChunks.apply(this, a);
+    };
+    proto.readStored = function (this: ChunkFile, ...a: Parameters<ChunkFile['readStored']>) {
+      onLoop.read++;
+      return readStored.apply(this, a);
+    };
+    try {
+      const shardOf = (k: string): number => s.store.queueOf(Buffer.from(k)).shard.id;
+      const names = Array.from({ length: 64 }, (_, i) => `k${i}`);
+      const src = names[0];
+      const [renamed, copied] = names.filter((k) => shardOf(k) !== shardOf(src));
+      assert.ok(renamed !== undefined && copied !== undefined && shardOf(renamed) !== shardOf(src));
+      const value = randomBytes(4 * MiB + 11);
+      await r.set(src, value);
+      assert.equal(await r.copy(src, copied), 1);
+      assert.equal(await r.rename(src, renamed), 'OK');
+      assert.equal(sha((await r.getBuffer(renamed))!), sha(value));
+      assert.equal(sha((await r.getBuffer(copied))!), sha(value));
+      assert.equal(await r.exists(src), 0);
+      assert.deepEqual(onLoop, { put: 0, read: 0 });
+    } finally {
+      proto.putChunks = putChunks;
+      proto.readStored = readStored;
+      r.disconnect();
+      await s.close();
+    }
+  });
+
   it('an idle chunk file has its WAL cut to journal_size_limit by the thread, so the next APPEND does not cut it on the loop', async () => {
     const s = await startOurs({ num_shards: 1, proto_max_bulk_len: 256 * MiB });
     const r = new Redis({ port: s.port, host: '127.0.0.1' });
