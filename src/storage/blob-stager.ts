@@ -4,7 +4,8 @@
  *
  * The parser hands a StagedBlob the payload as it reads it; full 256 KiB chunks are compressed
  * (off the loop through the codec pool, as for any chunk) and written CHUNKS_PER_STEP per
- * transaction, one step per event-loop turn. The client's socket stays paused while more than
+ * transaction by the chunk I/O thread (chunk-io.ts; one step per event-loop turn on the loop
+ * itself when the thread does not run). The client's socket stays paused while more than
  * STAGE_AHEAD_BYTES wait to be written, so a client costs the server a few chunks, whatever it sends.
  *
  * When the bulk ends, the command receives a marker in place of the bytes: an empty Buffer that
@@ -25,7 +26,7 @@ export const STAGE_AHEAD_BYTES = 4 * CHUNK_BYTES;
 /** What a StagedBlob needs from the store (store.ts implements it). */
 export interface StagingHost {
   /** A new blob, recorded in the chunk file of `key`'s shard and pinned; throws when the disk is full. */
-  openStaged(key: Buffer, size: number): { shard: number; file: ChunkFile; id: number };
+  openStaged(key: Buffer, size: number): { shard: number; file: ChunkFile; id: number; indexed: boolean };
   /** Unpins a blob no row will reference and hands it to the reclaimer. */
   dropStaged(shard: number, id: number): void;
   readonly compression: CompressionSettings | null;
@@ -63,6 +64,8 @@ export class StagedBlob {
   readonly shard: number;
   private readonly file: ChunkFile;
   private readonly id: number;
+  /** Whether the blob's index row is written; if not, the first chunks' transaction writes it. */
+  private indexed: boolean;
   private state: State = 'receiving';
   private current: Buffer | null = null;
   private fill = 0;
@@ -89,6 +92,7 @@ export class StagedBlob {
     this.shard = opened.shard;
     this.file = opened.file;
     this.id = opened.id;
+    this.indexed = opened.indexed;
     markers.set(this.marker, this);
   }
 
@@ -192,7 +196,9 @@ export class StagedBlob {
         const batch = this.queue.slice(0, CHUNKS_PER_STEP);
         const encoded = await Promise.all(batch.map(async (raw) => ({ encoded: await encodeChunk(raw, this.host.compression), size: raw.length })));
         if (this.state !== 'receiving') break;
-        this.stored += this.file.putChunks(this.id, this.nextSeq, encoded);
+        // Off the event loop when the chunk I/O thread runs (chunk-io.ts); the loop serves others meanwhile.
+        this.stored += await this.file.putChunksAsync(this.id, this.nextSeq, encoded, this.indexed ? undefined : this.size);
+        this.indexed = true;
         this.nextSeq += batch.length;
         this.queue.splice(0, batch.length);
         for (const raw of batch) {

@@ -15,6 +15,7 @@ import { ShardRing } from './mpchash.js';
 import { isDamageCode, Shard, type ByteTotals, type PageStats, type ShardDamage, type ShardWrite, type SqliteSettings, type StorageError, type StoredValue } from './shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
 import { BlobRef, type HeldValue } from './overlay.js';
+import { ChunkIO } from './chunk-io.js';
 import { ChunkFile, CHUNK_BYTES, CHUNK_THRESHOLD, CHUNKS_PER_STEP, chunkCount, encodeChunk } from './chunks.js';
 import { checkLayout } from './layout.js';
 import { MaintenanceWorker } from './maintenance.js';
@@ -150,7 +151,17 @@ export class Store {
   /** Set while a backup copies shard and chunk files: reclamation waits, so the copies agree. */
   private reclaimPaused = 0;
 
+  /** Writes staged chunks and reads streamed ones off the event loop (chunk-io.ts); null with no second connection. */
+  private readonly chunkIO: ChunkIO | null;
+
   private constructor(private readonly opts: StoreOptions) {
+    this.chunkIO = opts.maintenanceWorker !== false && opts.sqlite.locking_mode !== 'EXCLUSIVE' ? new ChunkIO() : null;
+    if (this.chunkIO !== null) {
+      this.chunkIO.onLost = (reason) => {
+        for (const c of this.chunkFiles) c.detachIO();
+        this.opts.onMaintenanceProblem?.(`${reason}; chunk writes and streamed reads run on the event loop again`, null);
+      };
+    }
     this.ring = new ShardRing(opts.numShards);
     this.budget = new InflightBudget(opts.inflightCapacity, opts.inflightMaxBytes);
     this.queues = [];
@@ -161,6 +172,8 @@ export class Store {
       } catch (err) {
         // The shards opened so far must not stay open (and locked) behind a refused start.
         for (const q of this.queues) q.shard.close();
+        for (const c of this.chunkFiles) c.close();
+        void this.chunkIO?.stop();
         throw err;
       }
       const { shard, chunks } = opened;
@@ -210,6 +223,7 @@ export class Store {
     // stopped (kill -9 mid-upload): their chunks are garbage. On a damaged shard nothing is
     // presumed garbage.
     const suspects = orElse(() => new Set(chunks.blobIds().filter((b) => !shard.knowsBlob(b))), new Set<number>());
+    if (this.chunkIO !== null) chunks.attachIO(this.chunkIO);
     return { shard, chunks, suspects };
   }
 
@@ -636,6 +650,7 @@ export class Store {
         c.checkpoint();
         c.close();
       }
+      await this.chunkIO?.stop();
     })();
     return this.closing;
   }
@@ -778,7 +793,8 @@ export class Store {
     const file = this.chunkFiles[shard];
     const id = file.allocate();
     try {
-      file.open(id, value.length);
+      const offLoop = file.offLoop;
+      if (!offLoop) file.open(id, value.length);
       let stored = 0;
       const n = chunkCount(value.length);
       for (let seq = 0; seq < n; seq += CHUNKS_PER_STEP) {
@@ -787,8 +803,9 @@ export class Store {
           const raw = value.subarray(s * CHUNK_BYTES, Math.min(value.length, (s + 1) * CHUNK_BYTES));
           batch.push({ encoded: await encodeChunk(raw, this.opts.compression), size: raw.length });
         }
-        stored += file.putChunks(id, seq, batch);
-        await nextTurn();
+        // Off the loop with the chunk I/O thread; its first transaction records the blob too.
+        stored += offLoop ? await file.putChunksAsync(id, seq, batch, seq === 0 ? value.length : undefined) : file.putChunks(id, seq, batch);
+        if (!offLoop) await nextTurn();
       }
       return { codec: CHUNKED_CODEC, payload: EMPTY, size: value.length, blob: new BlobRef(shard, id, value.length, stored) };
     } catch (err) {
@@ -804,14 +821,16 @@ export class Store {
    * the shard `key` belongs to. Its index row is committed first: a crash from here on leaves a
    * blob the start-up orphan check finds. Pinned until taken or dropped.
    */
-  openStaged(key: Buffer, size: number): { shard: number; file: ChunkFile; id: number } {
+  openStaged(key: Buffer, size: number): { shard: number; file: ChunkFile; id: number; indexed: boolean } {
     this.refuseIfFull();
     const shard = this.ring.shardOf(key);
     const file = this.chunkFiles[shard];
     const id = file.allocate();
-    file.open(id, size);
+    // With the chunk I/O thread, the index row goes in with the first chunks (its transaction, off the loop).
+    const indexed = !file.offLoop;
+    if (indexed) file.open(id, size);
     file.pin(id);
-    return { shard, file, id };
+    return { shard, file, id, indexed };
   }
 
   /** A staged blob no row will reference: unpinned and reclaimed in the background. */
@@ -837,16 +856,21 @@ export class Store {
     const copy = async (): Promise<SizedEncoded> => {
       const id = to.allocate();
       try {
-        to.open(id, ref.size);
+        // Off the loop with the chunk I/O thread (its first transaction records the blob too).
+        const offLoop = to.offLoop;
+        if (!offLoop) to.open(id, ref.size);
         const n = chunkCount(ref.size);
         for (let seq = 0; seq < n; seq += CHUNKS_PER_STEP) {
           const batch: { encoded: Encoded; size: number }[] = [];
           for (let s = seq; s < Math.min(n, seq + CHUNKS_PER_STEP); s++) {
-            const c = from.readStored(ref.id, s);
+            const c = await from.readStoredAsync(ref.id, s);
             batch.push({ encoded: { codec: c.codec, payload: c.data }, size: c.size });
           }
-          to.putChunks(id, seq, batch);
-          await nextTurn();
+          if (offLoop) await to.putChunksAsync(id, seq, batch, seq === 0 ? ref.size : undefined);
+          else {
+            to.putChunks(id, seq, batch);
+            await nextTurn();
+          }
         }
       } catch (err) {
         this.suspects[shard].add(id);

@@ -36,7 +36,7 @@ export class ValueHandle {
   private async chunk(seq: number): Promise<Buffer> {
     if (this.released) throw new Error('value handle used after release');
     try {
-      return await this.file.read(this.ref.id, seq);
+      return await this.file.readAsync(this.ref.id, seq);
     } catch (err) {
       throw new CorruptValueError(`stored value cannot be read: ${(err as Error).message}`);
     }

@@ -253,17 +253,19 @@ describe('streamed writes (in process)', () => {
       await s.store.drain();
       const before = totals(s);
       const file = s.store.chunkFiles[0];
-      const put = file.putChunks.bind(file);
+      // Staged chunks are written through putChunksAsync (on the chunk I/O thread when it runs).
+      const put = file.putChunksAsync.bind(file);
       let calls = 0;
-      file.putChunks = (id, seq, chunks) => {
+      file.putChunksAsync = async (id, seq, chunks, indexSize) => {
         if (++calls === 3) throw new Error('database or disk is full');
-        return put(id, seq, chunks);
+        return put(id, seq, chunks, indexSize);
       };
       try {
         await assert.rejects(r.set('k', randomBytes(6 * MiB)), /^ReplyError: ERR database or disk is full$/);
       } finally {
-        file.putChunks = put;
+        file.putChunksAsync = put;
       }
+      assert.equal(calls > 3, false, 'the upload stops at the failing write');
       assert.equal(await r.ping(), 'PONG');
       assert.equal(sha((await r.getBuffer('k'))!), sha(old));
       assert.ok(await reclaimedUntil(s, () => totals(s).blobs === before.blobs && totals(s).chunks === before.chunks), JSON.stringify(totals(s)));

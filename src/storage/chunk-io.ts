@@ -1,0 +1,113 @@
+/**
+ * Chunk I/O off the event loop: one thread (chunk-io-worker.ts), with a connection of its own to
+ * every chunk file, writes the chunks of staged values and reads the chunks of streamed replies.
+ *
+ * Why: on the event loop, a chunk commit waits for the kernel's write of its pages (28–58 ms on a
+ * busy machine, bench/staged-write-profile.mjs) and every client waits with it; a streamed GET of
+ * 500 MiB made 2,000 SQLite reads there. The server's own connection keeps the small writes
+ * (a blob derived by APPEND, reclamation steps) and everything else.
+ *
+ * Both connections are in WAL mode on the same file: chunks committed by one are seen by the
+ * other's next read, and blobs never change once written, so the thread reading a pinned blob reads
+ * the bytes the command saw. A write transaction of either waits for the other's (busy_timeout).
+ */
+import { Worker } from 'node:worker_threads';
+import type { SqliteSettings } from './shard.js';
+
+export type ChunkIORequest =
+  | { op: 'open'; id: number; path: string; synchronous: SqliteSettings['synchronous']; busyTimeoutMs: number; autocheckpointPages: number }
+  | { op: 'close'; id: number; path: string; done: Int32Array }
+  | { op: 'autocheckpoint'; id: number; path: string; pages: number }
+  | { op: 'put'; id: number; path: string; blob: number; firstSeq: number; indexSize?: number; chunks: { codec: number; size: number; payload: SharedArrayBuffer; length: number }[] }
+  | { op: 'read'; id: number; path: string; blob: number; seq: number };
+
+export type ChunkIOReply =
+  | { id: number; ok: true; stored?: number; codec?: number; crc?: number; size?: number; data?: ArrayBuffer }
+  | { id: number; ok: false; name: string; message: string; code?: string };
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** How long close() waits for the thread to close a file's connection before giving up on it. */
+const CLOSE_WAIT_MS = 10_000;
+
+export class ChunkIOError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+export class ChunkIO {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (r: ChunkIOReply & { ok: true }) => void; reject: (e: Error) => void }>();
+  private lostReason: string | null = null;
+  private stopped = false;
+  /** Called once if the thread dies: chunk files fall back to their own connection. */
+  onLost: (reason: string) => void = () => {};
+
+  constructor() {
+    this.worker = new Worker(new URL('./chunk-io-worker.js', import.meta.url));
+    this.worker.unref();
+    this.worker.on('message', (reply: ChunkIOReply) => this.settle(reply));
+    this.worker.on('error', (err) => this.lost(err.message));
+    this.worker.on('exit', (code) => this.lost(`chunk I/O thread exited with code ${code}`));
+  }
+
+  get alive(): boolean {
+    return this.lostReason === null && !this.stopped;
+  }
+
+  private settle(reply: ChunkIOReply): void {
+    const p = this.pending.get(reply.id);
+    if (p === undefined) return;
+    this.pending.delete(reply.id);
+    if (reply.ok) p.resolve(reply);
+    else {
+      const err = new ChunkIOError(reply.message, reply.code);
+      err.name = reply.name;
+      p.reject(err);
+    }
+  }
+
+  private lost(reason: string): void {
+    if (this.lostReason !== null) return;
+    this.lostReason = reason;
+    for (const p of this.pending.values()) p.reject(new Error(reason));
+    this.pending.clear();
+    if (!this.stopped) this.onLost(reason);
+  }
+
+  request(msg: DistributiveOmit<ChunkIORequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<ChunkIOReply & { ok: true }> {
+    if (!this.alive) return Promise.reject(new Error(this.lostReason ?? 'chunk I/O thread stopped'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...msg, id }, transfer);
+    });
+  }
+
+  /** Fire and forget (ordered with the requests around it). */
+  tell(msg: DistributiveOmit<ChunkIORequest, 'id'>): void {
+    if (this.alive) this.worker.postMessage({ ...msg, id: 0 });
+  }
+
+  /**
+   * Closes the thread's connection to `path` and waits for it (blocking: a file is renamed or
+   * deleted right after, and SQLite deletes a WAL by its name when its last connection closes).
+   * Requests for the file sent before run first; the wait is one transaction at most.
+   */
+  closeSync(path: string): void {
+    if (!this.alive) return;
+    const done = new Int32Array(new SharedArrayBuffer(4));
+    this.worker.postMessage({ op: 'close', id: 0, path, done } satisfies ChunkIORequest);
+    Atomics.wait(done, 0, 0, CLOSE_WAIT_MS);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.worker.terminate();
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Chunk I/O off the event loop (issue 17 point 5): the chunks of a streamed SET are written, and
+ * those of a streamed GET read, by the chunk I/O thread through its own connection — the server's
+ * connection to the chunk file makes none of those calls — and an idle chunk file's WAL is cut
+ * down by that thread, not by the next small write on the loop (an APPEND).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import { startOurs } from '../helpers/servers.js';
+import { ChunkFile, CHUNK_JOURNAL_SIZE_LIMIT, chunkCount } from '../../src/storage/chunks.js';
+import type { ChunkIO } from '../../src/storage/chunk-io.js';
+
+const MiB = 1024 * 1024;
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
+
+function walBytes(path: string): number {
+  try {
+    return statSync(`${path}-wal`).size;
+  } catch {
+    return 0;
+  }
+}
+
+describe('chunk I/O thread', () => {
+  it('a streamed SET and GET make no chunk write or read through the server connection, and the bytes round-trip', async () => {
+    const s = await startOurs({ num_shards: 1 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    const proto = ChunkFile.prototype;
+    const { putChunks, readStored } = proto;
+    const onLoop = { put: 0, read: 0 };
+    proto.putChunks = function (this: ChunkFile, ...a: Parameters<ChunkFile['putChunks']>) {
+      onLoop.put++;
+      return putChunks.apply(this, a);
+    };
+    proto.readStored = function (this: ChunkFile, ...a: Parameters<ChunkFile['readStored']>) {
+      onLoop.read++;
+      return readStored.apply(this, a);
+    };
+    try {
+      const file = s.store.chunkFiles[0];
+      assert.equal(file.offLoop, true);
+      const value = randomBytes(12 * MiB + 5);
+      const written = file.chunksWritten;
+      const read = file.chunksRead;
+      await r.set('big', value);
+      assert.equal(sha((await r.getBuffer('big'))!), sha(value));
+      assert.equal(file.chunksWritten - written, chunkCount(value.length));
+      assert.equal(file.chunksRead - read, chunkCount(value.length));
+      assert.deepEqual(onLoop, { put: 0, read: 0 });
+      // The server's own connection still does what it did: APPEND derives a blob there.
+      assert.equal(await r.append('big', 'abc'), value.length + 3);
+      assert.equal(sha((await r.getBuffer('big'))!), sha(Buffer.concat([value, Buffer.from('abc')])));
+      assert.equal(onLoop.read, 1, 'APPEND reads the old last chunk on the loop');
+    } finally {
+      proto.putChunks = putChunks;
+      proto.readStored = readStored;
+      r.disconnect();
+      await s.close();
+    }
+  });
+
+  it('RENAME and COPY across shards copy the stored chunks through the thread, bytes equal', async () => {
+    const s = await startOurs({ num_shards: 4 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    const proto = ChunkFile.prototype;
+    const { putChunks, readStored } = proto;
+    const onLoop = { put: 0, read: 0 };
+    proto.putChunks = function (this: ChunkFile, ...a: Parameters<ChunkFile['putChunks']>) {
+      onLoop.put++;
+      return putChunks.apply(this, a);
+    };
+    proto.readStored = function (this: ChunkFile, ...a: Parameters<ChunkFile['readStored']>) {
+      onLoop.read++;
+      return readStored.apply(this, a);
+    };
+    try {
+      const shardOf = (k: string): number => s.store.queueOf(Buffer.from(k)).shard.id;
+      const names = Array.from({ length: 64 }, (_, i) => `k${i}`);
+      const src = names[0];
+      const [renamed, copied] = names.filter((k) => shardOf(k) !== shardOf(src));
+      assert.ok(renamed !== undefined && copied !== undefined && shardOf(renamed) !== shardOf(src));
+      const value = randomBytes(4 * MiB + 11);
+      await r.set(src, value);
+      assert.equal(await r.copy(src, copied), 1);
+      assert.equal(await r.rename(src, renamed), 'OK');
+      assert.equal(sha((await r.getBuffer(renamed))!), sha(value));
+      assert.equal(sha((await r.getBuffer(copied))!), sha(value));
+      assert.equal(await r.exists(src), 0);
+      assert.deepEqual(onLoop, { put: 0, read: 0 });
+    } finally {
+      proto.putChunks = putChunks;
+      proto.readStored = readStored;
+      r.disconnect();
+      await s.close();
+    }
+  });
+
+  it('an idle chunk file has its WAL cut to journal_size_limit by the thread, so the next APPEND does not cut it on the loop', async () => {
+    const s = await startOurs({ num_shards: 1, proto_max_bulk_len: 256 * MiB });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    try {
+      const file = s.store.chunkFiles[0];
+      const value = randomBytes(96 * MiB);
+      await r.set('big', value);
+      assert.ok(walBytes(file.path) >= 90 * MiB, `WAL after the SET: ${walBytes(file.path)} bytes`);
+      // The thread waits for a second without staged writes, and for the maintenance thread's checkpoint.
+      const deadline = Date.now() + 20_000;
+      while (walBytes(file.path) > CHUNK_JOURNAL_SIZE_LIMIT && Date.now() < deadline) await sleep(100);
+      // Cut, not truncated to nothing: chunk writes still find room in it while the disk is full.
+      assert.ok(walBytes(file.path) > 0 && walBytes(file.path) <= CHUNK_JOURNAL_SIZE_LIMIT, `WAL when idle: ${walBytes(file.path)} bytes`);
+      assert.equal(await r.append('big', 'abc'), 96 * MiB + 3);
+      assert.deepEqual(await r.getrangeBuffer('big', 96 * MiB - 2, -1), Buffer.concat([value.subarray(-2), Buffer.from('abc')]));
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+  });
+
+  it('when the thread dies, chunk writes and reads go back to the event loop and values still round-trip', async () => {
+    const s = await startOurs({ num_shards: 1 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    try {
+      const file = s.store.chunkFiles[0];
+      const before = randomBytes(3 * MiB);
+      await r.set('before', before);
+      // Private: the test reaches the store's thread to end it as a crash would.
+      const io = s.store['chunkIO'] as ChunkIO;
+      await io['worker'].terminate();
+      assert.equal(io.alive, false);
+      assert.equal(file.offLoop, false);
+      const after = randomBytes(5 * MiB + 7);
+      await r.set('after', after);
+      assert.equal(sha((await r.getBuffer('after'))!), sha(after));
+      assert.equal(sha((await r.getBuffer('before'))!), sha(before));
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+  });
+});
