@@ -29,6 +29,8 @@ export interface StagingHost {
   openStaged(key: Buffer, size: number): { shard: number; file: ChunkFile; id: number; indexed: boolean };
   /** Unpins a blob no row will reference and hands it to the reclaimer. */
   dropStaged(shard: number, id: number): void;
+  /** A chunk write failed: the error as the command reports it (naming the chunk file); a full disk refuses new data. */
+  stagingError(shard: number, err: unknown): Error;
   readonly compression: CompressionSettings | null;
 }
 
@@ -209,7 +211,7 @@ export class StagedBlob {
         await new Promise((resolve) => setImmediate(resolve));
       }
     } catch (err) {
-      this.fail(err instanceof Error ? err : new Error(String(err)));
+      this.fail(this.host.stagingError(this.shard, err));
     }
     this.writing = false;
     if (this.state === 'dropped') this.host.dropStaged(this.shard, this.id);

@@ -839,6 +839,14 @@ export class Store {
     this.suspects[shard].add(id);
   }
 
+  stagingError(shard: number, err: unknown): Error {
+    const code = (err as { code?: unknown } | null)?.code;
+    const sqlite = typeof code === 'string' ? code : undefined;
+    if (sqlite?.startsWith('SQLITE_FULL') === true) this.diskFilled();
+    const message = err instanceof Error ? err.message : String(err);
+    return new Error(`${basename(this.chunkFiles[shard].path)}: ${message}${sqlite === undefined ? '' : ` (${sqlite})`}`);
+  }
+
   /** The compression new chunks are written with. */
   get compression(): CompressionSettings | null {
     return this.opts.compression;

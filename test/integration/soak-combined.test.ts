@@ -52,7 +52,7 @@ const shardOf = (key: string): number => ring.shardOf(Buffer.from(key));
 // ---- expected error replies -------------------------------------------------------------------
 
 const DISK_FULL = /^ERR disk full: writes that add data are refused until \d+(\.\d)? MiB are free in .*\/data \(deletes still work\)$/;
-const SQLITE_FULL = /^ERR shard-\d\.db: database or disk is full \(SQLITE_FULL\)$/;
+const SQLITE_FULL = /^ERR shard-\d(\.chunks)?\.db: database or disk is full \(SQLITE_FULL\)$/;
 const DAMAGED = new RegExp(`^ERR shard-${VICTIM_SHARD}\\.db: database disk image is malformed \\(SQLITE_CORRUPT[A-Z_]*\\)$`);
 const checksumError = (key: string): string => `ERR stored value of key '${key}' is corrupt: checksum mismatch`;
 

@@ -261,7 +261,8 @@ describe('streamed writes (in process)', () => {
         return put(id, seq, chunks, indexSize);
       };
       try {
-        await assert.rejects(r.set('k', randomBytes(6 * MiB)), /^ReplyError: ERR database or disk is full$/);
+        // The reply names the chunk file, as a shard's SQLite errors name the shard file.
+        await assert.rejects(r.set('k', randomBytes(6 * MiB)), /^ReplyError: ERR shard-0\.chunks\.db: database or disk is full$/);
       } finally {
         file.putChunksAsync = put;
       }
