@@ -79,9 +79,9 @@ export interface FieldStream {
  */
 export const STREAMED_NAMESPACE_FIELDS = 512;
 /** One step of a FieldStream reads at most so many rows, bytes of values, or milliseconds. */
-const STREAM_STEP_ROWS = 1000;
+const STREAM_STEP_ROWS = 500;
 const STREAM_STEP_BYTES = 1024 * 1024;
-const STREAM_STEP_MS = 3;
+const STREAM_STEP_MS = 2;
 
 /** Where a keyspace scan stands: plain keys of each shard, then namespaces of each shard. */
 export interface ScanPosition {
@@ -1088,7 +1088,7 @@ interface ShardSnapshot {
 
 const EMPTY_KEY = Buffer.alloc(0);
 /** Random picks tried (HRANDFIELD) between two turns of the event loop: one index seek each. */
-const SAMPLE_STEP_PICKS = 256;
+const SAMPLE_STEP_PICKS = 64;
 /** Least share of a shard's rows a namespace holds for a random rowid to pick its fields (else a random key). */
 const ROWID_SAMPLING_SHARE = 1 / 16;
 /** Bytes of key, after the common prefix, a random key is drawn over. */
