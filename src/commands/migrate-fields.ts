@@ -13,6 +13,7 @@
 import { ErrorReply, OK, SimpleString, type Reply } from '../protocol/reply.js';
 import { RespClient, RespClientError, RespError, type RespValue } from '../protocol/client.js';
 import { joinAcks, type Ack, type Keyspace } from '../storage/keyspace.js';
+import { collectTargetReplies, targetError } from './migrate-target.js';
 
 export interface FieldMigrateRequest {
   host: string;
@@ -53,10 +54,6 @@ function writeCommand(u: Unit, value: Buffer | null, expiresAt: number | null, r
   const ttl = expiresAt === null ? [] : ['PXAT', String(expiresAt)];
   if (u.ns === null) return ['SET', u.key, value, ...ttl, ...(replace ? [] : ['NX'])];
   return ['HSETEX', u.ns, ...(replace ? [] : ['FNX']), ...ttl, 'FIELDS', '1', u.key, value];
-}
-
-function targetError(e: RespError): ErrorReply {
-  return new ErrorReply(`ERR Target instance replied with error: ${e.message}`);
 }
 
 /** ASKING before each write: its +OK needs no look, and a broken connection shows in the write's reply. */
@@ -110,28 +107,17 @@ export async function migrateFields(ks: Keyspace, req: FieldMigrateRequest, now:
     const c = client;
     const auth = req.password === null ? null : c.send(req.username === null ? ['AUTH', req.password] : ['AUTH', req.username, req.password]);
     const select = c.send(['SELECT', req.db.toString()]);
-    const sent: { u: Unit; reply: Promise<RespValue> }[] = [];
+    const sent: { item: Unit; reply: Promise<RespValue> }[] = [];
     for (let i = 0; i < units.length; i++) {
       const u = units[i];
       if (u.expiresAt !== null && u.expiresAt <= Date.now()) continue;
       u.sent = await values[i];
       asking(c);
-      sent.push({ u, reply: c.send(writeCommand(u, u.sent, u.expiresAt, req.replace)) });
+      sent.push({ item: u, reply: c.send(writeCommand(u, u.sent, u.expiresAt, req.replace)) });
     }
-    const authReply = auth === null ? null : await auth;
-    const selectReply = await select;
-    let error: ErrorReply | null = null;
-    if (authReply instanceof RespError) error = targetError(authReply);
-    else if (selectReply instanceof RespError) error = targetError(selectReply);
-    const refused = error !== null;
-    const acked: Unit[] = [];
-    for (const s of sent) {
-      const reply = await s.reply;
-      if (refused) continue;
-      if (reply instanceof RespError) error ??= targetError(reply);
-      else if (busy(reply)) error ??= BUSYKEY;
-      else if (!req.copy) acked.push(s.u);
-    }
+    const replies = await collectTargetReplies(auth, select, sent, req.copy, (reply) => (busy(reply) ? BUSYKEY : null));
+    let error = replies.error;
+    const { refused, acked } = replies;
     if (refused || acked.length === 0) return error ?? OK;
     for (let round = 0; round < RESEND_ROUNDS && touched.size > 0 && error === null; round++) {
       const resend = acked.filter((u) => touched.has(watchId(u)));

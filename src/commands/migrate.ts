@@ -16,6 +16,7 @@ import { keyword, NOT_INTEGER_TEXT, parseInt64, SYNTAX_ERROR_TEXT } from './args
 import { defineCommand, keyAfter, keyAt } from './define.js';
 import { afterAck, type CommandSpec, type Handler } from './types.js';
 import { migrateFields } from './migrate-fields.js';
+import { collectTargetReplies, targetError } from './migrate-target.js';
 
 const BUSYKEY = new ErrorReply('BUSYKEY Target key name already exists.');
 const SYNTAX_ERROR = new ErrorReply(SYNTAX_ERROR_TEXT);
@@ -215,7 +216,7 @@ async function runMigrate(
   try {
     const auth = req.password === null ? null : client.send(req.username === null ? ['AUTH', req.password] : ['AUTH', req.username, req.password]);
     const select = client.send(['SELECT', req.db.toString()]);
-    const sent: { key: Buffer; kind: Snapshot['kind']; reply: Promise<RespValue> }[] = [];
+    const sent: { item: Buffer; reply: Promise<RespValue> }[] = [];
     for (const { key, snap } of found) {
       let ttl = 0;
       if (snap.expiresAt !== null) {
@@ -226,23 +227,11 @@ async function runMigrate(
       const payload = await encodeDumpAsync(await snap.value);
       const cmd: (string | Buffer)[] = [clustered ? 'RESTORE-ASKING' : 'RESTORE', key, String(ttl), payload];
       if (req.replace) cmd.push('REPLACE');
-      sent.push({ key, kind: snap.kind, reply: client.send(cmd) });
+      sent.push({ item: key, reply: client.send(cmd) });
     }
-    const authReply = auth === null ? null : await auth;
-    const selectReply = await select;
-    let error: ErrorReply | null = null;
-    if (authReply instanceof RespError) error = targetError(authReply);
-    else if (selectReply instanceof RespError) error = targetError(selectReply);
-    // As Redis: after a failed AUTH or SELECT nothing is deleted; otherwise every key the target
-    // acknowledged is, even when another key's RESTORE failed (that error is the reply).
-    const refused = error !== null;
-    const acked: Buffer[] = [];
-    for (const s of sent) {
-      const reply = await s.reply;
-      if (refused) continue;
-      if (reply instanceof RespError) error ??= targetError(reply);
-      else if (!req.copy) acked.push(s.key);
-    }
+    const replies = await collectTargetReplies(auth, select, sent, req.copy);
+    let error = replies.error;
+    const { refused, acked } = replies;
     if (refused || acked.length === 0) return error ?? OK;
     for (let round = 0; round < RESEND_ROUNDS && touched.size > 0 && error === null; round++) {
       const resend = acked.filter((k) => touched.has(k.toString('latin1')));
@@ -285,10 +274,6 @@ async function runMigrate(
 
 /** How many times MIGRATE sends again keys written while their copies were on the way. */
 const RESEND_ROUNDS = 8;
-
-function targetError(e: RespError): ErrorReply {
-  return new ErrorReply(`ERR Target instance replied with error: ${e.message}`);
-}
 
 const RESTORE_COMPLEXITY =
   'O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).';
