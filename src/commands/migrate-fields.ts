@@ -13,19 +13,7 @@
 import { ErrorReply, OK, SimpleString, type Reply } from '../protocol/reply.js';
 import { RespClient, RespClientError, RespError, type RespValue } from '../protocol/client.js';
 import { joinAcks, type Ack, type Keyspace } from '../storage/keyspace.js';
-import { collectTargetReplies, targetError } from './migrate-target.js';
-
-export interface FieldMigrateRequest {
-  host: string;
-  port: number;
-  db: bigint;
-  timeoutMs: number;
-  copy: boolean;
-  replace: boolean;
-  username: Buffer | null;
-  password: Buffer | null;
-  keys: Buffer[];
-}
+import { collectTargetReplies, targetError, type MigrateRequest } from './migrate-target.js';
 
 /** Field pairs one MIGRATE moves at most; GETKEYSINSLOT lists a name again while it has more. */
 const MAX_UNITS = 1000;
@@ -66,7 +54,7 @@ function busy(reply: RespValue): boolean {
   return reply === null || reply === 0;
 }
 
-export async function migrateFields(ks: Keyspace, req: FieldMigrateRequest, now: number): Promise<Reply> {
+export async function migrateFields(ks: Keyspace, req: MigrateRequest, now: number): Promise<Reply> {
   const units: Unit[] = [];
   const values: (Buffer | Promise<Buffer>)[] = [];
   const add = (ns: Buffer | null, key: Buffer): void => {

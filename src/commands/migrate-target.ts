@@ -6,6 +6,19 @@
 import { ErrorReply } from '../protocol/reply.js';
 import { RespError, type RespValue } from '../protocol/client.js';
 
+/** MIGRATE's arguments, for both forms. */
+export interface MigrateRequest {
+  host: string;
+  port: number;
+  db: bigint;
+  timeoutMs: number;
+  copy: boolean;
+  replace: boolean;
+  username: Buffer | null;
+  password: Buffer | null;
+  keys: Buffer[];
+}
+
 export function targetError(e: RespError): ErrorReply {
   return new ErrorReply(`ERR Target instance replied with error: ${e.message}`);
 }

@@ -16,7 +16,7 @@ import { keyword, NOT_INTEGER_TEXT, parseInt64, SYNTAX_ERROR_TEXT } from './args
 import { defineCommand, keyAfter, keyAt } from './define.js';
 import { afterAck, type CommandSpec, type Handler } from './types.js';
 import { migrateFields } from './migrate-fields.js';
-import { collectTargetReplies, targetError } from './migrate-target.js';
+import { collectTargetReplies, targetError, type MigrateRequest } from './migrate-target.js';
 
 const BUSYKEY = new ErrorReply('BUSYKEY Target key name already exists.');
 const SYNTAX_ERROR = new ErrorReply(SYNTAX_ERROR_TEXT);
@@ -118,18 +118,6 @@ const restore: Handler = ({ ks, now }, args) => {
 };
 
 // ---- MIGRATE ------------------------------------------------------------------------------------
-
-interface MigrateRequest {
-  host: string;
-  port: number;
-  db: bigint;
-  timeoutMs: number;
-  copy: boolean;
-  replace: boolean;
-  username: Buffer | null;
-  password: Buffer | null;
-  keys: Buffer[];
-}
 
 /** MIGRATE's arguments as Redis parses them (migrateCommand), or the error it answers. */
 function parseMigrate(args: Buffer[]): MigrateRequest | ErrorReply {

@@ -20,9 +20,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { fillUp } from '../helpers/ballast.js';
 import { ShardRing } from '../../src/storage/mpchash.js';
 import { shardPath } from '../../src/storage/schema.js';
 import { busExchange, forgedRecord, gossipLine } from '../helpers/cluster.js';
@@ -93,20 +94,6 @@ function describeValue(v: Buffer | null): string {
 let mnt: string | null = null;
 let fsNote = '';
 
-/** Fills the file system with a ballast file until ENOSPC; returns its path. */
-function fillUp(dir: string, name: string): string {
-  const file = join(dir, name);
-  const fd = openSync(file, 'w');
-  const chunk = Buffer.alloc(256 * 1024);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    closeSync(fd);
-  }
-  return file;
-}
 
 // ---- forged gossip ------------------------------------------------------------------------------
 

@@ -7,9 +7,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { fillUp } from '../helpers/ballast.js';
 import { spawnOurs, tempDir, type Child } from '../helpers/servers.js';
 
 const FS_BYTES = 8 * 1024 * 1024;
@@ -34,20 +35,6 @@ after(() => {
   if (mnt !== null) execFileSync('umount', ['-l', mnt]);
 });
 
-/** Fills the file system with a ballast file until ENOSPC; returns its path. */
-function fillUp(dir: string, name: string): string {
-  const file = join(dir, name);
-  const fd = openSync(file, 'w');
-  const chunk = Buffer.alloc(64 * 1024);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    closeSync(fd);
-  }
-  return file;
-}
 
 function client(port: number): Redis {
   const r = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => null });
