@@ -26,7 +26,7 @@ import { DOC_PATH, SCALE_BEGIN, SCALE_END, fmt1, fmt2, fmtGiB, fmtInt, fmtMiB, m
 
 const KiB = 1024;
 const GiB = 2 ** 30;
-const VALUE = 64 * KiB;
+export const VALUE = 64 * KiB;
 const RSS_TARGET = 250 * 2 ** 20;
 const RESTART_TARGET_MS = 1000;
 const RESTARTS = 3;
@@ -38,7 +38,20 @@ const RESTARTS = 3;
 const SETTLE_MS = 15_000;
 
 const log = (s) => process.stdout.write(`${s}\n`);
-const keyName = (i) => `scale:${String(i).padStart(9, '0')}`;
+export const keyName = (i) => `scale:${String(i).padStart(9, '0')}`;
+
+/**
+ * The scale run's values: random, incompressible bytes; value i is a different 64 KiB window of a
+ * 2 MiB pool, so neither compression (if configured) nor any deduplication could make a run look
+ * better. Returns valueOf(i).
+ */
+export function scaleValues() {
+  const pool = randomBytes(2 * 2 ** 20 + VALUE);
+  return (i) => {
+    const off = (i * 4099) % (2 * 2 ** 20);
+    return pool.subarray(off, off + VALUE);
+  };
+}
 
 /** Apparent size and allocated bytes of the shard files (and anything else) in the data dir. */
 function dirBytes(dir) {
@@ -91,14 +104,17 @@ async function timeRestart(dir, serverJs, key, size) {
   }
 }
 
-/** One client, `count` GETs of uniformly random keys, each timed client-side. */
-async function randomGets(port, keys, count) {
+/**
+ * One client, `count` GETs of uniformly random keys, each timed client-side. `random` (a function
+ * like Math.random) lets two servers be asked for the same keys in the same order.
+ */
+export async function randomGets(port, keys, count, random = Math.random) {
   const c = await RespClient.connect(port);
   const lat = new Float64Array(count);
   const started = process.hrtime.bigint();
   try {
     for (let n = 0; n < count; n++) {
-      const i = Math.floor(Math.random() * keys);
+      const i = Math.floor(random() * keys);
       const t = process.hrtime.bigint();
       const v = await c.send(['GET', keyName(i)]);
       lat[n] = Number(process.hrtime.bigint() - t) / 1e6;
@@ -143,13 +159,7 @@ export async function runScale({ gib = 10, gets = 20_000, write = true }) {
   try {
     r.memIdle = processMemory(server.pid);
     log(`scale: server pid ${server.pid} on :${server.port}, data in ${server.dataDir}, RSS ${fmtMiB(r.memIdle.rss)} before the load`);
-    // Random, incompressible bytes; each value a different 64 KiB window of a 2 MiB pool, so
-    // neither compression (if configured) nor any deduplication could make the run look better.
-    const pool = randomBytes(2 * 2 ** 20 + VALUE);
-    const valueOf = (i) => {
-      const off = (i * 4099) % (2 * 2 ** 20);
-      return pool.subarray(off, off + VALUE);
-    };
+    const valueOf = scaleValues();
     const loadStart = Date.now();
     let lastPct = 0;
     await pipelined(server.port, keys, (i) => ['SET', keyName(i), valueOf(i)], {
