@@ -6,12 +6,14 @@
 // a shared machine swings; alternating series and taking medians puts both builds under the same
 // swings, and the server CPU time per GET (/proc/PID/stat) moves much less than the latency does.
 //
-//   node bench/get-latency.mjs --builds DIR1,DIR2 [--gib 2] [--series 7] [--gets 5000] [--settle 15]
+//   node bench/get-latency.mjs --builds DIR1,DIR2 [--gib 2] [--series 7] [--gets 5000] [--settle 15] [--idle 20]
 //
 // --builds: dist/src directories (a build of an older commit in another worktree works, as long as
 // its node_modules resolve). --gib: data set size per build (each build needs that much disk, plus
 // its WAL while loading). Prints, per build, the median over the series of p50, p99, p99.9 and of
-// the server's CPU µs per GET, and each series' figures.
+// the server's CPU µs per GET, and each series' figures. --settle: seconds to wait after the loads
+// before reading the files into the page cache; --idle: seconds every server then sits idle before
+// the first series (see the comment at that pause).
 import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync, statfsSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -27,6 +29,7 @@ const { values } = parseArgs({
     series: { type: 'string', default: '7' },
     gets: { type: 'string', default: '5000' },
     settle: { type: 'string', default: '15' },
+    idle: { type: 'string', default: '20' },
   },
 });
 const builds = values.builds.split(',');
@@ -34,6 +37,9 @@ const gib = Number(values.gib);
 const seriesCount = Number(values.series);
 const gets = Number(values.gets);
 const keys = Math.max(1, Math.round((gib * 2 ** 30) / VALUE));
+/** A server using less CPU than this with no client is settled. */
+const IDLE_CPU = 0.03;
+const IDLE_WAIT_MS = 180_000;
 const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 const log = (s) => process.stdout.write(`${s}\n`);
 const f2 = (x) => x.toFixed(2);
@@ -98,12 +104,24 @@ try {
   await sleep(Number(values.settle) * 1000);
   for (const t of servers) warm(t.server.dataDir);
   for (const t of servers) await randomGets(t.server.port, keys, 1000, seeded(1)); // JIT warm-up
-  // What the servers burn with no client at all (checkpoints, sweeps): CPU that would otherwise be
-  // charged to the GETs.
-  const idle0 = servers.map((t) => cpuSeconds(t.server.pid));
-  await sleep(5000);
-  const idle = servers.map((t, k) => `${((cpuSeconds(t.server.pid) - idle0[k]) * 200).toFixed(1)}%`).join(', ');
-  log(`get-latency: settled and warmed; idle CPU over 5 s ${idle}; load ${load()}`);
+  // A server still checkpointing what it just loaded (its maintenance thread) burns CPU that would
+  // be charged to its GETs, and the last one loaded is the furthest behind: wait until every server
+  // is idle (under IDLE_CPU over 2 s), at most IDLE_WAIT_MS.
+  const idleSince = Date.now();
+  let idle = '';
+  for (;;) {
+    const cpu0 = servers.map((t) => cpuSeconds(t.server.pid));
+    await sleep(2000);
+    const share = servers.map((t, k) => (cpuSeconds(t.server.pid) - cpu0[k]) / 2);
+    idle = share.map((x) => `${(x * 100).toFixed(1)}%`).join(', ');
+    if (share.every((x) => x < IDLE_CPU) || Date.now() - idleSince > IDLE_WAIT_MS) break;
+  }
+  log(`get-latency: settled and warmed after ${((Date.now() - idleSince) / 1000).toFixed(0)} s more; idle CPU over 2 s ${idle}; load ${load()}`);
+  // A server that sat idle for ~10 s or more spends about twice the CPU per 64 KiB GET from then on
+  // (V8 starts a mark-compact every few hundred GETs; docs/benchmarks.md, "The scale run"), and the
+  // builds were loaded one after the other, so the first ones sat idle longest. An equal pause
+  // after the warm-up puts every server in the same state; --idle 0 leaves them as loaded.
+  await sleep(Number(values.idle) * 1000);
   for (let r = 0; r < seriesCount; r++) {
     const order = r % 2 === 0 ? servers : [...servers].reverse();
     for (const t of order) {
