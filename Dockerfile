@@ -35,5 +35,6 @@ EXPOSE 6379 9121
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9121/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "/app/dist/src/main.js"]
+# --initial-old-space-size: see the comment at the top of src/main.ts.
+ENTRYPOINT ["node", "--initial-old-space-size=32", "/app/dist/src/main.js"]
 CMD ["--config", "/etc/blobasaur/config.toml"]

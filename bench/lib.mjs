@@ -153,9 +153,12 @@ export function snapshotServer() {
   return { serverJs: join(dir, 'dist', 'src', 'main.js') };
 }
 
+/** Node flags our server is started with, as its shebang and the Dockerfile start it (src/main.ts says why). */
+export const SERVER_NODE_FLAGS = ['--initial-old-space-size=32'];
+
 /** The command line that starts our server; exported so reports can print it. */
 export function blobasaurArgs(serverJs, configFile, port, dataDir) {
-  return [serverJs, '--config', configFile, '--addr', `${HOST}:${port}`, '--data-dir', dataDir];
+  return [...SERVER_NODE_FLAGS, serverJs, '--config', configFile, '--addr', `${HOST}:${port}`, '--data-dir', dataDir];
 }
 
 /**
