@@ -9,6 +9,9 @@
 // --size: value bytes (the keys are loaded with values of that size, SETs write it); --requests
 // overrides each case's request count. The 1 MiB cases of `npm run bench`:
 //   --size 1048576 --keys 100 --clients 10 --cases set-p1,get-p1 --requests 400
+// A build may carry environment variables for its server after `@`, joined by `+`, to compare
+// launch settings of one build: `--builds dist/src,dist/src@NODE_OPTIONS=--v8-pool-size=1,
+// dist/src@MALLOC_MMAP_THRESHOLD_=131072`.
 //
 // --builds: dist/src directories (or copies of them) to compare, alternating round by round
 // (default: this checkout's dist/src); the word `ceiling` among them stands for
@@ -53,14 +56,35 @@ function cpuSeconds(pid) {
   return (Number(rest[11]) + Number(rest[12])) / ticks; // utime, stime (fields 14, 15)
 }
 
+/** Runs `start` with `assignments` ("NAME=value+NAME2=value2") in this process's environment, which the server inherits. */
+async function withEnv(assignments, start) {
+  const saved = new Map();
+  for (const a of assignments === '' ? [] : assignments.split('+')) {
+    const eq = a.indexOf('=');
+    const name = a.slice(0, eq);
+    saved.set(name, process.env[name]);
+    process.env[name] = a.slice(eq + 1);
+  }
+  try {
+    return await start();
+  } finally {
+    for (const [name, v] of saved) {
+      if (v === undefined) delete process.env[name];
+      else process.env[name] = v;
+    }
+  }
+}
+
 const servers = [];
 for (const b of builds) {
+  const at = b.indexOf('@');
+  const dir = at < 0 ? b : b.slice(0, at);
   const s =
     b === 'ceiling'
       ? await startNodeCeiling()
       : b === 'redis'
         ? await startRedis()
-        : await startBlobasaur(values.toml.replace(/\\n/g, '\n'), 'blobasaur-cpu-', { serverJs: join(b, 'main.js'), stdio: 'pipe' });
+        : await withEnv(at < 0 ? '' : b.slice(at + 1), () => startBlobasaur(values.toml.replace(/\\n/g, '\n'), 'blobasaur-cpu-', { serverJs: join(dir, 'main.js'), stdio: 'pipe' }));
   const value = Buffer.alloc(size, 'x');
   await pipelined(s.port, keys, (i) => ['SET', `key:${String(i).padStart(12, '0')}`, value], { connections: 4, window: size > 65536 ? 2 : 128 });
   servers.push({ build: b, server: s, res: Object.fromEntries(cases.map((c) => [c.id, { us: [], rps: [] }])) });
