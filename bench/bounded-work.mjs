@@ -7,7 +7,8 @@
 //   KEYS * over --keys keys, against redis-server with the same keys (the same run)
 // and reports the probe's p50/p99/max and each command's own time. Prints a Markdown table.
 //
-//   node bench/bounded-work.mjs [--fields N] [--keys N] [--server-js path] [--no-redis]
+//   node bench/bounded-work.mjs [--fields N] [--keys N] [--server-js path] [--no-redis] [--only namespace]
+// --only namespace: the namespace's rows alone (HGETALL to the purge after DEL), no KEYS/FLUSHALL/redis.
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
@@ -19,10 +20,12 @@ const { values: opts } = parseArgs({
     keys: { type: 'string', default: '300000' },
     'server-js': { type: 'string' },
     'no-redis': { type: 'boolean', default: false },
+    only: { type: 'string' },
   },
 });
 const FIELDS = Number(opts.fields);
 const KEYS = Number(opts.keys);
+if (opts.only !== undefined && opts.only !== 'namespace') throw new Error(`--only namespace is the one choice, not ${opts.only}`);
 const rows = [];
 const ms = (x) => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 0) : '—');
 const probeText = (p) => `p50 ${ms(p.p50)} / p99 ${ms(p.p99)} / max ${ms(p.max)} ms (${p.n} GETs)`;
@@ -90,6 +93,15 @@ try {
   const delPurge = await underProbe(server.port, () => sleep(5000));
   rows.push(['the 5 s after DEL (background purge of its rows)', probeText(delPurge.probe), '—']);
 
+  if (opts.only === undefined) await wholeDataset();
+} finally {
+  probe.disconnect();
+  main.disconnect();
+  server.stop();
+}
+
+/** KEYS and FLUSHALL over --keys plain keys, then redis-server's same commands (unless --no-redis). */
+async function wholeDataset() {
   await main.flushall();
   for (const k of probeKeys) await probe.set(k, 'x'.repeat(100));
   await pipelined(server.port, KEYS, (i) => ['SET', `key:${i}`, 'v'.repeat(100)], { window: 256 });
@@ -135,10 +147,6 @@ try {
       redis.stop();
     }
   }
-} finally {
-  probe.disconnect();
-  main.disconnect();
-  server.stop();
 }
 
 console.log('| what | probe client\'s small GETs meanwhile | the command itself |');
