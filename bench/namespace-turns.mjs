@@ -4,8 +4,9 @@
 // commands through the dispatcher. A probe client's GET waits for at most one turn, so the longest
 // turns bound what bench/bounded-work.mjs's probe sees. CPU time rather than wall time, so that a
 // busy machine (other processes taking the cores) does not inflate the figures; it is the whole
-// process's (Node 20 has no per-thread figure), so the maintenance thread's checkpoints may add to
-// a turn's, never take from it. Turns under 0.1 ms (the loop spinning between steps) are left out.
+// process's (Node 20 has no per-thread figure), so the maintenance thread's checkpoints and the
+// garbage collector's threads may add to a turn's, never take from it. Turns under 0.1 ms (the
+// loop spinning between steps) are left out.
 //
 //   npm run build && node bench/namespace-turns.mjs [--fields 200000] [--dist dist]
 //
