@@ -158,7 +158,7 @@ test('the purge commits one shard\'s step per turn of the event loop, after a FL
   }
   try {
     const ks = new Keyspace(store);
-    // Over 1000 fields per shard: the DEL leaves a tombstone and the rows to the purge.
+    // Over 100 fields per shard: the DEL leaves a tombstone and the rows to the purge.
     const fill = async (ns: Buffer | null, n: number): Promise<void> => {
       const now = Date.now();
       for (let i = 0; i < n; i += 1000) await Promise.all(Array.from({ length: 1000 }, (_, j) => ks.set(ns, b(`f${i + j}`), b('v'), 'clear', now)));
