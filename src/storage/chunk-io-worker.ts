@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
 import type { ChunkIOReply, ChunkIORequest } from './chunk-io.js';
 import { CHUNK_CACHE_KIB, CHUNK_JOURNAL_SIZE_LIMIT } from './chunks.js';
+import { loadMallocTrim, type MallocTrim } from './malloc-trim.js';
 
 const port = parentPort;
 if (port === null) throw new Error('chunk-io-worker must run as a worker thread');
@@ -132,6 +133,26 @@ function ownBuffer(b: Buffer): ArrayBuffer {
   return copy.buffer;
 }
 
+/** Loaded on the first trim: a server that never sees a large value never loads koffi. */
+let mallocTrim: Promise<MallocTrim | null> | null = null;
+
+/**
+ * Trims on this thread, not the loop: malloc_trim walks every arena, and the loop only waits for it
+ * if it allocates while the main arena is being trimmed. No `trimmed` in the reply: no malloc_trim here.
+ */
+function trim(id: number): void {
+  mallocTrim ??= loadMallocTrim();
+  void mallocTrim.then((f) => {
+    if (f === null) {
+      port!.postMessage({ id, ok: true } satisfies ChunkIOReply);
+      return;
+    }
+    const t = performance.now();
+    const trimmed = f();
+    port!.postMessage({ id, ok: true, trimmed, millis: performance.now() - t } satisfies ChunkIOReply);
+  });
+}
+
 function handle(msg: ChunkIORequest): void {
   try {
     switch (msg.op) {
@@ -157,6 +178,9 @@ function handle(msg: ChunkIORequest): void {
         return;
       case 'put':
         port!.postMessage({ id: msg.id, ok: true, stored: put(msg) } satisfies ChunkIOReply);
+        return;
+      case 'trim':
+        trim(msg.id);
         return;
       case 'read': {
         const row = connection(msg.path).read.get(msg.blob, msg.seq);
