@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
 import type { ChunkIOReply, ChunkIORequest } from './chunk-io.js';
 import { CHUNK_CACHE_KIB, CHUNK_JOURNAL_SIZE_LIMIT } from './chunks.js';
-import { loadMallocTrim, type MallocTrim } from './malloc-trim.js';
+import { loadGlibcMalloc, tuneMalloc, type GlibcMalloc } from './malloc-trim.js';
 
 const port = parentPort;
 if (port === null) throw new Error('chunk-io-worker must run as a worker thread');
@@ -133,22 +133,27 @@ function ownBuffer(b: Buffer): ArrayBuffer {
   return copy.buffer;
 }
 
-/** Loaded on the first trim: a server that never sees a large value never loads koffi. */
-let mallocTrim: Promise<MallocTrim | null> | null = null;
+/**
+ * glibc's malloc, loaded once the thread starts (off the event loop): its thresholds are fixed at
+ * once, before the first large value, so that no arena keeps a long free top (malloc-trim.ts).
+ */
+const glibcMalloc: Promise<GlibcMalloc | null> = loadGlibcMalloc().then((m) => {
+  if (m !== null) tuneMalloc(m);
+  return m;
+});
 
 /**
  * Trims on this thread, not the loop: malloc_trim walks every arena, and the loop only waits for it
  * if it allocates while the main arena is being trimmed. No `trimmed` in the reply: no malloc_trim here.
  */
 function trim(id: number): void {
-  mallocTrim ??= loadMallocTrim();
-  void mallocTrim.then((f) => {
-    if (f === null) {
+  void glibcMalloc.then((m) => {
+    if (m === null) {
       port!.postMessage({ id, ok: true } satisfies ChunkIOReply);
       return;
     }
     const t = performance.now();
-    const trimmed = f();
+    const trimmed = m.trim();
     port!.postMessage({ id, ok: true, trimmed, millis: performance.now() - t } satisfies ChunkIOReply);
   });
 }

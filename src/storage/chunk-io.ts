@@ -124,10 +124,12 @@ export class ChunkIO {
   }
 
   /**
-   * Chunk traffic, or memory freed after it (reclamation of a dead value's chunks): once nothing
-   * of the kind has happened for TRIM_IDLE_MS, the thread gives malloc's free pages back.
+   * Chunk traffic (a chunk written or read by the thread): once there has been none for
+   * TRIM_IDLE_MS, the thread gives malloc's free pages back. Reclaiming a deleted value's chunks
+   * does not count: it runs through the loop's own connection, whose page cache is bounded
+   * (CHUNK_CACHE_KIB), and waiting for it would put the trim seconds after the transfer.
    */
-  noteActivity(): void {
+  private noteActivity(): void {
     this.lastActivity = performance.now();
     if (this.trimTimer === null && this.alive && !this.trimStats.unavailable) this.armTrim(TRIM_IDLE_MS);
   }

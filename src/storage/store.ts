@@ -997,8 +997,6 @@ export class Store {
         }
       }
       if (this.closing !== null) return;
-      // A reclaimed value's pages and buffers are free now: malloc gives them back once all is quiet.
-      if (busy) this.chunkIO?.noteActivity();
       this.reclaimer = setTimeout(tick, busy ? RECLAIM_PAUSE_MS : RECLAIM_IDLE_MS);
       this.reclaimer.unref();
     };
