@@ -145,6 +145,38 @@ describe('chunk I/O thread', () => {
     }
   });
 
+  it('chunk traffic is followed by one trim once quiet for a second, none while it goes on', async () => {
+    const s = await startOurs({ num_shards: 1 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    try {
+      const io = s.store['chunkIO'] as ChunkIO;
+      const runs = io.trimStats.runs;
+      const value = randomBytes(6 * MiB);
+      await r.set('big', value);
+      // Chunk reads every 200 ms for 2 s: never a second without chunk traffic, unless this
+      // process was held up for one (a loaded machine), which is then the only way to a trim.
+      let last = performance.now();
+      let longestGap = 0;
+      for (let i = 0; i < 10; i++) {
+        assert.deepEqual(await r.getrangeBuffer('big', (i % 6) * MiB, (i % 6) * MiB + 9), value.subarray((i % 6) * MiB, (i % 6) * MiB + 10));
+        longestGap = Math.max(longestGap, performance.now() - last);
+        last = performance.now();
+        await sleep(200);
+      }
+      assert.ok(io.trimStats.runs === runs || longestGap >= 1000, `a trim while chunks were read at most ${Math.round(longestGap)} ms apart`);
+      const before = io.trimStats.runs;
+      const deadline = Date.now() + 10_000;
+      while (io.trimStats.runs === before && Date.now() < deadline) await sleep(100);
+      assert.equal(io.trimStats.unavailable, false, 'malloc_trim is there on this Linux/glibc machine');
+      assert.equal(io.trimStats.runs, before + 1);
+      await sleep(1500);
+      assert.equal(io.trimStats.runs, before + 1, 'one trim per quiet spell');
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+  });
+
   // A generous bound on a smaller value than the bench's 500 MiB: before the trim after idle
   // (chunk-io.ts, malloc-trim.ts), this sequence left +40–42 MiB 5 s after the DEL (the main
   // thread's malloc heap and the chunk I/O thread's arena holding freed buffers); with it, +1–8 MiB.
