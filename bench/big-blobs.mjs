@@ -154,6 +154,15 @@ try {
       `${settle.ms === null ? '**NOT MET**' : '**MET**'}: ${signedMib(settle.last - set.base)} at ${(settle.lastMs / 1000).toFixed(1)} s`,
     );
 
+    // What the idle clean-up after chunk traffic (a scavenge on the loop, malloc_trim on the chunk
+    // I/O thread, 1 s after the last chunk: docs/operations.md) costs the others. Measured apart
+    // from the settle above, which must be idle.
+    await main.set('small-big', value.subarray(0, 32 * MiB));
+    await main.getBuffer('small-big');
+    const idle = await underProbe(() => new Promise((r) => setTimeout(r, 2500)));
+    row('2.5 s idle after a 32 MiB GET', probeText(idle.probe), '—', 'the clean-up after chunk traffic lands here');
+    await main.del('small-big');
+
     if (opts.clients) {
       const { dir } = tempDir('blobasaur-big-clients-');
       const file = join(dir, 'value.bin');
