@@ -152,9 +152,14 @@ function trim(id: number): void {
       port!.postMessage({ id, ok: true } satisfies ChunkIOReply);
       return;
     }
-    const t = performance.now();
-    const trimmed = m.trim();
-    port!.postMessage({ id, ok: true, trimmed, millis: performance.now() - t } satisfies ChunkIOReply);
+    try {
+      const t = performance.now();
+      const trimmed = m.trim();
+      port!.postMessage({ id, ok: true, trimmed, millis: performance.now() - t } satisfies ChunkIOReply);
+    } catch (err) {
+      // Not worth losing the thread over: the next quiet spell tries again.
+      port!.postMessage({ id, ok: false, name: 'Error', message: (err as Error).message } satisfies ChunkIOReply);
+    }
   });
 }
 
