@@ -19,9 +19,9 @@ RUN npx tsc -p . && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
-# glibc: allocations over 128 KiB (256 KiB chunks) always mmapped, so memory freed after a large
-# value goes back to the system (docs/operations.md, "Large values").
-ENV MALLOC_MMAP_THRESHOLD_=131072
+# No MALLOC_* variable: the server fixes glibc's malloc thresholds itself and trims after large
+# values (docs/operations.md, "Memory after a large value"); a MALLOC_* variable set here would
+# replace its thresholds.
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src

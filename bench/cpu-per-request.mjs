@@ -4,6 +4,14 @@
 // Reads utime + stime of the server from /proc/PID/stat around one redis-benchmark run.
 //
 //   node bench/cpu-per-request.mjs [--builds DIR1,DIR2] [--rounds 5] [--cases get-p16,set-p1] [--keys 20000] [--toml 'k = v']
+//                                  [--size 1024] [--clients 50] [--requests N]
+//
+// --size: value bytes (the keys are loaded with values of that size, SETs write it); --requests
+// overrides each case's request count. The 1 MiB cases of `npm run bench`:
+//   --size 1048576 --keys 100 --clients 10 --cases set-p1,get-p1 --requests 400
+// A build may carry environment variables for its server after `@`, joined by `+`, to compare
+// launch settings of one build: `--builds dist/src,dist/src@NODE_OPTIONS=--v8-pool-size=1,
+// dist/src@MALLOC_MMAP_THRESHOLD_=131072`.
 //
 // --builds: dist/src directories (or copies of them) to compare, alternating round by round
 // (default: this checkout's dist/src); the word `ceiling` among them stands for
@@ -24,6 +32,9 @@ const { values } = parseArgs({
     cases: { type: 'string', default: 'get-p1,get-p16,set-p1,set-p16' },
     keys: { type: 'string', default: '20000' },
     toml: { type: 'string', default: '' },
+    size: { type: 'string', default: '1024' },
+    clients: { type: 'string', default: '50' },
+    requests: { type: 'string' },
   },
 });
 const builds = (values.builds ?? join(root, 'dist', 'src')).split(',');
@@ -35,7 +46,8 @@ const CASES = {
   'set-p1': { op: 'set', pipeline: 1, n: 30_000 },
   'set-p16': { op: 'set', pipeline: 16, n: 100_000 },
 };
-const cases = values.cases.split(',').map((id) => ({ id, ...CASES[id] }));
+const size = Number(values.size);
+const cases = values.cases.split(',').map((id) => ({ id, ...CASES[id], ...(values.requests === undefined ? {} : { n: Number(values.requests) }) }));
 const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
 
 function cpuSeconds(pid) {
@@ -44,23 +56,44 @@ function cpuSeconds(pid) {
   return (Number(rest[11]) + Number(rest[12])) / ticks; // utime, stime (fields 14, 15)
 }
 
+/** Runs `start` with `assignments` ("NAME=value+NAME2=value2") in this process's environment, which the server inherits. */
+async function withEnv(assignments, start) {
+  const saved = new Map();
+  for (const a of assignments === '' ? [] : assignments.split('+')) {
+    const eq = a.indexOf('=');
+    const name = a.slice(0, eq);
+    saved.set(name, process.env[name]);
+    process.env[name] = a.slice(eq + 1);
+  }
+  try {
+    return await start();
+  } finally {
+    for (const [name, v] of saved) {
+      if (v === undefined) delete process.env[name];
+      else process.env[name] = v;
+    }
+  }
+}
+
 const servers = [];
 for (const b of builds) {
+  const at = b.indexOf('@');
+  const dir = at < 0 ? b : b.slice(0, at);
   const s =
     b === 'ceiling'
       ? await startNodeCeiling()
       : b === 'redis'
         ? await startRedis()
-        : await startBlobasaur(values.toml.replace(/\\n/g, '\n'), 'blobasaur-cpu-', { serverJs: join(b, 'main.js'), stdio: 'pipe' });
-  const value = Buffer.alloc(1024, 'x');
-  await pipelined(s.port, keys, (i) => ['SET', `key:${String(i).padStart(12, '0')}`, value], { connections: 4, window: 128 });
+        : await withEnv(at < 0 ? '' : b.slice(at + 1), () => startBlobasaur(values.toml.replace(/\\n/g, '\n'), 'blobasaur-cpu-', { serverJs: join(dir, 'main.js'), stdio: 'pipe' }));
+  const value = Buffer.alloc(size, 'x');
+  await pipelined(s.port, keys, (i) => ['SET', `key:${String(i).padStart(12, '0')}`, value], { connections: 4, window: size > 65536 ? 2 : 128 });
   servers.push({ build: b, server: s, res: Object.fromEntries(cases.map((c) => [c.id, { us: [], rps: [] }])) });
 }
 for (let r = 0; r < rounds; r++) {
   for (const c of cases) {
     const order = r % 2 === 0 ? servers : [...servers].reverse();
     for (const t of order) {
-      const args = ['-h', HOST, '-p', String(t.server.port), '-t', c.op, '-n', String(c.n), '-c', '50', '-P', String(c.pipeline), '-d', '1024', '-r', String(keys), '--csv'];
+      const args = ['-h', HOST, '-p', String(t.server.port), '-t', c.op, '-n', String(c.n), '-c', values.clients, '-P', String(c.pipeline), '-d', String(size), '-r', String(keys), '--csv'];
       const before = cpuSeconds(t.server.pid);
       const out = spawnSync('redis-benchmark', args, { encoding: 'utf8' });
       const after = cpuSeconds(t.server.pid);

@@ -12,6 +12,7 @@
  * the bytes the command saw. A write transaction of either waits for the other's (busy_timeout).
  */
 import { Worker } from 'node:worker_threads';
+import { collectYoungGarbage } from './young-gc.js';
 import type { SqliteSettings } from './shard.js';
 
 export type ChunkIORequest =
@@ -19,16 +20,24 @@ export type ChunkIORequest =
   | { op: 'close'; id: number; path: string; done: Int32Array }
   | { op: 'autocheckpoint'; id: number; path: string; pages: number }
   | { op: 'put'; id: number; path: string; blob: number; firstSeq: number; indexSize?: number; chunks: { codec: number; size: number; payload: SharedArrayBuffer; length: number }[] }
-  | { op: 'read'; id: number; path: string; blob: number; seq: number };
+  | { op: 'read'; id: number; path: string; blob: number; seq: number }
+  /** malloc_trim(0) (malloc-trim.ts), once chunk traffic has stopped. */
+  | { op: 'trim'; id: number };
 
 export type ChunkIOReply =
-  | { id: number; ok: true; stored?: number; codec?: number; crc?: number; size?: number; data?: ArrayBuffer }
+  | { id: number; ok: true; stored?: number; codec?: number; crc?: number; size?: number; data?: ArrayBuffer; trimmed?: boolean; millis?: number }
   | { id: number; ok: false; name: string; message: string; code?: string };
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** How long close() waits for the thread to close a file's connection before giving up on it. */
 const CLOSE_WAIT_MS = 10_000;
+/**
+ * How long chunk traffic must have stopped before the loop collects the transfer's garbage and the
+ * thread trims malloc's free memory, so neither lands between the chunks of a transfer (a trim
+ * holds each arena's lock for a few ms: the loop's allocations wait meanwhile).
+ */
+export const TRIM_IDLE_MS = 1000;
 
 export class ChunkIOError extends Error {
   constructor(
@@ -47,6 +56,13 @@ export class ChunkIO {
   private stopped = false;
   /** Called once if the thread dies: chunk files fall back to their own connection. */
   onLost: (reason: string) => void = () => {};
+  private lastActivity = 0;
+  private trimTimer: NodeJS.Timeout | null = null;
+  /**
+   * Trims done, how many released memory and their total time on the thread; the scavenges' total
+   * time on the loop before them. `unavailable`: this system has no malloc_trim (or no koffi).
+   */
+  readonly trimStats = { runs: 0, released: 0, millis: 0, gcMillis: 0, unavailable: false };
 
   constructor() {
     this.worker = new Worker(new URL('./chunk-io-worker.js', import.meta.url));
@@ -82,6 +98,7 @@ export class ChunkIO {
 
   request(msg: DistributiveOmit<ChunkIORequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<ChunkIOReply & { ok: true }> {
     if (!this.alive) return Promise.reject(new Error(this.lostReason ?? 'chunk I/O thread stopped'));
+    if (msg.op === 'put' || msg.op === 'read') this.noteActivity();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -106,8 +123,51 @@ export class ChunkIO {
     Atomics.wait(done, 0, 0, CLOSE_WAIT_MS);
   }
 
+  /**
+   * Chunk traffic (a chunk written or read by the thread): once there has been none for
+   * TRIM_IDLE_MS, the thread gives malloc's free pages back. Reclaiming a deleted value's chunks
+   * does not count: it runs through the loop's own connection, whose page cache is bounded
+   * (CHUNK_CACHE_KIB), and waiting for it would put the trim seconds after the transfer.
+   */
+  private noteActivity(): void {
+    this.lastActivity = performance.now();
+    if (this.trimTimer === null && this.alive && !this.trimStats.unavailable) this.armTrim(TRIM_IDLE_MS);
+  }
+
+  private armTrim(ms: number): void {
+    this.trimTimer = setTimeout(() => this.trimIfIdle(), ms);
+    this.trimTimer.unref();
+  }
+
+  private trimIfIdle(): void {
+    this.trimTimer = null;
+    const quiet = performance.now() - this.lastActivity;
+    if (quiet < TRIM_IDLE_MS || this.pending.size > 0) {
+      this.armTrim(Math.max(TRIM_IDLE_MS - quiet, 10));
+      return;
+    }
+    // The transfer's last buffers are garbage no collection has freed yet: free them, then trim.
+    const t = performance.now();
+    collectYoungGarbage();
+    this.trimStats.gcMillis += performance.now() - t;
+    this.request({ op: 'trim' }).then(
+      (reply) => {
+        if (reply.trimmed === undefined) {
+          this.trimStats.unavailable = true;
+          return;
+        }
+        this.trimStats.runs++;
+        if (reply.trimmed) this.trimStats.released++;
+        this.trimStats.millis += reply.millis ?? 0;
+      },
+      () => {},
+    );
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.trimTimer !== null) clearTimeout(this.trimTimer);
+    this.trimTimer = null;
     await this.worker.terminate();
   }
 }

@@ -27,8 +27,11 @@ import type { ChunkIO } from './chunk-io.js';
 /** Bytes per chunk: where a chunk's write stays ~2 ms at p99 (1 MiB chunks: 6 ms). */
 export const CHUNK_BYTES = 256 * 1024;
 /**
- * Values longer than this are stored in chunks. 1 MiB itself stays inline: it reads back in one
- * SQLite call of 1.85–3 ms and through the read cache, and `npm run bench` measures GET 1 MiB.
+ * Values longer than this are stored in chunks. 1 MiB itself stays inline: `npm run bench` measures
+ * GET and SET 1 MiB, and storing values of 256 KiB–1 MiB in this file (one transaction or statement
+ * on the event loop per value) cost more server CPU per request than the inline row, not less —
+ * reclaiming each overwritten blob and checkpointing a second WAL (docs/benchmarks.md, "GET 1 MiB /
+ * SET 1 MiB").
  */
 export const CHUNK_THRESHOLD = 1024 * 1024;
 /** The chunk file's page size; set before its first table exists (SQLite cannot change it in WAL mode). */

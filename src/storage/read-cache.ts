@@ -16,7 +16,8 @@
  * is pending. While one is, the overlay answers every read of the key and the entry is not looked
  * at; the write queue (the keyspace's one write path) settles the entry when the last pending write
  * to the key commits — the new value, or nothing after a delete, an expiry change or a failure.
- * A flush or a namespace delete empties the entries when it executes. A replica's applied batches
+ * A flush empties the entries when it executes; a namespace delete makes its entries stale then
+ * (invalidateNamespace). A replica's applied batches
  * go through the same put/invalidate. Entries keep their expiry; a read past it misses.
  */
 import { murmur3 } from './mpchash.js';
@@ -46,6 +47,8 @@ interface Entry extends CachedValue {
   charge: number;
   /** Used since it last reached the old end of the list: it gets a second chance there. */
   used: boolean;
+  /** The cache's namespace-delete count when this value was put (ReadCache.invalidateNamespace). */
+  born: number;
   /** Neighbours in the list (oldest first). */
   older: Entry | null;
   newer: Entry | null;
@@ -116,7 +119,7 @@ class CacheClass {
     return e !== undefined && sameKey(e, ns, key) ? e : undefined;
   }
 
-  set(id: number, ns: Buffer | null, key: Buffer, value: Buffer, expiresAt: number | null, charge: number): void {
+  set(id: number, ns: Buffer | null, key: Buffer, value: Buffer, expiresAt: number | null, charge: number, born: number): void {
     const old = this.entries.get(id);
     let fresh: Entry;
     if (old !== undefined) {
@@ -130,9 +133,10 @@ class CacheClass {
       old.expiresAt = expiresAt;
       old.charge = charge;
       old.used = true;
+      old.born = born;
       fresh = old;
     } else {
-      fresh = { id, ns, key, value, expiresAt, charge, used: false, older: null, newer: null };
+      fresh = { id, ns, key, value, expiresAt, charge, used: false, born, older: null, newer: null };
       this.entries.set(id, fresh);
       this.append(fresh);
       this.bytes += charge;
@@ -197,6 +201,9 @@ export class ReadCache {
    * on this shard while it was decoding (that write might have been to the same key).
    */
   epoch = 0;
+  /** Namespace deletes so far, and the count at the latest delete of each namespace (by hash). */
+  private nsDeletes = 0;
+  private readonly nsDeletedAt = new Map<number, number>();
 
   /** Budgets in bytes: large values (read_cache_mb) and small values (value_cache_mb); 0 turns a class off. */
   constructor(largeMaxBytes: number, smallMaxBytes = 0) {
@@ -224,7 +231,7 @@ export class ReadCache {
       e = cls.find(id, ns, key);
       if (e === undefined) return undefined;
     }
-    if (e.expiresAt !== null && e.expiresAt <= now) {
+    if ((e.expiresAt !== null && e.expiresAt <= now) || (e.ns !== null && this.nsDeletedAt.size !== 0 && this.deletedSince(e))) {
       cls.drop(id, e);
       return undefined;
     }
@@ -269,7 +276,7 @@ export class ReadCache {
     // A value parsed from a socket read may be a slice of a larger buffer: keep only its bytes.
     // The key too: the cache holds it for as long as the entry lives.
     const cls = this.classOf(value.length);
-    cls.set(id, ns === null ? null : own(ns), own(key), own(value), expiresAt, value.length + key.length + (ns?.length ?? 0) + ENTRY_OVERHEAD);
+    cls.set(id, ns === null ? null : own(ns), own(key), own(value), expiresAt, value.length + key.length + (ns?.length ?? 0) + ENTRY_OVERHEAD, this.nsDeletes);
     // A key lives in one class at a time: its value may have changed size.
     const other = cls === this.small ? this.large : this.small;
     const stale = other.find(id, ns, key);
@@ -296,18 +303,34 @@ export class ReadCache {
     if (l !== undefined) this.large.drop(id, l);
   }
 
-  /** Every field of a namespace was deleted. */
+  /**
+   * Every field of a namespace was deleted. In O(1): its entries (a large namespace's may be
+   * hundreds of thousands, which a walk of the cache took 100 ms to drop, on the loop) are marked
+   * stale by the namespace's delete count, dropped when a read finds them, evicted otherwise.
+   * A namespace with the same hash loses its entries too (a cache may forget). Past
+   * NS_DELETES_KEPT namespaces deleted since, the cache starts empty again instead.
+   */
   invalidateNamespace(ns: Buffer): void {
     this.epoch++;
-    for (const cls of [this.small, this.large]) {
-      for (const [id, e] of cls.entries) if (e.ns !== null && e.ns.equals(ns)) cls.drop(id, e);
+    if (this.small.entries.size === 0 && this.large.entries.size === 0) return;
+    if (this.nsDeletedAt.size >= NS_DELETES_KEPT) {
+      this.clear();
+      return;
     }
+    this.nsDeletedAt.set(murmur3(ns, NS_SEED), ++this.nsDeletes);
+  }
+
+  /** Whether the entry's namespace was deleted after the entry was put. */
+  private deletedSince(e: Entry): boolean {
+    const at = this.nsDeletedAt.get(murmur3(e.ns!, NS_SEED));
+    return at !== undefined && at > e.born;
   }
 
   clear(): void {
     this.epoch++;
     this.small.clear();
     this.large.clear();
+    this.nsDeletedAt.clear();
   }
 
   /** Large values (read_cache_mb). */
@@ -324,6 +347,9 @@ export class ReadCache {
     return size >= READ_CACHE_MIN_VALUE_BYTES ? this.large : this.small;
   }
 }
+
+/** Namespace deletes remembered for the entries they made stale (invalidateNamespace). */
+const NS_DELETES_KEPT = 4096;
 
 const PLAIN_SEED = 0x2545f491;
 const NS_SEED = 0x68e31da4;

@@ -411,7 +411,7 @@ export class Store {
 
   /**
    * Deletes the rows flushes set aside, then those DELs of namespaces took away: one bounded step (PURGE_ROWS rows, a few MiB of values)
-   * per shard that has some, queued like any write so it never overlaps the queue's commits or an
+   * per shard that has some, each in a turn of its own, queued like any write so it never overlaps the queue's commits or an
    * offloaded sweep, then a pause of PURGE_PAUSE_MS for the clients; an idle check (one read of
    * sqlite_master per shard) every PURGE_IDLE_MS otherwise. A replica's flushes, applied outside
    * the queues, are found by that check.
@@ -443,7 +443,9 @@ export class Store {
     }
     this.purging = true;
     try {
-      await Promise.all(work.map((q) => q.push({ kind: 'purge', limit: PURGE_ROWS }, true)!.catch(() => {})));
+      // One shard's step at a time: pushed together, the queues' commits would run back to back
+      // in one turn (each queue flushes from its own setImmediate), holding clients for all four.
+      for (const q of work) await q.push({ kind: 'purge', limit: PURGE_ROWS }, true)!.catch(() => {});
     } finally {
       this.purging = false;
     }

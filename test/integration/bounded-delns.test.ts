@@ -13,7 +13,7 @@ import { itMatchesRedis, type Cmd } from '../helpers/compare.js';
 import { spawnOurs, startOurs, startRedis, tempDir, type RedisServer, type TestServer } from '../helpers/servers.js';
 import { shardPath } from '../../src/storage/schema.js';
 
-/** Over the per-shard size a DEL deletes at once (1000 fields) on every shard of four. */
+/** Over the per-shard size a DEL deletes at once (100 fields) on every shard of four. */
 const FIELDS = 6000;
 
 /** HSET ns with fields f:0… in commands of up to 500 pairs. */

@@ -2,14 +2,17 @@
  * Chunk I/O off the event loop (issue 17 point 5): the chunks of a streamed SET are written, and
  * those of a streamed GET read, by the chunk I/O thread through its own connection — the server's
  * connection to the chunk file makes none of those calls — and an idle chunk file's WAL is cut
- * down by that thread, not by the next small write on the loop (an APPEND).
+ * down by that thread, not by the next small write on the loop (an APPEND); once chunk traffic
+ * stops, the server's RSS comes back to where it was before a big value came and went.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { startOurs } from '../helpers/servers.js';
+import { spawnOurs, startOurs, tempDir } from '../helpers/servers.js';
+import { mib, procMemory } from '../helpers/proc.js';
 import { ChunkFile, CHUNK_JOURNAL_SIZE_LIMIT, chunkCount } from '../../src/storage/chunks.js';
 import type { ChunkIO } from '../../src/storage/chunk-io.js';
 
@@ -139,6 +142,71 @@ describe('chunk I/O thread', () => {
     } finally {
       r.disconnect();
       await s.close();
+    }
+  });
+
+  it('chunk traffic is followed by one trim once quiet for a second, none while it goes on', async () => {
+    const s = await startOurs({ num_shards: 1 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    try {
+      const io = s.store['chunkIO'] as ChunkIO;
+      const runs = io.trimStats.runs;
+      const value = randomBytes(6 * MiB);
+      await r.set('big', value);
+      // Chunk reads every 200 ms for 2 s: never a second without chunk traffic, unless this
+      // process was held up for one (a loaded machine), which is then the only way to a trim.
+      let last = performance.now();
+      let longestGap = 0;
+      for (let i = 0; i < 10; i++) {
+        assert.deepEqual(await r.getrangeBuffer('big', (i % 6) * MiB, (i % 6) * MiB + 9), value.subarray((i % 6) * MiB, (i % 6) * MiB + 10));
+        longestGap = Math.max(longestGap, performance.now() - last);
+        last = performance.now();
+        await sleep(200);
+      }
+      assert.ok(io.trimStats.runs === runs || longestGap >= 1000, `a trim while chunks were read at most ${Math.round(longestGap)} ms apart`);
+      const before = io.trimStats.runs;
+      const deadline = Date.now() + 10_000;
+      while (io.trimStats.runs === before && Date.now() < deadline) await sleep(100);
+      assert.equal(io.trimStats.unavailable, false, 'malloc_trim is there on this Linux/glibc machine');
+      assert.equal(io.trimStats.runs, before + 1);
+      await sleep(1500);
+      assert.equal(io.trimStats.runs, before + 1, 'one trim per quiet spell');
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+  });
+
+  // A generous bound on a smaller value than the bench's 500 MiB: before the trim after idle
+  // (chunk-io.ts, malloc-trim.ts), this sequence left +40–42 MiB 5 s after the DEL (the main
+  // thread's malloc heap and the chunk I/O thread's arena holding freed buffers); with it, +1–8 MiB.
+  it('after a 128 MiB SET, GET and DEL, the server RSS comes back within 20 MiB of where it was, within 6 s', async () => {
+    const child = await spawnOurs(['--data-dir', join(tempDir('blobasaur-chunk-io-rss-'), 'data'), '--shards', '2']);
+    const pid = child.proc.pid!;
+    const r = new Redis({ port: child.port, host: '127.0.0.1' });
+    try {
+      // Warm up the paths a big value uses (the chunk I/O thread, the first trim), so the baseline is the server's working size.
+      await r.set('warm', randomBytes(4 * MiB));
+      assert.equal((await r.getBuffer('warm'))!.length, 4 * MiB);
+      await r.del('warm');
+      await sleep(2000);
+      const base = procMemory(pid).rss;
+      const value = randomBytes(128 * MiB);
+      await r.set('big', value);
+      assert.equal(sha((await r.getBuffer('big'))!), sha(value));
+      const grown = procMemory(pid).rss - base;
+      assert.equal(await r.del('big'), 1);
+      const deadline = Date.now() + 6000;
+      let over = procMemory(pid).rss - base;
+      while (over > 20 * MiB && Date.now() < deadline) {
+        await sleep(250);
+        over = procMemory(pid).rss - base;
+      }
+      assert.ok(over <= 20 * MiB, `RSS ${mib(over)} over its ${mib(base)} before the SET, 6 s after the DEL (${mib(grown)} after the GET)`);
+    } finally {
+      r.disconnect();
+      child.proc.kill('SIGTERM');
+      await child.exited;
     }
   });
 });

@@ -148,7 +148,12 @@ describe('managed failover: 3 primaries + 3 replicas, kill -9 of a primary under
     })();
     // The three cluster clients write and read keys of p1's slots throughout.
     const load = await startClusterLoad(port('p2'), (prefix) => p1Keys(`a${prefix}`, 500));
+    // At least 1.5 s of load, and enough writes acknowledged by both writers for the loss count to
+    // mean something (a loaded machine gave only 9 WAIT-acknowledged writes in a fixed 1.5 s).
     await new Promise((r) => setTimeout(r, 1500));
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline && (ackedWithWait.length <= 20 || ackedPlain.length <= 20); ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const killedAt = Date.now();
     procs.get('p1')!.proc.kill('SIGKILL');
     await procs.get('p1')!.exited;

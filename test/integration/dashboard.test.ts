@@ -242,7 +242,9 @@ describe('dashboard in a real browser', () => {
     assert.equal(await redis.config('SET', 'slowlog-log-slower-than', '-1'), 'OK');
     const body = await show(page, '#/slowlog', 'slowlog');
     assert.match(body, /off \(slowlog-log-slower-than is negative\)/);
-    const commands = await page.$$eval('main table tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).innerText.split('\t')[3]));
+    // The cell's text as stored (innerText would fold a newline in an argument into a space: a
+    // loaded machine logs earlier tests' SETs of multi-line values too).
+    const commands = await page.$$eval('main table tbody tr', (trs) => trs.map((tr) => tr.children[3]?.textContent ?? ''));
     const want = (await redis.call('SLOWLOG', 'GET', '128')) as [number, number, number, string[], string, string][];
     assert.deepEqual(commands, want.map((e) => e[3].join(' ')));
     assert.ok(commands.includes('set slow:one x'), commands.join(' | '));

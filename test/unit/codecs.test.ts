@@ -225,8 +225,9 @@ describe('large values are coded off the event-loop thread', () => {
         const encoded = await encode(text4M, settings);
         const elapsed = performance.now() - started;
         assert.equal(encoded.codec, CODEC_IDS[settings.algorithm]);
-        // A blocked loop would tick at most once. Half the ideal 1/ms rate leaves room for a busy CI box.
-        assert.ok(ticks >= Math.min(20, elapsed / 2), `${ticks} ticks in ${elapsed.toFixed(0)} ms`);
+        // A blocked loop ticks at most once (after the encode returns). Any rate beyond that says the
+        // loop ran during the encode; a machine loaded by others gave 17 ticks in 74 ms, so no rate is asserted.
+        assert.ok(ticks >= 3, `${ticks} ticks in ${elapsed.toFixed(0)} ms`);
       } finally {
         clearInterval(timer);
       }

@@ -203,3 +203,24 @@ test('repair of a shard with an unfinished DEL purge does not bring the deleted 
     shard.close();
   }
 });
+
+test('up to 100 fields in a shard are deleted at once, more get a tombstone (a DEL\'s four commits share one turn)', () => {
+  const path = join(tempDir('blobasaur-delns-at-once-'), 'shard-0.db');
+  const shard = new Shard(0, path, SQLITE);
+  try {
+    const rows: ShardWrite[] = [];
+    for (let i = 0; i < 100; i++) rows.push(set('small', `f${i}`, 'x'));
+    for (let i = 0; i < 101; i++) rows.push(set('large', `f${i}`, 'x'));
+    assert.deepEqual(shard.applyGroups([rows]), [null]);
+    assert.deepEqual(shard.applyGroups([[delns('small')]]), [null]);
+    assert.equal(audit(path).rows, 101);
+    assert.equal(audit(path).tombstones, 0);
+    assert.deepEqual(shard.applyGroups([[delns('large')]]), [null]);
+    assert.deepEqual({ rows: audit(path).rows, tombstones: audit(path).tombstones }, { rows: 101, tombstones: 1 });
+    assert.equal(shard.counts().fields, 0);
+    purgeAll(shard);
+    assert.deepEqual({ rows: audit(path).rows, tombstones: audit(path).tombstones }, { rows: 0, tombstones: 0 });
+  } finally {
+    shard.close();
+  }
+});

@@ -135,3 +135,46 @@ test('FLUSHALL counts are right at once, namespaces spread over shards included,
     await store.close();
   }
 });
+
+test('the purge commits one shard\'s step per turn of the event loop, after a FLUSHALL and after a DEL of a namespace', async () => {
+  const dataDir = tempDir('blobasaur-purge-turns-');
+  const store = open(dataDir, 4);
+  // Each purge commit notes whether another one ran in the same turn: a marker set by a commit is
+  // cleared by an immediate that runs in the next turn (it is queued during this one's check phase).
+  let inTurn = false;
+  let commits = 0;
+  let sharedTurns = 0;
+  for (const q of store.queues) {
+    const apply = q.shard.applyGroups.bind(q.shard);
+    q.shard.applyGroups = (groups) => {
+      if (groups.some((g) => g.some((w) => w.kind === 'purge'))) {
+        commits++;
+        if (inTurn) sharedTurns++;
+        inTurn = true;
+        setImmediate(() => (inTurn = false));
+      }
+      return apply(groups);
+    };
+  }
+  try {
+    const ks = new Keyspace(store);
+    // Over 100 fields per shard: the DEL leaves a tombstone and the rows to the purge.
+    const fill = async (ns: Buffer | null, n: number): Promise<void> => {
+      const now = Date.now();
+      for (let i = 0; i < n; i += 1000) await Promise.all(Array.from({ length: 1000 }, (_, j) => ks.set(ns, b(`f${i + j}`), b('v'), 'clear', now)));
+    };
+    await fill(null, 4000);
+    await ks.flushAll(Date.now());
+    await until(() => !store.hasPurgeWork(), 20_000, 'the purge of FLUSHALL');
+    const afterFlush = commits;
+    await fill(b('h'), 8000);
+    await ks.deleteNamespace(b('h'));
+    await until(() => !store.hasPurgeWork(), 20_000, 'the purge of the DEL');
+    assert.ok(afterFlush >= 4, `purge commits after FLUSHALL: ${afterFlush}`);
+    assert.ok(commits - afterFlush >= 4, `purge commits after DEL: ${commits - afterFlush}`);
+    assert.equal(sharedTurns, 0);
+    assert.equal(await ks.dbsize(), 0);
+  } finally {
+    await store.close();
+  }
+});

@@ -103,6 +103,41 @@ test('invalidation: a key, a whole namespace (and nothing else), everything; eac
   assert.equal(c.epoch, e0 + 3);
 });
 
+test('a namespace delete does not walk the cache: its entries go stale at once, leave when read, and fields put again after it are served', () => {
+  const c = new ReadCache(0, 64 << 20);
+  for (let i = 0; i < 20_000; i++) c.put(b('big'), b(`f${i}`), b(`v${i}`), null);
+  c.put(b('other'), b('f1'), b('kept'), null);
+  c.invalidateNamespace(b('big'));
+  // Still charged (stale), never served.
+  assert.equal(c.smallStats().entries, 20_001);
+  assert.equal(c.get(b('big'), b('f7'), 0), undefined);
+  assert.equal(c.smallStats().entries, 20_000, 'the stale entry read goes');
+  assert.equal(c.get(b('other'), b('f1'), 0)?.value.toString(), 'kept');
+  // Written (and put) after the delete: current, whether its slot held a stale entry or not.
+  c.put(b('big'), b('f8'), b('new'), null);
+  c.put(b('big'), b('g1'), b('new too'), null);
+  assert.equal(c.get(b('big'), b('f8'), 0)?.value.toString(), 'new');
+  assert.equal(c.get(b('big'), b('g1'), 0)?.value.toString(), 'new too');
+  assert.equal(c.get(b('big'), b('f9'), 0), undefined);
+  // A second delete takes the fields put since the first.
+  c.invalidateNamespace(b('big'));
+  assert.equal(c.get(b('big'), b('f8'), 0), undefined);
+  assert.equal(c.get(b('other'), b('f1'), 0)?.value.toString(), 'kept');
+});
+
+test('past 4096 namespaces deleted, the cache starts empty rather than remember more: nothing stale is served', () => {
+  const c = new ReadCache(0, 64 << 20);
+  c.put(b('kept'), b('f'), b('v'), null);
+  for (let i = 0; i < 5000; i++) {
+    c.put(b(`ns${i}`), b('f'), b(`v${i}`), null);
+    c.invalidateNamespace(b(`ns${i}`));
+    assert.equal(c.get(b(`ns${i}`), b('f'), 0), undefined, `ns${i}`);
+  }
+  // Forgotten at the clear (a miss, read again from SQLite), not served stale.
+  assert.equal(c.get(b('kept'), b('f'), 0), undefined);
+  for (let i = 0; i < 5000; i++) assert.equal(c.get(b(`ns${i}`), b('f'), 0), undefined);
+});
+
 test('keys are told apart by their bytes, whatever their hash: plain keys, fields, namespaces', () => {
   const c = new ReadCache(0, 1 << 20);
   c.put(null, b('ab'), b('plain'), null);
