@@ -3,14 +3,14 @@
  * those of a deleted hash at once, while the rows are purged in the background in bounded steps;
  * nothing comes back after a kill -9, and fields written after the DEL survive the purge.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
-import { itMatchesRedis, type Cmd } from '../helpers/compare.js';
-import { spawnOurs, startOurs, startRedis, tempDir, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { compareServersForSuite, itMatchesRedis, type Cmd } from '../helpers/compare.js';
+import { spawnOurs, tempDir } from '../helpers/servers.js';
 import { shardPath } from '../../src/storage/schema.js';
 
 /** Over the per-shard size a DEL deletes at once (100 fields) on every shard of four. */
@@ -54,21 +54,11 @@ async function until(cond: () => boolean, ms: number, what: string): Promise<voi
 }
 
 describe('DEL / UNLINK of a large namespace against redis-server', () => {
-  let ours: TestServer;
-  let redis: RedisServer;
-  before(async () => {
-    ours = await startOurs();
-    redis = await startRedis();
-  });
-  after(async () => {
-    await ours?.close();
-    await redis?.stop();
-  });
-  const ports = () => ({ ours: ours.port, redis: redis.port });
+  const servers = compareServersForSuite();
   const value = (i: number): string => `value-${i}-${'x'.repeat(i % 100)}`;
 
   itMatchesRedis(
-    ports,
+    servers.ports,
     {
       [`DEL of ${FIELDS} fields, then reads, counts and writes to the same name`]: [
         ...hsets('big', FIELDS, value),
@@ -113,7 +103,7 @@ describe('DEL / UNLINK of a large namespace against redis-server', () => {
   );
 
   it('WATCH of a namespace sees its DEL, as in redis-server', async () => {
-    for (const port of [redis.port, ours.port]) {
+    for (const port of [servers.redis.port, servers.ours.port]) {
       const a = new Redis({ port, host: '127.0.0.1' });
       const b = new Redis({ port, host: '127.0.0.1' });
       try {
@@ -135,21 +125,21 @@ describe('DEL / UNLINK of a large namespace against redis-server', () => {
   });
 
   it('the rows are still on disk when DEL answers, and the purge deletes them all but those written after', async () => {
-    const r = new Redis({ port: ours.port, host: '127.0.0.1' });
+    const r = new Redis({ port: servers.ours.port, host: '127.0.0.1' });
     try {
       await r.flushall();
-      await until(() => onDisk(ours.dataDir, 4).rows === 0, 30_000, 'the purge of FLUSHALL');
+      await until(() => onDisk(servers.ours.dataDir, 4).rows === 0, 30_000, 'the purge of FLUSHALL');
       for (const cmd of hsets('big', FIELDS * 3, value)) await r.call(...(cmd as [string, ...string[]]));
       assert.equal(await r.del('big'), 1);
       assert.equal(await r.hset('big', 'after', 'del'), 1);
-      const right = onDisk(ours.dataDir, 4);
+      const right = onDisk(servers.ours.dataDir, 4);
       // DEL did not delete the rows on the event loop: they wait under tombstones for the purger.
       assert.ok(right.tombstones >= 1, `tombstones right after DEL: ${right.tombstones}`);
       assert.ok(right.rows > FIELDS, `rows right after DEL: ${right.rows}`);
       assert.equal(await r.dbsize(), 1);
       assert.equal(await r.hlen('big'), 1);
-      await until(() => onDisk(ours.dataDir, 4).tombstones === 0, 60_000, 'the purge of the DEL');
-      assert.deepEqual(onDisk(ours.dataDir, 4), { tombstones: 0, rows: 1 });
+      await until(() => onDisk(servers.ours.dataDir, 4).tombstones === 0, 60_000, 'the purge of the DEL');
+      assert.deepEqual(onDisk(servers.ours.dataDir, 4), { tombstones: 0, rows: 1 });
       assert.deepEqual(await r.hgetall('big'), { after: 'del' });
       const info = await r.info('blobasaur');
       assert.match(info, /\r\n/);

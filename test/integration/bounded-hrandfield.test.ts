@@ -4,11 +4,11 @@
  * most the hash's size; repeats for a negative one; pairs with WITHVALUES, an array of pairs in
  * RESP3), checked against a real redis-server holding the same hash.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { RawClient, resp } from '../helpers/raw.js';
-import { startOurs, startRedis, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { compareServersForSuite } from '../helpers/compare.js';
 import { STREAMED_NAMESPACE_FIELDS } from '../../src/storage/keyspace.js';
 
 const FIELDS = STREAMED_NAMESPACE_FIELDS * 6;
@@ -23,21 +23,12 @@ async function fillHash(r: Redis, ns: string, n: number): Promise<void> {
 }
 
 describe('HRANDFIELD of a large hash against redis-server', () => {
-  let ours: TestServer;
-  let redis: RedisServer;
-  before(async () => {
-    ours = await startOurs();
-    redis = await startRedis();
-  });
-  after(async () => {
-    await ours?.close();
-    await redis?.stop();
-  });
+  const servers = compareServersForSuite();
 
   it('counts, distinctness, values and RESP3 shape are those of redis-server', async () => {
-    for (const port of [redis.port, ours.port]) {
+    for (const port of [servers.redis.port, servers.ours.port]) {
       const r = new Redis({ port, host: '127.0.0.1' });
-      const where = `port ${port === ours.port ? 'ours' : 'redis'}`;
+      const where = `port ${port === servers.ours.port ? 'ours' : 'redis'}`;
       const member = (f: string): boolean => /^f:\d+$/.test(f) && Number(f.slice(2)) < FIELDS;
       try {
         await r.flushall();
@@ -95,7 +86,7 @@ describe('HRANDFIELD of a large hash against redis-server', () => {
   });
 
   it('picks from the whole hash, not from a corner of it', async () => {
-    const r = new Redis({ port: ours.port, host: '127.0.0.1' });
+    const r = new Redis({ port: servers.ours.port, host: '127.0.0.1' });
     try {
       await r.flushall();
       await fillHash(r, 'big', FIELDS);

@@ -3,15 +3,15 @@
  * and HVALS of a large namespace stream from one point in time; FLUSHALL sets the rows aside at
  * once and purges them in the background, with nothing coming back after a kill -9.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Socket } from 'node:net';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { RawClient, replyEnd, resp } from '../helpers/raw.js';
-import { itMatchesRedis, sortedArray, type Cmd } from '../helpers/compare.js';
-import { spawnOurs, startOurs, startRedis, tempDir, type RedisServer, type TestServer } from '../helpers/servers.js';
+import { compareServersForSuite, itMatchesRedis, sortedArray, type Cmd } from '../helpers/compare.js';
+import { spawnOurs, startOurs, tempDir } from '../helpers/servers.js';
 import { shardPath } from '../../src/storage/schema.js';
 import { STREAMED_NAMESPACE_FIELDS } from '../../src/storage/keyspace.js';
 
@@ -46,21 +46,11 @@ function sortedItems(reply: string, pairs: boolean): string {
 }
 
 describe('large namespaces and FLUSHALL against redis-server', () => {
-  let ours: TestServer;
-  let redis: RedisServer;
-  before(async () => {
-    ours = await startOurs();
-    redis = await startRedis();
-  });
-  after(async () => {
-    await ours?.close();
-    await redis?.stop();
-  });
-  const ports = () => ({ ours: ours.port, redis: redis.port });
+  const servers = compareServersForSuite();
   const value = (i: number): string => (i % 3 === 0 ? '' : `value-${i}-${'x'.repeat(i % 200)}`);
 
   itMatchesRedis(
-    ports,
+    servers.ports,
     {
       [`HGETALL / HKEYS / HVALS / HLEN of ${FIELDS} fields (streamed), with some expired or deleted`]: [
         ...hsets('big', FIELDS, value),
@@ -98,7 +88,7 @@ describe('large namespaces and FLUSHALL against redis-server', () => {
 
   it('inside MULTI/EXEC a large namespace is one element of the reply, as in redis-server', async () => {
     const got: unknown[][] = [];
-    for (const port of [redis.port, ours.port]) {
+    for (const port of [servers.redis.port, servers.ours.port]) {
       const c = new Redis({ port, host: '127.0.0.1' });
       try {
         await c.flushall();
@@ -118,7 +108,7 @@ describe('large namespaces and FLUSHALL against redis-server', () => {
 
   it('RESP3: HGETALL of a large namespace is the same map as redis-server sends', async () => {
     const replies: string[] = [];
-    for (const port of [redis.port, ours.port]) {
+    for (const port of [servers.redis.port, servers.ours.port]) {
       const c = await RawClient.connect(port);
       try {
         c.write(resp('HELLO', '3'));

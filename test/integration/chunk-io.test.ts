@@ -20,6 +20,29 @@ const MiB = 1024 * 1024;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
+/**
+ * Counts the chunk writes and reads made through the server's own connections to chunk files (on
+ * the event loop) until restore() is called.
+ */
+function countChunkCallsOnLoop(): { counts: { put: number; read: number }; restore(): void } {
+  const proto = ChunkFile.prototype;
+  const { putChunks, readStored } = proto;
+  const counts = { put: 0, read: 0 };
+  proto.putChunks = function (this: ChunkFile, ...a: Parameters<ChunkFile['putChunks']>) {
+    counts.put++;
+    return putChunks.apply(this, a);
+  };
+  proto.readStored = function (this: ChunkFile, ...a: Parameters<ChunkFile['readStored']>) {
+    counts.read++;
+    return readStored.apply(this, a);
+  };
+  const restore = (): void => {
+    proto.putChunks = putChunks;
+    proto.readStored = readStored;
+  };
+  return { counts, restore };
+}
+
 function walBytes(path: string): number {
   try {
     return statSync(`${path}-wal`).size;
@@ -32,17 +55,7 @@ describe('chunk I/O thread', () => {
   it('a streamed SET and GET make no chunk write or read through the server connection, and the bytes round-trip', async () => {
     const s = await startOurs({ num_shards: 1 });
     const r = new Redis({ port: s.port, host: '127.0.0.1' });
-    const proto = ChunkFile.prototype;
-    const { putChunks, readStored } = proto;
-    const onLoop = { put: 0, read: 0 };
-    proto.putChunks = function (this: ChunkFile, ...a: Parameters<ChunkFile['putChunks']>) {
-      onLoop.put++;
-      return putChunks.apply(this, a);
-    };
-    proto.readStored = function (this: ChunkFile, ...a: Parameters<ChunkFile['readStored']>) {
-      onLoop.read++;
-      return readStored.apply(this, a);
-    };
+    const { counts: onLoop, restore } = countChunkCallsOnLoop();
     try {
       const file = s.store.chunkFiles[0];
       assert.equal(file.offLoop, true);
@@ -59,8 +72,7 @@ describe('chunk I/O thread', () => {
       assert.equal(sha((await r.getBuffer('big'))!), sha(Buffer.concat([value, Buffer.from('abc')])));
       assert.equal(onLoop.read, 1, 'APPEND reads the old last chunk on the loop');
     } finally {
-      proto.putChunks = putChunks;
-      proto.readStored = readStored;
+      restore();
       r.disconnect();
       await s.close();
     }
@@ -69,17 +81,7 @@ describe('chunk I/O thread', () => {
   it('RENAME and COPY across shards copy the stored chunks through the thread, bytes equal', async () => {
     const s = await startOurs({ num_shards: 4 });
     const r = new Redis({ port: s.port, host: '127.0.0.1' });
-    const proto = ChunkFile.prototype;
-    const { putChunks, readStored } = proto;
-    const onLoop = { put: 0, read: 0 };
-    proto.putChunks = function (this: ChunkFile, ...a: Parameters<ChunkFile['putChunks']>) {
-      onLoop.put++;
-      return putChunks.apply(this, a);
-    };
-    proto.readStored = function (this: ChunkFile, ...a: Parameters<ChunkFile['readStored']>) {
-      onLoop.read++;
-      return readStored.apply(this, a);
-    };
+    const { counts: onLoop, restore } = countChunkCallsOnLoop();
     try {
       const shardOf = (k: string): number => s.store.queueOf(Buffer.from(k)).shard.id;
       const names = Array.from({ length: 64 }, (_, i) => `k${i}`);
@@ -95,8 +97,7 @@ describe('chunk I/O thread', () => {
       assert.equal(await r.exists(src), 0);
       assert.deepEqual(onLoop, { put: 0, read: 0 });
     } finally {
-      proto.putChunks = putChunks;
-      proto.readStored = readStored;
+      restore();
       r.disconnect();
       await s.close();
     }
