@@ -11,20 +11,12 @@ import Database from 'better-sqlite3';
 import { Shard, type ShardWrite } from '../../src/storage/shard.js';
 import { repairShardFile } from '../../src/tools/repair.js';
 import { tempDir } from '../helpers/servers.js';
+import { shardSet } from '../helpers/shard-writes.js';
 
 const SQLITE = { synchronous: 'NORMAL', cache_size_mb: 4, busy_timeout_ms: 1000, mmap_size_mb: 0 } as const;
 
 const b = (s: string): Buffer => Buffer.from(s);
-const set = (ns: string | null, key: string, value: string): ShardWrite => ({
-  kind: 'set',
-  ns: ns === null ? null : b(ns),
-  key: b(key),
-  data: b(value),
-  codec: 0,
-  size: value.length,
-  now: Date.now(),
-  expiresAt: null,
-});
+const set = shardSet;
 const delns = (ns: string): ShardWrite => ({ kind: 'delns', ns: b(ns) });
 
 function fields(shard: Shard, ns: string): string[] {

@@ -11,6 +11,7 @@ import { Shard, type ShardWrite } from '../../src/storage/shard.js';
 import { Store } from '../../src/storage/store.js';
 import { Keyspace } from '../../src/storage/keyspace.js';
 import { tempDir } from '../helpers/servers.js';
+import { shardSet } from '../helpers/shard-writes.js';
 
 const SQLITE = { synchronous: 'NORMAL', cache_size_mb: 4, busy_timeout_ms: 1000, mmap_size_mb: 0 } as const;
 
@@ -31,16 +32,7 @@ function open(dataDir: string, numShards: number): Store {
 }
 
 const b = (s: string): Buffer => Buffer.from(s);
-const set = (ns: string | null, key: string, value: string): ShardWrite => ({
-  kind: 'set',
-  ns: ns === null ? null : b(ns),
-  key: b(key),
-  data: b(value),
-  codec: 0,
-  size: value.length,
-  now: Date.now(),
-  expiresAt: null,
-});
+const set = shardSet;
 
 function flushedTables(path: string): string[] {
   const db = new Database(path, { readonly: true });

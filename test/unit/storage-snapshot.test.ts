@@ -10,19 +10,11 @@ import Database from 'better-sqlite3';
 import { Shard, type ShardWrite } from '../../src/storage/shard.js';
 import { SNAPSHOT_SQL, SnapshotConnection } from '../../src/storage/snapshot.js';
 import { tempDir } from '../helpers/servers.js';
+import { shardSet } from '../helpers/shard-writes.js';
 
 const SQLITE = { synchronous: 'NORMAL', cache_size_mb: 4, busy_timeout_ms: 1000, mmap_size_mb: 0 } as const;
 
-const set = (ns: string, key: string): ShardWrite => ({
-  kind: 'set',
-  ns: Buffer.from(ns),
-  key: Buffer.from(key),
-  data: Buffer.from('v'),
-  codec: 0,
-  size: 1,
-  now: Date.now(),
-  expiresAt: null,
-});
+const set = (ns: string, key: string): ShardWrite => shardSet(ns, key, 'v');
 
 test('every snapshot read is planned as index searches, none as a scan of a table', () => {
   const path = join(tempDir('blobasaur-snapshot-plan-'), 'shard-0.db');
