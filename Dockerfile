@@ -36,5 +36,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9121/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 STOPSIGNAL SIGTERM
 # --initial-old-space-size: see the comment at the top of src/main.ts.
-ENTRYPOINT ["node", "--initial-old-space-size=32", "/app/dist/src/main.js"]
+ENTRYPOINT ["node", "--initial-old-space-size=64", "/app/dist/src/main.js"]
 CMD ["--config", "/etc/blobasaur/config.toml"]

@@ -154,7 +154,7 @@ export function snapshotServer() {
 }
 
 /** Node flags our server is started with, as its shebang and the Dockerfile start it (src/main.ts says why). */
-export const SERVER_NODE_FLAGS = ['--initial-old-space-size=32'];
+export const SERVER_NODE_FLAGS = ['--initial-old-space-size=64'];
 
 /** The command line that starts our server; exported so reports can print it. */
 export function blobasaurArgs(serverJs, configFile, port, dataDir) {

@@ -1,14 +1,16 @@
-#!/usr/bin/env -S node --initial-old-space-size=32
+#!/usr/bin/env -S node --initial-old-space-size=64
 /**
  * The blobasaur command: parse flags, load the config, start the server, and shut down gracefully
  * on SIGINT, SIGTERM or SHUTDOWN (a second signal exits at once).
  *
- * Started with `--initial-old-space-size=32` (this line's shebang, the Dockerfile, `npm start`,
+ * Started with `--initial-old-space-size=64` (this line's shebang, the Dockerfile, `npm start`,
  * bench/lib.mjs): once V8 has shrunk an idle server's heap, its old-generation limit sits so close to
  * the ~15 MB in use that it starts a mark-compact every ~250 GETs of 64 KiB values (each a new
  * Buffer); a 32 MB floor measured 71-79 µs of CPU per GET instead of 133-164, p99 0.87-0.99 ms
- * instead of 2.4-5.1, with the same peak RSS (docs/benchmarks.md, "The scale run"). It must be a
- * command-line flag: v8.setFlagsFromString() comes too late and NODE_OPTIONS refuses it.
+ * instead of 2.4-5.1, with the same peak RSS (docs/benchmarks.md, "The scale run"). GETs of 1 MiB
+ * values read from SQLite still started one every ~30 ms below a 64 MB floor (~64 per 4,000 GETs,
+ * 750 µs of CPU per GET); at 64 MB, 0-2 and 390-485 µs (docs/benchmarks.md, "GET 1 MiB"). It must
+ * be a command-line flag: v8.setFlagsFromString() comes too late and NODE_OPTIONS refuses it.
  */
 import { CliError, ConfigError, HELP_TEXT, loadConfig, parseCli } from './config/index.js';
 import { stringify } from 'smol-toml';

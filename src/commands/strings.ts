@@ -1,5 +1,5 @@
 /** Plain blobs as Redis strings: whole values, batches, sizes and byte ranges. */
-import { ErrorReply, OK, StreamedBulk, type Reply } from '../protocol/reply.js';
+import { ErrorReply, OK, PinnedBulk, StreamedBulk, type Reply } from '../protocol/reply.js';
 import { joinAcks, ValueHandle, type Ack, type PendingValue } from '../storage/keyspace.js';
 import { integerArg } from './args.js';
 import { wrongArity } from './errors.js';
@@ -18,13 +18,16 @@ const TOO_LARGE = new ErrorReply('ERR string exceeds maximum allowed size (proto
 
 /**
  * GET and HGET: a value stored in chunks leaves as a stream, read chunk by chunk as the socket
- * drains. Inside EXEC the replies form one array, so there the value is read whole (up to the
+ * drains; a large value in the read cache is written from the cache's memory, lent until the socket
+ * has taken it. Inside EXEC the replies form one array, so there the value is read whole (up to the
  * keyspace's WHOLE_VALUE_MAX_BYTES).
  */
 export function valueReply({ ks, client, now }: CommandContext, ns: Buffer | null, key: Buffer): Reply | Promise<Reply> {
   if (client.tx?.executing === true) return ks.get(ns, key, now);
-  const v = ks.read(ns, key, now);
-  return v instanceof ValueHandle ? new StreamedBulk(v.stream()) : v;
+  const v = ks.readForReply(ns, key, now);
+  if (v instanceof ValueHandle) return new StreamedBulk(v.stream());
+  if (v === null || v instanceof Promise || Buffer.isBuffer(v)) return v;
+  return new PinnedBulk(v.pieces, v.length, v.release);
 }
 
 const getrange: Handler = ({ ks, now }, args) => {

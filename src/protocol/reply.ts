@@ -71,6 +71,20 @@ export class StreamedBulk {
  */
 export class StreamedArray extends StreamedBulk {}
 
+/**
+ * A bulk string whose bytes are lent by their owner (a cached large value, storage/read-cache.ts)
+ * as `pieces`, to be written without a copy: the owner may reuse that memory after release(),
+ * which whoever writes the reply calls once the socket has taken the bytes (ReplyEncoder.release),
+ * or when the reply is dropped unsent. Releasing twice is harmless.
+ */
+export class PinnedBulk {
+  constructor(
+    readonly pieces: readonly Buffer[],
+    readonly length: number,
+    readonly release: () => void,
+  ) {}
+}
+
 /** The header of a bulk of `length` bytes (what precedes a StreamedBulk's pieces). */
 export function bulkHeader(length: number): Buffer {
   return Buffer.from(`$${length}\r\n`, 'latin1');
@@ -99,6 +113,7 @@ export type Reply =
   | RespBoolean
   | RespDouble
   | StreamedBulk
+  | PinnedBulk
   | readonly Reply[];
 
 export type ProtocolVersion = 2 | 3;
@@ -126,10 +141,26 @@ export class ReplyEncoder {
   private off = 0;
   private chunks: Buffer[] = [];
   private chunkBytes = 0;
+  /** Lent bulks among the chunks not yet taken (PinnedBulk). */
+  private lent: PinnedBulk[] = [];
 
   /** Bytes encoded and not yet taken. */
   get pending(): number {
     return this.chunkBytes + (this.off - this.start);
+  }
+
+  /**
+   * Releases for the lent bulks in what take() returned last: to be called once the socket has
+   * taken those buffers (the callback of the last write), or at once if they are dropped. Null
+   * when there are none.
+   */
+  takeRelease(): (() => void) | null {
+    if (this.lent.length === 0) return null;
+    const lent = this.lent;
+    this.lent = [];
+    return () => {
+      for (const b of lent) b.release();
+    };
   }
 
   /** Returns what has been encoded since the last call, ready for socket writes. */
@@ -186,6 +217,11 @@ export class ReplyEncoder {
       else this.bulk(Buffer.from(reply.text, 'latin1'));
     } else if (reply === NULL_ARRAY) {
       this.ascii(proto === 3 ? '_\r\n' : '*-1\r\n');
+    } else if (reply instanceof PinnedBulk) {
+      this.writeLength(DOLLAR, reply.length);
+      for (const piece of reply.pieces) this.raw(piece);
+      this.raw(CRLF);
+      this.lent.push(reply);
     } else if (reply instanceof StreamedBulk) {
       // Only the connection can stream; nested in another reply there is no way to send it.
       reply.source.release();
@@ -267,5 +303,7 @@ export class ReplyEncoder {
 export function encodeReply(reply: Reply, proto: ProtocolVersion = 2): Buffer {
   const enc = new ReplyEncoder();
   enc.write(reply, proto);
-  return Buffer.concat(enc.take());
+  const out = Buffer.concat(enc.take());
+  enc.takeRelease()?.();
+  return out;
 }

@@ -23,7 +23,7 @@
  */
 import type { Socket } from 'node:net';
 import { ProtocolError, RequestParser, type Args, type BulkSink, type ParserLimits } from '../protocol/parser.js';
-import { bulkHeader, ErrorReply, NO_REPLY, ReplyEncoder, StreamedArray, StreamedBulk, type ProtocolVersion, type Reply } from '../protocol/reply.js';
+import { bulkHeader, ErrorReply, NO_REPLY, PinnedBulk, ReplyEncoder, StreamedArray, StreamedBulk, type ProtocolVersion, type Reply } from '../protocol/reply.js';
 import type { Dispatcher } from '../commands/dispatch.js';
 import type { ClientState, ReplyMode } from '../commands/types.js';
 import type { Transaction } from '../commands/transactions.js';
@@ -96,11 +96,18 @@ function stagedIn(args: readonly Buffer[]): StagedBlob[] | null {
   return out;
 }
 
+/** Lets go of what a reply that will not be sent holds (a streamed value's blob, a lent bulk's memory). */
+function dropUnsent(reply: Reply): void {
+  if (reply instanceof StreamedBulk) reply.source.release();
+  else if (reply instanceof PinnedBulk) reply.release();
+}
+
 /** Approximate bytes a reply holds in memory (its payloads; small framing ignored). */
 function replySize(reply: Reply): number {
   if (reply instanceof Buffer) return reply.length;
   // Not in memory, but owed: counted so that a client that does not read stops being served.
   if (reply instanceof StreamedBulk) return reply.source.length;
+  if (reply instanceof PinnedBulk) return reply.length;
   if (typeof reply === 'string') return reply.length;
   if (Array.isArray(reply)) {
     let n = 0;
@@ -269,9 +276,10 @@ export class Connection implements ClientState {
     this.inbox = [];
     this.inboxHead = 0;
     this.encoder.take();
+    this.encoder.takeRelease()?.();
     for (let i = this.slotsHead; i < this.slots.length; i++) {
       const r = this.slots[i].reply;
-      if (r instanceof StreamedBulk) r.source.release();
+      if (r !== undefined) dropUnsent(r);
     }
     if (this.limitTimer !== null) clearTimeout(this.limitTimer);
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
@@ -473,7 +481,7 @@ export class Connection implements ClientState {
   private answer(result: Reply | Promise<Reply>, isRead: boolean): void {
     const mode = this.reply;
     if (mode === 'on') this.deliver(result, isRead);
-    else if (result instanceof StreamedBulk) result.source.release();
+    else if (!(result instanceof Promise)) dropUnsent(result);
     if (mode === 'on') return;
     if (mode === 'skip') this.reply = 'on';
     // CLIENT REPLY SKIP itself answers nothing; the command after it is the one skipped.
@@ -539,7 +547,11 @@ export class Connection implements ClientState {
       else void this.stream(reply);
       return;
     }
-    if (reply === NO_REPLY || this.closed) return;
+    if (reply === NO_REPLY) return;
+    if (this.closed) {
+      dropUnsent(reply);
+      return;
+    }
     if (reply instanceof ErrorReply) this.hooks.onErrorReply();
     const before = this.backlog;
     this.encoder.write(reply, this.proto);
@@ -665,11 +677,16 @@ export class Connection implements ClientState {
     if (this.encoder.pending === 0 || this.closed) return;
     this.writtenBytes += this.encoder.pending;
     const chunks = this.encoder.take();
+    // Lent bulks are given back once the socket has taken the last write (or failed it: the
+    // callback runs either way), as writes complete in order.
+    const done = this.encoder.takeRelease() ?? undefined;
     if (chunks.length === 1) {
-      this.socket.write(chunks[0]);
+      this.socket.write(chunks[0], done);
     } else {
       this.socket.cork();
-      for (const chunk of chunks) this.socket.write(chunk);
+      const last = chunks.length - 1;
+      for (let i = 0; i < last; i++) this.socket.write(chunks[i]);
+      this.socket.write(chunks[last], done);
       this.socket.uncork();
     }
   }

@@ -21,11 +21,13 @@ import type { SnapshotRow } from './snapshot.js';
 import { CHUNK_BYTES, chunkCount, type ChunkFile } from './chunks.js';
 import { CHUNKED_CODEC } from './schema.js';
 import { ValueHandle } from './value-handle.js';
+import type { PinnedValue } from './read-cache.js';
 import { stagedBlobOf } from './blob-stager.js';
 
 export type { Ack, PendingValue, StoreStats };
 export { joinAcks, ValueHandle };
 export type { ChunkStream } from './value-handle.js';
+export type { PinnedValue } from './read-cache.js';
 export { CorruptValueError, printable } from './store.js';
 
 /**
@@ -319,6 +321,22 @@ export class Keyspace {
     if (h === null) return null;
     if (h.value instanceof BlobRef && !this.syncDecode) return new ValueHandle(this.chunkFile(h.value), h.value);
     return this.bytes(h.value, ns, key);
+  }
+
+  /**
+   * read() for a reply that is written and then let go of (GET, HGET): a large value in the read
+   * cache comes as a PinnedValue, its bytes lent by the cache without a copy — the caller must
+   * release() it once the socket has taken them.
+   */
+  readForReply(ns: Buffer | null, key: Buffer, now: number): PendingValue | ValueHandle | PinnedValue | null {
+    if (!this.syncDecode) {
+      const q = this.store.queueOf(key);
+      if (q.cache.holdsLarge && this.locate(q, ns, key, now) === COMMITTED) {
+        const pinned = q.cache.pin(ns, key, now);
+        if (pinned !== undefined) return pinned;
+      }
+    }
+    return this.read(ns, key, now);
   }
 
   /**

@@ -7,7 +7,10 @@
  *   SQLite point read of a small value costs ~6–7 µs on this class of machine (B-tree descent,
  *   pager, a copy into a new Buffer), a hit here well under 1 µs.
  * - large values (256 KiB up to a quarter of the budget), `read_cache_mb`: filled by reads only. A
- *   large value read back out of SQLite's overflow pages costs milliseconds.
+ *   large value read back out of SQLite's overflow pages costs ~0.3–1 ms per MiB. Their bytes live
+ *   in the blocks of a BlockArena (block-arena.ts: one Buffer per cached value was the main cause
+ *   of full garbage collections). GET's reply is written straight from the blocks (pin()); every
+ *   other reader gets a copy, so no Buffer it holds can change under it.
  *
  * Bounded by bytes (value, key and a per-entry overhead measured on Node 20), least recently used
  * out first.
@@ -20,6 +23,7 @@
  * (invalidateNamespace). A replica's applied batches
  * go through the same put/invalidate. Entries keep their expiry; a read past it misses.
  */
+import { BlockArena, BLOCK_BYTES, blocksFor } from './block-arena.js';
 import { murmur3 } from './mpchash.js';
 
 export interface ReadCacheStats {
@@ -37,11 +41,28 @@ export interface CachedValue {
   readonly expiresAt: number | null;
 }
 
+/**
+ * A large cached value lent to a reply without a copy: its bytes are `pieces` in order (views of
+ * the cache's blocks). They stay as they are until release(), which the connection calls once the
+ * socket has taken the last of them; releasing twice is harmless.
+ */
+export interface PinnedValue {
+  readonly pieces: readonly Buffer[];
+  readonly length: number;
+  release(): void;
+}
+
 interface Entry extends CachedValue {
   readonly id: number;
   ns: Buffer | null;
   key: Buffer;
+  /** A small value's bytes; empty for a large one, whose bytes are in `blocks`. */
   value: Buffer;
+  /** A large value's blocks (the last one partly used) and its size; null for a small value. */
+  blocks: Buffer[] | null;
+  size: number;
+  /** Replies still being written from the blocks: a dropped entry's blocks go back to the arena at 0. */
+  pins: number;
   expiresAt: number | null;
   /** Bytes charged against the budget. */
   charge: number;
@@ -110,8 +131,14 @@ class CacheClass {
   bytes = 0;
   hits = 0;
   misses = 0;
+  /** Second chances left to the eviction under way (SECOND_CHANCES_PER_EVICTION). */
+  private chances = 0;
 
-  constructor(readonly maxBytes: number) {}
+  /** `arena`: where a large value's bytes live (the large class); null for small values. */
+  constructor(
+    readonly maxBytes: number,
+    readonly arena: BlockArena | null = null,
+  ) {}
 
   /** The entry of exactly this key, or undefined. */
   find(id: number, ns: Buffer | null, key: Buffer): Entry | undefined {
@@ -119,8 +146,13 @@ class CacheClass {
     return e !== undefined && sameKey(e, ns, key) ? e : undefined;
   }
 
-  set(id: number, ns: Buffer | null, key: Buffer, value: Buffer, expiresAt: number | null, charge: number, born: number): void {
-    const old = this.entries.get(id);
+  set(id: number, ns: Buffer | null, key: Buffer, value: Buffer, blocks: Buffer[] | null, size: number, expiresAt: number | null, charge: number, born: number): void {
+    let old = this.entries.get(id);
+    if (old !== undefined && (old.blocks !== null || blocks !== null)) {
+      // Blocks may be pinned by a reply: the entry that holds them is dropped, not reused.
+      this.drop(id, old);
+      old = undefined;
+    }
     let fresh: Entry;
     if (old !== undefined) {
       // The slot is updated in place (a delete and an insert churn the map), whether it held this
@@ -130,28 +162,44 @@ class CacheClass {
       old.ns = ns;
       old.key = key;
       old.value = value;
+      old.size = size;
       old.expiresAt = expiresAt;
       old.charge = charge;
       old.used = true;
       old.born = born;
       fresh = old;
     } else {
-      fresh = { id, ns, key, value, expiresAt, charge, used: false, born, older: null, newer: null };
+      fresh = { id, ns, key, value, blocks, size, pins: 0, expiresAt, charge, used: false, born, older: null, newer: null };
       this.entries.set(id, fresh);
       this.append(fresh);
       this.bytes += charge;
     }
-    let chances = SECOND_CHANCES_PER_EVICTION;
-    while (this.bytes > this.maxBytes && this.oldest !== null) {
-      const e = this.oldest;
-      // The entry just written is not what makes room for itself, unless it is all there is.
-      if ((e.used || e === fresh) && e !== this.newest && chances-- > 0) {
-        e.used = false;
-        this.unlink(e);
-        this.append(e);
-      } else {
-        this.drop(e.id, e);
-      }
+    this.chances = SECOND_CHANCES_PER_EVICTION;
+    while (this.bytes > this.maxBytes && this.oldest !== null) this.evictOne(fresh);
+  }
+
+  /**
+   * Blocks for a large value of `size` bytes, evicting least recently used entries until the
+   * arena can give them; null when it cannot even then (blocks pinned by replies in flight).
+   */
+  reserve(size: number): Buffer[] | null {
+    const arena = this.arena!;
+    const n = blocksFor(size);
+    this.chances = SECOND_CHANCES_PER_EVICTION;
+    while (!arena.canAlloc(n) && this.oldest !== null) this.evictOne(null);
+    return arena.alloc(n);
+  }
+
+  /** Evicts the oldest entry, or gives a used one its second chance (see the class comment). */
+  private evictOne(fresh: Entry | null): void {
+    const e = this.oldest!;
+    // The entry just written is not what makes room for itself, unless it is all there is.
+    if ((e.used || e === fresh) && e !== this.newest && this.chances-- > 0) {
+      e.used = false;
+      this.unlink(e);
+      this.append(e);
+    } else {
+      this.drop(e.id, e);
     }
   }
 
@@ -159,13 +207,46 @@ class CacheClass {
     this.entries.delete(id);
     this.unlink(e);
     this.bytes -= e.charge;
+    this.giveBack(e);
+  }
+
+  /** A pinned entry's blocks: read-only until unpin(). */
+  pin(e: Entry): PinnedValue {
+    const blocks = e.blocks!;
+    const last = blocks.length - 1;
+    const pieces = blocks.slice();
+    pieces[last] = blocks[last].subarray(0, e.size - last * BLOCK_BYTES);
+    e.pins++;
+    let released = false;
+    return {
+      pieces,
+      length: e.size,
+      release: () => {
+        if (released) return;
+        released = true;
+        e.pins--;
+        this.giveBack(e);
+      },
+    };
   }
 
   clear(): void {
+    const all = [...this.entries.values()];
     this.entries.clear();
+    for (const e of all) this.giveBack(e);
     this.oldest = null;
     this.newest = null;
     this.bytes = 0;
+    // An emptied cache gives its memory back, unless replies still hold some of it.
+    this.arena?.trim();
+  }
+
+  /** Returns a dropped entry's blocks to the arena once no reply holds them. */
+  private giveBack(e: Entry): void {
+    if (e.blocks === null) return;
+    if (e.pins > 0 || this.entries.get(e.id) === e) return; // pinned, or a pin released while still cached
+    this.arena!.release(e.blocks);
+    e.blocks = null;
   }
 
   stats(): ReadCacheStats {
@@ -207,7 +288,7 @@ export class ReadCache {
 
   /** Budgets in bytes: large values (read_cache_mb) and small values (value_cache_mb); 0 turns a class off. */
   constructor(largeMaxBytes: number, smallMaxBytes = 0) {
-    this.large = new CacheClass(largeMaxBytes);
+    this.large = new CacheClass(largeMaxBytes, new BlockArena(largeMaxBytes));
     this.small = new CacheClass(smallMaxBytes);
   }
 
@@ -221,6 +302,10 @@ export class ReadCache {
     return this.small.maxBytes > 0 && size <= VALUE_CACHE_MAX_VALUE_BYTES && size + ENTRY_OVERHEAD <= this.small.maxBytes / 4;
   }
 
+  /**
+   * The key's cached value: a small one as it is (cached Buffers never change), a large one as a
+   * copy of its blocks, which the caller may keep (GET's reply borrows the blocks instead: pin()).
+   */
   get(ns: Buffer | null, key: Buffer, now: number): CachedValue | undefined {
     if (this.small.entries.size === 0 && this.large.entries.size === 0) return undefined;
     const id = hashKey(ns, key);
@@ -231,13 +316,38 @@ export class ReadCache {
       e = cls.find(id, ns, key);
       if (e === undefined) return undefined;
     }
-    if ((e.expiresAt !== null && e.expiresAt <= now) || (e.ns !== null && this.nsDeletedAt.size !== 0 && this.deletedSince(e))) {
-      cls.drop(id, e);
-      return undefined;
-    }
+    if (!this.live(cls, e, now)) return undefined;
     e.used = true;
     cls.hits++;
-    return e;
+    return e.blocks === null ? e : { value: Buffer.concat(e.blocks, e.size), expiresAt: e.expiresAt };
+  }
+
+  /** Whether the large class holds anything (pin() can only find something then). */
+  get holdsLarge(): boolean {
+    return this.large.entries.size !== 0;
+  }
+
+  /**
+   * The key's large cached value lent without a copy; undefined when the key has
+   * no large value cached. The caller must release() it once nothing refers to its pieces.
+   */
+  pin(ns: Buffer | null, key: Buffer, now: number): PinnedValue | undefined {
+    if (this.large.entries.size === 0) return undefined;
+    const id = hashKey(ns, key);
+    const e = this.large.find(id, ns, key);
+    if (e === undefined || !this.live(this.large, e, now)) return undefined;
+    e.used = true;
+    this.large.hits++;
+    return this.large.pin(e);
+  }
+
+  /** False (and the entry dropped) when it expired or its namespace was deleted since it was put. */
+  private live(cls: CacheClass, e: Entry, now: number): boolean {
+    if ((e.expiresAt !== null && e.expiresAt <= now) || (e.ns !== null && this.nsDeletedAt.size !== 0 && this.deletedSince(e))) {
+      cls.drop(e.id, e);
+      return false;
+    }
+    return true;
   }
 
   /**
@@ -245,8 +355,12 @@ export class ReadCache {
    * kept if wanted — a small value in a full cache only on its key's second miss (DOORKEEPER_BITS).
    */
   fill(ns: Buffer | null, key: Buffer, value: Buffer, expiresAt: number | null): void {
-    if (value.length >= READ_CACHE_MIN_VALUE_BYTES) this.large.misses++;
-    else if (value.length <= VALUE_CACHE_MAX_VALUE_BYTES) {
+    if (value.length >= READ_CACHE_MIN_VALUE_BYTES) {
+      this.large.misses++;
+      this.fillLarge(ns, key, value, expiresAt);
+      return;
+    }
+    if (value.length <= VALUE_CACHE_MAX_VALUE_BYTES) {
       this.small.misses++;
       const charge = value.length + key.length + (ns?.length ?? 0) + ENTRY_OVERHEAD;
       if (this.small.bytes + charge > this.small.maxBytes && !this.admit(hashKey(ns, key))) return;
@@ -269,18 +383,38 @@ export class ReadCache {
     return false;
   }
 
-  /** Keeps a committed, current value (a read's, or a write's after its commit). */
+  /**
+   * A committed, current value (a read's, or a write's after its commit): a small one is kept; a
+   * large one only replaces what was cached for the key — the large class is filled by reads, so a
+   * stream of large writes neither pushes out what is being read nor costs a copy each.
+   */
   put(ns: Buffer | null, key: Buffer, value: Buffer, expiresAt: number | null): void {
-    if (!this.wants(value.length)) return;
+    if (!this.wants(value.length) || value.length >= READ_CACHE_MIN_VALUE_BYTES) {
+      this.invalidate(ns, key);
+      return;
+    }
     const id = hashKey(ns, key);
     // A value parsed from a socket read may be a slice of a larger buffer: keep only its bytes.
     // The key too: the cache holds it for as long as the entry lives.
-    const cls = this.classOf(value.length);
-    cls.set(id, ns === null ? null : own(ns), own(key), own(value), expiresAt, value.length + key.length + (ns?.length ?? 0) + ENTRY_OVERHEAD, this.nsDeletes);
+    this.small.set(id, ns === null ? null : own(ns), own(key), own(value), null, value.length, expiresAt, value.length + key.length + (ns?.length ?? 0) + ENTRY_OVERHEAD, this.nsDeletes);
     // A key lives in one class at a time: its value may have changed size.
-    const other = cls === this.small ? this.large : this.small;
-    const stale = other.find(id, ns, key);
-    if (stale !== undefined) other.drop(id, stale);
+    const stale = this.large.find(id, ns, key);
+    if (stale !== undefined) this.large.drop(id, stale);
+  }
+
+  /** A large value read from SQLite: copied into blocks of the arena, if it can give them. */
+  private fillLarge(ns: Buffer | null, key: Buffer, value: Buffer, expiresAt: number | null): void {
+    if (!this.wants(value.length)) return;
+    const id = hashKey(ns, key);
+    const stale = this.small.find(id, ns, key);
+    if (stale !== undefined) this.small.drop(id, stale);
+    const old = this.large.find(id, ns, key);
+    if (old !== undefined) this.large.drop(id, old);
+    const blocks = this.large.reserve(value.length);
+    if (blocks === null) return;
+    for (let i = 0, at = 0; at < value.length; i++, at += BLOCK_BYTES) value.copy(blocks[i], 0, at, Math.min(at + BLOCK_BYTES, value.length));
+    const charge = blocks.length * BLOCK_BYTES + key.length + (ns?.length ?? 0) + ENTRY_OVERHEAD;
+    this.large.set(id, ns === null ? null : Buffer.from(ns), Buffer.from(key), EMPTY, blocks, value.length, expiresAt, charge, this.nsDeletes);
   }
 
   /**
@@ -342,11 +476,9 @@ export class ReadCache {
   smallStats(): ReadCacheStats {
     return this.small.stats();
   }
-
-  private classOf(size: number): CacheClass {
-    return size >= READ_CACHE_MIN_VALUE_BYTES ? this.large : this.small;
-  }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Namespace deletes remembered for the entries they made stale (invalidateNamespace). */
 const NS_DELETES_KEPT = 4096;

@@ -5,6 +5,7 @@ import {
   NO_REPLY,
   NULL_ARRAY,
   OK,
+  PinnedBulk,
   PONG,
   QUEUED,
   ReplyEncoder,
@@ -256,4 +257,24 @@ test('bulk headers and integers written digit by digit equal their decimal text'
   }
   for (const n of [Number.MAX_SAFE_INTEGER, 2 ** 40 + 7, -1, -10, 2 ** 60]) assert.equal(encodeReply(n).toString('latin1'), `:${n}\r\n`);
   assert.equal(encodeReply(OK).toString('latin1'), '+OK\r\n');
+});
+
+test('a lent bulk (PinnedBulk) is framed like any bulk, its large pieces pass without a copy, and it is released once taken', () => {
+  const pieces = [Buffer.alloc(65_536, 'a'), Buffer.alloc(65_536, 'b'), Buffer.from('tail')];
+  let released = 0;
+  const lent = new PinnedBulk(pieces, 131_076, () => released++);
+  const enc = new ReplyEncoder();
+  enc.write(lent, 2);
+  enc.write(OK, 2);
+  const out = enc.take();
+  assert.equal(Buffer.concat(out).equals(Buffer.concat([Buffer.from('$131076\r\n'), ...pieces, Buffer.from('\r\n+OK\r\n')])), true);
+  assert.ok(out.includes(pieces[0]) && out.includes(pieces[1]), 'the 64 KiB pieces themselves, not copies');
+  assert.equal(released, 0, 'not before the socket has taken them');
+  const release = enc.takeRelease();
+  assert.equal(enc.takeRelease(), null);
+  release!();
+  assert.equal(released, 1);
+  // encodeReply (one-off writes) copies, so it releases at once.
+  assert.equal(encodeReply(new PinnedBulk([Buffer.from('xyz')], 3, () => released++), 3).toString(), '$3\r\nxyz\r\n');
+  assert.equal(released, 2);
 });

@@ -8,17 +8,24 @@ const big = (fill: number, size = READ_CACHE_MIN_VALUE_BYTES): Buffer => Buffer.
 /** Bytes charged for an entry of a plain key with a value of `n` bytes: value, key and overhead. */
 const charge = (n: number, key = 'k'): number => n + key.length + 512;
 
-test('large values from 256 KiB up to a quarter of the budget are kept; small ones only with a small budget', () => {
+test('large values from 256 KiB up to a quarter of the budget are kept when read; a write of one only drops what was cached', () => {
   const c = new ReadCache(8 * READ_CACHE_MIN_VALUE_BYTES);
-  c.put(null, b('small'), Buffer.alloc(READ_CACHE_MIN_VALUE_BYTES - 1), null);
-  c.put(null, b('huge'), big(1, 2 * READ_CACHE_MIN_VALUE_BYTES + 1), null);
-  c.put(null, b('ok'), big(2), null);
+  c.fill(null, b('small'), Buffer.alloc(READ_CACHE_MIN_VALUE_BYTES - 1), null);
+  c.fill(null, b('huge'), big(1, 2 * READ_CACHE_MIN_VALUE_BYTES + 1), null);
+  c.fill(null, b('ok'), big(2), null);
   assert.equal(c.get(null, b('small'), 0), undefined);
   assert.equal(c.get(null, b('huge'), 0), undefined);
   assert.equal(c.get(null, b('ok'), 0)?.value[0], 2);
-  assert.deepEqual(c.stats(), { hits: 1, misses: 0, bytes: charge(READ_CACHE_MIN_VALUE_BYTES, 'ok'), entries: 1 });
+  assert.deepEqual(c.stats(), { hits: 1, misses: 2, bytes: charge(READ_CACHE_MIN_VALUE_BYTES, 'ok'), entries: 1 });
   assert.equal(c.smallStats().entries, 0);
   assert.equal(new ReadCache(0).wants(READ_CACHE_MIN_VALUE_BYTES), false);
+  // The large class is filled by reads: a committed write of a large value is not kept, and the
+  // value cached before it is gone.
+  c.put(null, b('ok'), big(3), null);
+  c.put(null, b('new'), big(4), null);
+  assert.equal(c.get(null, b('ok'), 0), undefined);
+  assert.equal(c.get(null, b('new'), 0), undefined);
+  assert.equal(c.stats().entries, 0);
 });
 
 test('small values: their own budget, counted apart from large ones; fill() counts a miss', () => {
@@ -33,7 +40,7 @@ test('small values: their own budget, counted apart from large ones; fill() coun
   assert.equal(c.wants(16 * 1024), false);
   assert.equal(c.wants(8 * 1024), true);
   // A key that changes size class lives in one class only.
-  c.put(null, b('s'), big(3), null);
+  c.fill(null, b('s'), big(3), null);
   assert.equal(c.smallStats().entries, 0);
   assert.equal(c.get(null, b('s'), 0)?.value[0], 3);
 });
@@ -60,21 +67,21 @@ test('small values: the least recently used leave first', () => {
 
 test('the least recently used entries leave first when the budget is exceeded', () => {
   const c = new ReadCache(4 * charge(READ_CACHE_MIN_VALUE_BYTES));
-  for (const [i, k] of ['a', 'b', 'c', 'd'].entries()) c.put(null, b(k), big(i + 1), null);
+  for (const [i, k] of ['a', 'b', 'c', 'd'].entries()) c.fill(null, b(k), big(i + 1), null);
   assert.ok(c.get(null, b('a'), 0)); // a is now the most recent
-  c.put(null, b('e'), big(5), null); // evicts b
+  c.fill(null, b('e'), big(5), null); // evicts b
   assert.equal(c.get(null, b('b'), 0), undefined);
   assert.deepEqual(['a', 'c', 'd', 'e'].map((k) => c.get(null, b(k), 0)?.value[0]), [1, 3, 4, 5]);
   assert.equal(c.stats().bytes, 4 * charge(READ_CACHE_MIN_VALUE_BYTES));
   // Replacing an entry does not count its bytes twice.
-  c.put(null, b('a'), big(9), null);
+  c.fill(null, b('a'), big(9), null);
   assert.equal(c.stats().bytes, 4 * charge(READ_CACHE_MIN_VALUE_BYTES));
   assert.equal(c.get(null, b('a'), 0)?.value[0], 9);
 });
 
 test('an entry past its expiry misses and is dropped', () => {
   const c = new ReadCache(4 * READ_CACHE_MIN_VALUE_BYTES);
-  c.put(null, b('k'), big(1), 1000);
+  c.fill(null, b('k'), big(1), 1000);
   assert.ok(c.get(null, b('k'), 999));
   assert.equal(c.get(null, b('k'), 1000), undefined);
   assert.equal(c.stats().entries, 0);
@@ -82,13 +89,13 @@ test('an entry past its expiry misses and is dropped', () => {
 
 test('invalidation: a key, a whole namespace (and nothing else), everything; each bumps the epoch', () => {
   const c = new ReadCache(16 * READ_CACHE_MIN_VALUE_BYTES);
-  c.put(null, b('k'), big(1), null);
-  c.put(b('ns'), b('f1'), big(2), null);
-  c.put(b('ns'), b('f2'), big(3), null);
-  c.put(b('ns2'), b('f1'), big(4), null);
+  c.fill(null, b('k'), big(1), null);
+  c.fill(b('ns'), b('f1'), big(2), null);
+  c.fill(b('ns'), b('f2'), big(3), null);
+  c.fill(b('ns2'), b('f1'), big(4), null);
   // "n" + length keeps namespace "ns" + field "2f1" apart from namespace "ns2" + field "f1".
-  c.put(b('ns'), b('2f1'), big(5), null);
-  c.put(null, b('ns'), big(6), null);
+  c.fill(b('ns'), b('2f1'), big(5), null);
+  c.fill(null, b('ns'), big(6), null);
   const e0 = c.epoch;
   c.invalidate(null, b('k'));
   assert.equal(c.get(null, b('k'), 0), undefined);
@@ -231,4 +238,85 @@ test('a full cache admits a small value read from SQLite on its second miss; one
   for (const [i, k] of ['v', 'w', 'x', 'y', 'z'].entries()) l.fill(null, b(k), big(i + 1), null);
   assert.equal(l.get(null, b('z'), 0)?.value[0], 5);
   assert.equal(l.stats().entries, 4);
+});
+
+/** Distinct bytes, so a block handed to the wrong value or reused too early shows. */
+const patterned = (seed: number, size: number): Buffer => {
+  const out = Buffer.allocUnsafe(size);
+  for (let i = 0; i < size; i++) out[i] = (i * 31 + seed * 7 + (i >> 16)) & 0xff;
+  return out;
+};
+
+test('a large value lives in the blocks of the arena: a copy of what was read, and get() gives a copy of it', () => {
+  const c = new ReadCache(16 * READ_CACHE_MIN_VALUE_BYTES);
+  const size = 300_000; // not a multiple of the block size: the last block is partly used
+  const read = patterned(1, size);
+  const original = Buffer.from(read);
+  c.fill(null, b('k'), read, null);
+  read.fill(0); // the Buffer SQLite returned may be reused or freed: the cache does not depend on it
+  const got = c.get(null, b('k'), 0)!.value;
+  assert.equal(got.equals(original), true);
+  got.fill(1); // a reader's copy is its own
+  assert.equal(c.get(null, b('k'), 0)!.value.equals(original), true);
+  // Charged by whole blocks: 300,000 bytes take five of 64 KiB.
+  assert.equal(c.stats().bytes, 5 * 65_536 + 1 + 512);
+});
+
+test('pin() lends the blocks: the pieces are the value; an evicted pinned entry keeps its blocks until released', () => {
+  // Room for exactly four values of 256 KiB: 16 blocks, and the keys and overheads beside them.
+  const c = new ReadCache(16 * 65_536 + 4 * 1024);
+  const values = [0, 1, 2, 3].map((i) => patterned(i, READ_CACHE_MIN_VALUE_BYTES));
+  values.forEach((v, i) => c.fill(null, b(`k${i}`), v, null));
+  const pinned = c.pin(null, b('k0'), 0)!;
+  assert.equal(pinned.length, READ_CACHE_MIN_VALUE_BYTES);
+  assert.equal(Buffer.concat(pinned.pieces).equals(values[0]), true);
+  assert.equal(c.pin(null, b('nope'), 0), undefined);
+  // Four more values push every old entry out; k0's blocks are not free, so one of them cannot
+  // be cached, and k0's bytes stay as they were.
+  const more = [4, 5, 6, 7].map((i) => patterned(i, READ_CACHE_MIN_VALUE_BYTES));
+  more.forEach((v, i) => c.fill(null, b(`k${i + 4}`), v, null));
+  assert.equal(c.get(null, b('k0'), 0), undefined);
+  assert.equal(Buffer.concat(pinned.pieces).equals(values[0]), true);
+  assert.equal(c.stats().entries, 3);
+  assert.equal(c.get(null, b('k7'), 0)!.value.equals(more[3]), true);
+  // Released (twice: harmless), its blocks are used again.
+  pinned.release();
+  pinned.release();
+  c.fill(null, b('k8'), patterned(8, READ_CACHE_MIN_VALUE_BYTES), null);
+  assert.equal(c.stats().entries, 4);
+  assert.equal(c.get(null, b('k8'), 0)!.value.equals(patterned(8, READ_CACHE_MIN_VALUE_BYTES)), true);
+  for (const [i, v] of more.entries()) if (i > 0) assert.equal(c.get(null, b(`k${i + 4}`), 0)!.value.equals(v), true, `k${i + 4}`);
+});
+
+test('a pinned entry that is invalidated, replaced or cleared keeps its bytes until released', () => {
+  const c = new ReadCache(16 * 65_536);
+  const v1 = patterned(1, READ_CACHE_MIN_VALUE_BYTES);
+  c.fill(null, b('k'), v1, null);
+  const a = c.pin(null, b('k'), 0)!;
+  c.fill(null, b('k'), patterned(2, READ_CACHE_MIN_VALUE_BYTES), null); // replaced
+  const b2 = c.pin(null, b('k'), 0)!;
+  c.invalidate(null, b('k'));
+  c.fill(null, b('x'), patterned(3, READ_CACHE_MIN_VALUE_BYTES), null);
+  const x = c.pin(null, b('x'), 0)!;
+  c.clear();
+  // Two more fills take the free blocks; none of the pinned ones.
+  c.fill(null, b('y'), patterned(4, READ_CACHE_MIN_VALUE_BYTES), null);
+  assert.equal(Buffer.concat(a.pieces).equals(v1), true);
+  assert.equal(Buffer.concat(b2.pieces).equals(patterned(2, READ_CACHE_MIN_VALUE_BYTES)), true);
+  assert.equal(Buffer.concat(x.pieces).equals(patterned(3, READ_CACHE_MIN_VALUE_BYTES)), true);
+  for (const p of [a, b2, x]) p.release();
+  assert.equal(c.get(null, b('y'), 0)!.value.equals(patterned(4, READ_CACHE_MIN_VALUE_BYTES)), true);
+});
+
+test('pin() counts a hit and misses an expired entry or one of a deleted namespace', () => {
+  const c = new ReadCache(16 * 65_536);
+  c.fill(null, b('t'), patterned(1, READ_CACHE_MIN_VALUE_BYTES), 1000);
+  c.fill(b('ns'), b('f'), patterned(2, READ_CACHE_MIN_VALUE_BYTES), null);
+  const p = c.pin(null, b('t'), 999)!;
+  p.release();
+  assert.equal(c.pin(null, b('t'), 1000), undefined);
+  c.invalidateNamespace(b('ns'));
+  assert.equal(c.pin(b('ns'), b('f'), 0), undefined);
+  assert.deepEqual(c.stats(), { hits: 1, misses: 2, bytes: 0, entries: 0 });
+  assert.equal(c.holdsLarge, false);
 });
