@@ -81,8 +81,8 @@ test('shard files are named shard-N.db inside the data directory', () => {
   assert.equal(shardPath('/var/lib/blobasaur', 3), '/var/lib/blobasaur/shard-3.db');
 });
 
-test('the schema today is version 6: the keyed tables (checksum and blob columns) with their expiry and slot indexes, the counts their triggers keep, dead blobs and namespace tombstones', () => {
-  assert.equal(SCHEMA_VERSION, 6);
+test('the schema today is version 7: the keyed tables (checksum and blob columns) with their expiry and slot indexes, the counts their triggers keep, dead blobs and namespace tombstones', () => {
+  assert.equal(SCHEMA_VERSION, 7);
   assert.deepEqual(schemaTables(1), [
     { name: 'blobs', columns: ['key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
     { name: 'ns_blobs', columns: ['namespace', 'key', 'codec', 'size', 'created_at', 'updated_at', 'expires_at', 'version', 'data'] },
@@ -224,6 +224,52 @@ test('a list that is not numbered 1, 2, 3… is a programming error, caught befo
   const db = new Database(file);
   assert.throws(() => applyMigrations(db, file, [MIGRATIONS[0], { ...ADD_CHUNKS, version: 3 }]), /migration 2 is numbered 3/);
   assert.deepEqual(objects(db), []);
+  db.close();
+});
+
+test('migration 7: no trigger loads a replaced or deleted value, and the counts and byte sums stay exact across it', () => {
+  const file = freshFile();
+  const db = new Database(file);
+  registerSlotFunction(db);
+  applyMigrations(db, file, MIGRATIONS.slice(0, 6));
+  const put = db.prepare(
+    `INSERT INTO blobs (key, size, created_at, updated_at, expires_at, data, blob_id, blob_stored) VALUES (?, ?, 0, 0, ?, ?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET size = excluded.size, expires_at = excluded.expires_at, data = excluded.data, blob_id = excluded.blob_id, blob_stored = excluded.blob_stored`,
+  );
+  const nsPut = db.prepare(
+    `INSERT INTO ns_blobs (namespace, key, size, created_at, updated_at, data, blob_stored) VALUES (?, ?, ?, 0, 0, ?, ?)
+     ON CONFLICT (namespace, key) DO UPDATE SET size = excluded.size, data = excluded.data, blob_stored = excluded.blob_stored`,
+  );
+  const big = (n: number): Buffer => Buffer.alloc(n, 7);
+  // Written under format 6: an inline value, one with a TTL, a chunked one, two fields.
+  put.run(Buffer.from('a'), 300_000, null, big(300_000), null, null);
+  put.run(Buffer.from('b'), 10, 99, big(10), null, null);
+  put.run(Buffer.from('c'), 5_000_000, null, Buffer.alloc(0), 1, 4_000_000);
+  nsPut.run(Buffer.from('h'), Buffer.from('f1'), 70_000, big(70_000), null);
+  nsPut.run(Buffer.from('h'), Buffer.from('f2'), 5, big(5), null);
+  assert.deepEqual(applyMigrations(db, file), { from: 6, to: 7 });
+  const triggers = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").all() as { name: string; sql: string }[];
+  assert.deepEqual(triggers.filter((t) => /OLD\.data/i.test(t.sql)).map((t) => t.name), [], 'a mention of OLD.data loads the old value');
+  // Overwrites (inline to inline, inline to chunked, chunked to inline), deletes, a field's overwrite and delete.
+  put.run(Buffer.from('a'), 200_000, 5, big(200_000), null, null);
+  put.run(Buffer.from('b'), 9_000_000, null, Buffer.alloc(0), 2, 8_000_000);
+  put.run(Buffer.from('c'), 3, null, big(3), null, null);
+  put.run(Buffer.from('d'), 1, null, big(1), null, null);
+  db.prepare('DELETE FROM blobs WHERE key = ?').run(Buffer.from('d'));
+  nsPut.run(Buffer.from('h'), Buffer.from('f1'), 100_000, big(100_000), null);
+  db.prepare('DELETE FROM ns_blobs WHERE key = ?').run(Buffer.from('f2'));
+  const stats = db.prepare('SELECT keys, expires, fields, logical, stored FROM stats WHERE id = 0').get();
+  const recount = db
+    .prepare(
+      `SELECT (SELECT count(*) FROM blobs) AS keys, (SELECT count(*) FROM blobs WHERE expires_at IS NOT NULL) AS expires,
+              (SELECT count(*) FROM ns_blobs) AS fields,
+              (SELECT sum(size) FROM blobs) + (SELECT sum(size) FROM ns_blobs) AS logical,
+              (SELECT sum(coalesce(blob_stored, length(data))) FROM blobs) + (SELECT sum(coalesce(blob_stored, length(data))) FROM ns_blobs) AS stored`,
+    )
+    .get();
+  assert.deepEqual(stats, recount);
+  assert.deepEqual(stats, { keys: 3, expires: 1, fields: 1, logical: 200_000 + 9_000_000 + 3 + 100_000, stored: 200_000 + 8_000_000 + 3 + 100_000 });
+  assert.deepEqual(db.prepare('SELECT namespace, fields FROM ns_counts').raw().all(), [[Buffer.from('h'), 1]]);
   db.close();
 });
 
