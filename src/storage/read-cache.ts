@@ -210,7 +210,7 @@ class CacheClass {
     this.giveBack(e);
   }
 
-  /** A pinned entry's blocks: read-only until unpin(). */
+  /** Lends the entry's blocks: none of them is reused before the PinnedValue is released. */
   pin(e: Entry): PinnedValue {
     const blocks = e.blocks!;
     const last = blocks.length - 1;
