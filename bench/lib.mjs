@@ -156,9 +156,19 @@ export function snapshotServer() {
 /** Node flags our server is started with, as its shebang and the Dockerfile start it (src/main.ts says why). */
 export const SERVER_NODE_FLAGS = ['--initial-old-space-size=64'];
 
+/**
+ * The Node flags a bench starts our server with: SERVER_NODE_FLAGS, or BENCH_SERVER_NODE_FLAGS
+ * (space-separated) to compare V8 flags that NODE_OPTIONS refuses, e.g.
+ * `--builds 'dist/src,dist/src@BENCH_SERVER_NODE_FLAGS=--initial-old-space-size=64 --single-threaded-gc'`.
+ */
+function serverNodeFlags() {
+  const override = process.env.BENCH_SERVER_NODE_FLAGS;
+  return override === undefined ? SERVER_NODE_FLAGS : override.split(' ').filter(Boolean);
+}
+
 /** The command line that starts our server; exported so reports can print it. */
 export function blobasaurArgs(serverJs, configFile, port, dataDir) {
-  return [...SERVER_NODE_FLAGS, serverJs, '--config', configFile, '--addr', `${HOST}:${port}`, '--data-dir', dataDir];
+  return [...serverNodeFlags(), serverJs, '--config', configFile, '--addr', `${HOST}:${port}`, '--data-dir', dataDir];
 }
 
 /**

@@ -143,6 +143,8 @@ export async function startServer(config: Config, log: Logger, configFile: strin
       ['value_cache_misses', stats.valueCache.misses],
       ['value_cache_bytes', stats.valueCache.bytes],
       ['value_cache_entries', stats.valueCache.entries],
+      ['value_buffer_reuses', store.valueBuffers.reuses],
+      ['value_buffer_idle_bytes', store.valueBuffers.idleBytes],
       ['shard_free_pages', store.pageStats().map((p) => p.freelistCount).join(',')],
       // 1 for a shard that returned SQLITE_CORRUPT, NOTADB, IOERR or a checksum mismatch (docs/operations.md).
       ['shard_damaged', stats.shards.map((s) => (s.damage === null ? 0 : 1)).join(',')],

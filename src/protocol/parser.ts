@@ -59,6 +59,15 @@ export interface BulkStaging {
   open(args: readonly Buffer[], length: number): BulkSink | null;
 }
 
+/**
+ * Reusable buffers to read big bulks into (the store's ValueBuffers): a buffer for `length`
+ * payload bytes plus CRLF, or null. With `fresh` false only an idle one is given, so a declared
+ * length alone never makes the server allocate.
+ */
+export interface ReceiveBuffers {
+  lend(length: number, fresh: boolean): Buffer | null;
+}
+
 export class RequestParser {
   private buf: Buffer = Buffer.alloc(0);
   private pos = 0;
@@ -75,10 +84,13 @@ export class RequestParser {
   private commandBytes = 0;
   /** The sink the big bulk being read goes to, or null when it is gathered in memory. */
   private sink: BulkSink | null = null;
+  /** A lent buffer the big bulk is read straight into (its first bigGot bytes are in), or null. */
+  private direct: Buffer | null = null;
 
   constructor(
     private readonly limits: ParserLimits,
     private readonly staging?: BulkStaging,
+    private readonly buffers?: ReceiveBuffers,
   ) {}
 
   /** Bytes held for commands not yet complete (a staged bulk's bytes are the sink's). */
@@ -93,6 +105,7 @@ export class RequestParser {
   abandon(): Args {
     const sink = this.sink;
     this.sink = null;
+    this.direct = null;
     this.bigLen = -1;
     this.bigChunks = [];
     this.bigGot = 0;
@@ -217,6 +230,7 @@ export class RequestParser {
       this.bigGot = 0;
       this.stage = null;
       this.stageLen = 0;
+      this.direct = this.buffers?.lend(len, false) ?? null;
       return this.startBig(headerEnd, out);
     }
     return false;
@@ -260,9 +274,22 @@ export class RequestParser {
     return chunk.subarray(take);
   }
 
+  /** Copies the payload of a big bulk into its lent buffer; returns the bytes that follow it. */
+  private feedDirect(chunk: Buffer, out: Args[]): Buffer {
+    const into = this.direct!;
+    const need = this.bigLen + 2 - this.bigGot;
+    const take = Math.min(need, chunk.length);
+    chunk.copy(into, this.bigGot, 0, take);
+    this.bigGot += take;
+    if (take < need) return EMPTY;
+    this.direct = null;
+    return this.endBig(into, chunk.subarray(need), out);
+  }
+
   /** Gathers the payload of a big bulk; returns the bytes that follow it. */
   private feedBig(chunk: Buffer, out: Args[]): Buffer {
     if (this.sink !== null) return this.feedSink(chunk, out);
+    if (this.direct !== null) return this.feedDirect(chunk, out);
     const need = this.bigLen + 2 - this.bigGot;
     if (chunk.length < need) {
       if (chunk.length > 0) this.gather(chunk);
@@ -270,7 +297,21 @@ export class RequestParser {
     }
     this.gather(chunk.subarray(0, need));
     this.flushStage();
-    const whole = this.bigChunks.length === 1 ? this.bigChunks[0] : Buffer.concat(this.bigChunks, this.bigLen + 2);
+    return this.endBig(this.joinChunks(), chunk.subarray(need), out);
+  }
+
+  /** The gathered slices as one buffer: a lent one when the length is pooled, so it can be reused. */
+  private joinChunks(): Buffer {
+    if (this.bigChunks.length === 1) return this.bigChunks[0];
+    const into = this.buffers?.lend(this.bigLen, true) ?? null;
+    if (into === null) return Buffer.concat(this.bigChunks, this.bigLen + 2);
+    let at = 0;
+    for (const part of this.bigChunks) at += part.copy(into, at);
+    return into;
+  }
+
+  /** The big bulk's payload and CRLF are in `whole`: it becomes the next argument. */
+  private endBig(whole: Buffer, rest: Buffer, out: Args[]): Buffer {
     checkCrlf(whole, this.bigLen);
     this.args.push(whole.subarray(0, this.bigLen));
     this.bigLen = -1;
@@ -278,7 +319,7 @@ export class RequestParser {
     this.bigGot = 0;
     this.remaining--;
     if (this.remaining === 0) this.finish(out);
-    return chunk.subarray(need);
+    return rest;
   }
 
   /** Adds part of the big bulk's payload; `part` never exceeds what the bulk still needs. */

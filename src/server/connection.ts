@@ -191,7 +191,7 @@ export class Connection implements ClientState {
     private readonly hooks: ConnectionHooks,
     private readonly staging: StagingHost | null = null,
   ) {
-    this.parser = new RequestParser(limits, staging === null ? undefined : { minLength: CHUNK_THRESHOLD + 1, open: this.openStaged });
+    this.parser = new RequestParser(limits, staging === null ? undefined : { minLength: CHUNK_THRESHOLD + 1, open: this.openStaged }, staging?.valueBuffers);
     this.addr = `${socket.remoteAddress}:${socket.remotePort}`;
     this.laddr = `${socket.localAddress}:${socket.localPort}`;
     this.authenticated = !authRequired;

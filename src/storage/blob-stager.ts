@@ -19,6 +19,7 @@
 import { CHUNK_BYTES, CHUNKS_PER_STEP, encodeChunk, type ChunkFile } from './chunks.js';
 import type { CompressionSettings } from './codecs.js';
 import { BlobRef } from './overlay.js';
+import type { ValueBuffers } from './value-buffers.js';
 
 /** Raw bytes a staged blob may hold unwritten before its client's socket is paused. */
 export const STAGE_AHEAD_BYTES = 4 * CHUNK_BYTES;
@@ -32,6 +33,8 @@ export interface StagingHost {
   /** A chunk write failed: the error as the command reports it (naming the chunk file); a full disk refuses new data. */
   stagingError(shard: number, err: unknown): Error;
   readonly compression: CompressionSettings | null;
+  /** Buffers to receive values below the staging threshold into (absent: each value is a new Buffer). */
+  readonly valueBuffers?: ValueBuffers;
 }
 
 const markers = new WeakMap<Buffer, StagedBlob>();

@@ -39,9 +39,14 @@ export interface OverlayEntry {
   readonly expiresAt: number | null;
   /** Sequence number of the newest write that produced this entry. */
   readonly seq: number;
+  /**
+   * Set once a read got this entry: its value may be held past the read (a reply still being
+   * written), so the write's receive buffer is not reused after the commit (value-buffers.ts).
+   */
+  lent: boolean;
 }
 
-const HIDDEN: OverlayEntry = Object.freeze({ key: Buffer.alloc(0), value: null, expiresAt: null, seq: -1 });
+const HIDDEN: OverlayEntry = Object.freeze({ key: Buffer.alloc(0), value: null, expiresAt: null, seq: -1, lent: true });
 
 export class Overlay {
   private readonly plain = new Map<string, OverlayEntry>();
@@ -76,7 +81,11 @@ export class Overlay {
       entry = this.nested.get(nsId)?.get(key.toString('latin1'));
       if (entry === undefined && this.nsBarriers.has(nsId)) return HIDDEN;
     }
-    if (entry !== undefined) return expired(entry, now) ? HIDDEN : entry;
+    if (entry !== undefined) {
+      if (expired(entry, now)) return HIDDEN;
+      entry.lent = true;
+      return entry;
+    }
     return this.barrier >= 0 ? HIDDEN : undefined;
   }
 
@@ -88,8 +97,8 @@ export class Overlay {
 
   /** Pending entries (live or tombstones) of one namespace, or of the plain key space. */
   pending(ns: Buffer | null): Iterable<OverlayEntry> {
-    if (ns === null) return this.plain.values();
-    return this.nested.get(ns.toString('latin1'))?.values() ?? [];
+    const entries = ns === null ? this.plain : this.nested.get(ns.toString('latin1'));
+    return entries === undefined || entries.size === 0 ? [] : lend(entries.values());
   }
 
   /** Namespaces with pending field writes, as buffers. */
@@ -98,11 +107,11 @@ export class Overlay {
   }
 
   /** Records a pending set (value) or delete (null). */
-  put(ns: Buffer | null, key: Buffer, value: HeldValue | null | typeof KEEP, expiresAt: number | null, seq: number): void {
-    const entry: OverlayEntry = { key, value, expiresAt, seq };
+  put(ns: Buffer | null, key: Buffer, value: HeldValue | null | typeof KEEP, expiresAt: number | null, seq: number): OverlayEntry {
+    const entry: OverlayEntry = { key, value, expiresAt, seq, lent: false };
     if (ns === null) {
       this.plain.set(key.toString('latin1'), entry);
-      return;
+      return entry;
     }
     const nsId = ns.toString('latin1');
     let fields = this.nested.get(nsId);
@@ -113,6 +122,7 @@ export class Overlay {
     const before = fields.size;
     fields.set(key.toString('latin1'), entry);
     this.nestedCount += fields.size - before;
+    return entry;
   }
 
   /** Records a pending delete of a whole namespace: its committed and pending fields are gone. */
@@ -168,4 +178,12 @@ export class Overlay {
 
 export function expired(entry: { expiresAt: number | null }, now: number): boolean {
   return entry.expiresAt !== null && entry.expiresAt <= now;
+}
+
+/** The entries as a read gets them: each marked lent as it is handed out. */
+function* lend(entries: Iterable<OverlayEntry>): Iterable<OverlayEntry> {
+  for (const entry of entries) {
+    entry.lent = true;
+    yield entry;
+  }
 }

@@ -16,6 +16,7 @@ import { isDamageCode, Shard, type ByteTotals, type PageStats, type ShardDamage,
 import { InflightBudget, WriteQueue, type PendingWrite, type SizedEncoded } from './write-queue.js';
 import { BlobRef, type HeldValue } from './overlay.js';
 import { ChunkIO } from './chunk-io.js';
+import { ValueBuffers } from './value-buffers.js';
 import { ChunkFile, CHUNK_BYTES, CHUNK_THRESHOLD, CHUNKS_PER_STEP, chunkCount, encodeChunk } from './chunks.js';
 import { checkLayout } from './layout.js';
 import { MaintenanceWorker } from './maintenance.js';
@@ -154,6 +155,9 @@ export class Store {
   /** Writes staged chunks and reads streamed ones off the event loop (chunk-io.ts); null with no second connection. */
   private readonly chunkIO: ChunkIO | null;
 
+  /** Receive buffers for values of 256 KiB – 1 MiB, reused after their write's commit (value-buffers.ts). */
+  readonly valueBuffers = new ValueBuffers();
+
   private constructor(private readonly opts: StoreOptions) {
     this.chunkIO = opts.maintenanceWorker !== false && opts.sqlite.locking_mode !== 'EXCLUSIVE' ? new ChunkIO() : null;
     if (this.chunkIO !== null) {
@@ -193,6 +197,7 @@ export class Store {
           },
           onCommitted: (writes) => this.replicationHook?.(id, writes),
           onBlobDropped: (blob) => this.suspects[id].add(blob),
+          valueBuffers: this.valueBuffers,
         }),
       );
     }
@@ -653,6 +658,7 @@ export class Store {
         c.close();
       }
       await this.chunkIO?.stop();
+      this.valueBuffers.close();
     })();
     return this.closing;
   }

@@ -12,11 +12,12 @@
  * one COMMIT whatever its size caps, and into one savepoint of their own whatever `batchSize`.
  */
 import type { Encoded } from './codecs.js';
-import { BlobRef, KEEP, Overlay, type HeldValue } from './overlay.js';
+import { BlobRef, KEEP, Overlay, type HeldValue, type OverlayEntry } from './overlay.js';
 import { CHUNKED_CODEC } from './schema.js';
 import type { Shard, ShardWrite } from './shard.js';
 import type { SweepResult } from './sweep.js';
 import { ReadCache } from './read-cache.js';
+import type { ValueBuffers } from './value-buffers.js';
 
 export type PendingWrite =
   | {
@@ -85,6 +86,8 @@ interface Queued {
   offloaded?: Promise<SweepResult>;
   /** The transaction (Store.atomically) this write belongs to: committed whole, in one savepoint. */
   group?: number;
+  /** A set whose value's receive buffer this write claimed (value-buffers.ts), with its overlay entry. */
+  claimed?: OverlayEntry;
 }
 
 /** Store-wide bound on writes executed and not yet committed (inflight_capacity). */
@@ -136,6 +139,8 @@ export interface WriteQueueOptions {
   onCommitted?: (writes: readonly ShardWrite[]) => void;
   /** A write that referenced a blob failed: the blob may now be referenced by nothing. */
   onBlobDropped?: (id: number) => void;
+  /** Receive buffers of values: one a set claimed goes back after its commit if no read took it. */
+  valueBuffers?: ValueBuffers;
 }
 
 /** Caps one COMMIT so a burst cannot stall the event loop for long. */
@@ -186,6 +191,7 @@ export class WriteQueue {
    */
   push(write: PendingWrite, wantAck: boolean): Promise<void> | undefined {
     const seq = ++this.seq;
+    let entry: OverlayEntry | undefined;
     if (write.kind === 'sweep' || write.kind === 'reclaimed' || write.kind === 'purge') {
       // Touches only rows every read already treats as absent: nothing to show or forget.
     } else if (write.kind === 'flush') {
@@ -197,8 +203,10 @@ export class WriteQueue {
     } else {
       // The overlay answers for the key until the commit, which settles the key's cache entry.
       this.cache.written();
-      if (write.kind === 'set') this.overlay.put(write.ns, write.key, write.value, write.expiresAt, seq);
-      else if (write.kind === 'expire') {
+      if (write.kind === 'set') {
+        entry = this.overlay.put(write.ns, write.key, write.value, write.expiresAt, seq);
+        if (!(write.value instanceof Buffer) || this.opts.valueBuffers?.claim(write.value) !== true) entry = undefined;
+      } else if (write.kind === 'expire') {
         const before = this.overlay.lookup(write.ns, write.key, write.now);
         this.overlay.put(write.ns, write.key, before?.value ?? KEEP, write.expiresAt, seq);
       } else this.overlay.put(write.ns, write.key, null, null, seq);
@@ -208,6 +216,7 @@ export class WriteQueue {
     this.budget.take(bytes);
     const item: Queued = { seq, write, bytes, settle: undefined };
     if (this.atomicGroup !== undefined) item.group = this.atomicGroup;
+    if (entry !== undefined) item.claimed = entry;
     let ack: Promise<void> | undefined;
     if (wantAck) {
       ack = new Promise<void>((resolve, reject) => {
@@ -387,6 +396,8 @@ export class WriteQueue {
         this.opts.onFailure(err, w);
       }
       q.settle?.(err);
+      // Last: SQLite, replication and the cache have copied or dropped the value by now.
+      if (err === null && q.claimed !== undefined && !q.claimed.lent && w.kind === 'set' && w.value instanceof Buffer) this.opts.valueBuffers?.recycle(w.value);
     }
     if (batch.length > 0) this.settledSeq = batch[batch.length - 1].seq;
     this.budget.release(batch.length, bytes);

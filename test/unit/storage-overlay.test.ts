@@ -17,19 +17,45 @@ test('put then lookup returns the pending value and its seq', () => {
   o.put(null, b('k'), b('v1'), null, 1);
   assert.equal(o.size, 1);
   const e = o.lookup(null, b('k'), NOW);
-  assert.deepEqual(e, { key: b('k'), value: b('v1'), expiresAt: null, seq: 1 });
+  assert.deepEqual(e, { key: b('k'), value: b('v1'), expiresAt: null, seq: 1, lent: true });
   // A newer write replaces the entry.
   o.put(null, b('k'), b('v2'), null, 2);
   assert.equal(o.size, 1);
-  assert.deepEqual(o.lookup(null, b('k'), NOW), { key: b('k'), value: b('v2'), expiresAt: null, seq: 2 });
+  assert.deepEqual(o.lookup(null, b('k'), NOW), { key: b('k'), value: b('v2'), expiresAt: null, seq: 2, lent: true });
   // Other keys stay unknown.
   assert.equal(o.lookup(null, b('other'), NOW), undefined);
+});
+
+test('an entry is marked lent once a read got it, by lookup or by listing; a replaced one stays as it was', () => {
+  const o = new Overlay();
+  const first = o.put(null, b('k'), b('v1'), null, 1);
+  const other = o.put(null, b('other'), b('w'), null, 2);
+  const field = o.put(b('ns'), b('f'), b('x'), null, 3);
+  assert.equal(first.lent, false);
+  // A newer write replaces the entry before anyone read the first one: the first stays unlent.
+  const second = o.put(null, b('k'), b('v2'), null, 4);
+  assert.equal(o.lookup(null, b('k'), NOW), second);
+  assert.equal(second.lent, true);
+  assert.equal(first.lent, false);
+  assert.equal(other.lent, false);
+  // Listing a key space lends every entry it hands out.
+  assert.deepEqual([...o.pending(null)].map((e) => e.key.toString()), ['k', 'other']);
+  assert.equal(other.lent, true);
+  assert.equal(field.lent, false);
+  assert.equal(o.lookup(b('ns'), b('nope'), NOW), undefined);
+  assert.equal(field.lent, false);
+  assert.equal([...o.pending(b('ns'))].length, 1);
+  assert.equal(field.lent, true);
+  // An expired entry reads as a tombstone, and the entry itself is not handed out.
+  const past = o.put(null, b('past'), b('v'), NOW - 1, 5);
+  assert.equal(o.lookup(null, b('past'), NOW)?.value, null);
+  assert.equal(past.lent, false);
 });
 
 test('a tombstone is an entry with a null value', () => {
   const o = new Overlay();
   o.put(null, b('k'), null, null, 7);
-  assert.deepEqual(o.lookup(null, b('k'), NOW), { key: b('k'), value: null, expiresAt: null, seq: 7 });
+  assert.deepEqual(o.lookup(null, b('k'), NOW), { key: b('k'), value: null, expiresAt: null, seq: 7, lent: true });
 });
 
 test('an expired entry reads as absent (a tombstone), a live one as itself', () => {
@@ -39,7 +65,7 @@ test('an expired entry reads as absent (a tombstone), a live one as itself', () 
   o.put(null, b('future'), b('v'), NOW + 1, 3);
   assert.equal(o.lookup(null, b('past'), NOW)?.value, null);
   assert.equal(o.lookup(null, b('edge'), NOW)?.value, null);
-  assert.deepEqual(o.lookup(null, b('future'), NOW), { key: b('future'), value: b('v'), expiresAt: NOW + 1, seq: 3 });
+  assert.deepEqual(o.lookup(null, b('future'), NOW), { key: b('future'), value: b('v'), expiresAt: NOW + 1, seq: 3, lent: true });
   // The expired entry is not undefined: it must hide the committed row.
   assert.notEqual(o.lookup(null, b('past'), NOW), undefined);
 });

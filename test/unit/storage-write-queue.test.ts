@@ -8,6 +8,7 @@ import type { Encoded } from '../../src/storage/codecs.js';
 import { Shard, type ShardWrite, type SqliteSettings } from '../../src/storage/shard.js';
 import { InflightBudget, WriteQueue, type PendingWrite, type WriteQueueOptions } from '../../src/storage/write-queue.js';
 import { registerSlotFunction, shardPath } from '../../src/storage/schema.js';
+import { ValueBuffers } from '../../src/storage/value-buffers.js';
 
 const SQLITE: SqliteSettings = { synchronous: 'NORMAL', cache_size_mb: 8, busy_timeout_ms: 0, mmap_size_mb: 0 };
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -719,4 +720,79 @@ test('value cache: a write that fails to commit leaves nothing behind in it', as
   }
   assert.equal(r.queue.cache.get(null, b('k'), Date.now()), undefined);
   assert.equal(r.shard.get(b('k'), Date.now())?.data.toString(), 'committed');
+});
+
+/** A set of a value read into a buffer lent by `pool`, as the parser reads a 256 KiB – 1 MiB bulk. */
+function pooledSet(pool: ValueBuffers, key: string, fill: number): PendingWrite & { kind: 'set'; value: Buffer } {
+  const lent = pool.lend(ValueBuffers.minLength, true)!;
+  const v = lent.subarray(0, ValueBuffers.minLength).fill(fill);
+  return { kind: 'set', ns: null, key: b(key), value: v, encoded: { codec: 0, payload: v }, now: Date.now(), expiresAt: null };
+}
+
+test('receive buffers: a committed set nobody read gives its buffer back; one read from the overlay, failed or claimed twice does not', async () => {
+  const pool = new ValueBuffers();
+  const r = rig({ valueBuffers: pool });
+  try {
+    // Committed, never read: back in the pool, and the next lend reuses the same memory.
+    const plain = pooledSet(pool, 'plain', 1);
+    await r.queue.push(plain, true);
+    assert.equal(pool.recycled, 1);
+    assert.equal(r.stored('plain'), Buffer.alloc(ValueBuffers.minLength, 1).toString('latin1'));
+    const again = pool.lend(ValueBuffers.minLength, false);
+    assert.ok(again !== null && again.buffer === plain.value.buffer);
+    again.fill(9); // what the next client's bytes would do: the committed row does not change
+    assert.equal(r.stored('plain'), Buffer.alloc(ValueBuffers.minLength, 1).toString('latin1'));
+
+    // Read from the overlay before the commit (a GET whose reply may still be writing it): kept out.
+    const read = pooledSet(pool, 'read', 2);
+    const ack = r.queue.push(read, true)!;
+    const seen = r.queue.overlay.lookup(null, b('read'), Date.now())!.value as Buffer;
+    await ack;
+    assert.equal(pool.recycled, 1);
+    assert.ok(seen.equals(Buffer.alloc(ValueBuffers.minLength, 2)));
+    assert.equal(pool.lend(ValueBuffers.minLength, false), null, 'the read value was not handed out again');
+
+    // Listed while pending (HGETALL-like reads of the overlay): kept out too.
+    const listed = pooledSet(pool, 'listed', 3);
+    const ack2 = r.queue.push(listed, true)!;
+    for (const _ of r.queue.overlay.pending(null));
+    await ack2;
+    assert.equal(pool.recycled, 1);
+
+    // One buffer as the value of two writes: neither gives it back.
+    const twice = pooledSet(pool, 'twice-a', 4);
+    const copy: PendingWrite = { ...twice, key: b('twice-b') };
+    await Promise.all([r.queue.push(twice, true), r.queue.push(copy, true)]);
+    assert.equal(pool.recycled, 1);
+
+    // A commit that fails keeps the buffer out (the failure handler may still look at the write).
+    r.peek.exec('BEGIN EXCLUSIVE');
+    try {
+      await assert.rejects(r.queue.push(pooledSet(pool, 'failed', 5), true)!, /database is locked/);
+    } finally {
+      r.peek.exec('ROLLBACK');
+    }
+    assert.equal(pool.recycled, 1);
+
+    // Replaced by a newer pending write before anyone read it: the older value goes back too.
+    const older = pooledSet(pool, 'k', 6);
+    const newer = pooledSet(pool, 'k', 7);
+    await Promise.all([r.queue.push(older, true), r.queue.push(newer, true)]);
+    assert.equal(pool.recycled, 3);
+    assert.equal(r.stored('k'), Buffer.alloc(ValueBuffers.minLength, 7).toString('latin1'));
+  } finally {
+    pool.close();
+  }
+});
+
+test('receive buffers: a value the pool did not lend is never given to it', async () => {
+  const pool = new ValueBuffers();
+  const r = rig({ valueBuffers: pool });
+  try {
+    await r.queue.push(setW('k', 'x'.repeat(ValueBuffers.minLength)), true);
+    assert.equal(pool.recycled, 0);
+    assert.equal(pool.lend(ValueBuffers.minLength, false), null);
+  } finally {
+    pool.close();
+  }
 });
