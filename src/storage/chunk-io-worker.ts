@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
 import type { ChunkIOReply, ChunkIORequest } from './chunk-io.js';
 import { CHUNK_CACHE_KIB, CHUNK_JOURNAL_SIZE_LIMIT } from './chunks.js';
-import { loadGlibcMalloc, tuneMalloc, type GlibcMalloc } from './malloc-trim.js';
+import { loadGlibcMalloc, trimWhenIdle, tuneMalloc, whenBusy, type GlibcMalloc } from './malloc-trim.js';
 
 const port = parentPort;
 if (port === null) throw new Error('chunk-io-worker must run as a worker thread');
@@ -135,26 +135,23 @@ function ownBuffer(b: Buffer): ArrayBuffer {
 
 /**
  * glibc's malloc, loaded once the thread starts (off the event loop): its thresholds are fixed at
- * once, before the first large value, so that no arena keeps a long free top (malloc-trim.ts).
+ * once, before the first large value (malloc-trim.ts); `tuned` unless the environment set them.
  */
-const glibcMalloc: Promise<GlibcMalloc | null> = loadGlibcMalloc().then((m) => {
-  if (m !== null) tuneMalloc(m);
-  return m;
-});
+const glibcMalloc: Promise<{ m: GlibcMalloc; tuned: boolean } | null> = loadGlibcMalloc().then((m) => (m === null ? null : { m, tuned: tuneMalloc(m) }));
 
 /**
  * Trims on this thread, not the loop: malloc_trim walks every arena, and the loop only waits for it
  * if it allocates while the main arena is being trimmed. No `trimmed` in the reply: no malloc_trim here.
  */
 function trim(id: number): void {
-  void glibcMalloc.then((m) => {
-    if (m === null) {
+  void glibcMalloc.then((glibc) => {
+    if (glibc === null) {
       port!.postMessage({ id, ok: true } satisfies ChunkIOReply);
       return;
     }
     try {
       const t = performance.now();
-      const trimmed = m.trim();
+      const trimmed = trimWhenIdle(glibc.m, glibc.tuned);
       port!.postMessage({ id, ok: true, trimmed, millis: performance.now() - t } satisfies ChunkIOReply);
     } catch (err) {
       // Not worth losing the thread over: the next quiet spell tries again.
@@ -191,6 +188,9 @@ function handle(msg: ChunkIORequest): void {
         return;
       case 'trim':
         trim(msg.id);
+        return;
+      case 'busy':
+        void glibcMalloc.then((glibc) => glibc !== null && whenBusy(glibc.m, glibc.tuned));
         return;
       case 'read': {
         const row = connection(msg.path).read.get(msg.blob, msg.seq);

@@ -21,8 +21,10 @@ export type ChunkIORequest =
   | { op: 'autocheckpoint'; id: number; path: string; pages: number }
   | { op: 'put'; id: number; path: string; blob: number; firstSeq: number; indexSize?: number; chunks: { codec: number; size: number; payload: SharedArrayBuffer; length: number }[] }
   | { op: 'read'; id: number; path: string; blob: number; seq: number }
-  /** malloc_trim(0) (malloc-trim.ts), once chunk traffic has stopped. */
-  | { op: 'trim'; id: number };
+  /** malloc_trim(0) under the idle trim threshold (malloc-trim.ts), once large-value traffic has stopped. */
+  | { op: 'trim'; id: number }
+  /** Traffic again after a trim: back to the busy trim threshold. */
+  | { op: 'busy'; id: number };
 
 export type ChunkIOReply =
   | { id: number; ok: true; stored?: number; codec?: number; crc?: number; size?: number; data?: ArrayBuffer; trimmed?: boolean; millis?: number }
@@ -58,6 +60,8 @@ export class ChunkIO {
   onLost: (reason: string) => void = () => {};
   private lastActivity = 0;
   private trimTimer: NodeJS.Timeout | null = null;
+  /** A trim was asked for and no traffic came since: the thread left malloc's idle trim threshold on. */
+  private trimmedSinceTraffic = false;
   /**
    * Trims done, how many released memory and their total time on the thread; the scavenges' total
    * time on the loop before them. `unavailable`: this system has no malloc_trim (or no koffi).
@@ -98,7 +102,7 @@ export class ChunkIO {
 
   request(msg: DistributiveOmit<ChunkIORequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<ChunkIOReply & { ok: true }> {
     if (!this.alive) return Promise.reject(new Error(this.lostReason ?? 'chunk I/O thread stopped'));
-    if (msg.op === 'put' || msg.op === 'read') this.noteActivity();
+    if (msg.op === 'put' || msg.op === 'read') this.noteTraffic();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -124,13 +128,19 @@ export class ChunkIO {
   }
 
   /**
-   * Chunk traffic (a chunk written or read by the thread): once there has been none for
-   * TRIM_IDLE_MS, the thread gives malloc's free pages back. Reclaiming a deleted value's chunks
-   * does not count: it runs through the loop's own connection, whose page cache is bounded
-   * (CHUNK_CACHE_KIB), and waiting for it would put the trim seconds after the transfer.
+   * Traffic of large values — a chunk written or read by the thread, or (Store.noteLargeTraffic) a
+   * large value received or read on the loop: once there has been none for TRIM_IDLE_MS, the
+   * thread gives malloc's free pages back (malloc-trim.ts trimWhenIdle). Reclaiming a deleted
+   * value's chunks does not count: it runs through the loop's own connection, whose page cache is
+   * bounded (CHUNK_CACHE_KIB), and waiting for it would put the trim seconds after the transfer.
    */
-  private noteActivity(): void {
+  noteTraffic(): void {
     this.lastActivity = performance.now();
+    if (this.trimmedSinceTraffic) {
+      // After the trim in the thread's queue: the threshold stays low until values move again.
+      this.trimmedSinceTraffic = false;
+      this.tell({ op: 'busy' });
+    }
     if (this.trimTimer === null && this.alive && !this.trimStats.unavailable) this.armTrim(TRIM_IDLE_MS);
   }
 
@@ -150,6 +160,7 @@ export class ChunkIO {
     const t = performance.now();
     collectYoungGarbage();
     this.trimStats.gcMillis += performance.now() - t;
+    this.trimmedSinceTraffic = true;
     this.request({ op: 'trim' }).then(
       (reply) => {
         if (reply.trimmed === undefined) {

@@ -42,6 +42,8 @@ export class ValueTooLargeError extends Error {}
 
 /** APPEND / SETRANGE on a chunked value rewrite at most this many bytes of chunks in place of a whole-value rewrite. */
 const PATCH_MAX_BYTES = 1024 * 1024;
+/** A value read from its row at least this long counts as large traffic (Store.noteLargeTraffic). */
+const LARGE_READ_BYTES = 32 * 1024;
 
 /**
  * What a write does to the key's expiry: keep the one it has (none for a new key), clear it, or
@@ -191,6 +193,7 @@ export class Keyspace {
 
   private decodeRow(q: WriteQueue, row: StoredRow, ns: Buffer | null, key: Buffer): PendingValue {
     if (row.codec === CHUNKED_CODEC) return this.whole(this.refOf(q, ns, key), ns, key);
+    if (row.data.length >= LARGE_READ_BYTES) this.store.noteLargeTraffic();
     return this.syncDecode ? decodeRowSync(row, ns, key) : decodeRow(row, ns, key);
   }
 

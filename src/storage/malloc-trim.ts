@@ -13,9 +13,17 @@
  * malloc_trim does not shorten a thread arena's top, though: glibc cuts that only when a free
  * leaves more than M_TRIM_THRESHOLD there, and by default that threshold follows the largest
  * buffer freed (twice malloc's dynamic mmap threshold, a few MiB here: +6–10 MiB left in one run
- * of four). Fixing the thresholds — mmap above 4 MiB, trim above 128 KiB — keeps arena tops short.
- * Not the 128 KiB mmap threshold of `MALLOC_MMAP_THRESHOLD_=131072`: every 256 KiB–1 MiB buffer
- * would then be a fresh mapping, measured +32 % server CPU per SET of 1 MiB.
+ * of four). So the thresholds are fixed: mmap above 4 MiB — not the 128 KiB of
+ * `MALLOC_MMAP_THRESHOLD_=131072`, which makes every 256 KiB–1 MiB buffer a fresh mapping (+32 %
+ * server CPU per SET of 1 MiB) — and trim in two steps:
+ * - while values move, above 64 MiB (BUSY_TRIM_THRESHOLD_BYTES). V8 frees the young generation's
+ *   buffers in bursts of ~32 MiB, one per scavenge; a low threshold gave that memory back at once
+ *   and the next requests faulted it in again, page by page: ~140 page faults and a third of the
+ *   CPU of a GET of 1 MiB read from SQLite, half of a SET's (docs/benchmarks.md, "Page faults");
+ * - once they stop (trimWhenIdle, after TRIM_IDLE_MS without traffic), 128 KiB until they move
+ *   again (whenBusy): the thread that trims frees a block of its own so glibc cuts its arena's top
+ *   too, malloc_trim gives back the main arena's top and every arena's free pages, and what the
+ *   collector frees later while the server is idle is given back as it is freed.
  *
  * Null where there is no glibc malloc (musl, macOS) or koffi is not installed: memory then stays
  * as malloc keeps it, as before.
@@ -25,6 +33,8 @@ export interface GlibcMalloc {
   trim(): boolean;
   /** mallopt(param, value): true when accepted. */
   option(param: number, value: number): boolean;
+  /** malloc(bytes) and free() on the calling thread: a free is when glibc cuts the thread's arena top. */
+  churn(bytes: number): void;
 }
 
 /** mallopt parameters (glibc's malloc.h). */
@@ -33,7 +43,11 @@ export const M_MMAP_THRESHOLD = -3;
 
 /** What tuneMalloc() sets. */
 export const MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024;
-export const TRIM_THRESHOLD_BYTES = 128 * 1024;
+export const BUSY_TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024;
+/** The trim threshold while trimWhenIdle() runs. */
+export const IDLE_TRIM_THRESHOLD_BYTES = 128 * 1024;
+/** What trimWhenIdle() frees on its own thread: above glibc's 64 KiB, where a free looks at the top. */
+const CHURN_BYTES = 256 * 1024;
 
 export async function loadGlibcMalloc(): Promise<GlibcMalloc | null> {
   if (process.platform !== 'linux') return null;
@@ -42,7 +56,13 @@ export async function loadGlibcMalloc(): Promise<GlibcMalloc | null> {
     const libc = koffi.load('libc.so.6');
     const trim = libc.func('int malloc_trim(size_t pad)');
     const mallopt = libc.func('int mallopt(int param, int value)');
-    return { trim: () => trim(0) === 1, option: (param, value) => mallopt(param, value) === 1 };
+    const malloc = libc.func('void *malloc(size_t size)');
+    const free = libc.func('void free(void *ptr)');
+    return {
+      trim: () => trim(0) === 1,
+      option: (param, value) => mallopt(param, value) === 1,
+      churn: (bytes) => free(malloc(bytes)),
+    };
   } catch {
     return null;
   }
@@ -56,5 +76,23 @@ export function mallocSetByEnvironment(env: NodeJS.ProcessEnv = process.env): bo
 /** Fixes malloc's mmap and trim thresholds (see above), unless the environment set malloc's parameters. */
 export function tuneMalloc(m: GlibcMalloc, env: NodeJS.ProcessEnv = process.env): boolean {
   if (mallocSetByEnvironment(env)) return false;
-  return m.option(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) && m.option(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES);
+  return m.option(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) && m.option(M_TRIM_THRESHOLD, BUSY_TRIM_THRESHOLD_BYTES);
+}
+
+/**
+ * Gives free memory back once values have stopped moving: malloc_trim(0), and with the thresholds
+ * tuneMalloc() fixed (`tuned`), the idle trim threshold from now until whenBusy(), and the calling
+ * thread's arena top cut under it. True when memory was given back.
+ */
+export function trimWhenIdle(m: GlibcMalloc, tuned: boolean): boolean {
+  if (tuned) {
+    m.option(M_TRIM_THRESHOLD, IDLE_TRIM_THRESHOLD_BYTES);
+    m.churn(CHURN_BYTES);
+  }
+  return m.trim();
+}
+
+/** Values move again after trimWhenIdle(): the busy trim threshold. */
+export function whenBusy(m: GlibcMalloc, tuned: boolean): void {
+  if (tuned) m.option(M_TRIM_THRESHOLD, BUSY_TRIM_THRESHOLD_BYTES);
 }

@@ -156,7 +156,12 @@ export class Store {
   private readonly chunkIO: ChunkIO | null;
 
   /** Receive buffers for values of 256 KiB – 1 MiB, reused after their write's commit (value-buffers.ts). */
-  readonly valueBuffers = new ValueBuffers();
+  readonly valueBuffers = new ValueBuffers(() => this.noteLargeTraffic());
+
+  /** A large value was received or read on the loop: malloc's free memory is trimmed once such traffic stops. */
+  noteLargeTraffic(): void {
+    this.chunkIO?.noteTraffic();
+  }
 
   private constructor(private readonly opts: StoreOptions) {
     this.chunkIO = opts.maintenanceWorker !== false && opts.sqlite.locking_mode !== 'EXCLUSIVE' ? new ChunkIO() : null;

@@ -50,6 +50,9 @@ export class ValueBuffers {
   static readonly minLength = CLASSES[0];
   static readonly maxLength = CLASSES[CLASSES.length - 1];
 
+  /** `onTraffic`: called for every big bulk offered, pooled length or not (the store's idle trim watches them). */
+  constructor(private readonly onTraffic: () => void = () => {}) {}
+
   /**
    * A buffer for a bulk of `length` payload bytes plus its CRLF (its first length + 2 bytes are the
    * caller's to fill), or null when the length is not pooled — or, with `fresh` false, when no idle
@@ -57,6 +60,7 @@ export class ValueBuffers {
    * are in, so a client that declares a big bulk and sends nothing ties up no new memory.
    */
   lend(length: number, fresh: boolean): Buffer | null {
+    this.onTraffic();
     const cls = classOf(length);
     if (cls < 0) return null;
     const idle = this.free[cls].pop();

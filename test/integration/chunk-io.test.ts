@@ -178,6 +178,27 @@ describe('chunk I/O thread', () => {
     }
   });
 
+  it('values received and read on the loop (1 MiB, inline: no chunk) are followed by one trim once quiet too', async () => {
+    const s = await startOurs({ num_shards: 1 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    try {
+      const io = s.store['chunkIO'] as ChunkIO;
+      await sleep(1500);
+      const before = io.trimStats.runs;
+      const value = randomBytes(MiB);
+      for (let i = 0; i < 4; i++) await r.set(`inline${i}`, value);
+      for (let i = 0; i < 4; i++) assert.deepEqual(await r.getBuffer(`inline${i}`), value);
+      const deadline = Date.now() + 10_000;
+      while (io.trimStats.runs === before && Date.now() < deadline) await sleep(100);
+      assert.equal(io.trimStats.runs, before + 1, 'a trim after the inline traffic');
+      await sleep(1500);
+      assert.equal(io.trimStats.runs, before + 1, 'one trim per quiet spell');
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+  });
+
   // A generous bound on a smaller value than the bench's 500 MiB: before the trim after idle
   // (chunk-io.ts, malloc-trim.ts), this sequence left +40–42 MiB 5 s after the DEL (the main
   // thread's malloc heap and the chunk I/O thread's arena holding freed buffers); with it, +1–8 MiB.

@@ -4,7 +4,19 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadGlibcMalloc, mallocSetByEnvironment, tuneMalloc } from '../../src/storage/malloc-trim.js';
+import {
+  BUSY_TRIM_THRESHOLD_BYTES,
+  IDLE_TRIM_THRESHOLD_BYTES,
+  loadGlibcMalloc,
+  M_MMAP_THRESHOLD,
+  M_TRIM_THRESHOLD,
+  mallocSetByEnvironment,
+  MMAP_THRESHOLD_BYTES,
+  trimWhenIdle,
+  tuneMalloc,
+  whenBusy,
+  type GlibcMalloc,
+} from '../../src/storage/malloc-trim.js';
 
 describe('glibc malloc trim and thresholds', () => {
   it('MALLOC_*_ variables and glibc.malloc tunables count as set by the environment; others do not', () => {
@@ -20,7 +32,34 @@ describe('glibc malloc trim and thresholds', () => {
     const m = await loadGlibcMalloc();
     assert.ok(m !== null, 'koffi and glibc are installed here: loadGlibcMalloc() must find malloc_trim');
     assert.equal(typeof m.trim(), 'boolean');
+    m.churn(256 * 1024);
     assert.equal(tuneMalloc(m, { MALLOC_MMAP_THRESHOLD_: '131072' }), false);
     assert.equal(tuneMalloc(m, {}), true);
+  });
+
+  it('the idle trim lowers the trim threshold and cuts its own arena before malloc_trim; traffic puts the busy threshold back', () => {
+    const calls: string[] = [];
+    const fake: GlibcMalloc = {
+      trim: () => (calls.push('trim'), true),
+      option: (param, value) => (calls.push(`option ${param} ${value}`), true),
+      churn: (bytes) => void calls.push(`churn ${bytes}`),
+    };
+    assert.equal(tuneMalloc(fake, {}), true);
+    assert.deepEqual(calls.splice(0), [`option ${M_MMAP_THRESHOLD} ${MMAP_THRESHOLD_BYTES}`, `option ${M_TRIM_THRESHOLD} ${BUSY_TRIM_THRESHOLD_BYTES}`]);
+    assert.equal(trimWhenIdle(fake, true), true);
+    // The free that makes glibc look at the thread's arena top must come after the threshold is low,
+    // and must be larger than glibc's 64 KiB consolidation threshold, or the top is not looked at.
+    const [lower, churn, trim, ...rest] = calls.splice(0);
+    assert.equal(lower, `option ${M_TRIM_THRESHOLD} ${IDLE_TRIM_THRESHOLD_BYTES}`);
+    assert.ok(Number(/^churn (\d+)$/.exec(churn)?.[1]) > 64 * 1024, churn);
+    assert.equal(trim, 'trim');
+    assert.deepEqual(rest, [], 'the threshold stays low until traffic');
+    whenBusy(fake, true);
+    assert.deepEqual(calls.splice(0), [`option ${M_TRIM_THRESHOLD} ${BUSY_TRIM_THRESHOLD_BYTES}`]);
+    // Thresholds the environment set are left alone: only malloc_trim.
+    assert.equal(trimWhenIdle(fake, false), true);
+    whenBusy(fake, false);
+    assert.deepEqual(calls, ['trim']);
+    assert.ok(IDLE_TRIM_THRESHOLD_BYTES < BUSY_TRIM_THRESHOLD_BYTES);
   });
 });
