@@ -23,7 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { fillUp } from '../helpers/ballast.js';
+import { fillUp, freeBytes } from '../helpers/ballast.js';
 import { ShardRing } from '../../src/storage/mpchash.js';
 import { shardPath } from '../../src/storage/schema.js';
 import { busExchange, forgedRecord, gossipLine } from '../helpers/cluster.js';
@@ -299,7 +299,9 @@ describe(`combined soak: hostile clients, forged gossip, damaged pages and a ful
       if (mnt === null) return;
       await new Promise((res) => setTimeout(res, SOAK_MS / 2));
       disk.filledAt = Date.now();
-      const ballast = fillUp(mnt, 'ballast');
+      // What is free now, and no more: the reserve the server gives back while the fill runs must
+      // stay free for its checkpoints and deletes, as when a burst from another writer stops.
+      const ballast = fillUp(mnt, 'ballast', freeBytes(mnt));
       await new Promise((res) => setTimeout(res, SOAK_MS / 4));
       rmSync(ballast);
       disk.freedAt = Date.now();
