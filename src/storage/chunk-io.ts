@@ -60,8 +60,11 @@ export class ChunkIO {
   onLost: (reason: string) => void = () => {};
   private lastActivity = 0;
   private trimTimer: NodeJS.Timeout | null = null;
-  /** A trim was asked for and no traffic came since: the thread left malloc's idle trim threshold on. */
-  private trimmedSinceTraffic = false;
+  /**
+   * malloc's trim threshold is the idle one — from the start (tuneMalloc), and after a trim until
+   * traffic comes: the next traffic tells the thread to raise it (whenBusy).
+   */
+  private trimmedSinceTraffic = true;
   /**
    * Trims done, how many released memory and their total time on the thread; the scavenges' total
    * time on the loop before them. `unavailable`: this system has no malloc_trim (or no koffi).
@@ -137,7 +140,7 @@ export class ChunkIO {
   noteTraffic(): void {
     this.lastActivity = performance.now();
     if (this.trimmedSinceTraffic) {
-      // After the trim in the thread's queue: the threshold stays low until values move again.
+      // After the start or the trim in the thread's queue: the threshold stays low until values move.
       this.trimmedSinceTraffic = false;
       this.tell({ op: 'busy' });
     }

@@ -21,7 +21,7 @@ import type { SnapshotRow } from './snapshot.js';
 import { CHUNK_BYTES, chunkCount, type ChunkFile } from './chunks.js';
 import { CHUNKED_CODEC } from './schema.js';
 import { ValueHandle } from './value-handle.js';
-import type { PinnedValue } from './read-cache.js';
+import { READ_CACHE_MIN_VALUE_BYTES, type PinnedValue } from './read-cache.js';
 import { stagedBlobOf } from './blob-stager.js';
 
 export type { Ack, PendingValue, StoreStats };
@@ -42,8 +42,11 @@ export class ValueTooLargeError extends Error {}
 
 /** APPEND / SETRANGE on a chunked value rewrite at most this many bytes of chunks in place of a whole-value rewrite. */
 const PATCH_MAX_BYTES = 1024 * 1024;
-/** A value read from its row at least this long counts as large traffic (Store.noteLargeTraffic). */
-const LARGE_READ_BYTES = 32 * 1024;
+/**
+ * A value read from its row at least this long counts as large traffic (Store.noteLargeTraffic):
+ * the size from which malloc's busy trim threshold pays (malloc-trim.ts), as for values received.
+ */
+const LARGE_READ_BYTES = READ_CACHE_MIN_VALUE_BYTES;
 
 /**
  * What a write does to the key's expiry: keep the one it has (none for a new key), clear it, or

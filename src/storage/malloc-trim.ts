@@ -16,14 +16,19 @@
  * of four). So the thresholds are fixed: mmap above 4 MiB — not the 128 KiB of
  * `MALLOC_MMAP_THRESHOLD_=131072`, which makes every 256 KiB–1 MiB buffer a fresh mapping (+32 %
  * server CPU per SET of 1 MiB) — and trim in two steps:
- * - while values move, above 64 MiB (BUSY_TRIM_THRESHOLD_BYTES). V8 frees the young generation's
- *   buffers in bursts of ~32 MiB, one per scavenge; a low threshold gave that memory back at once
- *   and the next requests faulted it in again, page by page: ~140 page faults and a third of the
- *   CPU of a GET of 1 MiB read from SQLite, half of a SET's (docs/benchmarks.md, "Page faults");
- * - once they stop (trimWhenIdle, after TRIM_IDLE_MS without traffic), 128 KiB until they move
- *   again (whenBusy): the thread that trims frees a block of its own so glibc cuts its arena's top
- *   too, malloc_trim gives back the main arena's top and every arena's free pages, and what the
- *   collector frees later while the server is idle is given back as it is freed.
+ * - from the start, and again once large values stop moving (trimWhenIdle, after TRIM_IDLE_MS
+ *   without their traffic), 128 KiB (IDLE_TRIM_THRESHOLD_BYTES): what the collector frees is given
+ *   back as it is freed. After large values, the thread that trims also frees a block of its own
+ *   so glibc cuts its arena's top, and malloc_trim gives back the main arena's top and every
+ *   arena's free pages;
+ * - while values of 256 KiB and more move (whenBusy, on their first traffic), above 64 MiB
+ *   (BUSY_TRIM_THRESHOLD_BYTES). V8 frees the young generation's buffers in bursts of ~32 MiB, one
+ *   per scavenge; a low threshold gave that memory back at once and the next requests faulted it
+ *   in again, page by page: ~140 page faults and a third of the CPU of a GET of 1 MiB read from
+ *   SQLite, half of a SET's (docs/benchmarks.md, "Page faults"). Smaller values do not switch it:
+ *   with the busy threshold from the start, the 10 GiB scale run of 64 KiB values kept up to
+ *   64 MiB of freed memory resident (peak RSS 267–276 MiB against 258 MiB with glibc's own
+ *   thresholds; docs/benchmarks.md, "Scale run: malloc's trim threshold").
  *
  * Null where there is no glibc malloc (musl, macOS) or koffi is not installed: memory then stays
  * as malloc keeps it, as before.
@@ -73,10 +78,13 @@ export function mallocSetByEnvironment(env: NodeJS.ProcessEnv = process.env): bo
   return Object.keys(env).some((k) => /^MALLOC_[A-Z_]+_$/.test(k)) || /\bglibc\.malloc\./.test(env.GLIBC_TUNABLES ?? '');
 }
 
-/** Fixes malloc's mmap and trim thresholds (see above), unless the environment set malloc's parameters. */
+/**
+ * Fixes malloc's mmap threshold and sets the idle trim threshold (see above; whenBusy() raises it
+ * when large values move), unless the environment set malloc's parameters.
+ */
 export function tuneMalloc(m: GlibcMalloc, env: NodeJS.ProcessEnv = process.env): boolean {
   if (mallocSetByEnvironment(env)) return false;
-  return m.option(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) && m.option(M_TRIM_THRESHOLD, BUSY_TRIM_THRESHOLD_BYTES);
+  return m.option(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) && m.option(M_TRIM_THRESHOLD, IDLE_TRIM_THRESHOLD_BYTES);
 }
 
 /**
@@ -92,7 +100,7 @@ export function trimWhenIdle(m: GlibcMalloc, tuned: boolean): boolean {
   return m.trim();
 }
 
-/** Values move again after trimWhenIdle(): the busy trim threshold. */
+/** Large values move (the first time, or again after trimWhenIdle()): the busy trim threshold. */
 export function whenBusy(m: GlibcMalloc, tuned: boolean): void {
   if (tuned) m.option(M_TRIM_THRESHOLD, BUSY_TRIM_THRESHOLD_BYTES);
 }

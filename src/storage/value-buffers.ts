@@ -50,7 +50,10 @@ export class ValueBuffers {
   static readonly minLength = CLASSES[0];
   static readonly maxLength = CLASSES[CLASSES.length - 1];
 
-  /** `onTraffic`: called for every big bulk offered, pooled length or not (the store's idle trim watches them). */
+  /**
+   * `onTraffic`: called for every bulk of at least the smallest class offered, pooled length or not
+   * (the store's malloc thresholds follow them: malloc-trim.ts); smaller ones do not count.
+   */
   constructor(private readonly onTraffic: () => void = () => {}) {}
 
   /**
@@ -60,7 +63,7 @@ export class ValueBuffers {
    * are in, so a client that declares a big bulk and sends nothing ties up no new memory.
    */
   lend(length: number, fresh: boolean): Buffer | null {
-    this.onTraffic();
+    if (length >= CLASSES[0]) this.onTraffic();
     const cls = classOf(length);
     if (cls < 0) return null;
     const idle = this.free[cls].pop();

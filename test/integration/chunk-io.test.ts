@@ -178,6 +178,23 @@ describe('chunk I/O thread', () => {
     }
   });
 
+  it('values under 256 KiB received and read on the loop are not large-value traffic: no trim, the threshold stays idle', async () => {
+    const s = await startOurs({ num_shards: 1 });
+    const r = new Redis({ port: s.port, host: '127.0.0.1' });
+    try {
+      const io = s.store['chunkIO'] as ChunkIO;
+      const value = randomBytes(200 * 1024);
+      for (let i = 0; i < 20; i++) await r.set(`mid${i}`, value);
+      for (let i = 0; i < 20; i++) assert.deepEqual(await r.getBuffer(`mid${i}`), value);
+      await sleep(1500);
+      assert.equal(io.trimStats.runs, 0, 'no trim: nothing raised the trim threshold');
+      assert.equal(io['trimmedSinceTraffic'], true, 'the idle threshold since the start: no busy sent');
+    } finally {
+      r.disconnect();
+      await s.close();
+    }
+  });
+
   it('values received and read on the loop (1 MiB, inline: no chunk) are followed by one trim once quiet too', async () => {
     const s = await startOurs({ num_shards: 1 });
     const r = new Redis({ port: s.port, host: '127.0.0.1' });
