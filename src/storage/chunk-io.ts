@@ -61,10 +61,10 @@ export class ChunkIO {
   private lastActivity = 0;
   private trimTimer: NodeJS.Timeout | null = null;
   /**
-   * malloc's trim threshold is the idle one — from the start (tuneMalloc), and after a trim until
-   * traffic comes: the next traffic tells the thread to raise it (whenBusy).
+   * Whether malloc's trim threshold is the idle one: from the start (tuneMalloc), and from a trim
+   * until traffic comes, which tells the thread to raise it (whenBusy).
    */
-  private trimmedSinceTraffic = true;
+  private idleThreshold = true;
   /**
    * Trims done, how many released memory and their total time on the thread; the scavenges' total
    * time on the loop before them. `unavailable`: this system has no malloc_trim (or no koffi).
@@ -139,9 +139,9 @@ export class ChunkIO {
    */
   noteTraffic(): void {
     this.lastActivity = performance.now();
-    if (this.trimmedSinceTraffic) {
+    if (this.idleThreshold) {
       // After the start or the trim in the thread's queue: the threshold stays low until values move.
-      this.trimmedSinceTraffic = false;
+      this.idleThreshold = false;
       this.tell({ op: 'busy' });
     }
     if (this.trimTimer === null && this.alive && !this.trimStats.unavailable) this.armTrim(TRIM_IDLE_MS);
@@ -163,7 +163,7 @@ export class ChunkIO {
     const t = performance.now();
     collectYoungGarbage();
     this.trimStats.gcMillis += performance.now() - t;
-    this.trimmedSinceTraffic = true;
+    this.idleThreshold = true;
     this.request({ op: 'trim' }).then(
       (reply) => {
         if (reply.trimmed === undefined) {
